@@ -1,1 +1,35 @@
-//! train
+//! Step-based training of image classifiers, the way the paper's experiments need it.
+//!
+//! * [`Steps`]: lengths as `500it`, `2ep` or `120ep50it`, resolved against the number of
+//!   iterations per epoch.
+//! * [`LrSchedule`], [`OptimizerConfig`], [`Recipe`]: the Table 1 recipes as named presets
+//!   (`lenet`, `resnet20`, `resnet20-low`, ...). The learning rate is a pure function of the
+//!   step, so a run rewound to step k continues the schedule exactly as from k.
+//! * [`Trainer`]: a custom loop (no `Learner`) with hooks after every optimiser step (the
+//!   `sparsity` crate re-applies masks there), checkpoints of the full state (weights, BN
+//!   buffers, optimiser state, step) written atomically, and resumption that is bit-identical
+//!   to an uninterrupted run on the CPU backend.
+//! * [`evaluate`]: loss and accuracy over a dataset split.
+
+mod backend;
+mod checkpoint;
+mod error;
+mod eval;
+mod metrics;
+mod recipe;
+mod schedule;
+mod steps;
+pub mod trainer;
+
+pub use backend::{backend_name, default_device};
+pub use checkpoint::{Checkpoint, CheckpointStore, write_atomic};
+pub use error::{Error, Result};
+pub use eval::{EvalResult, evaluate};
+pub use metrics::{MetricRecord, Metrics};
+pub use recipe::{DataConfig, OptimizerConfig, PRESETS, Recipe};
+pub use schedule::LrSchedule;
+pub use steps::Steps;
+pub use trainer::{NoHooks, RunOutcome, TrainConfig, TrainData, TrainHooks, TrainState, Trainer};
+
+#[cfg(test)]
+mod tests;

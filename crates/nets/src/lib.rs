@@ -1,0 +1,45 @@
+//! The networks of the experiments behind one module type, plus the model-agnostic machinery
+//! that the rest of the framework uses to reach into any burn module by parameter path:
+//!
+//! * [`params`]: walk or rewrite every tensor of a module (parameters and BN buffers) with its
+//!   path (`blocks.3.conv1.conv.weight`) and role (conv weight, linear bias, BN scale, ...).
+//! * [`init`]: the paper's framework's initialisation (Kaiming normal weights, BN scale uniform
+//!   in [0, 1]) drawn from an init seed, independent of backend and of traversal order.
+//! * [`Network`] / [`ModelConfig`]: Lenet, CIFAR ResNets and CIFAR VGGs, configurable by serde.
+//!
+//! **Invariant:** nothing here knows about pruning, interpolation or experiments.
+
+pub mod init;
+mod network;
+pub mod params;
+
+pub use init::{BnInit, initialize};
+pub use network::{ModelConfig, Network};
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+/// An image classifier the framework can train, prune and interpolate: any burn module with a
+/// forward pass from images to logits. Implement it for your own model to use it with the
+/// trainer, the `sparsity` crate and the `lmc` crate.
+pub trait Classifier: Module + 'static {
+    /// `[batch, channels, height, width]` images to `[batch, classes]` logits.
+    fn forward(&self, images: Tensor<4>) -> Tensor<2>;
+}
+
+impl Classifier for Network {
+    fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        Network::forward(self, images)
+    }
+}
+
+/// Errors building a network.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Resnet(#[from] resnet::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,184 @@
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use lenet::{Lenet, LenetConfig};
+use resnet::{CifarResnet, CifarResnetConfig};
+use serde::{Deserialize, Serialize};
+use vgg::{Vgg, VggConfig};
+
+use crate::{Error, Result};
+
+/// Which network to build, with its size knobs. Serialised in run configs as e.g.
+/// `{ arch = "resnet", depth = 20, width = 16 }`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "arch", rename_all = "kebab-case")]
+pub enum ModelConfig {
+    /// Fully connected ReLU network (Lenet 300-100: `hidden = [300, 100]`).
+    Lenet { hidden: Vec<usize> },
+    /// CIFAR ResNet of depth `6n + 2` (Resnet-20: depth 20, width 16).
+    Resnet { depth: usize, width: usize },
+    /// CIFAR VGG-16 with channel counts divided by `width_divisor` (1 = the paper's).
+    Vgg16 { width_divisor: usize },
+}
+
+impl ModelConfig {
+    pub fn lenet_300_100() -> Self {
+        ModelConfig::Lenet { hidden: vec![300, 100] }
+    }
+
+    pub fn resnet20() -> Self {
+        ModelConfig::Resnet { depth: 20, width: 16 }
+    }
+
+    pub fn vgg16() -> Self {
+        ModelConfig::Vgg16 { width_divisor: 1 }
+    }
+
+    /// A short human name: `lenet-300-100`, `resnet-20`, `vgg-16`, `resnet-20-w8`,
+    /// `vgg-16/4`.
+    pub fn name(&self) -> String {
+        match self {
+            ModelConfig::Lenet { hidden } => {
+                let widths: Vec<String> = hidden.iter().map(ToString::to_string).collect();
+                format!("lenet-{}", widths.join("-"))
+            }
+            ModelConfig::Resnet { depth, width: 16 } => format!("resnet-{depth}"),
+            ModelConfig::Resnet { depth, width } => format!("resnet-{depth}-w{width}"),
+            ModelConfig::Vgg16 { width_divisor: 1 } => "vgg-16".into(),
+            ModelConfig::Vgg16 { width_divisor } => format!("vgg-16/{width_divisor}"),
+        }
+    }
+
+    /// Side of the square images the network takes, given the dataset's native side: the
+    /// fully connected net takes images as they are; the CIFAR conv nets take 32x32 (smaller
+    /// images, such as 28x28 MNIST, are zero-padded to 32).
+    pub fn image_size(&self, native: usize) -> usize {
+        match self {
+            ModelConfig::Lenet { .. } => native,
+            ModelConfig::Resnet { .. } | ModelConfig::Vgg16 { .. } => native.max(32),
+        }
+    }
+
+    /// Layers that the paper's framework leaves unpruned by default: the output layer of Lenet
+    /// and VGG-16; nothing for ResNets.
+    pub fn default_unpruned_layers(&self) -> Vec<String> {
+        match self {
+            ModelConfig::Lenet { .. } => vec!["output".into()],
+            ModelConfig::Vgg16 { .. } => vec!["fc".into()],
+            ModelConfig::Resnet { .. } => vec![],
+        }
+    }
+
+    /// Builds the network for `channels x size x size` images and `num_classes` classes. The
+    /// weights are burn's defaults: call [`crate::initialize`] to draw them from a seed.
+    pub fn build(&self, channels: usize, size: usize, num_classes: usize, device: &Device) -> Result<Network> {
+        if channels == 0 || size == 0 || num_classes == 0 {
+            return Err(Error::Invalid(format!(
+                "cannot build {} for {channels}x{size}x{size} images and {num_classes} classes",
+                self.name()
+            )));
+        }
+        Ok(match self {
+            ModelConfig::Lenet { hidden } => Network::Lenet(
+                LenetConfig::new()
+                    .with_input(channels * size * size)
+                    .with_hidden(hidden.clone())
+                    .with_num_classes(num_classes)
+                    .init(device),
+            ),
+            ModelConfig::Resnet { depth, width } => {
+                if size % 4 != 0 {
+                    return Err(Error::Invalid(format!("{} needs an image side divisible by 4, got {size}", self.name())));
+                }
+                Network::Resnet(
+                    CifarResnetConfig::new()
+                        .with_depth(*depth)
+                        .with_width(*width)
+                        .with_in_channels(channels)
+                        .with_num_classes(num_classes)
+                        .init(device)?,
+                )
+            }
+            ModelConfig::Vgg16 { width_divisor } => {
+                if size < 16 || size % 16 != 0 {
+                    return Err(Error::Invalid(format!("vgg-16 needs an image side divisible by 16, got {size}")));
+                }
+                Network::Vgg(
+                    VggConfig::vgg16(channels)
+                        .with_width_divisor(*width_divisor)
+                        .with_num_classes(num_classes)
+                        .init(device),
+                )
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for ModelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// Any of the networks, as one burn module.
+#[derive(Module, Debug)]
+pub enum Network {
+    Lenet(Lenet),
+    Resnet(CifarResnet),
+    Vgg(Vgg),
+}
+
+impl Network {
+    /// # Shapes
+    ///   - Images `[batch, channels, size, size]`
+    ///   - Output `[batch, num_classes]` (logits)
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            Network::Lenet(m) => m.forward(images),
+            Network::Resnet(m) => m.forward(images),
+            Network::Vgg(m) => m.forward(images),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{tensor_infos, trainable_params, TensorRole, LayerKind};
+
+    #[test]
+    fn builds_every_architecture_with_exact_counts() {
+        let device = Device::default();
+        let lenet = ModelConfig::lenet_300_100().build(1, 28, 10, &device).expect("lenet");
+        assert_eq!(trainable_params(&lenet), 266_610);
+        let resnet = ModelConfig::resnet20().build(3, 32, 10, &device).expect("resnet");
+        assert_eq!(trainable_params(&resnet), 272_474);
+        let vgg = ModelConfig::vgg16().build(3, 32, 10, &device).expect("vgg");
+        assert_eq!(trainable_params(&vgg), 14_728_266);
+        let grey = ModelConfig::resnet20().build(1, 32, 10, &device).expect("grey");
+        assert_eq!(grey.forward(Tensor::zeros([1, 1, 32, 32], &device)).dims(), [1, 10]);
+        assert!(ModelConfig::vgg16().build(1, 28, 10, &device).is_err());
+    }
+
+    #[test]
+    fn paths_and_roles() {
+        let device = Device::default();
+        let lenet = ModelConfig::lenet_300_100().build(1, 28, 10, &device).expect("lenet");
+        let infos = tensor_infos(&lenet);
+        let paths: Vec<&str> = infos.iter().map(|i| i.path.as_str()).collect();
+        assert!(paths.iter().all(|p| p.starts_with("Lenet.") || p.contains("hidden") || p.contains("output")), "{paths:?}");
+        assert_eq!(infos.iter().filter(|i| i.role == TensorRole::Weight(LayerKind::Linear)).count(), 3);
+        let resnet = ModelConfig::resnet20().build(3, 32, 10, &device).expect("resnet");
+        let infos = tensor_infos(&resnet);
+        assert_eq!(infos.iter().filter(|i| i.role == TensorRole::Weight(LayerKind::Conv2d)).count(), 21);
+        assert_eq!(infos.iter().filter(|i| i.role == TensorRole::BnRunningVar).count(), 21);
+    }
+
+    #[test]
+    fn config_round_trips_through_toml_like_serde() {
+        for config in [ModelConfig::lenet_300_100(), ModelConfig::resnet20(), ModelConfig::Vgg16 { width_divisor: 4 }] {
+            let json = serde_json::to_string(&config).expect("serialise");
+            assert_eq!(serde_json::from_str::<ModelConfig>(&json).expect("parse"), config);
+        }
+        assert_eq!(ModelConfig::Vgg16 { width_divisor: 4 }.name(), "vgg-16/4");
+    }
+}

@@ -1,0 +1,129 @@
+//! Full training state on disk: `checkpoints/step-<k>/{model.bpk, optimizer.bpk, state.json,
+//! metrics.json}`, each directory written under a temporary name and renamed into place, so a
+//! checkpoint either exists whole or not at all.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, MetricRecord, Result};
+
+/// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StateFile {
+    step: u64,
+}
+
+/// A loaded checkpoint.
+pub struct Checkpoint<M> {
+    pub step: u64,
+    pub model: M,
+    pub optimizer: ModuleOptimizer,
+    pub metrics: Vec<MetricRecord>,
+}
+
+/// The checkpoints of one run directory.
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    root: PathBuf,
+}
+
+impl CheckpointStore {
+    pub fn new(run_dir: &Path) -> Self {
+        CheckpointStore { root: run_dir.join("checkpoints") }
+    }
+
+    pub fn dir_of(&self, step: u64) -> PathBuf {
+        self.root.join(format!("step-{step:010}"))
+    }
+
+    /// Steps of the complete checkpoints, ascending.
+    pub fn steps(&self) -> Vec<u64> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else { return vec![] };
+        let mut steps: Vec<u64> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str()?.strip_prefix("step-")?.parse().ok())
+            .collect();
+        steps.sort_unstable();
+        steps
+    }
+
+    pub fn latest(&self) -> Option<u64> {
+        self.steps().pop()
+    }
+
+    pub fn has(&self, step: u64) -> bool {
+        self.dir_of(step).join("state.json").is_file()
+    }
+
+    /// Saves `model` (BN buffers synced through `valid()`), the optimiser state and the metrics
+    /// so far as the checkpoint of `step`.
+    pub fn save<M: Module>(&self, step: u64, model: &M, optimizer: &ModuleOptimizer, metrics: &[MetricRecord]) -> Result<()> {
+        let target = self.dir_of(step);
+        if target.exists() {
+            return Ok(());
+        }
+        let tmp = self.root.join(format!(".step-{step:010}.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let fail = |path: &Path, reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
+        model
+            .valid()
+            .save_file(tmp.join("model.bpk"))
+            .map_err(|e| fail(&tmp, e.to_string()))?;
+        optimizer
+            .save(tmp.join("optimizer.bpk"))
+            .map_err(|e| fail(&tmp, e.to_string()))?;
+        let metrics_json = serde_json::to_vec_pretty(metrics).map_err(|e| fail(&tmp, e.to_string()))?;
+        std::fs::write(tmp.join("metrics.json"), metrics_json).map_err(|e| Error::io(&tmp, e))?;
+        let state = serde_json::to_vec(&StateFile { step }).map_err(|e| fail(&tmp, e.to_string()))?;
+        std::fs::write(tmp.join("state.json"), state).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &target).map_err(|e| Error::io(&target, e))
+    }
+
+    /// Loads the checkpoint of `step` into `model` (a freshly built module of the same
+    /// architecture on the training device) and a fresh `optimizer`.
+    pub fn load<M: Module>(&self, step: u64, model: M, optimizer: ModuleOptimizer) -> Result<Checkpoint<M>> {
+        let dir = self.dir_of(step);
+        let fail = |reason: String| Error::Checkpoint { path: dir.clone(), reason };
+        let state: StateFile = read_json(&dir.join("state.json")).map_err(|e| fail(e.to_string()))?;
+        if state.step != step {
+            return Err(fail(format!("it records step {} instead of {step}", state.step)));
+        }
+        let model = model.try_load_file(dir.join("model.bpk")).map_err(|e| fail(e.to_string()))?;
+        let optimizer = optimizer.load(dir.join("optimizer.bpk")).map_err(|e| fail(e.to_string()))?;
+        let metrics = read_json(&dir.join("metrics.json")).map_err(|e| fail(e.to_string()))?;
+        Ok(Checkpoint { step, model, optimizer, metrics })
+    }
+
+    /// Deletes every checkpoint whose step is not in `keep`.
+    pub fn prune(&self, keep: impl Fn(u64) -> bool) -> Result<()> {
+        for step in self.steps() {
+            if !keep(step) {
+                let dir = self.dir_of(step);
+                std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        what: "JSON file",
+        reason: e.to_string(),
+    })
+}

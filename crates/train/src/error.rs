@@ -1,0 +1,58 @@
+use std::path::PathBuf;
+
+/// What can stop a training run. Every variant says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Data(#[from] data::Error),
+    #[error(transparent)]
+    Model(#[from] nets::Error),
+    #[error("invalid step string `{0}`: use iterations and/or epochs such as `500it`, `2ep` or `120ep50it`")]
+    Steps(String),
+    #[error("unknown preset `{0}`; available presets: {1}")]
+    UnknownPreset(String, String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error(
+        "the loss became {value} at step {step}; training stopped. The last good checkpoint (step {last_checkpoint}) is kept in {dir}. Lower the learning rate or check the data, then run again."
+    )]
+    NonFinite {
+        step: u64,
+        value: f32,
+        last_checkpoint: u64,
+        dir: PathBuf,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid {what}: {reason}")]
+    Parse {
+        path: PathBuf,
+        what: &'static str,
+        reason: String,
+    },
+    #[error("checkpoint {path} cannot be loaded ({reason}). Delete it to restart from the previous one.")]
+    Checkpoint { path: PathBuf, reason: String },
+    #[error(
+        "{dir} holds a run with a different configuration. Use another --out directory, or delete it to start over.\n  existing: {existing}\n  new:      {new}"
+    )]
+    ConfigMismatch {
+        dir: PathBuf,
+        existing: String,
+        new: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,374 @@
+//! The training loop.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::Device;
+use data::{DatasetName, ImageSource, SeededBatches, Split, Transform};
+use nets::{Classifier, Network};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    CheckpointStore, Error, MetricRecord, Metrics, Recipe, Result, Steps, evaluate, write_atomic,
+};
+
+/// How often a run evaluates, and on what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalConfig {
+    /// Evaluate every this many steps (and always at the end). `None`: only at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<Steps>,
+    /// Evaluate the training set on its first N examples (a fixed subset) instead of all;
+    /// `Some(0)` skips the training-set evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_subset: Option<usize>,
+    /// Evaluate on the first N test examples instead of all (small-scale runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_subset: Option<usize>,
+    #[serde(default = "default_eval_batch")]
+    pub batch_size: usize,
+}
+
+fn default_eval_batch() -> usize {
+    1000
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig { every: Some(Steps::epochs(1)), train_subset: Some(10_000), test_subset: None, batch_size: default_eval_batch() }
+    }
+}
+
+/// Everything that determines a training run. Stored as `config.toml` in the run directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub recipe: Recipe,
+    /// Seed of the initial weights.
+    pub init_seed: u64,
+    /// Seed of the data order and augmentation.
+    pub data_seed: u64,
+    #[serde(default)]
+    pub eval: EvalConfig,
+    /// Write a checkpoint every this many steps (the latest one is kept, older ones deleted
+    /// unless listed in `keep_checkpoints`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every: Option<Steps>,
+    /// Steps whose checkpoints are kept for good (e.g. rewinding points). Step 0 (the
+    /// initialisation) and the final step are always kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep_checkpoints: Vec<Steps>,
+}
+
+impl TrainConfig {
+    pub fn new(recipe: Recipe, init_seed: u64, data_seed: u64) -> Self {
+        TrainConfig {
+            recipe,
+            init_seed,
+            data_seed,
+            eval: EvalConfig::default(),
+            checkpoint_every: Some(Steps::epochs(1)),
+            keep_checkpoints: vec![],
+        }
+    }
+}
+
+/// The data of a run: both splits and the transform that feeds them to the network.
+#[derive(Clone)]
+pub struct TrainData {
+    pub dataset: DatasetName,
+    pub train: ImageSource,
+    pub test: ImageSource,
+    pub transform: Transform,
+    pub num_classes: usize,
+}
+
+impl TrainData {
+    /// Loads the recipe's dataset from `data_dir` (downloading it if allowed) and builds the
+    /// transform the recipe's network needs.
+    pub fn load(recipe: &Recipe, data_dir: &Path, allow_download: bool) -> Result<TrainData> {
+        let dataset = recipe.data.dataset;
+        let train = data::load(dataset, data_dir, Split::Train, allow_download)?;
+        let test = data::load(dataset, data_dir, Split::Test, allow_download)?;
+        Self::from_sources(recipe, dataset, train, test)
+    }
+
+    /// Builds the transform for already-loaded sources.
+    pub fn from_sources(recipe: &Recipe, dataset: DatasetName, train: ImageSource, test: ImageSource) -> Result<TrainData> {
+        let first = train.get(0)?;
+        let native = if dataset == DatasetName::Imagenet { 224 } else { first.height.max(first.width) };
+        let (mean, std) = dataset.normalisation();
+        if mean.len() != first.channels {
+            return Err(Error::Config(format!(
+                "{dataset} images have {} channels but its normalisation has {}",
+                first.channels,
+                mean.len()
+            )));
+        }
+        let transform = Transform {
+            size: recipe.model.image_size(native),
+            mean,
+            std,
+            augmentation: recipe.data.augmentation,
+        };
+        Ok(TrainData { dataset, train, test, transform, num_classes: dataset.num_classes() })
+    }
+}
+
+/// Called by the loop; the `sparsity` crate re-applies masks in `after_step`.
+pub trait TrainHooks<M> {
+    /// After the optimiser update of step `step` (0-based); returns the model to continue with.
+    fn after_step(&mut self, model: M, _step: u64) -> Result<M> {
+        Ok(model)
+    }
+}
+
+/// No hooks: plain training.
+pub struct NoHooks;
+impl<M> TrainHooks<M> for NoHooks {}
+
+/// The state of a run in memory.
+pub struct TrainState<M> {
+    pub model: M,
+    pub optimizer: ModuleOptimizer,
+    /// Number of optimiser steps taken so far.
+    pub step: u64,
+    pub metrics: Vec<MetricRecord>,
+}
+
+/// What a finished run leaves behind.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub dir: PathBuf,
+    pub metrics: Metrics,
+    /// True when the run was already complete and nothing was trained.
+    pub reused: bool,
+}
+
+impl RunOutcome {
+    pub fn final_record(&self) -> Option<&MetricRecord> {
+        self.metrics.last()
+    }
+}
+
+/// Trains one [`TrainConfig`] on one device.
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub data: TrainData,
+    /// The autodiff-enabled training device.
+    pub device: Device,
+    batches: SeededBatches,
+    iterations_per_epoch: u64,
+    total_steps: u64,
+    show_progress: bool,
+}
+
+impl Trainer {
+    /// `device` is a plain device (e.g. [`crate::default_device`]); autodiff is added here.
+    pub fn new(config: TrainConfig, data: TrainData, device: &Device) -> Result<Trainer> {
+        config.recipe.validate()?;
+        let batches = SeededBatches::new(data.train.clone(), data.transform.clone(), config.recipe.data.batch_size, config.data_seed)?;
+        let iterations_per_epoch = batches.iterations_per_epoch();
+        let total_steps = config.recipe.training_steps.resolve(iterations_per_epoch);
+        Ok(Trainer {
+            config,
+            data,
+            device: device.clone().autodiff(),
+            batches,
+            iterations_per_epoch,
+            total_steps,
+            show_progress: true,
+        })
+    }
+
+    pub fn with_progress(mut self, show: bool) -> Self {
+        self.show_progress = show;
+        self
+    }
+
+    pub fn iterations_per_epoch(&self) -> u64 {
+        self.iterations_per_epoch
+    }
+
+    pub fn total_steps(&self) -> u64 {
+        self.total_steps
+    }
+
+    pub fn resolve(&self, steps: Steps) -> u64 {
+        steps.resolve(self.iterations_per_epoch)
+    }
+
+    /// The recipe's network, built for the data and initialised from the init seed.
+    pub fn build_model(&self) -> Result<Network> {
+        let t = &self.data.transform;
+        let model = self.config.recipe.model.build(t.channels(), t.size, self.data.num_classes, &self.device)?;
+        Ok(nets::initialize(model, self.config.init_seed, self.config.recipe.bn_init))
+    }
+
+    /// The state at step 0.
+    pub fn initial_state(&self) -> Result<TrainState<Network>> {
+        Ok(TrainState { model: self.build_model()?, optimizer: self.config.recipe.optimizer.init(), step: 0, metrics: vec![] })
+    }
+
+    /// Runs the configuration in `dir`: reuses a finished run, resumes an interrupted one
+    /// from its latest checkpoint, or starts from the seeded initialisation.
+    pub fn run(&self, dir: &Path, hooks: &mut impl TrainHooks<Network>) -> Result<RunOutcome> {
+        self.claim_dir(dir)?;
+        let store = CheckpointStore::new(dir);
+        let metrics_path = dir.join("metrics.json");
+        if store.has(self.total_steps) && metrics_path.is_file() {
+            return Ok(RunOutcome { dir: dir.to_path_buf(), metrics: Metrics::load(&metrics_path)?, reused: true });
+        }
+        let state = match store.latest() {
+            Some(step) => {
+                tracing::info!("resuming {} from step {step}", dir.display());
+                let ck = store.load(step, self.build_model()?, self.config.recipe.optimizer.init())?;
+                TrainState { model: ck.model, optimizer: ck.optimizer, step: ck.step, metrics: ck.metrics }
+            }
+            None => self.initial_state()?,
+        };
+        let state = self.train(state, self.total_steps, dir, hooks)?;
+        Ok(RunOutcome { dir: dir.to_path_buf(), metrics: Metrics { records: state.metrics }, reused: false })
+    }
+
+    /// Loads the checkpoint of `step` of the run in `dir`.
+    pub fn load_state(&self, dir: &Path, step: u64) -> Result<TrainState<Network>> {
+        let ck = CheckpointStore::new(dir).load(step, self.build_model()?, self.config.recipe.optimizer.init())?;
+        Ok(TrainState { model: ck.model, optimizer: ck.optimizer, step: ck.step, metrics: ck.metrics })
+    }
+
+    /// Writes `config.toml`, or checks that the one there is this configuration.
+    fn claim_dir(&self, dir: &Path) -> Result<()> {
+        let text = toml::to_string(&self.config).map_err(|e| Error::Config(e.to_string()))?;
+        let path = dir.join("config.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(existing) => {
+                let parsed: TrainConfig = toml::from_str(&existing).map_err(|e| Error::Parse { path: path.clone(), what: "run configuration", reason: e.to_string() })?;
+                if parsed != self.config {
+                    return Err(Error::ConfigMismatch {
+                        dir: dir.to_path_buf(),
+                        existing: existing.replace('\n', " "),
+                        new: text.replace('\n', " "),
+                    });
+                }
+                Ok(())
+            }
+            Err(_) => write_atomic(&path, text.as_bytes()),
+        }
+    }
+
+    fn is_kept(&self, step: u64) -> bool {
+        step == 0 || step == self.total_steps || self.config.keep_checkpoints.iter().any(|s| self.resolve(*s) == step)
+    }
+
+    fn is_checkpoint_step(&self, step: u64) -> bool {
+        self.is_kept(step) || self.config.checkpoint_every.map(|s| self.resolve(s)).is_some_and(|e| e > 0 && step % e == 0)
+    }
+
+    fn is_eval_step(&self, step: u64) -> bool {
+        step == self.total_steps || self.config.eval.every.map(|s| self.resolve(s)).is_some_and(|e| e > 0 && step % e == 0)
+    }
+
+    /// Trains `state` up to step `until`, evaluating, checkpointing and writing
+    /// `metrics.json` in `dir` as configured.
+    pub fn train<M: Classifier>(&self, mut state: TrainState<M>, until: u64, dir: &Path, hooks: &mut impl TrainHooks<M>) -> Result<TrainState<M>> {
+        let store = CheckpointStore::new(dir);
+        let metrics_path = dir.join("metrics.json");
+        let loss_fn = CrossEntropyLossConfig::new().init(&self.device);
+        let schedule = &self.config.recipe.schedule;
+        let started = Instant::now();
+        let elapsed_before = state.metrics.last().map_or(0.0, |m| m.elapsed_seconds);
+        let mut last_checkpoint = store.latest().filter(|&s| s <= state.step).unwrap_or(0);
+        if state.step == 0 && !store.has(0) {
+            store.save(0, &state.model, &state.optimizer, &state.metrics)?;
+        }
+        let bar = self.progress_bar(state.step, until);
+        let mut loss_sum = 0.0f64;
+        let mut loss_count = 0u32;
+        while state.step < until {
+            let step = state.step;
+            let lr = schedule.lr_at(step, self.total_steps, self.iterations_per_epoch);
+            let batch = self.batches.batch(step)?;
+            let (images, labels) = batch.to_tensors(&self.device);
+            let logits = state.model.forward(images);
+            let loss = loss_fn.forward(logits, labels);
+            let next = step + 1;
+            let must_read = next % 10 == 0 || next == until || self.is_checkpoint_step(next) || self.is_eval_step(next);
+            if must_read {
+                let value: f32 = loss.clone().into_scalar::<f32>();
+                if !value.is_finite() {
+                    bar.abandon();
+                    return Err(Error::NonFinite { step, value, last_checkpoint, dir: dir.to_path_buf() });
+                }
+                loss_sum += value as f64;
+                loss_count += 1;
+                bar.set_message(format!("loss {value:.4}"));
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+            state.model = state.optimizer.step(lr, state.model, grads);
+            state.model = hooks.after_step(state.model, step)?;
+            state.step = next;
+            bar.set_position(next);
+
+            if self.is_eval_step(next) {
+                let train_loss = (loss_count > 0).then(|| (loss_sum / loss_count as f64) as f32);
+                loss_sum = 0.0;
+                loss_count = 0;
+                let record = self.eval_record(&state.model, next, lr, train_loss, elapsed_before + started.elapsed().as_secs_f64())?;
+                tracing::info!(
+                    "step {next}/{}: test accuracy {:.2}%, test loss {:.4}",
+                    self.total_steps,
+                    100.0 * record.test_accuracy,
+                    record.test_loss
+                );
+                state.metrics.push(record);
+                Metrics { records: state.metrics.clone() }.save(&metrics_path)?;
+            }
+            if self.is_checkpoint_step(next) {
+                store.save(next, &state.model, &state.optimizer, &state.metrics)?;
+                last_checkpoint = next;
+                store.prune(|s| s == next || self.is_kept(s))?;
+            }
+        }
+        bar.finish_and_clear();
+        Ok(state)
+    }
+
+    fn eval_record<M: Classifier>(&self, model: &M, step: u64, lr: f64, train_loss: Option<f32>, elapsed: f64) -> Result<MetricRecord> {
+        let valid = model.valid();
+        let plain = self.device.clone().inner();
+        let eval = &self.config.eval;
+        let test = evaluate(&valid, &self.data.test, &self.data.transform, eval.batch_size, eval.test_subset, &plain)?;
+        let train = match eval.train_subset {
+            Some(0) => None,
+            limit => Some(evaluate(&valid, &self.data.train, &self.data.transform, eval.batch_size, limit, &plain)?),
+        };
+        Ok(MetricRecord {
+            step,
+            epoch: step as f64 / self.iterations_per_epoch as f64,
+            lr,
+            train_loss,
+            test_loss: test.loss,
+            test_accuracy: test.accuracy,
+            train_eval_loss: train.map(|t| t.loss),
+            train_eval_accuracy: train.map(|t| t.accuracy),
+            elapsed_seconds: elapsed,
+        })
+    }
+
+    fn progress_bar(&self, from: u64, until: u64) -> indicatif::ProgressBar {
+        if !self.show_progress {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new(until);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps ({per_sec}, eta {eta}) {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(self.config.recipe.name.clone());
+        bar.set_position(from);
+        bar.reset_eta();
+        bar
+    }
+}
