@@ -1,1 +1,67 @@
-fn main() {}
+//! `rewind`: the command line of the framework. Trains networks with the recipes of Frankle
+//! et al., "Linear Mode Connectivity and the Lottery Ticket Hypothesis" (2020), and stores
+//! every run with the configuration that produced it.
+
+mod bench_cmd;
+mod train_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Instability analysis and lottery-ticket experiments on burn.
+#[derive(Parser, Debug)]
+#[command(name = "rewind", version, about, long_about = None)]
+struct Cli {
+    /// Directory holding the datasets (`mnist/`, `fashion-mnist/`, `cifar10/`, `imagenet/`).
+    /// Defaults to $REWIND_DATA_DIR, then to ~/.cache/rewind/data.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Never download missing datasets; fail with a message naming the files instead.
+    #[arg(long, global = true)]
+    no_download: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train one network from a Table 1 preset (or a config file) into an output directory.
+    ///
+    /// The directory receives `config.toml` (everything that determines the run),
+    /// `metrics.json` (step, train/test loss and accuracy) and `checkpoints/`. Running the
+    /// same command again reuses a finished run and resumes an interrupted one.
+    Train(train_cmd::TrainArgs),
+    /// List the Table 1 presets with their settings.
+    Presets,
+    /// Measure milliseconds per training step and evaluation throughput on this machine.
+    Bench(bench_cmd::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let data_dir = data::resolve_data_dir(cli.data_dir.as_deref());
+    let result = match cli.command {
+        Command::Train(args) => train_cmd::run(args, &data_dir, !cli.no_download),
+        Command::Presets => train_cmd::list_presets(),
+        Command::Bench(args) => bench_cmd::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -86,7 +86,11 @@ fn build(
     let pairs = images.chunks_mut(item).zip(labels.iter_mut());
     // Decoding (ImageNet) is worth threads; copying 28x28 bytes is not.
     if item >= 3 * 64 * 64 {
-        pairs.enumerate().collect::<Vec<_>>().into_par_iter().try_for_each(work)?;
+        pairs
+            .enumerate()
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .try_for_each(work)?;
     } else {
         pairs.enumerate().try_for_each(work)?;
     }
@@ -110,14 +114,25 @@ pub struct SeededBatches {
 }
 
 impl SeededBatches {
-    pub fn new(source: ImageSource, transform: Transform, batch_size: usize, seed: u64) -> Result<Self> {
+    pub fn new(
+        source: ImageSource,
+        transform: Transform,
+        batch_size: usize,
+        seed: u64,
+    ) -> Result<Self> {
         if batch_size == 0 {
             return Err(Error::Invalid("batch size must be at least 1".into()));
         }
         if source.is_empty() {
             return Err(Error::Invalid("the training set is empty".into()));
         }
-        Ok(SeededBatches { source, transform, batch_size, seed, order: Mutex::new(None) })
+        Ok(SeededBatches {
+            source,
+            transform,
+            batch_size,
+            seed,
+            order: Mutex::new(None),
+        })
     }
 
     pub fn iterations_per_epoch(&self) -> u64 {
@@ -137,7 +152,11 @@ impl SeededBatches {
             return order.clone();
         }
         let mut order: Vec<usize> = (0..self.source.len()).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(&[ORDER_STREAM, self.seed, epoch])));
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(&[
+            ORDER_STREAM,
+            self.seed,
+            epoch,
+        ])));
         let order = std::sync::Arc::new(order);
         *cached = Some((epoch, order.clone()));
         order
@@ -183,7 +202,13 @@ mod tests {
     struct Toy(usize);
     impl Dataset<RawImage, Error> for Toy {
         fn get(&self, index: usize) -> Result<RawImage> {
-            Ok(RawImage { pixels: vec![index as u8; 4], channels: 1, height: 2, width: 2, label: index % 10 })
+            Ok(RawImage {
+                pixels: vec![index as u8; 4],
+                channels: 1,
+                height: 2,
+                width: 2,
+                label: index % 10,
+            })
         }
         fn len(&self) -> usize {
             self.0
@@ -205,7 +230,9 @@ mod tests {
         let b = batches(1);
         assert_eq!(b.iterations_per_epoch(), 3);
         for epoch in 0..3 {
-            let mut labels: Vec<i64> = (0..3).flat_map(|i| b.batch(epoch * 3 + i).expect("batch").labels).collect();
+            let mut labels: Vec<i64> = (0..3)
+                .flat_map(|i| b.batch(epoch * 3 + i).expect("batch").labels)
+                .collect();
             assert_eq!(b.batch(epoch * 3 + 2).expect("batch").len(), 2);
             labels.sort();
             assert_eq!(labels, (0..10).collect::<Vec<i64>>());
@@ -227,13 +254,29 @@ mod tests {
     #[test]
     fn eval_batches_are_in_order_and_respect_limit() {
         let source: ImageSource = Arc::new(Toy(10));
-        let t = Transform { size: 2, mean: vec![0.0], std: vec![1.0], augmentation: Augmentation::CropFlip { padding: 1 } };
-        let all: Vec<Batch> = eval_batches(&source, &t, 4, None).collect::<Result<_>>().expect("eval");
-        assert_eq!(all.iter().map(Batch::len).collect::<Vec<_>>(), vec![4, 4, 2]);
+        let t = Transform {
+            size: 2,
+            mean: vec![0.0],
+            std: vec![1.0],
+            augmentation: Augmentation::CropFlip { padding: 1 },
+        };
+        let all: Vec<Batch> = eval_batches(&source, &t, 4, None)
+            .collect::<Result<_>>()
+            .expect("eval");
+        assert_eq!(
+            all.iter().map(Batch::len).collect::<Vec<_>>(),
+            vec![4, 4, 2]
+        );
         assert_eq!(all[0].labels, vec![0, 1, 2, 3]);
         // No augmentation at evaluation: pixel values are untouched.
-        assert!(all[1].images[..4].iter().all(|&v| (v - 4.0 / 255.0).abs() < 1e-6));
-        let some: Vec<Batch> = eval_batches(&source, &t, 4, Some(5)).collect::<Result<_>>().expect("eval");
+        assert!(
+            all[1].images[..4]
+                .iter()
+                .all(|&v| (v - 4.0 / 255.0).abs() < 1e-6)
+        );
+        let some: Vec<Batch> = eval_batches(&source, &t, 4, Some(5))
+            .collect::<Result<_>>()
+            .expect("eval");
         assert_eq!(some.iter().map(Batch::len).sum::<usize>(), 5);
     }
 }

@@ -69,14 +69,19 @@ fn check_records(bytes: &[u8]) -> std::result::Result<(), String> {
     }
     for (i, record) in bytes.chunks_exact(RECORD_BYTES).enumerate() {
         if record[0] > 9 {
-            return Err(format!("record {i} has label {} (expected 0..=9)", record[0]));
+            return Err(format!(
+                "record {i} has label {} (expected 0..=9)",
+                record[0]
+            ));
         }
     }
     Ok(())
 }
 
 fn missing(dir: &Path, cause: Option<Error>) -> Error {
-    let why = cause.map(|e| format!("Downloading failed ({e}). ")).unwrap_or_default();
+    let why = cause
+        .map(|e| format!("Downloading failed ({e}). "))
+        .unwrap_or_default();
     Error::Missing {
         dataset: "cifar10".into(),
         dir: dir.to_path_buf(),
@@ -97,13 +102,19 @@ fn download_and_extract(dir: &Path) -> Result<()> {
     let archive = dir.join(ARCHIVE);
     let file = std::fs::File::open(&archive).map_err(|e| Error::io(&archive, e))?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let entries = tar.entries().map_err(|e| Error::corrupt(&archive, e.to_string()))?;
+    let entries = tar
+        .entries()
+        .map_err(|e| Error::corrupt(&archive, e.to_string()))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| Error::corrupt(&archive, e.to_string()))?;
-        let path = entry.path().map_err(|e| Error::corrupt(&archive, e.to_string()))?;
+        let path = entry
+            .path()
+            .map_err(|e| Error::corrupt(&archive, e.to_string()))?;
         // Only the plain `.bin` members, written under their file name: no path from the
         // archive is trusted.
-        let Some(name) = path.file_name().map(|n| n.to_owned()) else { continue };
+        let Some(name) = path.file_name().map(|n| n.to_owned()) else {
+            continue;
+        };
         if !name.to_string_lossy().ends_with(".bin") {
             continue;
         }
@@ -182,6 +193,11 @@ mod tests {
         let mut bad = bytes.clone();
         bad[0] = 11;
         std::fs::write(&path, &bad).expect("write");
-        assert!(load(dir.path(), Split::Test, false).unwrap_err().to_string().contains("label 11"));
+        assert!(
+            load(dir.path(), Split::Test, false)
+                .unwrap_err()
+                .to_string()
+                .contains("label 11")
+        );
     }
 }

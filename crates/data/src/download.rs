@@ -104,7 +104,12 @@ fn fetch_one(url: &str, target: &Path, checksum: Checksum<'_>) -> Result<()> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    bar.set_message(target.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
+    bar.set_message(
+        target
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
     let tmp = target.with_extension("part");
     let mut out = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut reader = response.into_reader();

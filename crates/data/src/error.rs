@@ -5,9 +5,7 @@ use std::path::PathBuf;
 pub enum Error {
     #[error("unknown dataset `{0}`: expected one of mnist, fashion-mnist, cifar10, imagenet")]
     UnknownDataset(String),
-    #[error(
-        "{dataset} is missing from {dir}: expected the files {expected}. {hint}"
-    )]
+    #[error("{dataset} is missing from {dir}: expected the files {expected}. {hint}")]
     Missing {
         dataset: String,
         dir: PathBuf,
@@ -16,7 +14,9 @@ pub enum Error {
     },
     #[error("{path} is corrupt or truncated: {reason}. Delete it and download it again.")]
     Corrupt { path: PathBuf, reason: String },
-    #[error("{path}: checksum mismatch (expected {expected}, found {found}). Delete it and download it again.")]
+    #[error(
+        "{path}: checksum mismatch (expected {expected}, found {found}). Delete it and download it again."
+    )]
     Checksum {
         path: PathBuf,
         expected: String,

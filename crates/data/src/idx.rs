@@ -33,13 +33,19 @@ pub fn read(path: &Path) -> Result<IdxArray> {
 /// Parses the bytes of an (uncompressed) IDX file.
 pub fn parse(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     if bytes.len() < 4 {
-        return Err(format!("{} bytes is too short for an IDX header", bytes.len()));
+        return Err(format!(
+            "{} bytes is too short for an IDX header",
+            bytes.len()
+        ));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         return Err("bad magic number (not an IDX file)".into());
     }
     if bytes[2] != 0x08 {
-        return Err(format!("element type {:#04x} is not unsigned byte (0x08)", bytes[2]));
+        return Err(format!(
+            "element type {:#04x} is not unsigned byte (0x08)",
+            bytes[2]
+        ));
     }
     let ndims = bytes[3] as usize;
     let header = 4 + 4 * ndims;
@@ -84,9 +90,17 @@ mod tests {
         let arr = parse(&bytes).expect("valid");
         assert_eq!(arr.dims, vec![2, 3]);
         assert_eq!(arr.data, vec![1, 2, 3, 4, 5, 6]);
-        assert!(parse(&bytes[..bytes.len() - 1]).unwrap_err().contains("need 6"));
+        assert!(
+            parse(&bytes[..bytes.len() - 1])
+                .unwrap_err()
+                .contains("need 6")
+        );
         assert!(parse(&[1, 0, 8, 1]).unwrap_err().contains("magic"));
-        assert!(parse(&[0, 0, 0x0d, 1]).unwrap_err().contains("element type"));
+        assert!(
+            parse(&[0, 0, 0x0d, 1])
+                .unwrap_err()
+                .contains("element type")
+        );
         assert!(parse(&[0, 0, 8, 2, 0, 0]).unwrap_err().contains("header"));
     }
 }

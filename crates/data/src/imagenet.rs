@@ -114,14 +114,18 @@ mod tests {
             std::fs::create_dir_all(&folder).expect("mkdir");
             for i in 0..2 {
                 let img = image::RgbImage::from_pixel(40 + i, 30, image::Rgb(colour));
-                img.save(folder.join(format!("img{i}.JPEG"))).expect("save jpeg");
+                img.save(folder.join(format!("img{i}.JPEG")))
+                    .expect("save jpeg");
             }
         }
         let ds = ImageFolder::open(dir.path(), Split::Train).expect("open");
         assert_eq!(ds.classes(), ["n01", "n02"]);
         assert_eq!(ds.len(), 4);
         let item = ds.get(3).expect("decode");
-        assert_eq!((item.label, item.channels, item.height, item.width), (1, 3, 30, 41));
+        assert_eq!(
+            (item.label, item.channels, item.height, item.width),
+            (1, 3, 30, 41)
+        );
         // JPEG is lossy: the red plane is bright, the blue plane dark.
         assert!(item.pixels[0] > 150 && item.pixels[2 * 30 * 41] < 60);
         let err = ImageFolder::open(dir.path(), Split::Test).unwrap_err();

@@ -54,7 +54,12 @@ fn find(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
 
 /// Loads one split from `dir`, downloading the official files first if they are missing and
 /// `allow_download` is set. Files that have a `SHA256SUMS` entry beside them are verified.
-pub fn load(name: DatasetName, dir: &Path, split: Split, allow_download: bool) -> Result<IdxImages> {
+pub fn load(
+    name: DatasetName,
+    dir: &Path,
+    split: Split,
+    allow_download: bool,
+) -> Result<IdxImages> {
     let (images_name, labels_name) = file_names(split);
     let (urls, sums): (&[&str], _) = match name {
         DatasetName::Mnist => (&MNIST_URLS, MNIST_SUMS),
@@ -106,10 +111,16 @@ fn missing(name: DatasetName, dir: &Path, cause: Option<Error>) -> Error {
 /// Verifies `path` against a `SHA256SUMS` file in the same directory, if there is one that
 /// lists it.
 fn verify_against_sums(path: &Path) -> Result<()> {
-    let Some(dir) = path.parent() else { return Ok(()) };
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
     let sums = dir.join("SHA256SUMS");
-    let Ok(text) = std::fs::read_to_string(&sums) else { return Ok(()) };
-    let Some(file) = path.file_name().and_then(|f| f.to_str()) else { return Ok(()) };
+    let Ok(text) = std::fs::read_to_string(&sums) else {
+        return Ok(());
+    };
+    let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
+        return Ok(());
+    };
     for line in text.lines() {
         let mut parts = line.split_whitespace();
         if let (Some(sum), Some(name)) = (parts.next(), parts.next())
@@ -122,12 +133,21 @@ fn verify_against_sums(path: &Path) -> Result<()> {
 }
 
 /// Builds a split from parsed image and label arrays, checking that they agree.
-pub fn from_idx(images: idx::IdxArray, labels: idx::IdxArray) -> std::result::Result<IdxImages, String> {
+pub fn from_idx(
+    images: idx::IdxArray,
+    labels: idx::IdxArray,
+) -> std::result::Result<IdxImages, String> {
     if images.dims.len() != 3 {
-        return Err(format!("images have {} dimensions, expected 3", images.dims.len()));
+        return Err(format!(
+            "images have {} dimensions, expected 3",
+            images.dims.len()
+        ));
     }
     if labels.dims.len() != 1 {
-        return Err(format!("labels have {} dimensions, expected 1", labels.dims.len()));
+        return Err(format!(
+            "labels have {} dimensions, expected 1",
+            labels.dims.len()
+        ));
     }
     if images.dims[0] != labels.dims[0] {
         return Err(format!(
@@ -180,38 +200,70 @@ mod tests {
     fn reads_gzip_and_raw_and_reports_problems() {
         let dir = tempfile::tempdir().expect("tempdir");
         let pixels: Vec<u8> = (0..3 * 4 * 4).map(|i| i as u8).collect();
-        write_gz(&dir.path().join("t10k-images-idx3-ubyte.gz"), &idx::encode(&[3, 4, 4], &pixels));
-        std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), idx::encode(&[3], &[7, 0, 9]))
-            .expect("write");
+        write_gz(
+            &dir.path().join("t10k-images-idx3-ubyte.gz"),
+            &idx::encode(&[3, 4, 4], &pixels),
+        );
+        std::fs::write(
+            dir.path().join("t10k-labels-idx1-ubyte"),
+            idx::encode(&[3], &[7, 0, 9]),
+        )
+        .expect("write");
         let ds = load(DatasetName::Mnist, dir.path(), Split::Test, false).expect("loads");
         assert_eq!(ds.len(), 3);
         let item = ds.get(1).expect("item");
-        assert_eq!((item.label, item.height, item.width, item.channels), (0, 4, 4, 1));
+        assert_eq!(
+            (item.label, item.height, item.width, item.channels),
+            (0, 4, 4, 1)
+        );
         assert_eq!(item.pixels, pixels[16..32].to_vec());
 
         // Missing train split: one message naming the files and what to do.
         let err = load(DatasetName::Mnist, dir.path(), Split::Train, false).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("train-images-idx3-ubyte.gz") && msg.contains("--data-dir"), "{msg}");
+        assert!(
+            msg.contains("train-images-idx3-ubyte.gz") && msg.contains("--data-dir"),
+            "{msg}"
+        );
 
         // Truncated gzip.
         let gz = std::fs::read(dir.path().join("t10k-images-idx3-ubyte.gz")).expect("read");
-        std::fs::write(dir.path().join("t10k-images-idx3-ubyte.gz"), &gz[..gz.len() / 2]).expect("write");
+        std::fs::write(
+            dir.path().join("t10k-images-idx3-ubyte.gz"),
+            &gz[..gz.len() / 2],
+        )
+        .expect("write");
         let err = load(DatasetName::Mnist, dir.path(), Split::Test, false).unwrap_err();
         assert!(matches!(err, Error::Corrupt { .. }), "{err}");
 
         // Checksum listed in SHA256SUMS but wrong.
-        write_gz(&dir.path().join("t10k-images-idx3-ubyte.gz"), &idx::encode(&[3, 4, 4], &pixels));
-        std::fs::write(dir.path().join("SHA256SUMS"), format!("{}  t10k-images-idx3-ubyte.gz\n", "0".repeat(64)))
-            .expect("write");
+        write_gz(
+            &dir.path().join("t10k-images-idx3-ubyte.gz"),
+            &idx::encode(&[3, 4, 4], &pixels),
+        );
+        std::fs::write(
+            dir.path().join("SHA256SUMS"),
+            format!("{}  t10k-images-idx3-ubyte.gz\n", "0".repeat(64)),
+        )
+        .expect("write");
         let err = load(DatasetName::Mnist, dir.path(), Split::Test, false).unwrap_err();
         assert!(matches!(err, Error::Checksum { .. }), "{err}");
     }
 
     #[test]
     fn label_count_mismatch_is_an_error() {
-        let images = idx::IdxArray { dims: vec![2, 1, 1], data: vec![0, 1] };
-        let labels = idx::IdxArray { dims: vec![3], data: vec![0, 1, 2] };
-        assert!(from_idx(images, labels).unwrap_err().contains("2 images but 3 labels"));
+        let images = idx::IdxArray {
+            dims: vec![2, 1, 1],
+            data: vec![0, 1],
+        };
+        let labels = idx::IdxArray {
+            dims: vec![3],
+            data: vec![0, 1, 2],
+        };
+        assert!(
+            from_idx(images, labels)
+                .unwrap_err()
+                .contains("2 images but 3 labels")
+        );
     }
 }

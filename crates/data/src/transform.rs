@@ -106,7 +106,8 @@ impl Transform {
                         && (sy as usize) < image.height
                         && (sx as usize) < image.width
                     {
-                        let p = image.pixels[c * plane_in + sy as usize * image.width + sx as usize];
+                        let p =
+                            image.pixels[c * plane_in + sy as usize * image.width + sx as usize];
                         (p as f32 / 255.0 - mean) / std
                     } else {
                         zero
@@ -118,7 +119,13 @@ impl Transform {
     }
 
     /// Bilinear resampling of the box `(y0, x0, h, w)` of `image` to `size x size`.
-    fn resample(&self, image: &RawImage, (y0, x0, h, w): (f32, f32, f32, f32), flip: bool, out: &mut [f32]) {
+    fn resample(
+        &self,
+        image: &RawImage,
+        (y0, x0, h, w): (f32, f32, f32, f32),
+        flip: bool,
+        out: &mut [f32],
+    ) {
         let s = self.size;
         let plane_in = image.height * image.width;
         let max_y = (image.height - 1) as f32;
@@ -148,7 +155,11 @@ impl Transform {
 
 /// The box of torchvision's `RandomResizedCrop` (scale 0.08-1, log-uniform aspect 3/4-4/3, ten
 /// tries, then a centre crop of the clamped aspect ratio).
-fn random_resized_crop(height: usize, width: usize, rng: &mut impl Rng) -> (usize, usize, usize, usize) {
+fn random_resized_crop(
+    height: usize,
+    width: usize,
+    rng: &mut impl Rng,
+) -> (usize, usize, usize, usize) {
     let area = (height * width) as f32;
     let (log_lo, log_hi) = ((3.0f32 / 4.0).ln(), (4.0f32 / 3.0).ln());
     for _ in 0..10 {
@@ -189,7 +200,12 @@ mod tests {
     }
 
     fn transform(size: usize, augmentation: Augmentation) -> Transform {
-        Transform { size, mean: vec![0.0], std: vec![1.0 / 255.0], augmentation }
+        Transform {
+            size,
+            mean: vec![0.0],
+            std: vec![1.0 / 255.0],
+            augmentation,
+        }
     }
 
     #[test]
@@ -197,7 +213,11 @@ mod tests {
         // 2x2 into 4x4: one pixel of padding on each side; std 1/255 maps pixel p to p.
         let t = transform(4, Augmentation::None);
         let mut out = vec![0.0; 16];
-        t.apply(&image(2, 2), &mut rand_chacha::ChaCha8Rng::seed_from_u64(0), &mut out);
+        t.apply(
+            &image(2, 2),
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+            &mut out,
+        );
         #[rustfmt::skip]
         let expected = [0., 0., 0., 0.,
                         0., 0., 1., 0.,
@@ -208,11 +228,29 @@ mod tests {
 
     #[test]
     fn normalises_per_channel() {
-        let t = Transform { size: 1, mean: vec![0.5, 0.0], std: vec![0.5, 2.0], augmentation: Augmentation::None };
-        let img = RawImage { pixels: vec![255, 51], channels: 2, height: 1, width: 1, label: 0 };
+        let t = Transform {
+            size: 1,
+            mean: vec![0.5, 0.0],
+            std: vec![0.5, 2.0],
+            augmentation: Augmentation::None,
+        };
+        let img = RawImage {
+            pixels: vec![255, 51],
+            channels: 2,
+            height: 1,
+            width: 1,
+            label: 0,
+        };
         let mut out = vec![0.0; 2];
-        t.apply(&img, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0), &mut out);
-        assert!((out[0] - 1.0).abs() < 1e-6 && (out[1] - 0.1).abs() < 1e-6, "{out:?}");
+        t.apply(
+            &img,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+            &mut out,
+        );
+        assert!(
+            (out[0] - 1.0).abs() < 1e-6 && (out[1] - 0.1).abs() < 1e-6,
+            "{out:?}"
+        );
     }
 
     #[test]
@@ -223,11 +261,19 @@ mod tests {
         let mut seen_shift = false;
         for seed in 0..50 {
             let mut out = vec![0.0; 16];
-            t.apply(&img, &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &mut out);
+            t.apply(
+                &img,
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+                &mut out,
+            );
             // Every non-zero value is an original pixel, and rows stay rows.
             let row_of = |v: f32| (v as usize) / 4;
             for y in 0..4 {
-                let rows: Vec<usize> = (0..4).map(|x| out[y * 4 + x]).filter(|&v| v > 0.0).map(row_of).collect();
+                let rows: Vec<usize> = (0..4)
+                    .map(|x| out[y * 4 + x])
+                    .filter(|&v| v > 0.0)
+                    .map(row_of)
+                    .collect();
                 assert!(rows.windows(2).all(|w| w[0] == w[1]));
             }
             seen_flip |= out[5] > out[6] && out[6] > 0.0;
@@ -239,13 +285,27 @@ mod tests {
     #[test]
     fn large_images_are_resized_and_centre_cropped() {
         let t = transform(2, Augmentation::None);
-        let img = RawImage { pixels: vec![100; 64], channels: 1, height: 8, width: 8, label: 0 };
+        let img = RawImage {
+            pixels: vec![100; 64],
+            channels: 1,
+            height: 8,
+            width: 8,
+            label: 0,
+        };
         let mut out = vec![0.0; 4];
-        t.apply(&img, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0), &mut out);
+        t.apply(
+            &img,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+            &mut out,
+        );
         assert!(out.iter().all(|&v| (v - 100.0).abs() < 1e-3), "{out:?}");
         let rrc = transform(3, Augmentation::RandomResizedCropFlip);
         let mut out = vec![0.0; 9];
-        rrc.apply(&img, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3), &mut out);
+        rrc.apply(
+            &img,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
+            &mut out,
+        );
         assert!(out.iter().all(|&v| (v - 100.0).abs() < 1e-3), "{out:?}");
     }
 }

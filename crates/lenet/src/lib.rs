@@ -7,9 +7,9 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
+use burn::tensor::Device;
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
-use burn::tensor::Device;
 
 /// Configuration of a fully connected Lenet.
 #[derive(Config, Debug)]
@@ -71,7 +71,12 @@ impl Lenet {
 
     /// Number of input features the first layer expects.
     pub fn input_features(&self) -> usize {
-        self.hidden.first().unwrap_or(&self.output).weight.shape().dims::<2>()[0]
+        self.hidden
+            .first()
+            .unwrap_or(&self.output)
+            .weight
+            .shape()
+            .dims::<2>()[0]
     }
 }
 
@@ -84,7 +89,10 @@ mod tests {
         let device = Device::default();
         let model = LenetConfig::lenet_300_100().init(&device);
         // 784*300 + 300 + 300*100 + 100 + 100*10 + 10
-        assert_eq!(model.num_params(), 235_200 + 300 + 30_000 + 100 + 1_000 + 10);
+        assert_eq!(
+            model.num_params(),
+            235_200 + 300 + 30_000 + 100 + 1_000 + 10
+        );
         assert_eq!(model.num_params(), 266_610);
         let out = model.forward(Tensor::zeros([3, 1, 28, 28], &device));
         assert_eq!(out.dims(), [3, 10]);

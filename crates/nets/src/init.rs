@@ -30,7 +30,9 @@ pub enum BnInit {
 
 /// FNV-1a of a path: the stream of that tensor.
 fn stream_of(path: &str) -> u64 {
-    path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// An RNG for one tensor of one initialisation.
@@ -42,13 +44,20 @@ pub fn tensor_rng(seed: u64, path: &str) -> ChaCha8Rng {
 
 /// The initial values of one tensor (host side). `fan_in` is the owning layer's fan-in, for
 /// biases.
-pub fn initial_values(info: &TensorInfo, seed: u64, bn: BnInit, fan_in: Option<usize>) -> Option<Vec<f32>> {
+pub fn initial_values(
+    info: &TensorInfo,
+    seed: u64,
+    bn: BnInit,
+    fan_in: Option<usize>,
+) -> Option<Vec<f32>> {
     let n = info.numel();
     let mut rng = tensor_rng(seed, &info.path);
     Some(match info.role {
         TensorRole::Weight(LayerKind::Linear | LayerKind::Conv2d) => {
             let std = (2.0 / info.fan_in()?.max(1) as f64).sqrt();
-            (0..n).map(|_| (rng.sample::<f64, _>(StandardNormal) * std) as f32).collect()
+            (0..n)
+                .map(|_| (rng.sample::<f64, _>(StandardNormal) * std) as f32)
+                .collect()
         }
         TensorRole::Bias(LayerKind::Linear | LayerKind::Conv2d) => {
             let bound = 1.0 / (fan_in?.max(1) as f32).sqrt();
@@ -100,15 +109,23 @@ mod tests {
     #[test]
     fn kaiming_statistics_bias_bounds_and_bn() {
         let device = Device::default();
-        let model = resnet::CifarResnetConfig::new().with_depth(8).init(&device).expect("depth");
+        let model = resnet::CifarResnetConfig::new()
+            .with_depth(8)
+            .init(&device)
+            .expect("depth");
         let model = initialize(model, 1, BnInit::Uniform);
         let mut checked = 0;
         for (info, values) in tensor_values(&model) {
             match info.role {
                 TensorRole::Weight(LayerKind::Conv2d) if values.len() > 1000 => {
-                    let var = values.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / values.len() as f64;
+                    let var = values.iter().map(|v| (*v as f64).powi(2)).sum::<f64>()
+                        / values.len() as f64;
                     let expected = 2.0 / info.fan_in().expect("conv") as f64;
-                    assert!((var / expected - 1.0).abs() < 0.1, "{}: {var} vs {expected}", info.path);
+                    assert!(
+                        (var / expected - 1.0).abs() < 0.1,
+                        "{}: {var} vs {expected}",
+                        info.path
+                    );
                     checked += 1;
                 }
                 TensorRole::Bias(LayerKind::Linear) => {
@@ -116,7 +133,9 @@ mod tests {
                     assert!(values.iter().all(|v| v.abs() <= 0.125));
                 }
                 TensorRole::BnScale => assert!(values.iter().all(|v| (0.0..1.0).contains(v))),
-                TensorRole::BnShift | TensorRole::BnRunningMean => assert!(values.iter().all(|&v| v == 0.0)),
+                TensorRole::BnShift | TensorRole::BnRunningMean => {
+                    assert!(values.iter().all(|&v| v == 0.0))
+                }
                 TensorRole::BnRunningVar => assert!(values.iter().all(|&v| v == 1.0)),
                 _ => {}
             }

@@ -22,11 +22,16 @@ pub enum ModelConfig {
 
 impl ModelConfig {
     pub fn lenet_300_100() -> Self {
-        ModelConfig::Lenet { hidden: vec![300, 100] }
+        ModelConfig::Lenet {
+            hidden: vec![300, 100],
+        }
     }
 
     pub fn resnet20() -> Self {
-        ModelConfig::Resnet { depth: 20, width: 16 }
+        ModelConfig::Resnet {
+            depth: 20,
+            width: 16,
+        }
     }
 
     pub fn vgg16() -> Self {
@@ -70,7 +75,13 @@ impl ModelConfig {
 
     /// Builds the network for `channels x size x size` images and `num_classes` classes. The
     /// weights are burn's defaults: call [`crate::initialize`] to draw them from a seed.
-    pub fn build(&self, channels: usize, size: usize, num_classes: usize, device: &Device) -> Result<Network> {
+    pub fn build(
+        &self,
+        channels: usize,
+        size: usize,
+        num_classes: usize,
+        device: &Device,
+    ) -> Result<Network> {
         if channels == 0 || size == 0 || num_classes == 0 {
             return Err(Error::Invalid(format!(
                 "cannot build {} for {channels}x{size}x{size} images and {num_classes} classes",
@@ -87,7 +98,10 @@ impl ModelConfig {
             ),
             ModelConfig::Resnet { depth, width } => {
                 if size % 4 != 0 {
-                    return Err(Error::Invalid(format!("{} needs an image side divisible by 4, got {size}", self.name())));
+                    return Err(Error::Invalid(format!(
+                        "{} needs an image side divisible by 4, got {size}",
+                        self.name()
+                    )));
                 }
                 Network::Resnet(
                     CifarResnetConfig::new()
@@ -100,7 +114,9 @@ impl ModelConfig {
             }
             ModelConfig::Vgg16 { width_divisor } => {
                 if size < 16 || size % 16 != 0 {
-                    return Err(Error::Invalid(format!("vgg-16 needs an image side divisible by 16, got {size}")));
+                    return Err(Error::Invalid(format!(
+                        "vgg-16 needs an image side divisible by 16, got {size}"
+                    )));
                 }
                 Network::Vgg(
                     VggConfig::vgg16(channels)
@@ -143,41 +159,84 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::{tensor_infos, trainable_params, TensorRole, LayerKind};
+    use crate::params::{LayerKind, TensorRole, tensor_infos, trainable_params};
 
     #[test]
     fn builds_every_architecture_with_exact_counts() {
         let device = Device::default();
-        let lenet = ModelConfig::lenet_300_100().build(1, 28, 10, &device).expect("lenet");
+        let lenet = ModelConfig::lenet_300_100()
+            .build(1, 28, 10, &device)
+            .expect("lenet");
         assert_eq!(trainable_params(&lenet), 266_610);
-        let resnet = ModelConfig::resnet20().build(3, 32, 10, &device).expect("resnet");
+        let resnet = ModelConfig::resnet20()
+            .build(3, 32, 10, &device)
+            .expect("resnet");
         assert_eq!(trainable_params(&resnet), 272_474);
         let vgg = ModelConfig::vgg16().build(3, 32, 10, &device).expect("vgg");
         assert_eq!(trainable_params(&vgg), 14_728_266);
-        let grey = ModelConfig::resnet20().build(1, 32, 10, &device).expect("grey");
-        assert_eq!(grey.forward(Tensor::zeros([1, 1, 32, 32], &device)).dims(), [1, 10]);
+        let grey = ModelConfig::resnet20()
+            .build(1, 32, 10, &device)
+            .expect("grey");
+        assert_eq!(
+            grey.forward(Tensor::zeros([1, 1, 32, 32], &device)).dims(),
+            [1, 10]
+        );
         assert!(ModelConfig::vgg16().build(1, 28, 10, &device).is_err());
     }
 
     #[test]
     fn paths_and_roles() {
         let device = Device::default();
-        let lenet = ModelConfig::lenet_300_100().build(1, 28, 10, &device).expect("lenet");
+        let lenet = ModelConfig::lenet_300_100()
+            .build(1, 28, 10, &device)
+            .expect("lenet");
         let infos = tensor_infos(&lenet);
         let paths: Vec<&str> = infos.iter().map(|i| i.path.as_str()).collect();
-        assert!(paths.iter().all(|p| p.starts_with("Lenet.") || p.contains("hidden") || p.contains("output")), "{paths:?}");
-        assert_eq!(infos.iter().filter(|i| i.role == TensorRole::Weight(LayerKind::Linear)).count(), 3);
-        let resnet = ModelConfig::resnet20().build(3, 32, 10, &device).expect("resnet");
+        assert!(
+            paths
+                .iter()
+                .all(|p| p.starts_with("Lenet.") || p.contains("hidden") || p.contains("output")),
+            "{paths:?}"
+        );
+        assert_eq!(
+            infos
+                .iter()
+                .filter(|i| i.role == TensorRole::Weight(LayerKind::Linear))
+                .count(),
+            3
+        );
+        let resnet = ModelConfig::resnet20()
+            .build(3, 32, 10, &device)
+            .expect("resnet");
         let infos = tensor_infos(&resnet);
-        assert_eq!(infos.iter().filter(|i| i.role == TensorRole::Weight(LayerKind::Conv2d)).count(), 21);
-        assert_eq!(infos.iter().filter(|i| i.role == TensorRole::BnRunningVar).count(), 21);
+        assert_eq!(
+            infos
+                .iter()
+                .filter(|i| i.role == TensorRole::Weight(LayerKind::Conv2d))
+                .count(),
+            21
+        );
+        assert_eq!(
+            infos
+                .iter()
+                .filter(|i| i.role == TensorRole::BnRunningVar)
+                .count(),
+            21
+        );
     }
 
     #[test]
     fn config_round_trips_through_toml_like_serde() {
-        for config in [ModelConfig::lenet_300_100(), ModelConfig::resnet20(), ModelConfig::Vgg16 { width_divisor: 4 }] {
+        for config in [
+            ModelConfig::lenet_300_100(),
+            ModelConfig::resnet20(),
+            ModelConfig::Vgg16 { width_divisor: 4 },
+        ] {
             let json = serde_json::to_string(&config).expect("serialise");
-            assert_eq!(serde_json::from_str::<ModelConfig>(&json).expect("parse"), config);
+            assert_eq!(
+                serde_json::from_str::<ModelConfig>(&json).expect("parse"),
+                config
+            );
         }
         assert_eq!(ModelConfig::Vgg16 { width_divisor: 4 }.name(), "vgg-16/4");
     }

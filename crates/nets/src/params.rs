@@ -29,7 +29,10 @@ pub enum TensorRole {
 impl TensorRole {
     /// Conv and linear weights: what the paper prunes.
     pub fn is_layer_weight(self) -> bool {
-        matches!(self, TensorRole::Weight(LayerKind::Linear | LayerKind::Conv2d))
+        matches!(
+            self,
+            TensorRole::Weight(LayerKind::Linear | LayerKind::Conv2d)
+        )
     }
 
     /// BN running statistics: buffers, not trained parameters.
@@ -154,22 +157,34 @@ impl<F: FnMut(&TensorInfo, Tensor<1>) -> Tensor<1>> ModuleMapper for Mapper<F> {
             let require_grad = tensor.is_require_grad();
             let dims: [usize; D] = tensor.dims();
             let n = info.numel();
-            let out = f(&info, tensor.detach().reshape([n])).detach().reshape(dims);
-            if require_grad { out.require_grad() } else { out }
+            let out = f(&info, tensor.detach().reshape([n]))
+                .detach()
+                .reshape(dims);
+            if require_grad {
+                out.require_grad()
+            } else {
+                out
+            }
         })
     }
 }
 
 /// Calls `f` with every float tensor of `module` (flattened), in traversal order.
 pub fn visit_tensors<M: Module>(module: &M, f: impl FnMut(&TensorInfo, Tensor<1>)) {
-    module.visit(&mut Visitor { stack: PathStack::default(), f });
+    module.visit(&mut Visitor {
+        stack: PathStack::default(),
+        f,
+    });
 }
 
 /// Replaces every float tensor of `module` by `f(info, flattened tensor)` (same number of
 /// elements), keeping parameter ids and gradient requirements. BN running statistics are
 /// included; note that they are shared with clones of the module (burn's `RunningState`).
 pub fn map_tensors<M: Module>(module: M, f: impl FnMut(&TensorInfo, Tensor<1>) -> Tensor<1>) -> M {
-    module.map(&mut Mapper { stack: PathStack::default(), f })
+    module.map(&mut Mapper {
+        stack: PathStack::default(),
+        f,
+    })
 }
 
 /// The identity of every tensor, in traversal order.

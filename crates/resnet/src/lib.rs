@@ -108,7 +108,11 @@ mod tests {
     /// Trainable parameters: weights and biases, BN gamma/beta; running statistics excluded.
     fn trainable(model: &CifarResnet) -> usize {
         let bn_buffers: usize = std::iter::once(&model.stem)
-            .chain(model.blocks.iter().flat_map(|b| [Some(&b.conv1), Some(&b.conv2), b.shortcut.as_ref()].into_iter().flatten()))
+            .chain(model.blocks.iter().flat_map(|b| {
+                [Some(&b.conv1), Some(&b.conv2), b.shortcut.as_ref()]
+                    .into_iter()
+                    .flatten()
+            }))
             .map(|cb| 2 * cb.bn.gamma.shape().num_elements())
             .sum();
         model.num_params() - bn_buffers
@@ -117,7 +121,9 @@ mod tests {
     #[test]
     fn resnet20_parameter_count_and_shape() {
         let device = Device::default();
-        let model = CifarResnetConfig::resnet20(3).init(&device).expect("valid depth");
+        let model = CifarResnetConfig::resnet20(3)
+            .init(&device)
+            .expect("valid depth");
         // Stem 3*16*9 + BN 32. Stage 1: 3 blocks x 2 x (16*16*9 + 32).
         let stem = 432 + 32;
         let stage1 = 3 * 2 * (2304 + 32);
@@ -132,13 +138,23 @@ mod tests {
         assert_eq!(trainable(&model), 272_474);
         let out = model.forward(Tensor::zeros([2, 3, 32, 32], &device));
         assert_eq!(out.dims(), [2, 10]);
-        let grey = CifarResnetConfig::resnet20(1).init(&device).expect("valid depth");
-        assert_eq!(grey.forward(Tensor::zeros([2, 1, 32, 32], &device)).dims(), [2, 10]);
+        let grey = CifarResnetConfig::resnet20(1)
+            .init(&device)
+            .expect("valid depth");
+        assert_eq!(
+            grey.forward(Tensor::zeros([2, 1, 32, 32], &device)).dims(),
+            [2, 10]
+        );
         assert_eq!(grey.in_channels(), 1);
     }
 
     #[test]
     fn bad_depth_is_an_error() {
-        assert!(CifarResnetConfig::new().with_depth(21).init(&Device::default()).is_err());
+        assert!(
+            CifarResnetConfig::new()
+                .with_depth(21)
+                .init(&Device::default())
+                .is_err()
+        );
     }
 }

@@ -14,7 +14,10 @@ use crate::{Error, MetricRecord, Result};
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
@@ -41,7 +44,9 @@ pub struct CheckpointStore {
 
 impl CheckpointStore {
     pub fn new(run_dir: &Path) -> Self {
-        CheckpointStore { root: run_dir.join("checkpoints") }
+        CheckpointStore {
+            root: run_dir.join("checkpoints"),
+        }
     }
 
     pub fn dir_of(&self, step: u64) -> PathBuf {
@@ -50,7 +55,9 @@ impl CheckpointStore {
 
     /// Steps of the complete checkpoints, ascending.
     pub fn steps(&self) -> Vec<u64> {
-        let Ok(entries) = std::fs::read_dir(&self.root) else { return vec![] };
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return vec![];
+        };
         let mut steps: Vec<u64> = entries
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().to_str()?.strip_prefix("step-")?.parse().ok())
@@ -69,15 +76,26 @@ impl CheckpointStore {
 
     /// Saves `model` (BN buffers synced through `valid()`), the optimiser state and the metrics
     /// so far as the checkpoint of `step`.
-    pub fn save<M: Module>(&self, step: u64, model: &M, optimizer: &ModuleOptimizer, metrics: &[MetricRecord]) -> Result<()> {
+    pub fn save<M: Module>(
+        &self,
+        step: u64,
+        model: &M,
+        optimizer: &ModuleOptimizer,
+        metrics: &[MetricRecord],
+    ) -> Result<()> {
         let target = self.dir_of(step);
         if target.exists() {
             return Ok(());
         }
-        let tmp = self.root.join(format!(".step-{step:010}.tmp-{}", std::process::id()));
+        let tmp = self
+            .root
+            .join(format!(".step-{step:010}.tmp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let fail = |path: &Path, reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
+        let fail = |path: &Path, reason: String| Error::Checkpoint {
+            path: path.to_path_buf(),
+            reason,
+        };
         model
             .valid()
             .save_file(tmp.join("model.bpk"))
@@ -85,26 +103,49 @@ impl CheckpointStore {
         optimizer
             .save(tmp.join("optimizer.bpk"))
             .map_err(|e| fail(&tmp, e.to_string()))?;
-        let metrics_json = serde_json::to_vec_pretty(metrics).map_err(|e| fail(&tmp, e.to_string()))?;
+        let metrics_json =
+            serde_json::to_vec_pretty(metrics).map_err(|e| fail(&tmp, e.to_string()))?;
         std::fs::write(tmp.join("metrics.json"), metrics_json).map_err(|e| Error::io(&tmp, e))?;
-        let state = serde_json::to_vec(&StateFile { step }).map_err(|e| fail(&tmp, e.to_string()))?;
+        let state =
+            serde_json::to_vec(&StateFile { step }).map_err(|e| fail(&tmp, e.to_string()))?;
         std::fs::write(tmp.join("state.json"), state).map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, &target).map_err(|e| Error::io(&target, e))
     }
 
     /// Loads the checkpoint of `step` into `model` (a freshly built module of the same
     /// architecture on the training device) and a fresh `optimizer`.
-    pub fn load<M: Module>(&self, step: u64, model: M, optimizer: ModuleOptimizer) -> Result<Checkpoint<M>> {
+    pub fn load<M: Module>(
+        &self,
+        step: u64,
+        model: M,
+        optimizer: ModuleOptimizer,
+    ) -> Result<Checkpoint<M>> {
         let dir = self.dir_of(step);
-        let fail = |reason: String| Error::Checkpoint { path: dir.clone(), reason };
-        let state: StateFile = read_json(&dir.join("state.json")).map_err(|e| fail(e.to_string()))?;
+        let fail = |reason: String| Error::Checkpoint {
+            path: dir.clone(),
+            reason,
+        };
+        let state: StateFile =
+            read_json(&dir.join("state.json")).map_err(|e| fail(e.to_string()))?;
         if state.step != step {
-            return Err(fail(format!("it records step {} instead of {step}", state.step)));
+            return Err(fail(format!(
+                "it records step {} instead of {step}",
+                state.step
+            )));
         }
-        let model = model.try_load_file(dir.join("model.bpk")).map_err(|e| fail(e.to_string()))?;
-        let optimizer = optimizer.load(dir.join("optimizer.bpk")).map_err(|e| fail(e.to_string()))?;
+        let model = model
+            .try_load_file(dir.join("model.bpk"))
+            .map_err(|e| fail(e.to_string()))?;
+        let optimizer = optimizer
+            .load(dir.join("optimizer.bpk"))
+            .map_err(|e| fail(e.to_string()))?;
         let metrics = read_json(&dir.join("metrics.json")).map_err(|e| fail(e.to_string()))?;
-        Ok(Checkpoint { step, model, optimizer, metrics })
+        Ok(Checkpoint {
+            step,
+            model,
+            optimizer,
+            metrics,
+        })
     }
 
     /// Deletes every checkpoint whose step is not in `keep`.

@@ -7,7 +7,9 @@ pub enum Error {
     Data(#[from] data::Error),
     #[error(transparent)]
     Model(#[from] nets::Error),
-    #[error("invalid step string `{0}`: use iterations and/or epochs such as `500it`, `2ep` or `120ep50it`")]
+    #[error(
+        "invalid step string `{0}`: use iterations and/or epochs such as `500it`, `2ep` or `120ep50it`"
+    )]
     Steps(String),
     #[error("unknown preset `{0}`; available presets: {1}")]
     UnknownPreset(String, String),
@@ -34,7 +36,9 @@ pub enum Error {
         what: &'static str,
         reason: String,
     },
-    #[error("checkpoint {path} cannot be loaded ({reason}). Delete it to restart from the previous one.")]
+    #[error(
+        "checkpoint {path} cannot be loaded ({reason}). Delete it to restart from the previous one."
+    )]
     Checkpoint { path: PathBuf, reason: String },
     #[error(
         "{dir} holds a run with a different configuration. Use another --out directory, or delete it to start over.\n  existing: {existing}\n  new:      {new}"

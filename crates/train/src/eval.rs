@@ -40,8 +40,16 @@ pub fn evaluate<M: Classifier>(
         let n = batch.len();
         let (images, labels) = batch.to_tensors(device);
         let logits = model.forward(images);
-        let loss: f32 = loss_fn.forward(logits.clone(), labels.clone()).into_scalar::<f32>();
-        let hits: i64 = logits.argmax(1).flatten::<1>(0, 1).equal(labels).int().sum().into_scalar::<i64>();
+        let loss: f32 = loss_fn
+            .forward(logits.clone(), labels.clone())
+            .into_scalar::<f32>();
+        let hits: i64 = logits
+            .argmax(1)
+            .flatten::<1>(0, 1)
+            .equal(labels)
+            .int()
+            .sum()
+            .into_scalar::<i64>();
         loss_sum += loss as f64 * n as f64;
         correct += hits;
         examples += n;

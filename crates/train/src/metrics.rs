@@ -29,12 +29,15 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(&self.records).map_err(|e| crate::Error::Config(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(&self.records)
+            .map_err(|e| crate::Error::Config(e.to_string()))?;
         write_atomic(path, &json)
     }
 
     pub fn load(path: &Path) -> Result<Metrics> {
-        Ok(Metrics { records: crate::checkpoint::read_json(path)? })
+        Ok(Metrics {
+            records: crate::checkpoint::read_json(path)?,
+        })
     }
 
     pub fn last(&self) -> Option<&MetricRecord> {

@@ -32,7 +32,11 @@ impl OptimizerConfig {
                 .with_epsilon(1e-8)
                 .with_weight_decay(decay(weight_decay))
                 .init(),
-            OptimizerConfig::Sgd { momentum, weight_decay, nesterov } => SgdConfig::new()
+            OptimizerConfig::Sgd {
+                momentum,
+                weight_decay,
+                nesterov,
+            } => SgdConfig::new()
                 .with_momentum((momentum > 0.0).then(|| {
                     MomentumConfig::new()
                         .with_momentum(momentum)
@@ -89,7 +93,11 @@ impl Recipe {
                 augmentation: DatasetName::Cifar10.default_augmentation(),
             },
             training_steps: Steps::iterations(63_000),
-            optimizer: OptimizerConfig::Sgd { momentum: 0.9, weight_decay: 1e-4, nesterov: false },
+            optimizer: OptimizerConfig::Sgd {
+                momentum: 0.9,
+                weight_decay: 1e-4,
+                nesterov: false,
+            },
             schedule: LrSchedule {
                 warmup: warmup.then_some(Steps::iterations(30_000)),
                 milestones: vec![Steps::iterations(32_000), Steps::iterations(48_000)],
@@ -128,7 +136,9 @@ impl Recipe {
         let new = steps.resolve(iterations_per_epoch);
         Recipe {
             training_steps: steps,
-            schedule: self.schedule.scaled(new as f64 / old as f64, iterations_per_epoch),
+            schedule: self
+                .schedule
+                .scaled(new as f64 / old as f64, iterations_per_epoch),
             ..self.clone()
         }
     }
@@ -139,7 +149,10 @@ impl Recipe {
             return Err(Error::Config("batch_size must be at least 1".into()));
         }
         if !(self.schedule.base.is_finite() && self.schedule.base >= 0.0) {
-            return Err(Error::Config(format!("learning rate {} is not a finite non-negative number", self.schedule.base)));
+            return Err(Error::Config(format!(
+                "learning rate {} is not a finite non-negative number",
+                self.schedule.base
+            )));
         }
         if self.training_steps == Steps::default() {
             return Err(Error::Config("training_steps is zero".into()));
@@ -161,13 +174,24 @@ mod tests {
             assert_eq!(toml::from_str::<Recipe>(&text).expect("parse"), r, "{text}");
         }
         let lenet = Recipe::preset("lenet").expect("lenet");
-        assert_eq!((lenet.data.batch_size, lenet.training_steps.resolve(1000)), (60, 24_000));
+        assert_eq!(
+            (lenet.data.batch_size, lenet.training_steps.resolve(1000)),
+            (60, 24_000)
+        );
         assert_eq!(lenet.schedule.lr_at(20_000, 24_000, 1000), 1.2e-3);
         let warm = Recipe::preset("resnet20-warmup").expect("warmup");
         assert!((warm.schedule.lr_at(15_000, 63_000, 391) - 0.015).abs() < 1e-12);
         assert!((warm.schedule.lr_at(50_000, 63_000, 391) - 0.0003).abs() < 1e-12);
-        assert!(matches!(Recipe::preset("resnet56"), Err(Error::UnknownPreset(..))));
-        let short = Recipe::preset("resnet20").expect("r").with_length(Steps::iterations(630), 391);
-        assert_eq!(short.schedule.milestones, vec![Steps::iterations(320), Steps::iterations(480)]);
+        assert!(matches!(
+            Recipe::preset("resnet56"),
+            Err(Error::UnknownPreset(..))
+        ));
+        let short = Recipe::preset("resnet20")
+            .expect("r")
+            .with_length(Steps::iterations(630), 391);
+        assert_eq!(
+            short.schedule.milestones,
+            vec![Steps::iterations(320), Steps::iterations(480)]
+        );
     }
 }

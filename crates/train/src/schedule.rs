@@ -60,7 +60,9 @@ impl LrSchedule {
     /// The same schedule with every step position multiplied by `factor` (used to run a
     /// recipe at a shorter length with the same shape).
     pub fn scaled(&self, factor: f64, iterations_per_epoch: u64) -> Self {
-        let scale = |s: Steps| Steps::iterations((s.resolve(iterations_per_epoch) as f64 * factor).round() as u64);
+        let scale = |s: Steps| {
+            Steps::iterations((s.resolve(iterations_per_epoch) as f64 * factor).round() as u64)
+        };
         LrSchedule {
             warmup: self.warmup.map(scale),
             milestones: self.milestones.iter().copied().map(scale).collect(),
@@ -83,13 +85,22 @@ mod tests {
         assert_eq!(s.lr_at(31_999, 63_000, 391), 0.1);
         assert!((s.lr_at(32_000, 63_000, 391) - 0.01).abs() < 1e-12);
         assert!((s.lr_at(62_999, 63_000, 391) - 0.001).abs() < 1e-12);
-        let w = LrSchedule { warmup: Some(Steps::iterations(30_000)), ..s.clone() };
+        let w = LrSchedule {
+            warmup: Some(Steps::iterations(30_000)),
+            ..s.clone()
+        };
         assert_eq!(w.lr_at(0, 63_000, 391), 0.0);
         assert!((w.lr_at(15_000, 63_000, 391) - 0.05).abs() < 1e-12);
         assert!((w.lr_at(40_000, 63_000, 391) - 0.01).abs() < 1e-12);
-        let d = LrSchedule { final_lr: Some(0.005), ..LrSchedule::constant(0.03) };
+        let d = LrSchedule {
+            final_lr: Some(0.005),
+            ..LrSchedule::constant(0.03)
+        };
         assert!((d.lr_at(50, 100, 10) - 0.0175).abs() < 1e-12);
         let half = s.scaled(0.5, 391);
-        assert_eq!(half.milestones, vec![Steps::iterations(16_000), Steps::iterations(24_000)]);
+        assert_eq!(
+            half.milestones,
+            vec![Steps::iterations(16_000), Steps::iterations(24_000)]
+        );
     }
 }

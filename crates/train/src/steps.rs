@@ -13,11 +13,17 @@ pub struct Steps {
 
 impl Steps {
     pub const fn iterations(iterations: u64) -> Self {
-        Steps { epochs: 0, iterations }
+        Steps {
+            epochs: 0,
+            iterations,
+        }
     }
 
     pub const fn epochs(epochs: u64) -> Self {
-        Steps { epochs, iterations: 0 }
+        Steps {
+            epochs,
+            iterations: 0,
+        }
     }
 
     /// The position in iterations.
@@ -89,14 +95,24 @@ mod tests {
         for (text, steps, resolved) in [
             ("500it", Steps::iterations(500), 500),
             ("2ep", Steps::epochs(2), 2 * 391),
-            ("120ep50it", Steps { epochs: 120, iterations: 50 }, 120 * 391 + 50),
+            (
+                "120ep50it",
+                Steps {
+                    epochs: 120,
+                    iterations: 50,
+                },
+                120 * 391 + 50,
+            ),
             ("24000", Steps::iterations(24_000), 24_000),
         ] {
             let parsed = Steps::parse(text).expect(text);
             assert_eq!(parsed, steps);
             assert_eq!(parsed.resolve(391), resolved);
         }
-        assert_eq!(Steps::parse("120ep50it").expect("valid").to_string(), "120ep50it");
+        assert_eq!(
+            Steps::parse("120ep50it").expect("valid").to_string(),
+            "120ep50it"
+        );
         for bad in ["", "ep", "5 it", "it", "3ep4", "-1it", "2.5ep"] {
             assert!(Steps::parse(bad).is_err(), "{bad}");
         }

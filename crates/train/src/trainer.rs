@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use data::{DatasetName, ImageSource, SeededBatches, Split, Transform};
@@ -37,7 +37,12 @@ fn default_eval_batch() -> usize {
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        EvalConfig { every: Some(Steps::epochs(1)), train_subset: Some(10_000), test_subset: None, batch_size: default_eval_batch() }
+        EvalConfig {
+            every: Some(Steps::epochs(1)),
+            train_subset: Some(10_000),
+            test_subset: None,
+            batch_size: default_eval_batch(),
+        }
     }
 }
 
@@ -95,9 +100,18 @@ impl TrainData {
     }
 
     /// Builds the transform for already-loaded sources.
-    pub fn from_sources(recipe: &Recipe, dataset: DatasetName, train: ImageSource, test: ImageSource) -> Result<TrainData> {
+    pub fn from_sources(
+        recipe: &Recipe,
+        dataset: DatasetName,
+        train: ImageSource,
+        test: ImageSource,
+    ) -> Result<TrainData> {
         let first = train.get(0)?;
-        let native = if dataset == DatasetName::Imagenet { 224 } else { first.height.max(first.width) };
+        let native = if dataset == DatasetName::Imagenet {
+            224
+        } else {
+            first.height.max(first.width)
+        };
         let (mean, std) = dataset.normalisation();
         if mean.len() != first.channels {
             return Err(Error::Config(format!(
@@ -112,7 +126,13 @@ impl TrainData {
             std,
             augmentation: recipe.data.augmentation,
         };
-        Ok(TrainData { dataset, train, test, transform, num_classes: dataset.num_classes() })
+        Ok(TrainData {
+            dataset,
+            train,
+            test,
+            transform,
+            num_classes: dataset.num_classes(),
+        })
     }
 }
 
@@ -168,7 +188,12 @@ impl Trainer {
     /// `device` is a plain device (e.g. [`crate::default_device`]); autodiff is added here.
     pub fn new(config: TrainConfig, data: TrainData, device: &Device) -> Result<Trainer> {
         config.recipe.validate()?;
-        let batches = SeededBatches::new(data.train.clone(), data.transform.clone(), config.recipe.data.batch_size, config.data_seed)?;
+        let batches = SeededBatches::new(
+            data.train.clone(),
+            data.transform.clone(),
+            config.recipe.data.batch_size,
+            config.data_seed,
+        )?;
         let iterations_per_epoch = batches.iterations_per_epoch();
         let total_steps = config.recipe.training_steps.resolve(iterations_per_epoch);
         Ok(Trainer {
@@ -202,13 +227,27 @@ impl Trainer {
     /// The recipe's network, built for the data and initialised from the init seed.
     pub fn build_model(&self) -> Result<Network> {
         let t = &self.data.transform;
-        let model = self.config.recipe.model.build(t.channels(), t.size, self.data.num_classes, &self.device)?;
-        Ok(nets::initialize(model, self.config.init_seed, self.config.recipe.bn_init))
+        let model = self.config.recipe.model.build(
+            t.channels(),
+            t.size,
+            self.data.num_classes,
+            &self.device,
+        )?;
+        Ok(nets::initialize(
+            model,
+            self.config.init_seed,
+            self.config.recipe.bn_init,
+        ))
     }
 
     /// The state at step 0.
     pub fn initial_state(&self) -> Result<TrainState<Network>> {
-        Ok(TrainState { model: self.build_model()?, optimizer: self.config.recipe.optimizer.init(), step: 0, metrics: vec![] })
+        Ok(TrainState {
+            model: self.build_model()?,
+            optimizer: self.config.recipe.optimizer.init(),
+            step: 0,
+            metrics: vec![],
+        })
     }
 
     /// Runs the configuration in `dir`: reuses a finished run, resumes an interrupted one
@@ -218,24 +257,53 @@ impl Trainer {
         let store = CheckpointStore::new(dir);
         let metrics_path = dir.join("metrics.json");
         if store.has(self.total_steps) && metrics_path.is_file() {
-            return Ok(RunOutcome { dir: dir.to_path_buf(), metrics: Metrics::load(&metrics_path)?, reused: true });
+            return Ok(RunOutcome {
+                dir: dir.to_path_buf(),
+                metrics: Metrics::load(&metrics_path)?,
+                reused: true,
+            });
         }
         let state = match store.latest() {
             Some(step) => {
                 tracing::info!("resuming {} from step {step}", dir.display());
-                let ck = store.load(step, self.build_model()?, self.config.recipe.optimizer.init())?;
-                TrainState { model: ck.model, optimizer: ck.optimizer, step: ck.step, metrics: ck.metrics }
+                let ck = store.load(
+                    step,
+                    self.build_model()?,
+                    self.config.recipe.optimizer.init(),
+                )?;
+                TrainState {
+                    model: ck.model,
+                    optimizer: ck.optimizer,
+                    step: ck.step,
+                    metrics: ck.metrics,
+                }
             }
             None => self.initial_state()?,
         };
+        tracing::debug!("state ready at step {}", state.step);
         let state = self.train(state, self.total_steps, dir, hooks)?;
-        Ok(RunOutcome { dir: dir.to_path_buf(), metrics: Metrics { records: state.metrics }, reused: false })
+        Ok(RunOutcome {
+            dir: dir.to_path_buf(),
+            metrics: Metrics {
+                records: state.metrics,
+            },
+            reused: false,
+        })
     }
 
     /// Loads the checkpoint of `step` of the run in `dir`.
     pub fn load_state(&self, dir: &Path, step: u64) -> Result<TrainState<Network>> {
-        let ck = CheckpointStore::new(dir).load(step, self.build_model()?, self.config.recipe.optimizer.init())?;
-        Ok(TrainState { model: ck.model, optimizer: ck.optimizer, step: ck.step, metrics: ck.metrics })
+        let ck = CheckpointStore::new(dir).load(
+            step,
+            self.build_model()?,
+            self.config.recipe.optimizer.init(),
+        )?;
+        Ok(TrainState {
+            model: ck.model,
+            optimizer: ck.optimizer,
+            step: ck.step,
+            metrics: ck.metrics,
+        })
     }
 
     /// Writes `config.toml`, or checks that the one there is this configuration.
@@ -244,7 +312,11 @@ impl Trainer {
         let path = dir.join("config.toml");
         match std::fs::read_to_string(&path) {
             Ok(existing) => {
-                let parsed: TrainConfig = toml::from_str(&existing).map_err(|e| Error::Parse { path: path.clone(), what: "run configuration", reason: e.to_string() })?;
+                let parsed: TrainConfig = toml::from_str(&existing).map_err(|e| Error::Parse {
+                    path: path.clone(),
+                    what: "run configuration",
+                    reason: e.to_string(),
+                })?;
                 if parsed != self.config {
                     return Err(Error::ConfigMismatch {
                         dir: dir.to_path_buf(),
@@ -259,23 +331,46 @@ impl Trainer {
     }
 
     fn is_kept(&self, step: u64) -> bool {
-        step == 0 || step == self.total_steps || self.config.keep_checkpoints.iter().any(|s| self.resolve(*s) == step)
+        step == 0
+            || step == self.total_steps
+            || self
+                .config
+                .keep_checkpoints
+                .iter()
+                .any(|s| self.resolve(*s) == step)
     }
 
     fn is_checkpoint_step(&self, step: u64) -> bool {
-        self.is_kept(step) || self.config.checkpoint_every.map(|s| self.resolve(s)).is_some_and(|e| e > 0 && step % e == 0)
+        self.is_kept(step)
+            || self
+                .config
+                .checkpoint_every
+                .map(|s| self.resolve(s))
+                .is_some_and(|e| e > 0 && step % e == 0)
     }
 
     fn is_eval_step(&self, step: u64) -> bool {
-        step == self.total_steps || self.config.eval.every.map(|s| self.resolve(s)).is_some_and(|e| e > 0 && step % e == 0)
+        step == self.total_steps
+            || self
+                .config
+                .eval
+                .every
+                .map(|s| self.resolve(s))
+                .is_some_and(|e| e > 0 && step % e == 0)
     }
 
     /// Trains `state` up to step `until`, evaluating, checkpointing and writing
     /// `metrics.json` in `dir` as configured.
-    pub fn train<M: Classifier>(&self, mut state: TrainState<M>, until: u64, dir: &Path, hooks: &mut impl TrainHooks<M>) -> Result<TrainState<M>> {
+    pub fn train<M: Classifier>(
+        &self,
+        mut state: TrainState<M>,
+        until: u64,
+        dir: &Path,
+        hooks: &mut impl TrainHooks<M>,
+    ) -> Result<TrainState<M>> {
         let store = CheckpointStore::new(dir);
         let metrics_path = dir.join("metrics.json");
-        let loss_fn = CrossEntropyLossConfig::new().init(&self.device);
+        let loss_fn = self.loss_fn();
         let schedule = &self.config.recipe.schedule;
         let started = Instant::now();
         let elapsed_before = state.metrics.last().map_or(0.0, |m| m.elapsed_seconds);
@@ -283,39 +378,49 @@ impl Trainer {
         if state.step == 0 && !store.has(0) {
             store.save(0, &state.model, &state.optimizer, &state.metrics)?;
         }
+        tracing::debug!("initial checkpoint written");
         let bar = self.progress_bar(state.step, until);
         let mut loss_sum = 0.0f64;
         let mut loss_count = 0u32;
         while state.step < until {
             let step = state.step;
             let lr = schedule.lr_at(step, self.total_steps, self.iterations_per_epoch);
-            let batch = self.batches.batch(step)?;
-            let (images, labels) = batch.to_tensors(&self.device);
-            let logits = state.model.forward(images);
-            let loss = loss_fn.forward(logits, labels);
             let next = step + 1;
-            let must_read = next % 10 == 0 || next == until || self.is_checkpoint_step(next) || self.is_eval_step(next);
-            if must_read {
-                let value: f32 = loss.clone().into_scalar::<f32>();
+            let must_read = next % 10 == 0
+                || next == until
+                || self.is_checkpoint_step(next)
+                || self.is_eval_step(next);
+            let (stepped, loss) = self.step(state, &loss_fn, lr, must_read)?;
+            state = stepped;
+            if let Some(value) = loss {
                 if !value.is_finite() {
                     bar.abandon();
-                    return Err(Error::NonFinite { step, value, last_checkpoint, dir: dir.to_path_buf() });
+                    return Err(Error::NonFinite {
+                        step,
+                        value,
+                        last_checkpoint,
+                        dir: dir.to_path_buf(),
+                    });
                 }
                 loss_sum += value as f64;
                 loss_count += 1;
                 bar.set_message(format!("loss {value:.4}"));
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &state.model);
-            state.model = state.optimizer.step(lr, state.model, grads);
             state.model = hooks.after_step(state.model, step)?;
-            state.step = next;
             bar.set_position(next);
+            tracing::trace!("step {next} done");
 
             if self.is_eval_step(next) {
                 let train_loss = (loss_count > 0).then(|| (loss_sum / loss_count as f64) as f32);
                 loss_sum = 0.0;
                 loss_count = 0;
-                let record = self.eval_record(&state.model, next, lr, train_loss, elapsed_before + started.elapsed().as_secs_f64())?;
+                let record = self.eval_record(
+                    &state.model,
+                    next,
+                    lr,
+                    train_loss,
+                    elapsed_before + started.elapsed().as_secs_f64(),
+                )?;
                 tracing::info!(
                     "step {next}/{}: test accuracy {:.2}%, test loss {:.4}",
                     self.total_steps,
@@ -323,7 +428,10 @@ impl Trainer {
                     record.test_loss
                 );
                 state.metrics.push(record);
-                Metrics { records: state.metrics.clone() }.save(&metrics_path)?;
+                Metrics {
+                    records: state.metrics.clone(),
+                }
+                .save(&metrics_path)?;
             }
             if self.is_checkpoint_step(next) {
                 store.save(next, &state.model, &state.optimizer, &state.metrics)?;
@@ -335,14 +443,60 @@ impl Trainer {
         Ok(state)
     }
 
-    fn eval_record<M: Classifier>(&self, model: &M, step: u64, lr: f64, train_loss: Option<f32>, elapsed: f64) -> Result<MetricRecord> {
+    /// One optimiser step on the batch of `state.step` at learning rate `lr`; returns the
+    /// loss of that batch when `read_loss` (reading it synchronises with the device).
+    pub fn step<M: Classifier>(
+        &self,
+        mut state: TrainState<M>,
+        loss_fn: &CrossEntropyLoss,
+        lr: f64,
+        read_loss: bool,
+    ) -> Result<(TrainState<M>, Option<f32>)> {
+        let batch = self.batches.batch(state.step)?;
+        let (images, labels) = batch.to_tensors(&self.device);
+        let logits = state.model.forward(images);
+        let loss = loss_fn.forward(logits, labels);
+        let value = read_loss.then(|| loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+        state.model = state.optimizer.step(lr, state.model, grads);
+        state.step += 1;
+        Ok((state, value))
+    }
+
+    /// The loss function of training (cross-entropy), on the training device.
+    pub fn loss_fn(&self) -> CrossEntropyLoss {
+        CrossEntropyLossConfig::new().init(&self.device)
+    }
+
+    fn eval_record<M: Classifier>(
+        &self,
+        model: &M,
+        step: u64,
+        lr: f64,
+        train_loss: Option<f32>,
+        elapsed: f64,
+    ) -> Result<MetricRecord> {
         let valid = model.valid();
         let plain = self.device.clone().inner();
         let eval = &self.config.eval;
-        let test = evaluate(&valid, &self.data.test, &self.data.transform, eval.batch_size, eval.test_subset, &plain)?;
+        let test = evaluate(
+            &valid,
+            &self.data.test,
+            &self.data.transform,
+            eval.batch_size,
+            eval.test_subset,
+            &plain,
+        )?;
         let train = match eval.train_subset {
             Some(0) => None,
-            limit => Some(evaluate(&valid, &self.data.train, &self.data.transform, eval.batch_size, limit, &plain)?),
+            limit => Some(evaluate(
+                &valid,
+                &self.data.train,
+                &self.data.transform,
+                eval.batch_size,
+                limit,
+                &plain,
+            )?),
         };
         Ok(MetricRecord {
             step,
@@ -363,8 +517,10 @@ impl Trainer {
         }
         let bar = indicatif::ProgressBar::new(until);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps ({per_sec}, eta {eta}) {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} steps ({per_sec}, eta {eta}) {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.set_prefix(self.config.recipe.name.clone());
         bar.set_position(from);

@@ -14,7 +14,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 /// The VGG-16 plan: channel counts, with 0 standing for a 2x2 max pool.
-pub const VGG16_PLAN: [usize; 17] = [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512];
+pub const VGG16_PLAN: [usize; 17] = [
+    64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512,
+];
 
 /// Configuration of a CIFAR VGG.
 #[derive(Config, Debug)]
@@ -105,7 +107,9 @@ impl Vgg {
     }
 
     pub fn in_channels(&self) -> usize {
-        self.layers.first().map_or(0, |l| l.conv.weight.shape().dims::<4>()[1])
+        self.layers
+            .first()
+            .map_or(0, |l| l.conv.weight.shape().dims::<4>()[1])
     }
 }
 
@@ -118,8 +122,14 @@ mod tests {
         let device = Device::default();
         let model = VggConfig::vgg16(3).init(&device);
         let conv = |i: usize, o: usize| i * o * 9 + o;
-        let convs = conv(3, 64) + conv(64, 64) + conv(64, 128) + conv(128, 128)
-            + conv(128, 256) + 2 * conv(256, 256) + conv(256, 512) + 5 * conv(512, 512);
+        let convs = conv(3, 64)
+            + conv(64, 64)
+            + conv(64, 128)
+            + conv(128, 128)
+            + conv(128, 256)
+            + 2 * conv(256, 256)
+            + conv(256, 512)
+            + 5 * conv(512, 512);
         let bn = 2 * (2 * 64 + 2 * 128 + 3 * 256 + 6 * 512);
         let fc = 512 * 10 + 10;
         assert_eq!(convs + bn + fc, 14_728_266);
@@ -127,6 +137,9 @@ mod tests {
         assert_eq!(model.num_params() - running_stats, 14_728_266);
         assert_eq!(model.pool_after.iter().filter(|&&p| p).count(), 4);
         let small = VggConfig::vgg16(1).with_width_divisor(8).init(&device);
-        assert_eq!(small.forward(Tensor::zeros([2, 1, 32, 32], &device)).dims(), [2, 10]);
+        assert_eq!(
+            small.forward(Tensor::zeros([2, 1, 32, 32], &device)).dims(),
+            [2, 10]
+        );
     }
 }

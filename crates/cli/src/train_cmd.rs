@@ -1,0 +1,212 @@
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use data::{Augmentation, DatasetName};
+use train::{NoHooks, Recipe, Steps, TrainConfig, TrainData, Trainer};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Table 1 recipe: lenet, resnet20, resnet20-low, resnet20-warmup, vgg16, vgg16-low,
+    /// vgg16-warmup. Ignored with --config.
+    #[arg(long, default_value = "lenet")]
+    preset: String,
+
+    /// A full run configuration (TOML, as written to `config.toml` by an earlier run) instead
+    /// of --preset and the options below.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["steps", "dataset", "augmentation", "batch_size", "lr"])]
+    config: Option<PathBuf>,
+
+    /// Training length (`24000it`, `2ep`, `120ep50it`). A length other than the preset's
+    /// scales the schedule (warmup and learning-rate drops) by the same factor.
+    #[arg(long)]
+    steps: Option<Steps>,
+
+    /// Seed of the initial weights.
+    #[arg(long, default_value_t = 1)]
+    init_seed: u64,
+
+    /// Seed of the data order and augmentation (the SGD noise).
+    #[arg(long, default_value_t = 1)]
+    data_seed: u64,
+
+    /// Train on another dataset than the preset's (e.g. `fashion-mnist` for a CIFAR recipe
+    /// where CIFAR-10 is not available). 28x28 images are zero-padded to 32x32 for the conv
+    /// nets.
+    #[arg(long)]
+    dataset: Option<DatasetName>,
+
+    /// Override the preset's training augmentation.
+    #[arg(long, value_enum)]
+    augmentation: Option<AugmentationArg>,
+
+    /// Override the preset's batch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+
+    /// Override the preset's base learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+
+    /// Evaluate every this many steps (and at the end).
+    #[arg(long, default_value = "1ep")]
+    eval_every: Steps,
+
+    /// Evaluate training accuracy on the first N training examples (0 skips it; `all` for the
+    /// whole training set).
+    #[arg(long, default_value = "10000")]
+    train_eval_subset: String,
+
+    /// Write a checkpoint every this many steps (a killed run resumes from the latest).
+    #[arg(long, default_value = "1ep")]
+    checkpoint_every: Steps,
+
+    /// Keep the checkpoints of these steps for good (comma separated, e.g. `500it,2000it`).
+    #[arg(long, value_delimiter = ',')]
+    keep: Vec<Steps>,
+
+    /// Output directory of the run.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AugmentationArg {
+    /// No augmentation.
+    None,
+    /// Pad 4, random crop, random horizontal flip (CIFAR-10).
+    CropFlip,
+    /// Random resized crop and flip (ImageNet).
+    RandomResizedCrop,
+}
+
+impl From<AugmentationArg> for Augmentation {
+    fn from(a: AugmentationArg) -> Self {
+        match a {
+            AugmentationArg::None => Augmentation::None,
+            AugmentationArg::CropFlip => Augmentation::CropFlip { padding: 4 },
+            AugmentationArg::RandomResizedCrop => Augmentation::RandomResizedCropFlip,
+        }
+    }
+}
+
+fn read_config(path: &Path) -> Result<TrainConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid run configuration", path.display()))
+}
+
+pub fn run(args: TrainArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
+    let config = match &args.config {
+        Some(path) => read_config(path)?,
+        None => {
+            let mut recipe = Recipe::preset(&args.preset)?;
+            if let Some(d) = args.dataset {
+                recipe.data.dataset = d;
+                recipe.name = format!("{}@{d}", recipe.name);
+            }
+            if let Some(a) = args.augmentation {
+                recipe.data.augmentation = a.into();
+            }
+            if let Some(b) = args.batch_size {
+                recipe.data.batch_size = b;
+            }
+            if let Some(lr) = args.lr {
+                recipe.schedule.base = lr;
+            }
+            let mut config = TrainConfig::new(recipe, args.init_seed, args.data_seed);
+            config.eval.every = Some(args.eval_every);
+            config.eval.train_subset = match args.train_eval_subset.as_str() {
+                "all" => None,
+                n => Some(n.parse().with_context(|| {
+                    format!("--train-eval-subset must be a number or `all`, got `{n}`")
+                })?),
+            };
+            config.checkpoint_every = Some(args.checkpoint_every);
+            config.keep_checkpoints = args.keep.clone();
+            config
+        }
+    };
+    let data = TrainData::load(&config.recipe, data_dir, allow_download)?;
+    let device = train::default_device();
+    let mut config = config;
+    if let (None, Some(steps)) = (&args.config, args.steps) {
+        // Resolve the epoch length first, then scale the schedule to the new length.
+        let probe = Trainer::new(config.clone(), data.clone(), &device)?;
+        config.recipe = config
+            .recipe
+            .with_length(steps, probe.iterations_per_epoch());
+    }
+    let trainer = Trainer::new(config, data, &device)?.with_progress(!args.quiet);
+    if trainer.total_steps() == 0 {
+        bail!("the run has zero training steps");
+    }
+    tracing::info!(
+        "{} on {} ({}), {} steps of batch {} ({} per epoch), backend {}",
+        trainer.config.recipe.model,
+        trainer.data.dataset,
+        trainer.config.recipe.name,
+        trainer.total_steps(),
+        trainer.config.recipe.data.batch_size,
+        trainer.iterations_per_epoch(),
+        train::backend_name()
+    );
+    let outcome = trainer.run(&args.out, &mut NoHooks)?;
+    let last = outcome
+        .final_record()
+        .context("the run produced no metrics")?;
+    println!(
+        "{} {}: test accuracy {:.2}% (loss {:.4}) after {} steps, {:.1} s of training. Results in {}",
+        if outcome.reused { "reused" } else { "trained" },
+        trainer.config.recipe.name,
+        100.0 * last.test_accuracy,
+        last.test_loss,
+        last.step,
+        last.elapsed_seconds,
+        outcome.dir.display()
+    );
+    Ok(())
+}
+
+pub fn list_presets() -> Result<()> {
+    println!(
+        "{:<16} {:<14} {:<9} {:>6} {:>9}  {:<24} schedule",
+        "preset", "network", "data", "batch", "steps", "optimiser"
+    );
+    for name in train::PRESETS {
+        let r = Recipe::preset(name)?;
+        let optimiser = match &r.optimizer {
+            train::OptimizerConfig::Adam { .. } => "adam".to_string(),
+            train::OptimizerConfig::Sgd {
+                momentum,
+                weight_decay,
+                ..
+            } => format!("sgd m={momentum} wd={weight_decay}"),
+        };
+        let s = &r.schedule;
+        let mut schedule = format!("lr {}", s.base);
+        if let Some(w) = s.warmup {
+            schedule += &format!(", warmup {w}");
+        }
+        if !s.milestones.is_empty() {
+            let m: Vec<String> = s.milestones.iter().map(ToString::to_string).collect();
+            schedule += &format!(", x{} at {}", s.drop_factor, m.join(", "));
+        }
+        println!(
+            "{:<16} {:<14} {:<9} {:>6} {:>9}  {:<24} {}",
+            name,
+            r.model.to_string(),
+            r.data.dataset.to_string(),
+            r.data.batch_size,
+            r.training_steps.to_string(),
+            optimiser,
+            schedule
+        );
+    }
+    Ok(())
+}
