@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use crate::{Error, ImageSource, Result, Transform};
 
 /// Domain separators, so the order and augmentation streams never coincide.
-const ORDER_STREAM: u64 = 0x6f72_6465_72;
+const ORDER_STREAM: u64 = 0x006f_7264_6572;
 const AUGMENT_STREAM: u64 = 0x6175_676d;
 
 /// Mixes several words into one seed (splitmix64 over the words in order).

@@ -61,7 +61,7 @@ pub fn load(dir: &Path, split: Split, allow_download: bool) -> Result<Cifar10> {
 }
 
 fn check_records(bytes: &[u8]) -> std::result::Result<(), String> {
-    if bytes.is_empty() || bytes.len() % RECORD_BYTES != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD_BYTES) {
         return Err(format!(
             "{} bytes is not a whole number of {RECORD_BYTES}-byte records",
             bytes.len()

@@ -63,12 +63,13 @@ impl ModelConfig {
         }
     }
 
-    /// Layers that the paper's framework leaves unpruned by default: the output layer of Lenet
-    /// and VGG-16; nothing for ResNets.
+    /// Paths of the layers that the paper's framework leaves unpruned by default: the output
+    /// layer of Lenet and VGG-16; nothing for ResNets. (Paths of a [`Network`] start with its
+    /// variant: `Lenet.hidden.0.weight`.)
     pub fn default_unpruned_layers(&self) -> Vec<String> {
         match self {
-            ModelConfig::Lenet { .. } => vec!["output".into()],
-            ModelConfig::Vgg16 { .. } => vec!["fc".into()],
+            ModelConfig::Lenet { .. } => vec!["Lenet.output".into()],
+            ModelConfig::Vgg16 { .. } => vec!["Vgg.fc".into()],
             ModelConfig::Resnet { .. } => vec![],
         }
     }
@@ -97,7 +98,7 @@ impl ModelConfig {
                     .init(device),
             ),
             ModelConfig::Resnet { depth, width } => {
-                if size % 4 != 0 {
+                if !size.is_multiple_of(4) {
                     return Err(Error::Invalid(format!(
                         "{} needs an image side divisible by 4, got {size}",
                         self.name()
@@ -113,7 +114,7 @@ impl ModelConfig {
                 )
             }
             ModelConfig::Vgg16 { width_divisor } => {
-                if size < 16 || size % 16 != 0 {
+                if size < 16 || !size.is_multiple_of(16) {
                     return Err(Error::Invalid(format!(
                         "vgg-16 needs an image side divisible by 16, got {size}"
                     )));
@@ -136,6 +137,8 @@ impl std::fmt::Display for ModelConfig {
 }
 
 /// Any of the networks, as one burn module.
+// The variants are moved, not copied, and a model exists a handful of times per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Network {
     Lenet(Lenet),
@@ -192,11 +195,20 @@ mod tests {
             .expect("lenet");
         let infos = tensor_infos(&lenet);
         let paths: Vec<&str> = infos.iter().map(|i| i.path.as_str()).collect();
-        assert!(
-            paths
-                .iter()
-                .all(|p| p.starts_with("Lenet.") || p.contains("hidden") || p.contains("output")),
-            "{paths:?}"
+        assert_eq!(
+            paths,
+            [
+                "Lenet.hidden.0.weight",
+                "Lenet.hidden.0.bias",
+                "Lenet.hidden.1.weight",
+                "Lenet.hidden.1.bias",
+                "Lenet.output.weight",
+                "Lenet.output.bias"
+            ]
+        );
+        assert_eq!(
+            infos[4].layer(),
+            ModelConfig::lenet_300_100().default_unpruned_layers()[0]
         );
         assert_eq!(
             infos

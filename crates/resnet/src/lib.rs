@@ -56,7 +56,7 @@ impl CifarResnetConfig {
     }
 
     pub fn blocks_per_stage(&self) -> Result<usize, Error> {
-        if self.depth < 8 || (self.depth - 2) % 6 != 0 {
+        if self.depth < 8 || !(self.depth - 2).is_multiple_of(6) {
             return Err(Error::Depth(self.depth));
         }
         Ok((self.depth - 2) / 6)

@@ -346,7 +346,7 @@ impl Trainer {
                 .config
                 .checkpoint_every
                 .map(|s| self.resolve(s))
-                .is_some_and(|e| e > 0 && step % e == 0)
+                .is_some_and(|e| e > 0 && step.is_multiple_of(e))
     }
 
     fn is_eval_step(&self, step: u64) -> bool {
@@ -356,7 +356,7 @@ impl Trainer {
                 .eval
                 .every
                 .map(|s| self.resolve(s))
-                .is_some_and(|e| e > 0 && step % e == 0)
+                .is_some_and(|e| e > 0 && step.is_multiple_of(e))
     }
 
     /// Trains `state` up to step `until`, evaluating, checkpointing and writing
@@ -386,7 +386,7 @@ impl Trainer {
             let step = state.step;
             let lr = schedule.lr_at(step, self.total_steps, self.iterations_per_epoch);
             let next = step + 1;
-            let must_read = next % 10 == 0
+            let must_read = next.is_multiple_of(10)
                 || next == until
                 || self.is_checkpoint_step(next)
                 || self.is_eval_step(next);
