@@ -9,9 +9,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::module::Module;
 use clap::Args;
-use data::{Dataset, DatasetName, ImageSource, RawImage};
-use rand::{RngCore, SeedableRng};
-use train::{Recipe, Steps, TrainConfig, TrainData, TrainState, Trainer};
+use data::synthetic::Noise;
+use data::{DatasetName, ImageSource};
+use train::{Recipe, TrainConfig, TrainData, TrainState, Trainer};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -32,37 +32,6 @@ pub struct BenchArgs {
     markdown: Option<PathBuf>,
 }
 
-/// Random images of a fixed shape, generated once from a seed.
-struct Synthetic {
-    pixels: Vec<u8>,
-    shape: [usize; 3],
-    len: usize,
-}
-
-impl Synthetic {
-    fn new(len: usize, shape: [usize; 3]) -> Self {
-        let mut pixels = vec![0u8; len * shape.iter().product::<usize>()];
-        rand_chacha::ChaCha8Rng::seed_from_u64(0).fill_bytes(&mut pixels);
-        Synthetic { pixels, shape, len }
-    }
-}
-
-impl Dataset<RawImage, data::Error> for Synthetic {
-    fn get(&self, index: usize) -> data::Result<RawImage> {
-        let size: usize = self.shape.iter().product();
-        Ok(RawImage {
-            pixels: self.pixels[index * size..(index + 1) * size].to_vec(),
-            channels: self.shape[0],
-            height: self.shape[1],
-            width: self.shape[2],
-            label: index % 10,
-        })
-    }
-    fn len(&self) -> usize {
-        self.len
-    }
-}
-
 struct Row {
     preset: String,
     batch: usize,
@@ -79,12 +48,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
     let recipe = Recipe::preset(name)?;
-    let (dataset, shape) = match recipe.data.dataset {
-        DatasetName::Mnist | DatasetName::FashionMnist => (recipe.data.dataset, [1, 28, 28]),
-        _ => (DatasetName::Cifar10, [3, 32, 32]),
+    let (dataset, channels, side) = match recipe.data.dataset {
+        DatasetName::Mnist | DatasetName::FashionMnist => (recipe.data.dataset, 1, 28),
+        _ => (DatasetName::Cifar10, 3, 32),
     };
-    let train: ImageSource = Arc::new(Synthetic::new(10_000, shape));
-    let test: ImageSource = Arc::new(Synthetic::new(args.eval_images.max(1), shape));
+    let train: ImageSource = Arc::new(Noise::new(10_000, channels, side));
+    let test: ImageSource = Arc::new(Noise::new(args.eval_images.max(1), channels, side));
     let data = TrainData::from_sources(&recipe, dataset, train, test)?;
     let paper_steps = recipe.training_steps.resolve(1);
     let trainer = Trainer::new(

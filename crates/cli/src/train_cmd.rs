@@ -5,12 +5,14 @@ use clap::{Args, ValueEnum};
 use data::{Augmentation, DatasetName};
 use train::{NoHooks, Recipe, Steps, TrainConfig, TrainData, Trainer};
 
+/// Options that choose the recipe, the seeds and the evaluation of a run (shared by `train`
+/// and `imp`).
 #[derive(Args, Debug)]
-pub struct TrainArgs {
+pub struct RunArgs {
     /// Table 1 recipe: lenet, resnet20, resnet20-low, resnet20-warmup, vgg16, vgg16-low,
     /// vgg16-warmup. Ignored with --config.
     #[arg(long, default_value = "lenet")]
-    preset: String,
+    pub preset: String,
 
     /// A full run configuration (TOML, as written to `config.toml` by an earlier run) instead
     /// of --preset and the options below.
@@ -61,6 +63,16 @@ pub struct TrainArgs {
     #[arg(long, default_value = "1ep")]
     checkpoint_every: Steps,
 
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    run: RunArgs,
+
     /// Keep the checkpoints of these steps for good (comma separated, e.g. `500it,2000it`).
     #[arg(long, value_delimiter = ',')]
     keep: Vec<Steps>,
@@ -68,10 +80,6 @@ pub struct TrainArgs {
     /// Output directory of the run.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-
-    /// Hide the progress bar.
-    #[arg(long)]
-    quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -101,51 +109,63 @@ fn read_config(path: &Path) -> Result<TrainConfig> {
         .with_context(|| format!("{} is not a valid run configuration", path.display()))
 }
 
-pub fn run(args: TrainArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
-    let config = match &args.config {
-        Some(path) => read_config(path)?,
-        None => {
-            let mut recipe = Recipe::preset(&args.preset)?;
-            if let Some(d) = args.dataset {
-                recipe.data.dataset = d;
-                recipe.name = format!("{}@{d}", recipe.name);
+impl RunArgs {
+    /// The configuration and data these options describe, and the trainer for them.
+    pub fn trainer(
+        &self,
+        data_dir: &Path,
+        allow_download: bool,
+        keep: &[Steps],
+    ) -> Result<Trainer> {
+        let mut config = match &self.config {
+            Some(path) => read_config(path)?,
+            None => {
+                let mut recipe = Recipe::preset(&self.preset)?;
+                if let Some(d) = self.dataset {
+                    recipe.data.dataset = d;
+                    recipe.name = format!("{}@{d}", recipe.name);
+                }
+                if let Some(a) = self.augmentation {
+                    recipe.data.augmentation = a.into();
+                }
+                if let Some(b) = self.batch_size {
+                    recipe.data.batch_size = b;
+                }
+                if let Some(lr) = self.lr {
+                    recipe.schedule.base = lr;
+                }
+                let mut config = TrainConfig::new(recipe, self.init_seed, self.data_seed);
+                config.eval.every = Some(self.eval_every);
+                config.eval.train_subset = match self.train_eval_subset.as_str() {
+                    "all" => None,
+                    n => Some(n.parse().with_context(|| {
+                        format!("--train-eval-subset must be a number or `all`, got `{n}`")
+                    })?),
+                };
+                config.checkpoint_every = Some(self.checkpoint_every);
+                config
             }
-            if let Some(a) = args.augmentation {
-                recipe.data.augmentation = a.into();
-            }
-            if let Some(b) = args.batch_size {
-                recipe.data.batch_size = b;
-            }
-            if let Some(lr) = args.lr {
-                recipe.schedule.base = lr;
-            }
-            let mut config = TrainConfig::new(recipe, args.init_seed, args.data_seed);
-            config.eval.every = Some(args.eval_every);
-            config.eval.train_subset = match args.train_eval_subset.as_str() {
-                "all" => None,
-                n => Some(n.parse().with_context(|| {
-                    format!("--train-eval-subset must be a number or `all`, got `{n}`")
-                })?),
-            };
-            config.checkpoint_every = Some(args.checkpoint_every);
-            config.keep_checkpoints = args.keep.clone();
-            config
+        };
+        config.keep_checkpoints.extend_from_slice(keep);
+        let data = TrainData::load(&config.recipe, data_dir, allow_download)?;
+        let device = train::default_device();
+        if let (None, Some(steps)) = (&self.config, self.steps) {
+            // Resolve the epoch length first, then scale the schedule to the new length.
+            let probe = Trainer::new(config.clone(), data.clone(), &device)?;
+            config.recipe = config
+                .recipe
+                .with_length(steps, probe.iterations_per_epoch());
         }
-    };
-    let data = TrainData::load(&config.recipe, data_dir, allow_download)?;
-    let device = train::default_device();
-    let mut config = config;
-    if let (None, Some(steps)) = (&args.config, args.steps) {
-        // Resolve the epoch length first, then scale the schedule to the new length.
-        let probe = Trainer::new(config.clone(), data.clone(), &device)?;
-        config.recipe = config
-            .recipe
-            .with_length(steps, probe.iterations_per_epoch());
+        let trainer = Trainer::new(config, data, &device)?.with_progress(!self.quiet);
+        if trainer.total_steps() == 0 {
+            bail!("the run has zero training steps");
+        }
+        log_run(&trainer);
+        Ok(trainer)
     }
-    let trainer = Trainer::new(config, data, &device)?.with_progress(!args.quiet);
-    if trainer.total_steps() == 0 {
-        bail!("the run has zero training steps");
-    }
+}
+
+fn log_run(trainer: &Trainer) {
     tracing::info!(
         "{} on {} ({}), {} steps of batch {} ({} per epoch), backend {}",
         trainer.config.recipe.model,
@@ -156,6 +176,10 @@ pub fn run(args: TrainArgs, data_dir: &Path, allow_download: bool) -> Result<()>
         trainer.iterations_per_epoch(),
         train::backend_name()
     );
+}
+
+pub fn run(args: TrainArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
+    let trainer = args.run.trainer(data_dir, allow_download, &args.keep)?;
     let outcome = trainer.run(&args.out, &mut NoHooks)?;
     let last = outcome
         .final_record()

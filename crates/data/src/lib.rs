@@ -19,6 +19,7 @@ pub mod idx;
 pub mod imagenet;
 mod location;
 pub mod mnist;
+pub mod synthetic;
 mod transform;
 
 use std::sync::Arc;

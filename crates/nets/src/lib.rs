@@ -22,7 +22,7 @@ use burn::tensor::Tensor;
 /// An image classifier the framework can train, prune and interpolate: any burn module with a
 /// forward pass from images to logits. Implement it for your own model to use it with the
 /// trainer, the `sparsity` crate and the `lmc` crate.
-pub trait Classifier: Module + 'static {
+pub trait Classifier: Module + burn::module::ModuleDisplay + 'static {
     /// `[batch, channels, height, width]` images to `[batch, classes]` logits.
     fn forward(&self, images: Tensor<4>) -> Tensor<2>;
 }

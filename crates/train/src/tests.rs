@@ -3,39 +3,12 @@
 
 use std::sync::Arc;
 
-use data::{Augmentation, Dataset, DatasetName, ImageSource, RawImage};
+use data::synthetic::Stripes;
+use data::{Augmentation, DatasetName, ImageSource};
 use nets::ModelConfig;
 use nets::params::tensor_values;
 
 use crate::*;
-
-/// 1x8x8 images whose bright row encodes the label (0..4), plus per-example noise.
-struct Stripes(usize);
-
-impl Dataset<RawImage, data::Error> for Stripes {
-    fn get(&self, index: usize) -> data::Result<RawImage> {
-        let label = index % 4;
-        let pixels = (0..64)
-            .map(|p| {
-                if p / 8 == 2 * label {
-                    250
-                } else {
-                    ((p * 7 + index * 13) % 40) as u8
-                }
-            })
-            .collect();
-        Ok(RawImage {
-            pixels,
-            channels: 1,
-            height: 8,
-            width: 8,
-            label,
-        })
-    }
-    fn len(&self) -> usize {
-        self.0
-    }
-}
 
 fn recipe(model: ModelConfig, optimizer: OptimizerConfig, lr: f64, steps: u64) -> Recipe {
     Recipe {

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
@@ -136,6 +137,16 @@ impl TrainData {
     }
 }
 
+/// `config.toml` of a run: the configuration, plus where its starting state came from when
+/// it did not start from the seeded initialisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StoredConfig {
+    #[serde(flatten)]
+    config: TrainConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origin: Option<toml::Value>,
+}
+
 /// Called by the loop; the `sparsity` crate re-applies masks in `after_step`.
 pub trait TrainHooks<M> {
     /// After the optimiser update of step `step` (0-based); returns the model to continue with.
@@ -253,35 +264,71 @@ impl Trainer {
     /// Runs the configuration in `dir`: reuses a finished run, resumes an interrupted one
     /// from its latest checkpoint, or starts from the seeded initialisation.
     pub fn run(&self, dir: &Path, hooks: &mut impl TrainHooks<Network>) -> Result<RunOutcome> {
-        self.claim_dir(dir)?;
+        self.run_from(
+            dir,
+            None,
+            || self.initial_state(),
+            || self.build_model(),
+            hooks,
+        )
+    }
+
+    /// Runs the configuration in `dir` from a custom starting state (a rewound, pruned or
+    /// re-initialised network, with its step counter). `origin` describes where that state
+    /// comes from; it is stored in `config.toml` beside the configuration and is part of the
+    /// run's identity. `start` is called only when the directory has no checkpoint yet;
+    /// `template` builds an empty module of the right architecture to load checkpoints into.
+    pub fn run_from<M: Classifier>(
+        &self,
+        dir: &Path,
+        origin: Option<toml::Value>,
+        start: impl FnOnce() -> Result<TrainState<M>>,
+        template: impl Fn() -> Result<M>,
+        hooks: &mut impl TrainHooks<M>,
+    ) -> Result<RunOutcome> {
+        self.run_until(dir, origin, start, template, self.total_steps, hooks)
+    }
+
+    /// Like [`Trainer::run_from`], but stops after step `until` (the schedule still runs to
+    /// the recipe's full length): a parent run that only has to reach the last rewinding
+    /// point.
+    pub fn run_until<M: Classifier>(
+        &self,
+        dir: &Path,
+        origin: Option<toml::Value>,
+        start: impl FnOnce() -> Result<TrainState<M>>,
+        template: impl Fn() -> Result<M>,
+        until: u64,
+        hooks: &mut impl TrainHooks<M>,
+    ) -> Result<RunOutcome> {
+        let until = until.min(self.total_steps);
+        self.claim_dir(dir, origin)?;
         let store = CheckpointStore::new(dir);
         let metrics_path = dir.join("metrics.json");
-        if store.has(self.total_steps) && metrics_path.is_file() {
+        if store.has(until) && (metrics_path.is_file() || until < self.total_steps) {
             return Ok(RunOutcome {
                 dir: dir.to_path_buf(),
-                metrics: Metrics::load(&metrics_path)?,
+                metrics: if metrics_path.is_file() {
+                    Metrics::load(&metrics_path)?
+                } else {
+                    Metrics::default()
+                },
                 reused: true,
             });
         }
         let state = match store.latest() {
             Some(step) => {
                 tracing::info!("resuming {} from step {step}", dir.display());
-                let ck = store.load(
-                    step,
-                    self.build_model()?,
-                    self.config.recipe.optimizer.init(),
-                )?;
-                TrainState {
-                    model: ck.model,
-                    optimizer: ck.optimizer,
-                    step: ck.step,
-                    metrics: ck.metrics,
-                }
+                self.load_state_into(dir, step, template()?)?
             }
-            None => self.initial_state()?,
+            None => {
+                let state = start()?;
+                store.save(state.step, &state.model, &state.optimizer, &state.metrics)?;
+                state
+            }
         };
         tracing::debug!("state ready at step {}", state.step);
-        let state = self.train(state, self.total_steps, dir, hooks)?;
+        let state = self.train(state, until, dir, hooks)?;
         Ok(RunOutcome {
             dir: dir.to_path_buf(),
             metrics: Metrics {
@@ -291,13 +338,20 @@ impl Trainer {
         })
     }
 
-    /// Loads the checkpoint of `step` of the run in `dir`.
+    /// Loads the checkpoint of `step` of the run in `dir` (a run of the recipe's network).
     pub fn load_state(&self, dir: &Path, step: u64) -> Result<TrainState<Network>> {
-        let ck = CheckpointStore::new(dir).load(
-            step,
-            self.build_model()?,
-            self.config.recipe.optimizer.init(),
-        )?;
+        self.load_state_into(dir, step, self.build_model()?)
+    }
+
+    /// Loads the checkpoint of `step` of the run in `dir` into `template`.
+    pub fn load_state_into<M: Module>(
+        &self,
+        dir: &Path,
+        step: u64,
+        template: M,
+    ) -> Result<TrainState<M>> {
+        let ck =
+            CheckpointStore::new(dir).load(step, template, self.config.recipe.optimizer.init())?;
         Ok(TrainState {
             model: ck.model,
             optimizer: ck.optimizer,
@@ -307,17 +361,21 @@ impl Trainer {
     }
 
     /// Writes `config.toml`, or checks that the one there is this configuration.
-    fn claim_dir(&self, dir: &Path) -> Result<()> {
-        let text = toml::to_string(&self.config).map_err(|e| Error::Config(e.to_string()))?;
+    fn claim_dir(&self, dir: &Path, origin: Option<toml::Value>) -> Result<()> {
+        let stored = StoredConfig {
+            config: self.config.clone(),
+            origin,
+        };
+        let text = toml::to_string(&stored).map_err(|e| Error::Config(e.to_string()))?;
         let path = dir.join("config.toml");
         match std::fs::read_to_string(&path) {
             Ok(existing) => {
-                let parsed: TrainConfig = toml::from_str(&existing).map_err(|e| Error::Parse {
+                let parsed: StoredConfig = toml::from_str(&existing).map_err(|e| Error::Parse {
                     path: path.clone(),
                     what: "run configuration",
                     reason: e.to_string(),
                 })?;
-                if parsed != self.config {
+                if parsed != stored {
                     return Err(Error::ConfigMismatch {
                         dir: dir.to_path_buf(),
                         existing: existing.replace('\n', " "),
@@ -374,11 +432,10 @@ impl Trainer {
         let schedule = &self.config.recipe.schedule;
         let started = Instant::now();
         let elapsed_before = state.metrics.last().map_or(0.0, |m| m.elapsed_seconds);
-        let mut last_checkpoint = store.latest().filter(|&s| s <= state.step).unwrap_or(0);
-        if state.step == 0 && !store.has(0) {
-            store.save(0, &state.model, &state.optimizer, &state.metrics)?;
-        }
-        tracing::debug!("initial checkpoint written");
+        let mut last_checkpoint = store
+            .latest()
+            .filter(|&s| s <= state.step)
+            .unwrap_or(state.step);
         let bar = self.progress_bar(state.step, until);
         let mut loss_sum = 0.0f64;
         let mut loss_count = 0u32;
@@ -440,6 +497,10 @@ impl Trainer {
             }
         }
         bar.finish_and_clear();
+        if !store.has(state.step) {
+            // A run stopped early (`run_until`) ends on a checkpoint too.
+            store.save(state.step, &state.model, &state.optimizer, &state.metrics)?;
+        }
         Ok(state)
     }
 

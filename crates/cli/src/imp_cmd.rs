@@ -1,0 +1,93 @@
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use sparsity::PruneRule;
+use sparsity::imp::{Baseline, Imp, ImpConfig, OptimizerAtRewind};
+use train::Steps;
+
+use crate::train_cmd::RunArgs;
+
+#[derive(Args, Debug)]
+pub struct ImpArgs {
+    #[command(flatten)]
+    run: RunArgs,
+
+    /// Rewind step k: surviving weights (and BN buffers, step counter and schedule) go back to
+    /// their values at k. `0it` is the original lottery ticket.
+    #[arg(long, default_value = "0it")]
+    rewind: Steps,
+
+    /// Pruning rounds after the dense run (density 0.8^levels with the default fraction).
+    #[arg(long, default_value_t = 10)]
+    levels: usize,
+
+    /// Fraction of the surviving weights pruned per round (global magnitude pruning).
+    #[arg(long, default_value_t = 0.2)]
+    fraction: f64,
+
+    /// Layers never pruned (comma-separated layer paths such as `Lenet.output`). Default: the
+    /// paper's framework's choice for the network (Lenet and VGG-16: the output layer;
+    /// ResNets: none). Pass `none` to prune every conv and linear layer.
+    #[arg(long, value_delimiter = ',')]
+    unpruned: Option<Vec<String>>,
+
+    /// Optimiser state after rewinding: a fresh optimiser (the paper's code) or the dense
+    /// run's state at step k.
+    #[arg(long, value_enum, default_value = "fresh")]
+    optimizer_at_rewind: RewindOptimizer,
+
+    /// Baseline branches trained at the pruned levels: random-prune, reinit (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    baselines: Vec<Baseline>,
+
+    /// Levels that get the baselines (default: every pruned level).
+    #[arg(long, value_delimiter = ',')]
+    baseline_levels: Vec<usize>,
+
+    /// Seed of the random masks and re-initialised weights (plus the level).
+    #[arg(long, default_value_t = 1000)]
+    baseline_seed: u64,
+
+    /// Output directory of the experiment (one sub-directory per level and branch).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RewindOptimizer {
+    Fresh,
+    Rewound,
+}
+
+pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
+    let trainer = args.run.trainer(data_dir, allow_download, &[])?;
+    let unpruned_layers = match args.unpruned {
+        Some(list) if list.iter().any(|l| l == "none") => vec![],
+        Some(list) => list,
+        None => trainer.config.recipe.model.default_unpruned_layers(),
+    };
+    let imp = ImpConfig {
+        rewind: args.rewind,
+        levels: args.levels,
+        fraction: args.fraction,
+        rule: PruneRule { unpruned_layers },
+        optimizer_at_rewind: match args.optimizer_at_rewind {
+            RewindOptimizer::Fresh => OptimizerAtRewind::Fresh,
+            RewindOptimizer::Rewound => OptimizerAtRewind::Rewound,
+        },
+        baselines: args.baselines,
+        baseline_levels: args.baseline_levels,
+        baseline_seed: args.baseline_seed,
+    };
+    let device = train::default_device();
+    let experiment = Imp::new(trainer.config.clone(), trainer.data.clone(), &device, imp, &args.out)?
+        .with_progress(!args.run.quiet);
+    let results = experiment.run()?;
+    println!("{:<6} {:<13} {:>9} {:>14}", "level", "branch", "density", "test accuracy");
+    for r in &results {
+        println!("{:<6} {:<13} {:>8.2}% {:>13.2}%", r.level, r.branch, 100.0 * r.density, 100.0 * r.test_accuracy);
+    }
+    println!("Results in {}", args.out.join("summary.json").display());
+    Ok(())
+}

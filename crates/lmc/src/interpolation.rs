@@ -1,0 +1,245 @@
+use std::collections::HashMap;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use data::{ImageSource, SeededBatches, Transform};
+use nets::Classifier;
+use nets::params::{TensorInfo, TensorRole, map_tensors, tensor_infos, visit_tensors};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// What happens to BN running statistics of an interpolated network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum BnPolicy {
+    /// Interpolate them like every other tensor (what the paper did).
+    #[default]
+    Interpolate,
+    /// Reset them and re-estimate them from `batches` training batches in train mode, without
+    /// touching the weights (REPAIR-style, Jordan et al. 2022).
+    Reestimate { batches: usize },
+}
+
+/// `alpha * a + (1 - alpha) * b` for every float tensor, parameters and BN buffers alike,
+/// matched by path. The result is a new inference-mode module (built from `a.valid()`, so it
+/// shares no BN buffers with `a`). `alpha` 1 and 0 give exact copies of `a` and `b`.
+pub fn interpolate<M: Module>(a: &M, b: &M, alpha: f32) -> Result<M> {
+    let (a, b) = (a.valid(), b.valid());
+    check_same_structure(&a, &b)?;
+    if alpha == 1.0 {
+        return Ok(a);
+    }
+    if alpha == 0.0 {
+        return Ok(b);
+    }
+    let mut others: HashMap<String, Tensor<1>> = HashMap::new();
+    visit_tensors(&b, |info, t| {
+        others.insert(info.path.clone(), t);
+    });
+    Ok(map_tensors(a, |info, t| match others.remove(&info.path) {
+        Some(other) => t * alpha + other * (1.0 - alpha),
+        None => t,
+    }))
+}
+
+fn check_same_structure<M: Module>(a: &M, b: &M) -> Result<()> {
+    let (ia, ib) = (tensor_infos(a), tensor_infos(b));
+    if ia.len() != ib.len() {
+        return Err(Error::Mismatch(format!(
+            "{} tensors vs {}",
+            ia.len(),
+            ib.len()
+        )));
+    }
+    for (x, y) in ia.iter().zip(&ib) {
+        if x.path != y.path || x.shape != y.shape {
+            return Err(Error::Mismatch(format!(
+                "{} {:?} vs {} {:?}",
+                x.path, x.shape, y.path, y.shape
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Resets the BN running statistics of `model` (mean 0, variance 1) and re-estimates them
+/// from the first `batches` training batches of `batches_source`, in train mode, without
+/// changing any weight. Returns the inference-mode model.
+///
+/// The estimate is the running average that the network's own BN momentum gives (burn's
+/// BatchNorm exposes no cumulative mode); with momentum 0.1 it weights the last ~10 batches
+/// most.
+pub fn reestimate_bn<M: Classifier>(
+    model: &M,
+    batches_source: &SeededBatches,
+    batches: usize,
+    device: &Device,
+) -> Result<M> {
+    let train_device = device.clone().autodiff();
+    let reset = map_tensors(model.valid(), |info, t| match info.role {
+        TensorRole::BnRunningMean => t.zeros_like(),
+        TensorRole::BnRunningVar => t.ones_like(),
+        _ => t,
+    });
+    let training = reset.fork(&train_device).train();
+    for step in 0..batches as u64 {
+        let (images, _) = batches_source.batch(step)?.to_tensors(&train_device);
+        let _ = training.forward(images);
+    }
+    Ok(training.valid())
+}
+
+/// One point of an error curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub alpha: f32,
+    /// Test error in percent.
+    pub test_error: f32,
+    /// Train error in percent (on the evaluated train subset), if evaluated.
+    pub train_error: Option<f32>,
+}
+
+/// Errors along the linear path between two networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorCurve {
+    pub points: Vec<CurvePoint>,
+    pub bn_policy: BnPolicy,
+}
+
+/// Instability: the rise of the error along the path above the mean of the endpoints'.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Instability {
+    pub test: f32,
+    pub train: Option<f32>,
+}
+
+impl ErrorCurve {
+    pub fn instability(&self) -> Instability {
+        let rise = |f: &dyn Fn(&CurvePoint) -> Option<f32>| -> Option<f32> {
+            let values: Vec<f32> = self.points.iter().map(f).collect::<Option<Vec<f32>>>()?;
+            let first = *values.first()?;
+            let last = *values.last()?;
+            let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            Some(max - (first + last) / 2.0)
+        };
+        Instability {
+            test: rise(&|p| Some(p.test_error)).unwrap_or(0.0),
+            train: rise(&|p| p.train_error),
+        }
+    }
+}
+
+/// What [`error_curve`] evaluates on.
+pub struct CurveData<'a> {
+    pub test: &'a ImageSource,
+    pub train: &'a ImageSource,
+    pub transform: &'a Transform,
+    /// Evaluate train error on the first N training examples (`Some(0)`: not at all).
+    pub train_subset: Option<usize>,
+    pub test_subset: Option<usize>,
+    pub batch_size: usize,
+    /// Training batches for [`BnPolicy::Reestimate`].
+    pub bn_batches: Option<&'a SeededBatches>,
+}
+
+/// Test (and train) error of `alpha * a + (1 - alpha) * b` at `points` evenly spaced alphas
+/// in [0, 1], ends included, alpha ascending (alpha 0 is `b`, alpha 1 is `a`). `finish` is
+/// applied to every interpolated network before evaluation (e.g. re-applying a sparse mask).
+pub fn error_curve<M: Classifier>(
+    a: &M,
+    b: &M,
+    points: usize,
+    bn_policy: BnPolicy,
+    data: &CurveData<'_>,
+    device: &Device,
+    finish: impl Fn(M) -> M,
+) -> Result<ErrorCurve> {
+    if points < 2 {
+        return Err(Error::Invalid(
+            "an error curve needs at least 2 points".into(),
+        ));
+    }
+    let mut out = Vec::with_capacity(points);
+    for i in 0..points {
+        let alpha = i as f32 / (points - 1) as f32;
+        let mut model = finish(interpolate(a, b, alpha)?);
+        if let BnPolicy::Reestimate { batches } = bn_policy {
+            let source = data
+                .bn_batches
+                .ok_or_else(|| Error::Invalid("BN re-estimation needs training batches".into()))?;
+            model = finish(reestimate_bn(&model, source, batches, device)?);
+        }
+        let test = train::evaluate(
+            &model,
+            data.test,
+            data.transform,
+            data.batch_size,
+            data.test_subset,
+            device,
+        )?;
+        let train_error = match data.train_subset {
+            Some(0) => None,
+            limit => Some(
+                train::evaluate(
+                    &model,
+                    data.train,
+                    data.transform,
+                    data.batch_size,
+                    limit,
+                    device,
+                )?
+                .error_percent(),
+            ),
+        };
+        out.push(CurvePoint {
+            alpha,
+            test_error: test.error_percent(),
+            train_error,
+        });
+    }
+    Ok(ErrorCurve {
+        points: out,
+        bn_policy,
+    })
+}
+
+/// Euclidean distance between two networks' weights.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct L2Distance {
+    /// Over conv and linear weights that `prunable` accepts.
+    pub prunable: f64,
+    /// Over all trained parameters (weights, biases, BN scale and shift; no buffers).
+    pub all_parameters: f64,
+}
+
+/// L2 distances between `a` and `b` (matched by path).
+pub fn l2_distance<M: Module>(
+    a: &M,
+    b: &M,
+    prunable: impl Fn(&TensorInfo) -> bool,
+) -> Result<L2Distance> {
+    check_same_structure(a, b)?;
+    let mut others: HashMap<String, Tensor<1>> = HashMap::new();
+    visit_tensors(b, |info, t| {
+        others.insert(info.path.clone(), t);
+    });
+    let (mut pruned_sum, mut all_sum) = (0.0f64, 0.0f64);
+    visit_tensors(a, |info, t| {
+        if info.role.is_buffer() {
+            return;
+        }
+        if let Some(other) = others.get(&info.path) {
+            let d = t - other.clone();
+            let sq = f64::from(d.clone().mul(d).sum().into_scalar::<f32>());
+            all_sum += sq;
+            if prunable(info) {
+                pruned_sum += sq;
+            }
+        }
+    });
+    Ok(L2Distance {
+        prunable: pruned_sum.sqrt(),
+        all_parameters: all_sum.sqrt(),
+    })
+}

@@ -1,0 +1,38 @@
+//! Linear mode connectivity (Frankle et al. 2020, section 1, Algorithm 1) for any burn
+//! module, dense or sparse:
+//!
+//! * [`interpolate`]: `alpha * A + (1 - alpha) * B` for every parameter and every buffer (BN
+//!   running statistics), tensors matched by path. At alpha 1 and 0 it returns exact copies of
+//!   the endpoints.
+//! * [`BnPolicy`]: keep the interpolated BN statistics (the paper) or re-estimate them on
+//!   training batches (REPAIR-style follow-up work).
+//! * [`error_curve`] / [`Instability`]: error along the path at evenly spaced alphas on the test
+//!   and train sets, instability = max error minus the mean of the endpoint errors.
+//! * [`l2_distance`]: over prunable weights and over all trained parameters.
+//! * [`analysis`]: the instability analysis experiment (parents checkpointed at every k,
+//!   pairs of children with different data orders, aggregation over inits and pairs).
+
+pub mod analysis;
+mod interpolation;
+
+pub use interpolation::{
+    BnPolicy, CurveData, CurvePoint, ErrorCurve, Instability, L2Distance, error_curve, interpolate,
+    l2_distance, reestimate_bn,
+};
+
+/// Errors of interpolation and instability analysis.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Train(#[from] train::Error),
+    #[error(transparent)]
+    Data(#[from] data::Error),
+    #[error(transparent)]
+    Sparsity(#[from] sparsity::Error),
+    #[error("the two networks differ: {0}")]
+    Mismatch(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,281 @@
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleDisplay, Param};
+use burn::tensor::{Device, Tensor};
+use nets::Classifier;
+use nets::params::{TensorInfo, from_vec, map_tensors, tensor_infos, tensor_values, to_vec};
+use rand::SeedableRng;
+use rand::seq::index::sample;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Which tensors may be pruned: conv and linear weights, except those of the listed layers
+/// (layer paths such as `Lenet.output`; a weight `P.weight` belongs to layer `P`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneRule {
+    pub unpruned_layers: Vec<String>,
+}
+
+impl PruneRule {
+    pub fn is_prunable(&self, info: &TensorInfo) -> bool {
+        info.role.is_layer_weight() && !self.unpruned_layers.iter().any(|l| l == info.layer())
+    }
+}
+
+/// One binary mask (flattened, values exactly 0.0 or 1.0) per prunable tensor, in traversal
+/// order. The masks are non-trainable parameters, so they travel with the model's record.
+#[derive(Module, Debug)]
+pub struct MaskSet {
+    pub masks: Vec<Param<Tensor<1>>>,
+    /// Paths of the masked tensors (derived from the model and the rule, not stored).
+    #[module(skip)]
+    pub paths: Vec<String>,
+}
+
+impl MaskSet {
+    fn from_host(paths: Vec<String>, values: Vec<Vec<f32>>, device: &Device) -> Self {
+        let masks = values
+            .into_iter()
+            .map(|v| Param::from_tensor(from_vec(v, device)).set_require_grad(false))
+            .collect();
+        MaskSet { masks, paths }
+    }
+
+    /// The masks on the host, by path.
+    pub fn to_host(&self) -> Vec<(String, Vec<f32>)> {
+        self.paths
+            .iter()
+            .cloned()
+            .zip(self.masks.iter().map(|m| to_vec(m.val())))
+            .collect()
+    }
+
+    /// True when every weight kept by `self` is kept by `other` (`self` is nested in it).
+    pub fn is_subset_of(&self, other: &MaskSet) -> bool {
+        self.paths == other.paths
+            && self
+                .to_host()
+                .iter()
+                .zip(other.to_host())
+                .all(|((_, a), (_, b))| {
+                    a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| *x <= *y)
+                })
+    }
+}
+
+/// Kept / total weights of one layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerDensity {
+    pub path: String,
+    pub kept: usize,
+    pub total: usize,
+}
+
+/// Density overall (over prunable weights) and per layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Density {
+    pub kept: usize,
+    pub total: usize,
+    pub layers: Vec<LayerDensity>,
+}
+
+impl Density {
+    pub fn fraction(&self) -> f64 {
+        self.kept as f64 / self.total.max(1) as f64
+    }
+}
+
+/// A model with its pruning masks. The masked weights of `model` are kept at exactly zero by
+/// [`Sparse::apply`] (called at construction, after pruning and after every training step).
+#[derive(Module, Debug)]
+pub struct Sparse<M: Module + ModuleDisplay> {
+    pub model: M,
+    pub mask: MaskSet,
+}
+
+impl<M: Classifier> Classifier for Sparse<M> {
+    fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.model.forward(images)
+    }
+}
+
+fn device_of<M: Module>(model: &M) -> Device {
+    model.devices().into_iter().next().unwrap_or_default()
+}
+
+impl<M: Module + ModuleDisplay> Sparse<M> {
+    /// `model` with an all-ones mask over the tensors `rule` makes prunable.
+    pub fn dense(model: M, rule: &PruneRule) -> Self {
+        let device = device_of(&model);
+        let (paths, values) = tensor_infos(&model)
+            .into_iter()
+            .filter(|i| rule.is_prunable(i))
+            .map(|i| {
+                let n = i.numel();
+                (i.path, vec![1.0; n])
+            })
+            .unzip();
+        Sparse {
+            model,
+            mask: MaskSet::from_host(paths, values, &device),
+        }
+    }
+
+    /// `model` with the given masks (matched by path), applied.
+    pub fn with_mask(model: M, mask: MaskSet) -> Result<Self> {
+        let infos: HashMap<String, usize> = tensor_infos(&model)
+            .into_iter()
+            .map(|i| (i.path.clone(), i.numel()))
+            .collect();
+        for (path, m) in mask.paths.iter().zip(&mask.masks) {
+            match infos.get(path) {
+                Some(&n) if n == m.val().dims()[0] => {}
+                Some(&n) => {
+                    return Err(Error::Invalid(format!(
+                        "mask of {path} has {} entries but the tensor has {n}",
+                        m.val().dims()[0]
+                    )));
+                }
+                None => {
+                    return Err(Error::Invalid(format!(
+                        "the model has no tensor {path} to mask"
+                    )));
+                }
+            }
+        }
+        Ok(Sparse { model, mask }.apply())
+    }
+
+    /// Multiplies every masked tensor by its mask (pruned weights become exactly 0).
+    pub fn apply(self) -> Self {
+        let Sparse { model, mask } = self;
+        let by_path: HashMap<&str, Tensor<1>> = mask
+            .paths
+            .iter()
+            .map(String::as_str)
+            .zip(mask.masks.iter().map(|m| m.val()))
+            .collect();
+        let model = map_tensors(model, |info, t| match by_path.get(info.path.as_str()) {
+            Some(m) => t * m.clone(),
+            None => t,
+        });
+        Sparse { model, mask }
+    }
+
+    pub fn density(&self) -> Density {
+        let layers: Vec<LayerDensity> = self
+            .mask
+            .to_host()
+            .into_iter()
+            .map(|(path, m)| LayerDensity {
+                kept: m.iter().filter(|&&v| v != 0.0).count(),
+                total: m.len(),
+                path,
+            })
+            .collect();
+        Density {
+            kept: layers.iter().map(|l| l.kept).sum(),
+            total: layers.iter().map(|l| l.total).sum(),
+            layers,
+        }
+    }
+
+    /// Global magnitude pruning: removes `round(fraction x remaining)` of the surviving
+    /// prunable weights with the smallest magnitudes across all masked layers together. Ties
+    /// are broken by position (layer order, then index), so the result is deterministic.
+    pub fn prune_magnitude(self, fraction: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(Error::Invalid(format!(
+                "pruning fraction {fraction} is not in [0, 1]"
+            )));
+        }
+        let weights: HashMap<String, Vec<f32>> = tensor_values(&self.model)
+            .into_iter()
+            .map(|(i, v)| (i.path, v))
+            .collect();
+        let mut masks: Vec<Vec<f32>> = self.mask.to_host().into_iter().map(|(_, m)| m).collect();
+        let mut alive: Vec<(f32, usize, usize)> = Vec::new();
+        for (layer, (path, mask)) in self.mask.paths.iter().zip(&masks).enumerate() {
+            let w = &weights[path];
+            alive.extend(
+                mask.iter()
+                    .enumerate()
+                    .filter(|(_, m)| **m != 0.0)
+                    .map(|(i, _)| (w[i].abs(), layer, i)),
+            );
+        }
+        let n = (fraction * alive.len() as f64).round() as usize;
+        if n > 0 {
+            alive.select_nth_unstable_by(n - 1, |a, b| {
+                a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
+            });
+            for &(_, layer, i) in &alive[..n] {
+                masks[layer][i] = 0.0;
+            }
+        }
+        let device = device_of(&self.model);
+        let mask = MaskSet::from_host(self.mask.paths.clone(), masks, &device);
+        Ok(Sparse {
+            model: self.model,
+            mask,
+        }
+        .apply())
+    }
+
+    /// One-shot pruning to `density` of the prunable weights (from the current mask).
+    pub fn prune_to_density(self, density: f64) -> Result<Self> {
+        let d = self.density();
+        let target = (density * d.total as f64).round() as usize;
+        if target > d.kept {
+            return Err(Error::Invalid(format!(
+                "density {density} is above the current {:.4}",
+                d.fraction()
+            )));
+        }
+        let fraction = (d.kept - target) as f64 / d.kept.max(1) as f64;
+        self.prune_magnitude(fraction)
+    }
+
+    /// A random mask with exactly the same number of kept weights in every layer as this one,
+    /// drawn from `seed`, applied to `model`.
+    pub fn random_mask_like(&self, model: M, seed: u64) -> Result<Sparse<M>> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let device = device_of(&model);
+        let values = self
+            .density()
+            .layers
+            .iter()
+            .map(|l| {
+                let mut m = vec![0.0f32; l.total];
+                for i in sample(&mut rng, l.total, l.kept) {
+                    m[i] = 1.0;
+                }
+                m
+            })
+            .collect();
+        Sparse::with_mask(
+            model,
+            MaskSet::from_host(self.mask.paths.clone(), values, &device),
+        )
+    }
+
+    /// Copies this mask onto another model of the same architecture (e.g. rewound weights).
+    pub fn transplant(&self, model: M) -> Result<Sparse<M>> {
+        let device = device_of(&model);
+        let values = self.mask.to_host().into_iter().map(|(_, m)| m).collect();
+        Sparse::with_mask(
+            model,
+            MaskSet::from_host(self.mask.paths.clone(), values, &device),
+        )
+    }
+}
+
+/// Re-applies the mask after every optimiser step.
+pub struct MaskHook;
+
+impl<M: Module + ModuleDisplay> train::TrainHooks<Sparse<M>> for MaskHook {
+    fn after_step(&mut self, model: Sparse<M>, _step: u64) -> train::Result<Sparse<M>> {
+        Ok(model.apply())
+    }
+}

@@ -1,0 +1,358 @@
+use std::sync::Arc;
+
+use burn::tensor::Device;
+use data::synthetic::Stripes;
+use data::{Augmentation, DatasetName, ImageSource};
+use nets::params::{from_vec, map_tensors, tensor_values};
+use nets::{ModelConfig, Network};
+use train::{
+    DataConfig, LrSchedule, OptimizerConfig, Recipe, Steps, TrainConfig, TrainData, Trainer,
+};
+
+use crate::imp::{Baseline, Imp, ImpConfig, OptimizerAtRewind};
+use crate::*;
+
+/// A Lenet for `channels x 1 x 1` inputs (so `channels` input features) and 2 classes.
+fn lenet(hidden: Vec<usize>, inputs: usize) -> Network {
+    ModelConfig::Lenet { hidden }
+        .build(inputs, 1, 2, &Device::default())
+        .expect("lenet")
+}
+
+fn weights(model: &Network, path: &str) -> Vec<f32> {
+    tensor_values(model)
+        .into_iter()
+        .find(|(i, _)| i.path == path)
+        .map(|(_, v)| v)
+        .expect(path)
+}
+
+fn masks(s: &Sparse<Network>) -> Vec<Vec<f32>> {
+    s.mask.to_host().into_iter().map(|(_, m)| m).collect()
+}
+
+#[test]
+fn global_magnitude_pruning_matches_a_hand_worked_example() {
+    // Two 2x2 linear layers (2-pixel images, 2 hidden units, 2 classes): 8 prunable weights.
+    let model = map_tensors(lenet(vec![2], 2), |info, t| match info.path.as_str() {
+        "Lenet.hidden.0.weight" => from_vec(vec![0.5, -0.1, 0.3, 0.0], &t.device()),
+        "Lenet.output.weight" => from_vec(vec![0.2, -0.3, 0.9, 0.4], &t.device()),
+        _ => t,
+    });
+    let bias_before = weights(&model, "Lenet.hidden.0.bias");
+    let sparse = Sparse::dense(model, &PruneRule::default());
+    assert_eq!(sparse.density().total, 8);
+    // Prune 50% of 8 = 4 weights: |0.0|, |-0.1|, |0.2|, then the tie at 0.3 goes to the
+    // earlier layer.
+    let pruned = sparse.prune_magnitude(0.5).expect("prune");
+    assert_eq!(
+        masks(&pruned),
+        vec![vec![1.0, 0.0, 0.0, 0.0], vec![0.0, 1.0, 1.0, 1.0]]
+    );
+    assert_eq!(
+        weights(&pruned.model, "Lenet.hidden.0.weight"),
+        vec![0.5, 0.0, 0.0, 0.0]
+    );
+    assert_eq!(
+        weights(&pruned.model, "Lenet.output.weight"),
+        vec![0.0, -0.3, 0.9, 0.4]
+    );
+    assert_eq!(
+        weights(&pruned.model, "Lenet.hidden.0.bias"),
+        bias_before,
+        "biases are never pruned"
+    );
+    // 20% of the 4 survivors = round(0.8) = 1 more weight: the smallest survivor, -0.3.
+    let again = pruned.prune_magnitude(0.2).expect("prune");
+    assert_eq!(
+        masks(&again),
+        vec![vec![1.0, 0.0, 0.0, 0.0], vec![0.0, 0.0, 1.0, 1.0]]
+    );
+}
+
+#[test]
+fn iterative_pruning_reaches_0_8_to_the_n_with_nested_masks() {
+    let model = lenet(vec![300, 100], 784);
+    let rule = PruneRule {
+        unpruned_layers: ModelConfig::lenet_300_100().default_unpruned_layers(),
+    };
+    let mut sparse = Sparse::dense(nets::initialize(model, 1, nets::BnInit::Uniform), &rule);
+    assert_eq!(
+        sparse.density().total,
+        235_200 + 30_000,
+        "the output layer is not prunable"
+    );
+    let mut previous = masks(&sparse);
+    for _ in 0..3 {
+        sparse = sparse.prune_magnitude(0.2).expect("prune");
+        let current = masks(&sparse);
+        assert!(
+            current
+                .iter()
+                .flatten()
+                .zip(previous.iter().flatten())
+                .all(|(c, p)| c <= p)
+        );
+        previous = current;
+    }
+    // 265,200 -> 212,160 -> 169,728 -> 135,782 (round(33,945.6) = 33,946 pruned).
+    let d = sparse.density();
+    assert_eq!(d.kept, 135_782);
+    assert!(
+        (d.fraction() - 0.8f64.powi(3)).abs() < 1e-5,
+        "{}",
+        d.fraction()
+    );
+    let zeros = tensor_values(&sparse.model)
+        .iter()
+        .filter(|(i, _)| rule.is_prunable(i))
+        .map(|(_, v)| v.iter().filter(|&&x| x == 0.0).count())
+        .sum::<usize>();
+    assert_eq!(zeros, d.total - d.kept);
+    let one_shot = Sparse::dense(lenet(vec![300, 100], 784), &rule)
+        .prune_to_density(0.3)
+        .expect("one-shot");
+    assert_eq!(
+        one_shot.density().kept,
+        (0.3f64 * 265_200.0).round() as usize
+    );
+}
+
+#[test]
+fn random_masks_keep_per_layer_counts_and_follow_the_seed() {
+    let rule = PruneRule::default();
+    let sparse = Sparse::dense(
+        nets::initialize(lenet(vec![30], 64), 1, nets::BnInit::Uniform),
+        &rule,
+    )
+    .prune_magnitude(0.6)
+    .expect("prune");
+    let a = sparse
+        .random_mask_like(lenet(vec![30], 64), 7)
+        .expect("random");
+    let b = sparse
+        .random_mask_like(lenet(vec![30], 64), 7)
+        .expect("random");
+    let c = sparse
+        .random_mask_like(lenet(vec![30], 64), 8)
+        .expect("random");
+    let counts = |s: &Sparse<Network>| {
+        s.density()
+            .layers
+            .iter()
+            .map(|l| l.kept)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(counts(&a), counts(&sparse));
+    assert_eq!(masks(&a), masks(&b));
+    assert_ne!(masks(&a), masks(&c));
+    assert_ne!(masks(&a), masks(&sparse));
+}
+
+fn recipe(optimizer: OptimizerConfig, steps: u64) -> Recipe {
+    Recipe {
+        name: "sparse-test".into(),
+        model: ModelConfig::Resnet { depth: 8, width: 4 },
+        data: DataConfig {
+            dataset: DatasetName::Mnist,
+            batch_size: 8,
+            augmentation: Augmentation::CropFlip { padding: 1 },
+        },
+        training_steps: Steps::iterations(steps),
+        optimizer,
+        schedule: LrSchedule::constant(0.01),
+        bn_init: nets::BnInit::Uniform,
+    }
+}
+
+fn trainer_data(recipe: &Recipe) -> TrainData {
+    let train: ImageSource = Arc::new(Stripes(64));
+    let test: ImageSource = Arc::new(Stripes(16));
+    TrainData::from_sources(recipe, DatasetName::Mnist, train, test).expect("data")
+}
+
+fn config(recipe: Recipe) -> TrainConfig {
+    let mut config = TrainConfig::new(recipe, 1, 1);
+    config.eval.every = None;
+    config.eval.train_subset = Some(0);
+    config.checkpoint_every = Some(Steps::iterations(25));
+    config
+}
+
+#[test]
+fn pruned_weights_stay_exactly_zero_through_adam_and_sgd_with_momentum_and_weight_decay() {
+    for optimizer in [
+        OptimizerConfig::Adam { weight_decay: 1e-4 },
+        OptimizerConfig::Sgd {
+            momentum: 0.9,
+            weight_decay: 1e-3,
+            nesterov: false,
+        },
+    ] {
+        let recipe = recipe(optimizer.clone(), 60);
+        let data = trainer_data(&recipe);
+        let trainer = Trainer::new(config(recipe), data, &train::default_device())
+            .expect("trainer")
+            .with_progress(false);
+        let rule = PruneRule::default();
+        let sparse = Sparse::dense(trainer.build_model().expect("model"), &rule)
+            .prune_magnitude(0.7)
+            .expect("prune");
+        let before = masks(&sparse);
+        let dir = tempfile::tempdir().expect("tmp");
+        let template = || Ok(Sparse::dense(trainer.build_model()?, &rule));
+        let start = || {
+            Ok(train::TrainState {
+                model: sparse,
+                optimizer: optimizer.init(),
+                step: 0,
+                metrics: vec![],
+            })
+        };
+        trainer
+            .run_from(dir.path(), None, start, template, &mut MaskHook)
+            .expect("training");
+        let trained = trainer
+            .load_state_into(dir.path(), 60, template().expect("template"))
+            .expect("final")
+            .model;
+        assert_eq!(
+            masks(&trained),
+            before,
+            "masks are saved with the model and never trained"
+        );
+        let values: std::collections::HashMap<String, Vec<f32>> = tensor_values(&trained.model)
+            .into_iter()
+            .map(|(i, v)| (i.path, v))
+            .collect();
+        let mut pruned = 0;
+        for (path, mask) in trained.mask.to_host() {
+            let w = &values[&path];
+            for (x, m) in w.iter().zip(&mask) {
+                if *m == 0.0 {
+                    assert_eq!(*x, 0.0, "{optimizer:?}: {path}");
+                    pruned += 1;
+                } else {
+                    assert!(x.is_finite());
+                }
+            }
+        }
+        assert!(pruned > 1000);
+        // And the surviving weights did train.
+        let initial = tensor_values(&trainer.build_model().expect("model"));
+        assert_ne!(
+            initial.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+            tensor_values(&trained.model)
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn imp_levels_rewind_nest_and_resume() {
+    let recipe = Recipe {
+        model: ModelConfig::Lenet { hidden: vec![32] },
+        data: DataConfig {
+            dataset: DatasetName::Mnist,
+            batch_size: 8,
+            augmentation: Augmentation::None,
+        },
+        optimizer: OptimizerConfig::Adam { weight_decay: 0.0 },
+        ..recipe(OptimizerConfig::Adam { weight_decay: 0.0 }, 30)
+    };
+    let imp_config = ImpConfig {
+        rewind: Steps::iterations(5),
+        levels: 2,
+        fraction: 0.2,
+        rule: PruneRule {
+            unpruned_layers: vec!["Lenet.output".into()],
+        },
+        optimizer_at_rewind: OptimizerAtRewind::Fresh,
+        baselines: vec![Baseline::RandomPrune, Baseline::Reinit],
+        baseline_levels: vec![2],
+        baseline_seed: 9,
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let imp = Imp::new(
+        config(recipe.clone()),
+        trainer_data(&recipe),
+        &train::default_device(),
+        imp_config.clone(),
+        dir.path(),
+    )
+    .expect("imp")
+    .with_progress(false);
+    let results = imp.run().expect("imp run");
+    let branches: Vec<(usize, &str)> = results
+        .iter()
+        .map(|r| (r.level, r.branch.as_str()))
+        .collect();
+    assert_eq!(
+        branches,
+        vec![
+            (0, "imp"),
+            (1, "imp"),
+            (2, "imp"),
+            (2, "random-prune"),
+            (2, "reinit")
+        ]
+    );
+    assert!((results[1].density - 0.8).abs() < 1e-3 && (results[2].density - 0.64).abs() < 1e-3);
+    assert!((results[3].density - results[2].density).abs() < 1e-9);
+    let (m1, m2) = (
+        imp.final_model(1, None).expect("1"),
+        imp.final_model(2, None).expect("2"),
+    );
+    assert!(m2.mask.is_subset_of(&m1.mask));
+    // Level 2 started from W_5 of the dense run, masked: its kept checkpoint at step 5 holds
+    // exactly the dense weights at step 5 times the mask.
+    let dense5 = imp
+        .trainer()
+        .load_state_into(
+            &imp.level_dir(0, None),
+            5,
+            Sparse::dense(imp.trainer().build_model().expect("m"), &imp_config.rule),
+        )
+        .expect("W5");
+    let child5 = imp
+        .trainer()
+        .load_state_into(
+            &imp.level_dir(2, None),
+            5,
+            Sparse::dense(imp.trainer().build_model().expect("m"), &imp_config.rule),
+        )
+        .expect("start");
+    let w_dense = tensor_values(&dense5.model.model);
+    let w_child = tensor_values(&child5.model.model);
+    let mask: std::collections::HashMap<String, Vec<f32>> =
+        child5.model.mask.to_host().into_iter().collect();
+    for ((info, d), (_, c)) in w_dense.iter().zip(&w_child) {
+        let expected: Vec<f32> = match mask.get(&info.path) {
+            Some(m) => d.iter().zip(m).map(|(x, m)| x * m).collect(),
+            None => d.clone(),
+        };
+        assert_eq!(c, &expected, "{}", info.path);
+    }
+    // Reinit keeps the mask but not the weights; random pruning keeps the weights, not the mask.
+    let reinit = imp.final_model(2, Some(Baseline::Reinit)).expect("reinit");
+    let random = imp
+        .final_model(2, Some(Baseline::RandomPrune))
+        .expect("random");
+    assert_eq!(reinit.mask.to_host(), m2.mask.to_host());
+    assert_ne!(random.mask.to_host(), m2.mask.to_host());
+    // Running again reuses everything.
+    let again = Imp::new(
+        config(recipe.clone()),
+        trainer_data(&recipe),
+        &train::default_device(),
+        imp_config,
+        dir.path(),
+    )
+    .expect("imp")
+    .with_progress(false)
+    .run()
+    .expect("rerun");
+    assert_eq!(again, results);
+}
