@@ -125,7 +125,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             r.ms_per_step,
             r.min_ms,
             r.eval_images_per_s,
-            Steps::iterations(r.paper_steps),
+            r.paper_steps,
             full / 60.0
         );
     }

@@ -81,12 +81,27 @@ pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
         baseline_seed: args.baseline_seed,
     };
     let device = train::default_device();
-    let experiment = Imp::new(trainer.config.clone(), trainer.data.clone(), &device, imp, &args.out)?
-        .with_progress(!args.run.quiet);
+    let experiment = Imp::new(
+        trainer.config.clone(),
+        trainer.data.clone(),
+        &device,
+        imp,
+        &args.out,
+    )?
+    .with_progress(!args.run.quiet);
     let results = experiment.run()?;
-    println!("{:<6} {:<13} {:>9} {:>14}", "level", "branch", "density", "test accuracy");
+    println!(
+        "{:<6} {:<13} {:>9} {:>14}",
+        "level", "branch", "density", "test accuracy"
+    );
     for r in &results {
-        println!("{:<6} {:<13} {:>8.2}% {:>13.2}%", r.level, r.branch, 100.0 * r.density, 100.0 * r.test_accuracy);
+        println!(
+            "{:<6} {:<13} {:>8.2}% {:>13.2}%",
+            r.level,
+            r.branch,
+            100.0 * r.density,
+            100.0 * r.test_accuracy
+        );
     }
     println!("Results in {}", args.out.join("summary.json").display());
     Ok(())

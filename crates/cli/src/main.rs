@@ -3,6 +3,8 @@
 //! every run with the configuration that produced it.
 
 mod bench_cmd;
+mod imp_cmd;
+mod instability_cmd;
 mod train_cmd;
 
 use std::path::PathBuf;
@@ -35,6 +37,18 @@ enum Command {
     /// `metrics.json` (step, train/test loss and accuracy) and `checkpoints/`. Running the
     /// same command again reuses a finished run and resumes an interrupted one.
     Train(train_cmd::TrainArgs),
+    /// Iterative magnitude pruning with rewinding (and random-pruning / reinit baselines).
+    ///
+    /// Trains the dense network, then per level prunes 20% of the surviving weights globally
+    /// by magnitude, rewinds the survivors to step k (weights, BN buffers, step counter and
+    /// schedule) and trains again. Every level is a resumable run directory under --out.
+    Imp(imp_cmd::ImpArgs),
+    /// Instability analysis: is the network stable to SGD noise from step k on?
+    ///
+    /// For every init seed, a parent run is checkpointed at every k; from each W_k, children
+    /// with different data orders train to the end; every pair is interpolated at evenly
+    /// spaced alphas and the rise in error is reported (mean and std over all pairs).
+    Instability(instability_cmd::InstabilityArgs),
     /// List the Table 1 presets with their settings.
     Presets,
     /// Measure milliseconds per training step and evaluation throughput on this machine.
@@ -54,6 +68,8 @@ fn main() -> ExitCode {
     let data_dir = data::resolve_data_dir(cli.data_dir.as_deref());
     let result = match cli.command {
         Command::Train(args) => train_cmd::run(args, &data_dir, !cli.no_download),
+        Command::Imp(args) => imp_cmd::run(args, &data_dir, !cli.no_download),
+        Command::Instability(args) => instability_cmd::run(args, &data_dir, !cli.no_download),
         Command::Presets => train_cmd::list_presets(),
         Command::Bench(args) => bench_cmd::run(args),
     };
