@@ -19,7 +19,7 @@ pub struct InstabilityArgs {
     #[arg(long, value_delimiter = ',', default_value = "0")]
     k: Vec<Steps>,
 
-    /// Number of initialisations (init seeds 1..=N).
+    /// Number of initialisations (init seeds 1..=N). Ignored with --sparse-start.
     #[arg(long, default_value_t = 3)]
     inits: u64,
 
@@ -66,7 +66,12 @@ pub fn run(args: InstabilityArgs, data_dir: &Path, allow_download: bool) -> Resu
     };
     let analysis = AnalysisConfig {
         ks: args.k,
-        init_seeds: (1..=args.inits).collect(),
+        // A sparse start is one network: its own init.
+        init_seeds: if args.sparse_start.is_some() {
+            vec![1]
+        } else {
+            (1..=args.inits).collect()
+        },
         data_seeds: (1..=args.orders).collect(),
         parent_data_seed: 0,
         points: args.points,

@@ -59,6 +59,11 @@ pub struct RunArgs {
     #[arg(long, default_value = "10000")]
     train_eval_subset: String,
 
+    /// Evaluate test accuracy on the first N test examples only (small-scale runs; default:
+    /// the whole test set).
+    #[arg(long)]
+    test_eval_subset: Option<usize>,
+
     /// Write a checkpoint every this many steps (a killed run resumes from the latest).
     #[arg(long, default_value = "1ep")]
     checkpoint_every: Steps,
@@ -142,6 +147,7 @@ impl RunArgs {
                         format!("--train-eval-subset must be a number or `all`, got `{n}`")
                     })?),
                 };
+                config.eval.test_subset = self.test_eval_subset;
                 config.checkpoint_every = Some(self.checkpoint_every);
                 config
             }

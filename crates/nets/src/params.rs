@@ -224,3 +224,14 @@ pub fn trainable_params<M: Module>(module: &M) -> usize {
         .map(TensorInfo::numel)
         .sum()
 }
+
+/// True when no float tensor of `module` holds a NaN or an infinity.
+pub fn all_finite<M: Module>(module: &M) -> bool {
+    let mut finite = true;
+    visit_tensors(module, |_, t| {
+        if finite {
+            finite = t.abs().sum().into_scalar::<f32>().is_finite();
+        }
+    });
+    finite
+}

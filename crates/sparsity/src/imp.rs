@@ -99,6 +99,8 @@ pub struct LevelResult {
     pub branch: String,
     /// Fraction of prunable weights kept.
     pub density: f64,
+    /// Kept / total weights per prunable layer.
+    pub layers: Vec<crate::LayerDensity>,
     pub test_accuracy: f32,
     pub test_loss: f32,
     pub train_accuracy: Option<f32>,
@@ -268,15 +270,15 @@ impl Imp {
             .trainer
             .load_state_into(&dir, self.trainer.total_steps(), self.template()?)?
             .model
-            .density()
-            .fraction();
+            .density();
         let last = outcome
             .final_record()
             .ok_or_else(|| Error::Invalid(format!("{} has no metrics", dir.display())))?;
         Ok(LevelResult {
             level,
             branch: branch.to_string(),
-            density,
+            density: density.fraction(),
+            layers: density.layers,
             test_accuracy: last.test_accuracy,
             test_loss: last.test_loss,
             train_accuracy: last.train_eval_accuracy,

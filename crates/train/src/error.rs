@@ -16,7 +16,7 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error(
-        "the loss became {value} at step {step}; training stopped. The last good checkpoint (step {last_checkpoint}) is kept in {dir}. Lower the learning rate or check the data, then run again."
+        "the loss (or a weight) became {value} at step {step}; training stopped. The last good checkpoint (step {last_checkpoint}) is kept in {dir}. Lower the learning rate or check the data, then run again."
     )]
     NonFinite {
         step: u64,

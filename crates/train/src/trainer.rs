@@ -491,6 +491,15 @@ impl Trainer {
                 .save(&metrics_path)?;
             }
             if self.is_checkpoint_step(next) {
+                if !nets::params::all_finite(&state.model) {
+                    bar.abandon();
+                    return Err(Error::NonFinite {
+                        step,
+                        value: f32::NAN,
+                        last_checkpoint,
+                        dir: dir.to_path_buf(),
+                    });
+                }
                 store.save(next, &state.model, &state.optimizer, &state.metrics)?;
                 last_checkpoint = next;
                 store.prune(|s| s == next || self.is_kept(s))?;
