@@ -120,6 +120,12 @@ pub struct KSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub recipe: String,
+    /// The configuration every run of the analysis shares (seeds aside): recipe, length
+    /// (the scale of the experiment), evaluation subsets.
+    pub config: TrainConfig,
+    pub analysis: AnalysisConfig,
+    /// FNV-1a of the TOML of `config` and `analysis`, to tell results of different setups apart.
+    pub config_hash: String,
     pub total_steps: u64,
     pub bn_policy: BnPolicy,
     pub per_k: Vec<KSummary>,
@@ -505,8 +511,17 @@ impl Analysis {
                 }
             })
             .collect();
+        let identity = format!(
+            "{}\n{}",
+            toml::to_string(&self.config).map_err(|e| Error::Invalid(e.to_string()))?,
+            toml::to_string(&self.analysis).map_err(|e| Error::Invalid(e.to_string()))?
+        );
+        let hash = nets::fnv1a(identity.as_bytes());
         let summary = Summary {
             recipe: self.config.recipe.name.clone(),
+            config: self.config.clone(),
+            analysis: self.analysis.clone(),
+            config_hash: format!("{hash:016x}"),
             total_steps,
             bn_policy: self.analysis.bn_policy,
             per_k,

@@ -28,17 +28,10 @@ pub enum BnInit {
     Ones,
 }
 
-/// FNV-1a of a path: the stream of that tensor.
-fn stream_of(path: &str) -> u64 {
-    path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// An RNG for one tensor of one initialisation.
 pub fn tensor_rng(seed: u64, path: &str) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(stream_of(path));
+    rng.set_stream(crate::fnv1a(path.as_bytes()));
     rng
 }
 

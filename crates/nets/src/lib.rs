@@ -33,6 +33,13 @@ impl Classifier for Network {
     }
 }
 
+/// FNV-1a, a stable 64-bit hash (the per-tensor RNG stream of [`init`], config hashes).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Errors building a network.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
