@@ -60,13 +60,18 @@ enum RewindOptimizer {
     Rewound,
 }
 
-pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
-    let trainer = args.run.trainer(data_dir, allow_download, &[])?;
-    let unpruned_layers = match args.unpruned {
+/// The `--unpruned` list: `none` for no layer, the network's default when absent.
+pub fn unpruned_layers(arg: Option<Vec<String>>, model: &nets::ModelConfig) -> Vec<String> {
+    match arg {
         Some(list) if list.iter().any(|l| l == "none") => vec![],
         Some(list) => list,
-        None => trainer.config.recipe.model.default_unpruned_layers(),
-    };
+        None => model.default_unpruned_layers(),
+    }
+}
+
+pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
+    let trainer = args.run.trainer(data_dir, allow_download, &[])?;
+    let unpruned_layers = unpruned_layers(args.unpruned, &trainer.config.recipe.model);
     let imp = ImpConfig {
         rewind: args.rewind,
         levels: args.levels,

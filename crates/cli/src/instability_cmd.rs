@@ -58,11 +58,10 @@ pub struct InstabilityArgs {
 pub fn run(args: InstabilityArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
     let trainer = args.run.trainer(data_dir, allow_download, &[])?;
     let rule = PruneRule {
-        unpruned_layers: match args.unpruned {
-            Some(list) if list.iter().any(|l| l == "none") => vec![],
-            Some(list) => list,
-            None => trainer.config.recipe.model.default_unpruned_layers(),
-        },
+        unpruned_layers: crate::imp_cmd::unpruned_layers(
+            args.unpruned,
+            &trainer.config.recipe.model,
+        ),
     };
     let analysis = AnalysisConfig {
         ks: args.k,

@@ -167,20 +167,7 @@ impl Analysis {
                 "a sparse start has a single k: its rewind step".into(),
             ));
         }
-        let text = toml::to_string(&analysis).map_err(|e| Error::Invalid(e.to_string()))?;
-        let path = dir.join("analysis.toml");
-        match std::fs::read_to_string(&path) {
-            Ok(existing)
-                if toml::from_str::<AnalysisConfig>(&existing).ok().as_ref() != Some(&analysis) =>
-            {
-                return Err(Error::Invalid(format!(
-                    "{} holds an instability analysis with another configuration; use another --out directory",
-                    dir.display()
-                )));
-            }
-            Ok(_) => {}
-            Err(_) => train::write_atomic(&path, text.as_bytes())?,
-        }
+        train::claim_toml(&dir.join("analysis.toml"), &analysis)?;
         Ok(Analysis {
             config,
             data,

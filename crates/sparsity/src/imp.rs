@@ -143,18 +143,7 @@ impl Imp {
                 trainer.total_steps()
             )));
         }
-        let text = toml::to_string(&imp).map_err(|e| Error::Invalid(e.to_string()))?;
-        let path = dir.join("imp.toml");
-        match std::fs::read_to_string(&path) {
-            Ok(existing) if toml::from_str::<ImpConfig>(&existing).ok().as_ref() != Some(&imp) => {
-                return Err(Error::Invalid(format!(
-                    "{} holds an IMP experiment with another configuration; use another --out directory",
-                    dir.display()
-                )));
-            }
-            Ok(_) => {}
-            Err(_) => train::write_atomic(&path, text.as_bytes())?,
-        }
+        train::claim_toml(&dir.join("imp.toml"), &imp)?;
         Ok(Imp {
             trainer,
             imp,

@@ -23,6 +23,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
+/// Writes `value` as TOML to `path` or, when the file exists, checks that it holds the same
+/// value: the identity file of a run or experiment directory. A directory is never reused
+/// for another configuration.
+pub fn claim_toml<T: Serialize + serde::de::DeserializeOwned + PartialEq>(
+    path: &Path,
+    value: &T,
+) -> Result<()> {
+    let text = toml::to_string(value).map_err(|e| Error::Config(e.to_string()))?;
+    match std::fs::read_to_string(path) {
+        Ok(existing) => {
+            let parsed: T = toml::from_str(&existing).map_err(|e| Error::Parse {
+                path: path.to_path_buf(),
+                what: "configuration",
+                reason: e.to_string(),
+            })?;
+            if parsed != *value {
+                return Err(Error::ConfigMismatch {
+                    dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                    existing: existing.replace('\n', " "),
+                    new: text.replace('\n', " "),
+                });
+            }
+            Ok(())
+        }
+        Err(_) => write_atomic(path, text.as_bytes()),
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StateFile {
     step: u64,

@@ -22,7 +22,7 @@ mod steps;
 pub mod trainer;
 
 pub use backend::{backend_name, default_device};
-pub use checkpoint::{Checkpoint, CheckpointStore, write_atomic};
+pub use checkpoint::{Checkpoint, CheckpointStore, claim_toml, write_atomic};
 pub use error::{Error, Result};
 pub use eval::{EvalResult, evaluate};
 pub use metrics::{MetricRecord, Metrics};

@@ -11,9 +11,7 @@ use data::{DatasetName, ImageSource, SeededBatches, Split, Transform};
 use nets::{Classifier, Network};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    CheckpointStore, Error, MetricRecord, Metrics, Recipe, Result, Steps, evaluate, write_atomic,
-};
+use crate::{CheckpointStore, Error, MetricRecord, Metrics, Recipe, Result, Steps, evaluate};
 
 /// How often a run evaluates, and on what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -366,26 +364,7 @@ impl Trainer {
             config: self.config.clone(),
             origin,
         };
-        let text = toml::to_string(&stored).map_err(|e| Error::Config(e.to_string()))?;
-        let path = dir.join("config.toml");
-        match std::fs::read_to_string(&path) {
-            Ok(existing) => {
-                let parsed: StoredConfig = toml::from_str(&existing).map_err(|e| Error::Parse {
-                    path: path.clone(),
-                    what: "run configuration",
-                    reason: e.to_string(),
-                })?;
-                if parsed != stored {
-                    return Err(Error::ConfigMismatch {
-                        dir: dir.to_path_buf(),
-                        existing: existing.replace('\n', " "),
-                        new: text.replace('\n', " "),
-                    });
-                }
-                Ok(())
-            }
-            Err(_) => write_atomic(&path, text.as_bytes()),
-        }
+        crate::claim_toml(&dir.join("config.toml"), &stored)
     }
 
     fn is_kept(&self, step: u64) -> bool {
