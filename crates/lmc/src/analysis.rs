@@ -112,7 +112,7 @@ pub struct KSummary {
     pub train_instability: Option<MeanStd>,
     pub l2_prunable: MeanStd,
     pub l2_all: MeanStd,
-    /// Test accuracy (%) of the children at the end of training.
+    /// Test accuracy (%) of the children at the end of training (each child once).
     pub child_test_accuracy: MeanStd,
 }
 
@@ -489,12 +489,23 @@ impl Analysis {
                     l2_all: MeanStd::of(
                         &at.iter().map(|p| p.l2.all_parameters).collect::<Vec<_>>(),
                     ),
-                    child_test_accuracy: MeanStd::of(
-                        &at.iter()
-                            .flat_map(|p| p.endpoint_test_errors)
-                            .map(|e| 100.0 - f64::from(e))
-                            .collect::<Vec<_>>(),
-                    ),
+                    child_test_accuracy: {
+                        // Each child once, though it ends several pairs.
+                        let children: std::collections::BTreeMap<(u64, u64), f32> = at
+                            .iter()
+                            .flat_map(|p| {
+                                (0..2).map(|i| {
+                                    ((p.init_seed, p.data_seeds[i]), p.endpoint_test_errors[i])
+                                })
+                            })
+                            .collect();
+                        MeanStd::of(
+                            &children
+                                .values()
+                                .map(|e| 100.0 - f64::from(*e))
+                                .collect::<Vec<_>>(),
+                        )
+                    },
                 }
             })
             .collect();

@@ -210,6 +210,10 @@ fn different_data_orders_give_different_children_and_the_curve_ends_at_their_err
     assert_eq!(summary.pairs.len(), 6, "3 pairs at each of 2 values of k");
     assert_eq!(summary.per_k.len(), 2);
     assert_eq!(summary.per_k[0].test_instability.n, 3);
+    assert_eq!(
+        summary.per_k[0].child_test_accuracy.n, 3,
+        "three children, each counted once"
+    );
     for pair in &summary.pairs {
         assert!(pair.l2.all_parameters > 0.0);
         // Alpha 1 is the first child, alpha 0 the second: their own errors, exactly.
