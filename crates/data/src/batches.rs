@@ -47,14 +47,12 @@ impl Batch {
         self.labels.is_empty()
     }
 
-    /// Images as `[batch, C, S, S]` and labels as `[batch]`.
-    pub fn to_tensors(&self, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    /// Images as `[batch, C, S, S]` and labels as `[batch]` (the buffers move, no copy).
+    pub fn into_tensors(self, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+        let n = self.len();
         let [c, h, w] = self.item_shape;
-        let images = Tensor::from_data(
-            TensorData::new(self.images.clone(), [self.len(), c, h, w]),
-            device,
-        );
-        let labels = Tensor::from_data(TensorData::new(self.labels.clone(), [self.len()]), device);
+        let images = Tensor::from_data(TensorData::new(self.images, [n, c, h, w]), device);
+        let labels = Tensor::from_data(TensorData::new(self.labels, [n]), device);
         (images, labels)
     }
 }

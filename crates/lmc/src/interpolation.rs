@@ -84,7 +84,7 @@ pub fn reestimate_bn<M: Classifier>(
     });
     let training = reset.fork(&train_device).train();
     for step in 0..batches as u64 {
-        let (images, _) = batches_source.batch(step)?.to_tensors(&train_device);
+        let (images, _) = batches_source.batch(step)?.into_tensors(&train_device);
         let _ = training.forward(images);
     }
     Ok(training.valid())

@@ -38,7 +38,7 @@ pub fn evaluate<M: Classifier>(
     for batch in eval_batches(source, transform, batch_size, limit) {
         let batch = batch?;
         let n = batch.len();
-        let (images, labels) = batch.to_tensors(device);
+        let (images, labels) = batch.into_tensors(device);
         let logits = model.forward(images);
         let loss: f32 = loss_fn
             .forward(logits.clone(), labels.clone())

@@ -444,7 +444,6 @@ impl Trainer {
             }
             state.model = hooks.after_step(state.model, step)?;
             bar.set_position(next);
-            tracing::trace!("step {next} done");
 
             if self.is_eval_step(next) {
                 let train_loss = (loss_count > 0).then(|| (loss_sum / loss_count as f64) as f32);
@@ -502,7 +501,7 @@ impl Trainer {
         read_loss: bool,
     ) -> Result<(TrainState<M>, Option<f32>)> {
         let batch = self.batches.batch(state.step)?;
-        let (images, labels) = batch.to_tensors(&self.device);
+        let (images, labels) = batch.into_tensors(&self.device);
         let logits = state.model.forward(images);
         let loss = loss_fn.forward(logits, labels);
         let value = read_loss.then(|| loss.clone().into_scalar::<f32>());
