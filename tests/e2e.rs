@@ -1,5 +1,7 @@
-//! End-to-end runs on real MNIST.
+//! End-to-end runs on real MNIST (and Fashion-MNIST in place of CIFAR-10).
 
+use experiments::runs::{DataCache, Plan, Runner};
+use experiments::store::Store;
 use integration::data_dir;
 use train::{NoHooks, Recipe, Steps, TrainConfig, TrainData, Trainer};
 
@@ -30,39 +32,60 @@ fn lenet_reaches_95_percent_on_mnist_in_one_epoch() {
     assert!(dir.path().join("config.toml").is_file() && dir.path().join("metrics.json").is_file());
 }
 
-fn lenet_one_epoch() -> (TrainConfig, TrainData) {
-    let recipe = Recipe::preset("lenet").expect("preset");
-    let data = TrainData::load(&recipe, &data_dir(), false).expect("MNIST");
-    let mut config = TrainConfig::new(recipe.with_length(Steps::epochs(1), 1000), 1, 1);
-    config.eval.every = None;
-    config.eval.train_subset = Some(0);
-    (config, data)
+fn runner(dir: &std::path::Path) -> Runner {
+    let mut runner = Runner::new(
+        Store::open(dir).expect("store"),
+        DataCache::new(&data_dir(), false),
+        &train::default_device(),
+    );
+    runner.show_run_progress = false;
+    runner
+}
+
+fn lenet_one_epoch() -> (Recipe, train::EvalConfig) {
+    let recipe = Recipe::preset("lenet")
+        .expect("preset")
+        .with_length(Steps::epochs(1), 1000);
+    let eval = train::EvalConfig {
+        every: None,
+        train_subset: Some(5_000),
+        ..Default::default()
+    };
+    (recipe, eval)
 }
 
 /// IMP on real MNIST with a one-epoch schedule: after 3 rounds (density 51.2%) the pruned
 /// Lenet is within one point of the dense one, and each level's mask is nested in the last.
 #[test]
 fn imp_lenet_matches_dense_at_51_percent_with_nested_masks() {
+    use experiments::imp::{ImpConfig, imp_results};
+    use experiments::runs::OptimizerAtRewind;
     use sparsity::PruneRule;
-    use sparsity::imp::{Imp, ImpConfig, OptimizerAtRewind};
-    let (config, data) = lenet_one_epoch();
+    let (recipe, eval) = lenet_one_epoch();
     let imp = ImpConfig {
-        rewind: Steps::iterations(0),
+        rule: PruneRule {
+            unpruned_layers: recipe.model.default_unpruned_layers(),
+        },
+        recipe,
+        eval,
+        init_seed: 1,
+        data_seed: 1,
+        rewind: 0,
         levels: 3,
         fraction: 0.2,
-        rule: PruneRule {
-            unpruned_layers: config.recipe.model.default_unpruned_layers(),
-        },
         optimizer_at_rewind: OptimizerAtRewind::Fresh,
         baselines: vec![],
         baseline_levels: vec![],
         baseline_seed: 0,
     };
     let dir = tempfile::tempdir().expect("tmp");
-    let experiment = Imp::new(config, data, &train::default_device(), imp, dir.path())
-        .expect("imp")
-        .with_progress(false);
-    let results = experiment.run().expect("IMP");
+    let runner = runner(dir.path());
+    let mut plan = Plan::new();
+    let runs = imp.plan(&mut plan).expect("plan");
+    runner
+        .execute_plan(&plan, 1, &indicatif::ProgressBar::hidden())
+        .expect("IMP");
+    let results = imp_results(&runner.store, &runs).expect("results");
     let (dense, sparse) = (&results[0], &results[3]);
     assert!((sparse.density - 0.512).abs() < 1e-3, "{}", sparse.density);
     assert!(
@@ -72,7 +95,13 @@ fn imp_lenet_matches_dense_at_51_percent_with_nested_masks() {
         dense.test_accuracy
     );
     let masks: Vec<_> = (1..=3)
-        .map(|l| experiment.final_model(l, None).expect("level").mask)
+        .map(|l| {
+            runner
+                .state_at(&runs.levels[l], 1000)
+                .expect("level")
+                .model
+                .mask
+        })
         .collect();
     assert!(masks[1].is_subset_of(&masks[0]) && masks[2].is_subset_of(&masks[1]));
 }
@@ -81,27 +110,38 @@ fn imp_lenet_matches_dense_at_51_percent_with_nested_masks() {
 /// for one epoch with different data orders are linearly connected on real MNIST.
 #[test]
 fn lenet_is_stable_at_k0_on_mnist() {
+    use experiments::instability::{InstabilityConfig, ParentRun, instability_summary};
     use lmc::BnPolicy;
-    use lmc::analysis::{Analysis, AnalysisConfig};
-    let (mut config, data) = lenet_one_epoch();
-    config.eval.train_subset = Some(5_000);
-    let analysis = AnalysisConfig {
-        ks: vec![Steps::iterations(0)],
-        init_seeds: vec![1],
+    use sparsity::PruneRule;
+    let (recipe, eval) = lenet_one_epoch();
+    let dir = tempfile::tempdir().expect("tmp");
+    let runner = runner(dir.path());
+    let mut plan = Plan::new();
+    let parent = plan
+        .train_from_init(&recipe, 1, 0, &eval, &PruneRule::default())
+        .expect("parent");
+    let pairs = InstabilityConfig {
         data_seeds: vec![1, 2],
-        parent_data_seed: 0,
         points: 30,
         bn_policy: BnPolicy::Interpolate,
-        curve_every: None,
-        start: None,
-    };
-    let dir = tempfile::tempdir().expect("tmp");
-    let summary = Analysis::new(config, data, &train::default_device(), analysis, dir.path())
-        .expect("analysis")
-        .with_progress(false)
-        .run()
+        eval,
+        throughout_every: None,
+    }
+    .plan(
+        &mut plan,
+        &[ParentRun {
+            init_seed: 1,
+            run: parent,
+            ks: vec![0],
+        }],
+        1000,
+    )
+    .expect("plan");
+    runner
+        .execute_plan(&plan, 2, &indicatif::ProgressBar::hidden())
         .expect("instability analysis");
-    let pair = &summary.pairs[0];
+    let summary = instability_summary(&runner.store, &pairs).expect("summary");
+    let pair = &summary.pairs[0].result;
     assert_eq!(pair.curve.points.len(), 30);
     assert!(
         pair.l2.all_parameters > 0.0,
@@ -113,4 +153,56 @@ fn lenet_is_stable_at_k0_on_mnist() {
         pair.instability.test
     );
     assert!(pair.instability.train.expect("train") < 2.0);
+}
+
+/// `reproduce --scale smoke` end to end: every run of every figure on real MNIST and
+/// Fashion-MNIST (for CIFAR-10), every figure file, the report, and the series each figure
+/// must hold. Running it again trains nothing.
+#[test]
+fn smoke_reproduction_renders_every_figure_and_the_report() {
+    use experiments::reproduce::{Figure, ReproduceConfig, Scale, run};
+    let dir = tempfile::tempdir().expect("tmp");
+    let runner = runner(&dir.path().join("runs"));
+    let mut config = ReproduceConfig::new(Scale::Smoke);
+    config.substitutes = vec![(data::DatasetName::Cifar10, data::DatasetName::FashionMnist)];
+    let results = run(&config, &runner, 2, &indicatif::ProgressBar::hidden()).expect("smoke");
+    assert_eq!(results.models.len(), 3);
+    let out = dir.path().join("report");
+    let written = figures::write_report(&results, &out).expect("render");
+    assert_eq!(written.figures.len(), Figure::ALL.len());
+    for f in Figure::ALL {
+        let path = out.join(format!("{}.png", f.as_str()));
+        let image = image::open(&path).expect("a PNG").to_rgb8();
+        assert!(image.width() >= 520 && image.height() >= 400, "{f:?}");
+        let series = figures::series_names(&results, f);
+        let panels_expected = if f == Figure::Fig7 { 6 } else { 3 };
+        assert_eq!(series.len(), panels_expected, "{f:?}: {series:?}");
+        for (panel, names) in &series {
+            let want: &[&str] = match f {
+                Figure::Fig2 | Figure::Fig6 => &["test", "train"],
+                Figure::Fig3 => &["test", "train"],
+                Figure::Fig4 | Figure::AppB => &["k = 0"],
+                Figure::Fig5 | Figure::Fig7 | Figure::AppE => {
+                    &["IMP", "random pruning", "random reinit"]
+                }
+                Figure::Fig8 => &["IMP, best rewind k", "IMP, k = 0"],
+                Figure::AppC => &["IMP, k = 0"],
+                Figure::AppD => &["conv and linear weights", "all parameters"],
+            };
+            for w in want {
+                assert!(names.iter().any(|n| n == w), "{f:?} {panel}: {names:?}");
+            }
+        }
+    }
+    let report = std::fs::read_to_string(&written.report).expect("report");
+    for f in Figure::ALL {
+        assert!(report.contains(&format!("({}.png)", f.as_str())));
+    }
+    assert!(report.contains("fashion-mnist (substituted)"));
+    assert!(report.contains("Scale: smoke"));
+    // Everything is in the store now: a second invocation trains nothing.
+    let before: Vec<_> = runner.store.list().expect("list");
+    let again = run(&config, &runner, 1, &indicatif::ProgressBar::hidden()).expect("again");
+    assert_eq!(again.models, results.models);
+    assert_eq!(runner.store.list().expect("list").len(), before.len());
 }

@@ -1,17 +1,22 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use experiments::imp::{Baseline, ImpConfig, imp_results};
+use experiments::runs::{OptimizerAtRewind, Plan};
 use sparsity::PruneRule;
-use sparsity::imp::{Baseline, Imp, ImpConfig, OptimizerAtRewind};
 use train::Steps;
 
+use crate::store_args::{StoreArgs, execute, write_summary};
 use crate::train_cmd::RunArgs;
 
 #[derive(Args, Debug)]
 pub struct ImpArgs {
     #[command(flatten)]
     run: RunArgs,
+
+    #[command(flatten)]
+    store: StoreArgs,
 
     /// Rewind step k: surviving weights (and BN buffers, step counter and schedule) go back to
     /// their values at k. `0it` is the original lottery ticket.
@@ -48,10 +53,6 @@ pub struct ImpArgs {
     /// Seed of the random masks and re-initialised weights (plus the level).
     #[arg(long, default_value_t = 1000)]
     baseline_seed: u64,
-
-    /// Output directory of the experiment (one sub-directory per level and branch).
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -71,12 +72,18 @@ pub fn unpruned_layers(arg: Option<Vec<String>>, model: &nets::ModelConfig) -> V
 
 pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
     let trainer = args.run.trainer(data_dir, allow_download, &[])?;
-    let unpruned_layers = unpruned_layers(args.unpruned, &trainer.config.recipe.model);
+    let config = &trainer.config;
     let imp = ImpConfig {
-        rewind: args.rewind,
+        recipe: config.recipe.clone(),
+        eval: config.eval.clone(),
+        init_seed: config.init_seed,
+        data_seed: config.data_seed,
+        rewind: trainer.resolve(args.rewind),
         levels: args.levels,
         fraction: args.fraction,
-        rule: PruneRule { unpruned_layers },
+        rule: PruneRule {
+            unpruned_layers: unpruned_layers(args.unpruned, &config.recipe.model),
+        },
         optimizer_at_rewind: match args.optimizer_at_rewind {
             RewindOptimizer::Fresh => OptimizerAtRewind::Fresh,
             RewindOptimizer::Rewound => OptimizerAtRewind::Rewound,
@@ -85,29 +92,36 @@ pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
         baseline_levels: args.baseline_levels,
         baseline_seed: args.baseline_seed,
     };
-    let device = train::default_device();
-    let experiment = Imp::new(
-        trainer.config.clone(),
-        trainer.data.clone(),
-        &device,
-        imp,
-        &args.out,
-    )?
-    .with_progress(!args.run.quiet);
-    let results = experiment.run()?;
+    if imp.rewind >= trainer.total_steps() {
+        anyhow::bail!(
+            "the rewind step {} is not before the end of training ({} steps)",
+            args.rewind,
+            trainer.total_steps()
+        );
+    }
+    let runner = args
+        .store
+        .runner(data_dir, allow_download, args.run.quiet)?;
+    let mut plan = Plan::new();
+    let runs = imp.plan(&mut plan)?;
+    execute(&runner, &plan, args.store.jobs, args.run.quiet)?;
+    let results = imp_results(&runner.store, &runs)?;
     println!(
-        "{:<6} {:<13} {:>9} {:>14}",
+        "{:<6} {:<13} {:>9} {:>14}  run",
         "level", "branch", "density", "test accuracy"
     );
     for r in &results {
         println!(
-            "{:<6} {:<13} {:>8.2}% {:>13.2}%",
+            "{:<6} {:<13} {:>8.2}% {:>13.2}%  {}",
             r.level,
             r.branch,
             100.0 * r.density,
-            100.0 * r.test_accuracy
+            100.0 * r.test_accuracy,
+            r.run
         );
     }
-    println!("Results in {}", args.out.join("summary.json").display());
+    let name = experiments::store::run_id("imp", &imp)?;
+    let path = write_summary(&runner.store, &name, &(&imp, &results))?;
+    println!("Summary in {}", path.display());
     Ok(())
 }

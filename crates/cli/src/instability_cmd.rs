@@ -1,18 +1,23 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use experiments::instability::{InstabilityConfig, ParentRun, instability_summary};
+use experiments::runs::{Job, Plan, Start};
 use lmc::BnPolicy;
-use lmc::analysis::{Analysis, AnalysisConfig, SparseStart};
 use sparsity::PruneRule;
 use train::Steps;
 
+use crate::store_args::{StoreArgs, execute, write_summary};
 use crate::train_cmd::RunArgs;
 
 #[derive(Args, Debug)]
 pub struct InstabilityArgs {
     #[command(flatten)]
     run: RunArgs,
+
+    #[command(flatten)]
+    store: StoreArgs,
 
     /// Iterations k at which pairs of children are spawned (comma separated, e.g.
     /// `0,100,500,2000`).
@@ -24,7 +29,8 @@ pub struct InstabilityArgs {
     inits: u64,
 
     /// Number of data orders of the children (data seeds 1..=N); every distinct pair is
-    /// interpolated (3 orders: 3 pairs, the paper's 3 inits x 3 data orders).
+    /// interpolated (3 orders: 3 pairs, the paper's 3 inits x 3 data orders). The parents
+    /// train with data seed 0.
     #[arg(long, default_value_t = 3)]
     orders: u64,
 
@@ -41,77 +47,113 @@ pub struct InstabilityArgs {
     #[arg(long)]
     curve_every: Option<Steps>,
 
-    /// Start from a sparse network: the run directory of an IMP level or baseline (e.g.
-    /// `runs/imp/level-05`); k is then that run's rewind step and its mask stays fixed.
-    #[arg(long, value_name = "DIR")]
-    sparse_start: Option<PathBuf>,
-
-    /// Layers the sparse start left unpruned (its IMP `--unpruned`; default: the network's).
-    #[arg(long, value_delimiter = ',')]
-    unpruned: Option<Vec<String>>,
-
-    /// Output directory of the analysis.
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    /// Start from a sparse network: the store id of an IMP level or baseline run (printed by
+    /// `rewind imp`, listed by `rewind runs list`); k is then that run's rewind step and its
+    /// mask stays fixed. The run's own recipe is used.
+    #[arg(long, value_name = "RUN")]
+    sparse_start: Option<String>,
 }
 
 pub fn run(args: InstabilityArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
-    let trainer = args.run.trainer(data_dir, allow_download, &[])?;
-    let rule = PruneRule {
-        unpruned_layers: crate::imp_cmd::unpruned_layers(
-            args.unpruned,
-            &trainer.config.recipe.model,
-        ),
-    };
-    let analysis = AnalysisConfig {
-        ks: args.k,
-        // A sparse start is one network: its own init.
-        init_seeds: if args.sparse_start.is_some() {
-            vec![1]
-        } else {
-            (1..=args.inits).collect()
-        },
+    let runner = args
+        .store
+        .runner(data_dir, allow_download, args.run.quiet)?;
+    let mut plan = Plan::new();
+    let instability = InstabilityConfig {
         data_seeds: (1..=args.orders).collect(),
-        parent_data_seed: 0,
         points: args.points,
         bn_policy: match args.reestimate_bn {
             Some(batches) => BnPolicy::Reestimate { batches },
             None => BnPolicy::Interpolate,
         },
-        curve_every: args.curve_every,
-        start: args
-            .sparse_start
-            .map(|level_dir| SparseStart { level_dir, rule }),
+        eval: Default::default(),
+        throughout_every: None,
     };
-    let device = train::default_device();
-    let summary = Analysis::new(
-        trainer.config.clone(),
-        trainer.data.clone(),
-        &device,
-        analysis,
-        &args.out,
-    )?
-    .with_progress(!args.run.quiet)
-    .run()?;
+    let (parents, total, curve_every, eval) = match &args.sparse_start {
+        Some(id) => {
+            let job: Job = runner.store.identity(id).with_context(|| {
+                format!(
+                    "{id} is not a run of the store {}",
+                    runner.store.root().display()
+                )
+            })?;
+            let Job::Train(spec) = job else {
+                bail!("{id} is an interpolation, not a training run");
+            };
+            let Start::Branch { step, .. } = spec.start else {
+                bail!("{id} trains from the initialisation: it is not a pruned network");
+            };
+            let ipe = runner.data.iterations_per_epoch(&spec.recipe)?;
+            let total = spec.recipe.training_steps.resolve(ipe);
+            let every = args.curve_every.map(|s| s.resolve(ipe));
+            let eval = spec.eval.clone();
+            plan.adopt(id, Job::Train(spec))?;
+            (
+                vec![ParentRun {
+                    init_seed: 0,
+                    run: id.clone(),
+                    ks: vec![step],
+                }],
+                total,
+                every,
+                eval,
+            )
+        }
+        None => {
+            let trainer = args.run.trainer(data_dir, allow_download, &[])?;
+            let config = &trainer.config;
+            let rule = PruneRule {
+                unpruned_layers: config.recipe.model.default_unpruned_layers(),
+            };
+            let parents = (1..=args.inits)
+                .map(|init| {
+                    Ok(ParentRun {
+                        init_seed: init,
+                        run: plan.train_from_init(&config.recipe, init, 0, &config.eval, &rule)?,
+                        ks: args.k.iter().map(|k| trainer.resolve(*k)).collect(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let every = args.curve_every.map(|s| trainer.resolve(s));
+            (parents, trainer.total_steps(), every, config.eval.clone())
+        }
+    };
+    let instability = InstabilityConfig {
+        eval: train::EvalConfig {
+            every: None,
+            ..eval
+        },
+        throughout_every: curve_every,
+        ..instability
+    };
+    let pairs = instability.plan(&mut plan, &parents, total)?;
+    execute(&runner, &plan, args.store.jobs, args.run.quiet)?;
+    let summary = instability_summary(&runner.store, &pairs)?;
     println!(
-        "{:>8} {:>22} {:>22} {:>16}",
-        "k", "test instability (pp)", "train instability (pp)", "L2 (prunable)"
+        "{:>8} {:>22} {:>22} {:>16} {:>16}",
+        "k", "test instability (pp)", "train instability (pp)", "L2 (prunable)", "child accuracy"
     );
     for k in &summary.per_k {
         let train = k
             .train_instability
             .map_or("-".to_string(), |t| format!("{:.2} ± {:.2}", t.mean, t.std));
         println!(
-            "{:>8} {:>22} {:>22} {:>16}",
+            "{:>8} {:>22} {:>22} {:>16} {:>16}",
             k.k,
             format!(
                 "{:.2} ± {:.2}",
                 k.test_instability.mean, k.test_instability.std
             ),
             train,
-            format!("{:.3} ± {:.3}", k.l2_prunable.mean, k.l2_prunable.std)
+            format!("{:.3} ± {:.3}", k.l2_prunable.mean, k.l2_prunable.std),
+            format!(
+                "{:.2} ± {:.2}",
+                k.child_test_accuracy.mean, k.child_test_accuracy.std
+            ),
         );
     }
-    println!("Results in {}", args.out.join("summary.json").display());
+    let name = experiments::store::run_id("instability", &(&instability, &parents))?;
+    let path = write_summary(&runner.store, &name, &(&instability, &summary))?;
+    println!("Summary in {}", path.display());
     Ok(())
 }

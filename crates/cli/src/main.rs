@@ -5,6 +5,9 @@
 mod bench_cmd;
 mod imp_cmd;
 mod instability_cmd;
+mod reproduce_cmd;
+mod runs_cmd;
+mod store_args;
 mod train_cmd;
 
 use std::path::PathBuf;
@@ -41,7 +44,8 @@ enum Command {
     ///
     /// Trains the dense network, then per level prunes 20% of the surviving weights globally
     /// by magnitude, rewinds the survivors to step k (weights, BN buffers, step counter and
-    /// schedule) and trains again. Every level is a resumable run directory under --out.
+    /// schedule) and trains again. Every level is a run of the store (--store), reused by any
+    /// later command that needs it.
     Imp(imp_cmd::ImpArgs),
     /// Instability analysis: is the network stable to SGD noise from step k on?
     ///
@@ -49,6 +53,13 @@ enum Command {
     /// with different data orders train to the end; every pair is interpolated at evenly
     /// spaced alphas and the rise in error is reported (mean and std over all pairs).
     Instability(instability_cmd::InstabilityArgs),
+    /// Reproduce the paper's figures: plans every run they need (deduplicated across
+    /// figures), runs what the store does not hold yet, and renders PNG figures and a report.
+    ///
+    /// Interrupt it at any time: the next invocation resumes where it stopped.
+    Reproduce(reproduce_cmd::ReproduceArgs),
+    /// Inspect the experiment store: what is done, what is pending, disk used.
+    Runs(runs_cmd::RunsArgs),
     /// List the Table 1 presets with their settings.
     Presets,
     /// Measure milliseconds per training step and evaluation throughput on this machine.
@@ -70,6 +81,8 @@ fn main() -> ExitCode {
         Command::Train(args) => train_cmd::run(args, &data_dir, !cli.no_download),
         Command::Imp(args) => imp_cmd::run(args, &data_dir, !cli.no_download),
         Command::Instability(args) => instability_cmd::run(args, &data_dir, !cli.no_download),
+        Command::Reproduce(args) => reproduce_cmd::run(args, &data_dir, !cli.no_download),
+        Command::Runs(args) => runs_cmd::run(args),
         Command::Presets => train_cmd::list_presets(),
         Command::Bench(args) => bench_cmd::run(args),
     };

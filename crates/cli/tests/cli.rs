@@ -131,3 +131,123 @@ fn trains_on_real_mnist_writes_config_and_metrics_and_reuses_the_run() {
     );
     assert!(out.path().join("metrics.json").is_file());
 }
+
+#[test]
+fn imp_then_sparse_instability_share_one_store_that_runs_lists_and_cleans() {
+    let store = tempfile::tempdir().expect("tmp");
+    let data = integration::data_dir();
+    let common = |cmd: &mut Command| {
+        cmd.arg("--data-dir")
+            .arg(&data)
+            .args(["--no-download", "--quiet", "--store"])
+            .arg(store.path());
+    };
+    let mut imp = rewind();
+    imp.args([
+        "imp",
+        "--steps",
+        "60it",
+        "--eval-every",
+        "60it",
+        "--train-eval-subset",
+        "0",
+        "--test-eval-subset",
+        "500",
+        "--levels",
+        "1",
+        "--baselines",
+        "random-prune",
+    ]);
+    common(&mut imp);
+    let (ok, stdout, stderr) = run(&mut imp);
+    assert!(ok, "{stderr}");
+    let level1 = stdout
+        .lines()
+        .find(|l| l.starts_with("1 ") && l.contains(" imp "))
+        .and_then(|l| l.split_whitespace().last())
+        .expect("level 1 run id")
+        .to_string();
+    assert!(
+        stdout.contains("random-prune") && stdout.contains("80.00%"),
+        "{stdout}"
+    );
+    let mut inst = rewind();
+    inst.args([
+        "instability",
+        "--sparse-start",
+        &level1,
+        "--orders",
+        "2",
+        "--points",
+        "3",
+    ]);
+    common(&mut inst);
+    let (ok, stdout, stderr) = run(&mut inst);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("test instability"), "{stdout}");
+    // 3 IMP runs + 1 new child (the other is the level run itself) + 1 interpolation.
+    let (ok, stdout, _) = run(rewind().args(["runs", "list", "--store"]).arg(store.path()));
+    assert!(ok);
+    assert!(stdout.contains("5 runs (5 done)"), "{stdout}");
+    let (ok, stdout, _) = run(rewind()
+        .args(["runs", "show", &level1, "--store"])
+        .arg(store.path()));
+    assert!(
+        ok && stdout.contains("\"mask\": \"prune\"") && stdout.contains("result"),
+        "{stdout}"
+    );
+    let (ok, stdout, _) = run(rewind().args(["runs", "gc", "--store"]).arg(store.path()));
+    assert!(ok && stdout.contains("0 unfinished runs"), "{stdout}");
+    let (ok, _, stderr) = run(rewind()
+        .args(["runs", "show", "train-0000", "--store"])
+        .arg(store.path()));
+    assert!(!ok && stderr.contains("no run train-0000") && !stderr.contains("panicked"));
+}
+
+#[test]
+fn reproduce_says_how_to_substitute_cifar_and_plans_without_running() {
+    let store = tempfile::tempdir().expect("tmp");
+    let data = integration::data_dir();
+    let (ok, _, stderr) = run(rewind()
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "--no-download",
+            "reproduce",
+            "--scale",
+            "smoke",
+            "--dry-run",
+            "--store",
+        ])
+        .arg(store.path()));
+    assert!(!ok, "CIFAR-10 is not in the shared data");
+    assert!(
+        stderr.contains("--substitute cifar10=fashion-mnist") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = run(rewind()
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "--no-download",
+            "reproduce",
+            "--scale",
+            "paper",
+            "--models",
+            "lenet,resnet20",
+            "--substitute",
+            "cifar10=fashion-mnist",
+            "--dry-run",
+            "--store",
+        ])
+        .arg(store.path()));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("lenet: lenet-300-100 for 24000 steps, 3 inits x 3 data orders")
+            && stdout.contains("15 pruning rounds of 20.0%")
+            && stdout.contains("0 already finished"),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = run(rewind().args(["reproduce", "--substitute", "cifar10", "--dry-run"]));
+    assert!(!ok && stderr.contains("PAPER=USED"), "{stderr}");
+}

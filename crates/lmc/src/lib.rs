@@ -9,10 +9,10 @@
 //! * [`error_curve`] / [`Instability`]: error along the path at evenly spaced alphas on the test
 //!   and train sets, instability = max error minus the mean of the endpoint errors.
 //! * [`l2_distance`]: over prunable weights and over all trained parameters.
-//! * [`analysis`]: the instability analysis experiment (parents checkpointed at every k,
-//!   pairs of children with different data orders, aggregation over inits and pairs).
+//!
+//! The instability analysis as an experiment (parents, children, pairs, aggregation over
+//! seeds) lives in the `experiments` crate.
 
-pub mod analysis;
 mod interpolation;
 
 pub use interpolation::{

@@ -9,9 +9,10 @@
 //!   density, random masks with the same per-layer densities, random reinitialisation.
 //! * [`MaskHook`]: re-applies the mask after every optimiser step, so pruned weights stay
 //!   exactly zero under Adam, momentum and weight decay.
-//! * [`imp`]: iterative magnitude pruning with rewinding, resumable level by level.
+//!
+//! Iterative magnitude pruning as an experiment (levels, rewinding, baselines) lives in the
+//! `experiments` crate.
 
-pub mod imp;
 mod mask;
 
 pub use mask::{Density, LayerDensity, MaskHook, MaskSet, PruneRule, Sparse};

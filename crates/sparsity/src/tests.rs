@@ -9,7 +9,6 @@ use train::{
     DataConfig, LrSchedule, OptimizerConfig, Recipe, Steps, TrainConfig, TrainData, Trainer,
 };
 
-use crate::imp::{Baseline, Imp, ImpConfig, OptimizerAtRewind};
 use crate::*;
 
 /// A Lenet for `channels x 1 x 1` inputs (so `channels` input features) and 2 classes.
@@ -248,111 +247,4 @@ fn pruned_weights_stay_exactly_zero_through_adam_and_sgd_with_momentum_and_weigh
                 .collect::<Vec<_>>()
         );
     }
-}
-
-#[test]
-fn imp_levels_rewind_nest_and_resume() {
-    let recipe = Recipe {
-        model: ModelConfig::Lenet { hidden: vec![32] },
-        data: DataConfig {
-            dataset: DatasetName::Mnist,
-            batch_size: 8,
-            augmentation: Augmentation::None,
-        },
-        optimizer: OptimizerConfig::Adam { weight_decay: 0.0 },
-        ..recipe(OptimizerConfig::Adam { weight_decay: 0.0 }, 30)
-    };
-    let imp_config = ImpConfig {
-        rewind: Steps::iterations(5),
-        levels: 2,
-        fraction: 0.2,
-        rule: PruneRule {
-            unpruned_layers: vec!["Lenet.output".into()],
-        },
-        optimizer_at_rewind: OptimizerAtRewind::Fresh,
-        baselines: vec![Baseline::RandomPrune, Baseline::Reinit],
-        baseline_levels: vec![2],
-        baseline_seed: 9,
-    };
-    let dir = tempfile::tempdir().expect("tmp");
-    let imp = Imp::new(
-        config(recipe.clone()),
-        trainer_data(&recipe),
-        &train::default_device(),
-        imp_config.clone(),
-        dir.path(),
-    )
-    .expect("imp")
-    .with_progress(false);
-    let results = imp.run().expect("imp run");
-    let branches: Vec<(usize, &str)> = results
-        .iter()
-        .map(|r| (r.level, r.branch.as_str()))
-        .collect();
-    assert_eq!(
-        branches,
-        vec![
-            (0, "imp"),
-            (1, "imp"),
-            (2, "imp"),
-            (2, "random-prune"),
-            (2, "reinit")
-        ]
-    );
-    assert!((results[1].density - 0.8).abs() < 1e-3 && (results[2].density - 0.64).abs() < 1e-3);
-    assert!((results[3].density - results[2].density).abs() < 1e-9);
-    let (m1, m2) = (
-        imp.final_model(1, None).expect("1"),
-        imp.final_model(2, None).expect("2"),
-    );
-    assert!(m2.mask.is_subset_of(&m1.mask));
-    // Level 2 started from W_5 of the dense run, masked: its kept checkpoint at step 5 holds
-    // exactly the dense weights at step 5 times the mask.
-    let dense5 = imp
-        .trainer()
-        .load_state_into(
-            &imp.level_dir(0, None),
-            5,
-            Sparse::dense(imp.trainer().build_model().expect("m"), &imp_config.rule),
-        )
-        .expect("W5");
-    let child5 = imp
-        .trainer()
-        .load_state_into(
-            &imp.level_dir(2, None),
-            5,
-            Sparse::dense(imp.trainer().build_model().expect("m"), &imp_config.rule),
-        )
-        .expect("start");
-    let w_dense = tensor_values(&dense5.model.model);
-    let w_child = tensor_values(&child5.model.model);
-    let mask: std::collections::HashMap<String, Vec<f32>> =
-        child5.model.mask.to_host().into_iter().collect();
-    for ((info, d), (_, c)) in w_dense.iter().zip(&w_child) {
-        let expected: Vec<f32> = match mask.get(&info.path) {
-            Some(m) => d.iter().zip(m).map(|(x, m)| x * m).collect(),
-            None => d.clone(),
-        };
-        assert_eq!(c, &expected, "{}", info.path);
-    }
-    // Reinit keeps the mask but not the weights; random pruning keeps the weights, not the mask.
-    let reinit = imp.final_model(2, Some(Baseline::Reinit)).expect("reinit");
-    let random = imp
-        .final_model(2, Some(Baseline::RandomPrune))
-        .expect("random");
-    assert_eq!(reinit.mask.to_host(), m2.mask.to_host());
-    assert_ne!(random.mask.to_host(), m2.mask.to_host());
-    // Running again reuses everything.
-    let again = Imp::new(
-        config(recipe.clone()),
-        trainer_data(&recipe),
-        &train::default_device(),
-        imp_config,
-        dir.path(),
-    )
-    .expect("imp")
-    .with_progress(false)
-    .run()
-    .expect("rerun");
-    assert_eq!(again, results);
 }

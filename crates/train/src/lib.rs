@@ -29,7 +29,9 @@ pub use metrics::{MetricRecord, Metrics};
 pub use recipe::{DataConfig, OptimizerConfig, PRESETS, Recipe};
 pub use schedule::LrSchedule;
 pub use steps::Steps;
-pub use trainer::{NoHooks, RunOutcome, TrainConfig, TrainData, TrainHooks, TrainState, Trainer};
+pub use trainer::{
+    EvalConfig, NoHooks, RunOutcome, TrainConfig, TrainData, TrainHooks, TrainState, Trainer,
+};
 
 #[cfg(test)]
 mod tests;

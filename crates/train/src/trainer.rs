@@ -358,13 +358,57 @@ impl Trainer {
         })
     }
 
-    /// Writes `config.toml`, or checks that the one there is this configuration.
+    /// Writes `config.toml`, or checks that the one there is this configuration. Which
+    /// checkpoints are written and kept does not change the result, so those two settings may
+    /// differ between the sessions of one run.
     fn claim_dir(&self, dir: &Path, origin: Option<toml::Value>) -> Result<()> {
+        let identity = |c: &TrainConfig| TrainConfig {
+            checkpoint_every: None,
+            keep_checkpoints: vec![],
+            ..c.clone()
+        };
         let stored = StoredConfig {
-            config: self.config.clone(),
+            config: identity(&self.config),
             origin,
         };
         crate::claim_toml(&dir.join("config.toml"), &stored)
+    }
+
+    /// Writes the checkpoint of `step` of the finished or interrupted run in `dir` when it is
+    /// missing: retrains from the latest earlier checkpoint (deterministic, so the result is
+    /// the state the run had at `step`). Metrics and other checkpoints are left alone.
+    pub fn recompute_checkpoint<M: Classifier>(
+        &self,
+        dir: &Path,
+        step: u64,
+        template: impl Fn() -> Result<M>,
+        hooks: &mut impl TrainHooks<M>,
+    ) -> Result<()> {
+        let store = CheckpointStore::new(dir);
+        if store.has(step) {
+            return Ok(());
+        }
+        let from = store
+            .steps()
+            .into_iter()
+            .filter(|&s| s < step)
+            .max()
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "{} has no checkpoint before step {step} to recompute it from",
+                    dir.display()
+                ))
+            })?;
+        let mut state = self.load_state_into(dir, from, template()?)?;
+        let loss_fn = self.loss_fn();
+        let schedule = &self.config.recipe.schedule;
+        while state.step < step {
+            let lr = schedule.lr_at(state.step, self.total_steps, self.iterations_per_epoch);
+            let current = state.step;
+            state = self.step(state, &loss_fn, lr, false)?.0;
+            state.model = hooks.after_step(state.model, current)?;
+        }
+        store.save(step, &state.model, &state.optimizer, &state.metrics)
     }
 
     fn is_kept(&self, step: u64) -> bool {

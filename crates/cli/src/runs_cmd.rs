@@ -1,0 +1,110 @@
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use experiments::runs::{Job, describe};
+use experiments::store::{RunStatus, Store};
+
+#[derive(Args, Debug)]
+pub struct RunsArgs {
+    /// The experiment store.
+    #[arg(long, value_name = "DIR", default_value = "runs", global = true)]
+    store: std::path::PathBuf,
+
+    #[command(subcommand)]
+    command: RunsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum RunsCommand {
+    /// Every run with its status (done, running, partial, planned), size and what it is.
+    List {
+        /// Only runs with this status (done, running, partial, planned).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// The identity (full configuration) and result of one run.
+    Show { id: String },
+    /// Remove stale locks and temporary files left by killed processes.
+    Gc {
+        /// Also delete every run that has not finished and is not running.
+        #[arg(long)]
+        unfinished: bool,
+    },
+}
+
+fn human(bytes: u64) -> String {
+    let mb = bytes as f64 / 1e6;
+    if mb >= 1000.0 {
+        format!("{:.1} GB", mb / 1000.0)
+    } else {
+        format!("{mb:.1} MB")
+    }
+}
+
+pub fn run(args: RunsArgs) -> Result<()> {
+    if !args.store.is_dir() {
+        bail!(
+            "{} is not an experiment store (no such directory); pass --store DIR",
+            args.store.display()
+        );
+    }
+    let store = Store::open(&args.store)?;
+    match args.command {
+        RunsCommand::List { status } => {
+            let entries = store.list()?;
+            let mut total = 0;
+            let mut counts = std::collections::BTreeMap::<String, usize>::new();
+            for e in &entries {
+                let s = match e.status {
+                    RunStatus::Running { .. } => "running".to_string(),
+                    ref other => other.to_string(),
+                };
+                *counts.entry(s.clone()).or_default() += 1;
+                total += e.bytes;
+                if status.as_deref().is_some_and(|want| want != s) {
+                    continue;
+                }
+                let what = e
+                    .identity
+                    .clone()
+                    .and_then(|v| serde_json::from_value::<Job>(v).ok())
+                    .map_or("?".into(), |j| describe(&j));
+                println!(
+                    "{:<24} {:<18} {:>10}  {what}",
+                    e.id,
+                    e.status.to_string(),
+                    human(e.bytes)
+                );
+            }
+            let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            println!(
+                "{} runs ({}), {} on disk",
+                entries.len(),
+                summary.join(", "),
+                human(total)
+            );
+        }
+        RunsCommand::Show { id } => {
+            let dir = store.dir(&id);
+            if !dir.is_dir() {
+                bail!("no run {id} in {}", args.store.display());
+            }
+            let identity: serde_json::Value = store.identity(&id)?;
+            println!("{id}: {}\n", store.status(&id));
+            println!("identity:\n{}", serde_json::to_string_pretty(&identity)?);
+            if let Some(result) = store.result::<serde_json::Value>(&id)? {
+                println!("\nresult:\n{}", serde_json::to_string_pretty(&result)?);
+            }
+        }
+        RunsCommand::Gc { unfinished } => {
+            let report = store.gc(unfinished)?;
+            println!(
+                "removed {} stale locks, {} temporary files, {} unfinished runs; {} freed",
+                report.stale_locks,
+                report.temporaries,
+                report.removed_runs.len(),
+                human(report.bytes_freed)
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! Options and helpers shared by the commands that work in the experiment store.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::Args;
+use experiments::runs::{DataCache, Plan, Runner};
+use experiments::store::Store;
+
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// The experiment store: every run lives in `<store>/<kind>-<hash of its configuration>`
+    /// and is reused by any later command that needs it.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub store: PathBuf,
+
+    /// Runs trained at the same time (each uses all cores; more helps on GPUs and on
+    /// machines with many cores).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+}
+
+impl StoreArgs {
+    pub fn runner(&self, data_dir: &Path, allow_download: bool, quiet: bool) -> Result<Runner> {
+        let mut runner = Runner::new(
+            Store::open(&self.store)?,
+            DataCache::new(data_dir, allow_download),
+            &train::default_device(),
+        );
+        // Several workers would draw over each other's bars: show the overall one only.
+        runner.show_run_progress = !quiet && self.jobs <= 1;
+        Ok(runner)
+    }
+}
+
+/// Runs a plan with an overall progress bar (runs done / total, ETA).
+pub fn execute(runner: &Runner, plan: &Plan, jobs: usize, quiet: bool) -> Result<()> {
+    let bar = progress_bar(quiet);
+    tracing::info!(
+        "{} runs in {} ({} already finished)",
+        plan.len(),
+        runner.store.root().display(),
+        plan.ids()
+            .iter()
+            .filter(|id| runner.store.is_done(id))
+            .count()
+    );
+    let outcome = runner.execute_plan(plan, jobs, &bar);
+    bar.finish_and_clear();
+    outcome?;
+    Ok(())
+}
+
+/// The overall bar of a plan: runs done / total, elapsed, ETA, and what runs now.
+pub fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "runs [{bar:30}] {pos}/{len} done ({elapsed} elapsed, eta {eta}) {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Writes a summary as pretty JSON under `<store>/summaries/` and returns its path.
+pub fn write_summary(store: &Store, name: &str, value: &impl serde::Serialize) -> Result<PathBuf> {
+    let path = store.root().join("summaries").join(format!("{name}.json"));
+    train::write_atomic(&path, &serde_json::to_vec_pretty(value)?)?;
+    Ok(path)
+}

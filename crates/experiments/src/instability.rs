@@ -1,0 +1,292 @@
+//! The instability analysis (Algorithm 1, repeated over k, inits and data orders) as a graph
+//! of runs: from a parent's state at k, children train to the end with different data
+//! orders, and every pair of children is interpolated.
+//!
+//! The parent of dense analyses is the run from the seeded initialisation with the parent
+//! data seed; a sparse analysis starts from an IMP level or baseline run at its rewind step.
+//! A child whose data order is its parent's is the parent's own continuation and is not
+//! trained twice.
+
+use std::collections::BTreeMap;
+
+use lmc::BnPolicy;
+use serde::{Deserialize, Serialize};
+use train::EvalConfig;
+
+use crate::runs::{MaskSource, OptimizerAtRewind, PairResult, PairSpec, Plan, WeightSource};
+use crate::store::{RunId, Store};
+use crate::{Error, Result};
+
+/// How children are spawned and compared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstabilityConfig {
+    /// Data seeds of the children; every distinct pair is interpolated.
+    pub data_seeds: Vec<u64>,
+    /// Points on the interpolation path (30 in the paper).
+    pub points: usize,
+    pub bn_policy: BnPolicy,
+    /// Evaluation subsets of the curves.
+    pub eval: EvalConfig,
+    /// Also interpolate the children every this many iterations of their training (the
+    /// paper's Figure 4, "instability throughout training"; test error only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughout_every: Option<u64>,
+}
+
+/// A parent run and the steps its children branch at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParentRun {
+    pub init_seed: u64,
+    pub run: RunId,
+    pub ks: Vec<u64>,
+}
+
+/// The interpolation runs of one pair of children.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairRuns {
+    pub init_seed: u64,
+    pub k: u64,
+    pub data_seeds: [u64; 2],
+    pub children: [RunId; 2],
+    /// At the end of training.
+    pub last: RunId,
+    pub total_steps: u64,
+    /// (step, interpolation) during training, for Figure 4.
+    pub throughout: Vec<(u64, RunId)>,
+}
+
+/// The interpolation of one pair, read back from the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairRecord {
+    pub init_seed: u64,
+    pub k: u64,
+    pub data_seeds: [u64; 2],
+    pub result: PairResult,
+    /// (step, test instability) during training; the last entry is the end of training.
+    pub throughout: Vec<(u64, f32)>,
+}
+
+/// Mean and standard deviation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MeanStd {
+    pub mean: f64,
+    pub std: f64,
+    pub n: usize,
+}
+
+impl MeanStd {
+    /// Population statistics of `values` (NaN for none).
+    pub fn of(values: &[f64]) -> MeanStd {
+        let n = values.len();
+        if n == 0 {
+            return MeanStd {
+                mean: f64::NAN,
+                std: f64::NAN,
+                n,
+            };
+        }
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+        MeanStd {
+            mean,
+            std: var.sqrt(),
+            n,
+        }
+    }
+}
+
+/// Aggregates at one k over all inits and pairs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KSummary {
+    pub k: u64,
+    pub test_instability: MeanStd,
+    pub train_instability: Option<MeanStd>,
+    pub l2_prunable: MeanStd,
+    pub l2_all: MeanStd,
+    /// Test accuracy (%) of the children at the end of training, each child once.
+    pub child_test_accuracy: MeanStd,
+    /// Mean test instability per step during training (Figure 4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throughout: Vec<(u64, MeanStd)>,
+}
+
+/// An analysis read back from the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstabilitySummary {
+    pub per_k: Vec<KSummary>,
+    pub pairs: Vec<PairRecord>,
+}
+
+impl InstabilityConfig {
+    /// Adds the children and interpolations of every parent to `plan`. `total_steps` is the
+    /// length of the runs.
+    pub fn plan(
+        &self,
+        plan: &mut Plan,
+        parents: &[ParentRun],
+        total_steps: u64,
+    ) -> Result<Vec<PairRuns>> {
+        if self.data_seeds.len() < 2 {
+            return Err(Error::Invalid(
+                "instability needs at least two data orders".into(),
+            ));
+        }
+        let mut out = Vec::new();
+        for parent in parents {
+            for &k in &parent.ks {
+                if k >= total_steps {
+                    return Err(Error::Invalid(format!(
+                        "k = {k} is not before the end of training ({total_steps} steps)"
+                    )));
+                }
+                let children = self
+                    .data_seeds
+                    .iter()
+                    .map(|&seed| {
+                        plan.branch(
+                            &parent.run,
+                            k,
+                            seed,
+                            MaskSource::Parent,
+                            WeightSource::Parent,
+                            OptimizerAtRewind::Rewound,
+                        )
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let probe_steps: Vec<u64> = match self.throughout_every {
+                    Some(every) if every > 0 => (1..)
+                        .map(|i| i * every)
+                        .take_while(|&s| s < total_steps)
+                        .filter(|&s| s > k)
+                        .collect(),
+                    _ => vec![],
+                };
+                for i in 0..children.len() {
+                    for j in i + 1..children.len() {
+                        let pair = |plan: &mut Plan, step: u64, with_train_error: bool| {
+                            plan.pair(PairSpec {
+                                a: children[i].clone(),
+                                b: children[j].clone(),
+                                step,
+                                points: self.points,
+                                bn_policy: self.bn_policy,
+                                eval: self.eval.clone(),
+                                with_train_error,
+                            })
+                        };
+                        let last = pair(plan, total_steps, true)?;
+                        let throughout = probe_steps
+                            .iter()
+                            .map(|&s| Ok((s, pair(plan, s, false)?)))
+                            .collect::<Result<Vec<_>>>()?;
+                        out.push(PairRuns {
+                            init_seed: parent.init_seed,
+                            k,
+                            data_seeds: [self.data_seeds[i], self.data_seeds[j]],
+                            children: [children[i].clone(), children[j].clone()],
+                            last,
+                            total_steps,
+                            throughout,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn finished<T: serde::de::DeserializeOwned>(store: &Store, id: &str) -> Result<T> {
+    store
+        .result(id)?
+        .ok_or_else(|| Error::Invalid(format!("{id} has not finished")))
+}
+
+/// Reads the pairs back and aggregates them per k.
+pub fn instability_summary(store: &Store, pairs: &[PairRuns]) -> Result<InstabilitySummary> {
+    let records = pairs
+        .iter()
+        .map(|p| {
+            let result: PairResult = finished(store, &p.last)?;
+            let mut throughout = p
+                .throughout
+                .iter()
+                .map(|(s, id)| Ok((*s, finished::<PairResult>(store, id)?.instability.test)))
+                .collect::<Result<Vec<_>>>()?;
+            if !p.throughout.is_empty() {
+                throughout.push((p.total_steps, result.instability.test));
+            }
+            Ok(PairRecord {
+                init_seed: p.init_seed,
+                k: p.k,
+                data_seeds: p.data_seeds,
+                result,
+                throughout,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(summarise(records))
+}
+
+fn summarise(pairs: Vec<PairRecord>) -> InstabilitySummary {
+    let mut ks: Vec<u64> = pairs.iter().map(|p| p.k).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    let per_k = ks
+        .into_iter()
+        .map(|k| {
+            let at: Vec<&PairRecord> = pairs.iter().filter(|p| p.k == k).collect();
+            let values = |f: &dyn Fn(&PairRecord) -> f64| -> MeanStd {
+                MeanStd::of(&at.iter().map(|p| f(p)).collect::<Vec<_>>())
+            };
+            let train: Option<Vec<f64>> = at
+                .iter()
+                .map(|p| p.result.instability.train.map(f64::from))
+                .collect();
+            // Each child once, though it ends several pairs.
+            let children: BTreeMap<(u64, u64), f32> = at
+                .iter()
+                .flat_map(|p| {
+                    (0..2).map(|i| {
+                        (
+                            (p.init_seed, p.data_seeds[i]),
+                            p.result.endpoint_test_errors[i],
+                        )
+                    })
+                })
+                .collect();
+            let mut steps: Vec<u64> = at
+                .iter()
+                .flat_map(|p| p.throughout.iter().map(|(s, _)| *s))
+                .collect();
+            steps.sort_unstable();
+            steps.dedup();
+            let throughout = steps
+                .into_iter()
+                .map(|s| {
+                    let v: Vec<f64> = at
+                        .iter()
+                        .filter_map(|p| p.throughout.iter().find(|(x, _)| *x == s))
+                        .map(|(_, v)| f64::from(*v))
+                        .collect();
+                    (s, MeanStd::of(&v))
+                })
+                .collect();
+            KSummary {
+                k,
+                test_instability: values(&|p| f64::from(p.result.instability.test)),
+                train_instability: train.map(|v| MeanStd::of(&v)),
+                l2_prunable: values(&|p| p.result.l2.prunable),
+                l2_all: values(&|p| p.result.l2.all_parameters),
+                child_test_accuracy: MeanStd::of(
+                    &children
+                        .values()
+                        .map(|e| 100.0 - f64::from(*e))
+                        .collect::<Vec<_>>(),
+                ),
+                throughout,
+            }
+        })
+        .collect();
+    InstabilitySummary { per_k, pairs }
+}

@@ -1,0 +1,355 @@
+//! The experiment store: one directory per run, named by the hash of the run's full
+//! identity, under one root.
+//!
+//! ```text
+//! <root>/<kind>-<hash>/identity.json   what the run is (the hash is over this text)
+//! <root>/<kind>-<hash>/lock            held while a process works on the run
+//! <root>/<kind>-<hash>/result.json     written last, atomically: the run is finished
+//! ```
+//!
+//! A finished run is reused, never recomputed; an unfinished one is resumed by whoever takes
+//! its lock next; two processes never work on one run at the same time.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+/// The name of a run in the store: `<kind>-<16 hex digits>`.
+pub type RunId = String;
+
+const IDENTITY: &str = "identity.json";
+const RESULT: &str = "result.json";
+const LOCK: &str = "lock";
+
+/// A store root.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// What `list` reports of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStatus {
+    Done,
+    /// Locked by a live process.
+    Running {
+        pid: u32,
+    },
+    /// Started (has files besides its identity) but neither finished nor locked.
+    Partial,
+    /// Only its identity exists.
+    Planned,
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunStatus::Done => write!(f, "done"),
+            RunStatus::Running { pid } => write!(f, "running (pid {pid})"),
+            RunStatus::Partial => write!(f, "partial"),
+            RunStatus::Planned => write!(f, "planned"),
+        }
+    }
+}
+
+/// One run of the store.
+#[derive(Debug, Clone)]
+pub struct RunEntry {
+    pub id: RunId,
+    pub kind: String,
+    pub status: RunStatus,
+    pub bytes: u64,
+    pub identity: Option<serde_json::Value>,
+}
+
+/// What `gc` removed.
+#[derive(Debug, Clone, Default)]
+pub struct GcReport {
+    pub stale_locks: usize,
+    pub temporaries: usize,
+    pub removed_runs: Vec<RunId>,
+    pub bytes_freed: u64,
+}
+
+/// Holds a run's lock; released on drop.
+#[derive(Debug)]
+pub struct RunLock {
+    path: PathBuf,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The id of a run of `kind` with this identity (no file is touched).
+pub fn run_id(kind: &str, identity: &impl Serialize) -> Result<RunId> {
+    let text = canonical_json(identity)?;
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{kind}-{hex}"))
+}
+
+fn canonical_json(value: &impl Serialize) -> Result<String> {
+    // `serde_json::Value` keeps object keys sorted, so equal identities give equal text.
+    let value = serde_json::to_value(value).map_err(|e| Error::Invalid(e.to_string()))?;
+    serde_json::to_string_pretty(&value).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+fn io(path: &Path, e: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+impl Store {
+    /// Opens (creating it if needed) the store at `root`.
+    pub fn open(root: &Path) -> Result<Store> {
+        std::fs::create_dir_all(root).map_err(|e| io(root, e))?;
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Creates the directory of a run and writes its identity, or checks that the identity
+    /// already there is this one. Returns the run's id.
+    pub fn create(&self, kind: &str, identity: &impl Serialize) -> Result<RunId> {
+        let id = run_id(kind, identity)?;
+        let dir = self.dir(&id);
+        let text = canonical_json(identity)?;
+        let path = dir.join(IDENTITY);
+        match std::fs::read_to_string(&path) {
+            Ok(existing) if existing == text => {}
+            Ok(_) => {
+                return Err(Error::Invalid(format!(
+                    "{} holds another identity than its name says; remove that directory",
+                    dir.display()
+                )));
+            }
+            Err(_) => train::write_atomic(&path, text.as_bytes())?,
+        }
+        Ok(id)
+    }
+
+    /// The identity of a run, parsed.
+    pub fn identity<T: DeserializeOwned>(&self, id: &str) -> Result<T> {
+        read_json(&self.dir(id).join(IDENTITY))
+    }
+
+    /// The result of a finished run, `None` when it has not finished.
+    pub fn result<T: DeserializeOwned>(&self, id: &str) -> Result<Option<T>> {
+        let path = self.dir(id).join(RESULT);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        read_json(&path).map(Some)
+    }
+
+    pub fn is_done(&self, id: &str) -> bool {
+        self.dir(id).join(RESULT).is_file()
+    }
+
+    /// Marks a run finished with its result (atomically; the last write of a run).
+    pub fn finish(&self, id: &str, result: &impl Serialize) -> Result<()> {
+        let json = serde_json::to_vec_pretty(result).map_err(|e| Error::Invalid(e.to_string()))?;
+        train::write_atomic(&self.dir(id).join(RESULT), &json)?;
+        Ok(())
+    }
+
+    /// Takes the lock of a run, waiting while another live process holds it. A lock left by
+    /// a process that no longer exists (on this host) is taken over.
+    pub fn lock(&self, id: &str) -> Result<RunLock> {
+        let path = self.dir(id).join(LOCK);
+        let started = Instant::now();
+        let mut warned = false;
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    let _ = writeln!(file, "{}", std::process::id());
+                    return Ok(RunLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    match lock_owner(&path) {
+                        Some(pid) if process_alive(pid) => {
+                            if !warned && started.elapsed() > Duration::from_secs(2) {
+                                tracing::info!("waiting for process {pid}, which works on {id}");
+                                warned = true;
+                            }
+                            std::thread::sleep(Duration::from_millis(500));
+                        }
+                        _ => {
+                            tracing::warn!("taking over the stale lock of {id}");
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => return Err(io(&path, e)),
+            }
+        }
+    }
+
+    /// Every run in the store, sorted by id.
+    pub fn list(&self) -> Result<Vec<RunEntry>> {
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(&self.root).map_err(|e| io(&self.root, e))? {
+            let entry = entry.map_err(|e| io(&self.root, e))?;
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let Some((kind, _)) = id.rsplit_once('-') else {
+                continue;
+            };
+            let identity = read_json(&path.join(IDENTITY)).ok();
+            entries.push(RunEntry {
+                kind: kind.to_string(),
+                status: self.status(&id),
+                bytes: dir_size(&path),
+                identity,
+                id,
+            });
+        }
+        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(entries)
+    }
+
+    pub fn status(&self, id: &str) -> RunStatus {
+        let dir = self.dir(id);
+        if dir.join(RESULT).is_file() {
+            return RunStatus::Done;
+        }
+        if let Some(pid) = lock_owner(&dir.join(LOCK))
+            && process_alive(pid)
+        {
+            return RunStatus::Running { pid };
+        }
+        let started = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name() != IDENTITY && e.file_name() != LOCK)
+            })
+            .unwrap_or(false);
+        if started {
+            RunStatus::Partial
+        } else {
+            RunStatus::Planned
+        }
+    }
+
+    /// Removes stale locks and leftover temporary files (of killed writers) everywhere; with
+    /// `unfinished`, also every run that is neither done nor running.
+    pub fn gc(&self, unfinished: bool) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        for entry in self.list()? {
+            let dir = self.dir(&entry.id);
+            let lock = dir.join(LOCK);
+            if lock.exists() && !matches!(entry.status, RunStatus::Running { .. }) {
+                let _ = std::fs::remove_file(&lock);
+                report.stale_locks += 1;
+            }
+            if matches!(entry.status, RunStatus::Running { .. }) {
+                continue;
+            }
+            if unfinished && entry.status != RunStatus::Done {
+                std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+                report.bytes_freed += entry.bytes;
+                report.removed_runs.push(entry.id);
+                continue;
+            }
+            remove_temporaries(&dir, &mut report);
+        }
+        Ok(report)
+    }
+}
+
+fn remove_temporaries(dir: &Path, report: &mut GcReport) {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in read.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".tmp") {
+            let bytes = if path.is_dir() {
+                dir_size(&path)
+            } else {
+                path.metadata().map(|m| m.len()).unwrap_or(0)
+            };
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if removed.is_ok() {
+                report.temporaries += 1;
+                report.bytes_freed += bytes;
+            }
+        } else if path.is_dir() {
+            remove_temporaries(&path, report);
+        }
+    }
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Invalid(format!(
+            "{} is not readable ({e}); remove that run directory to recompute it",
+            path.display()
+        ))
+    })
+}
+
+fn lock_owner(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        // Without a portable liveness check, a lock is trusted until removed by hand or gc.
+        true
+    }
+}
+
+/// Bytes under `path`.
+pub fn dir_size(path: &Path) -> u64 {
+    let Ok(read) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    read.flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                dir_size(&p)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}

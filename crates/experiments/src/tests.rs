@@ -1,0 +1,392 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use data::synthetic::Stripes;
+use data::{Augmentation, DatasetName, ImageSource};
+use lmc::BnPolicy;
+use nets::ModelConfig;
+use nets::params::tensor_values;
+use sparsity::PruneRule;
+use train::{DataConfig, EvalConfig, LrSchedule, OptimizerConfig, Recipe, Steps};
+
+use crate::imp::{Baseline, ImpConfig, imp_results};
+use crate::instability::{InstabilityConfig, ParentRun, instability_summary};
+use crate::runs::{
+    DataCache, MaskSource, OptimizerAtRewind, Plan, Runner, TrainResult, WeightSource,
+};
+use crate::store::{RunStatus, Store};
+
+fn stripes() -> DataCache {
+    let train: ImageSource = Arc::new(Stripes(48));
+    let test: ImageSource = Arc::new(Stripes(16));
+    DataCache::with_sources(vec![(DatasetName::Mnist, train, test)])
+}
+
+fn runner(dir: &std::path::Path) -> Runner {
+    let mut runner = Runner::new(
+        Store::open(dir).expect("store"),
+        stripes(),
+        &train::default_device(),
+    );
+    runner.show_run_progress = false;
+    runner
+}
+
+fn run_plan(runner: &Runner, plan: &Plan) {
+    runner
+        .execute_plan(plan, 2, &indicatif::ProgressBar::hidden())
+        .expect("plan");
+}
+
+fn resnet_recipe() -> Recipe {
+    Recipe {
+        name: "lmc-test".into(),
+        model: ModelConfig::Resnet { depth: 8, width: 4 },
+        data: DataConfig {
+            dataset: DatasetName::Mnist,
+            batch_size: 8,
+            augmentation: Augmentation::CropFlip { padding: 1 },
+        },
+        training_steps: Steps::iterations(24),
+        optimizer: OptimizerConfig::Sgd {
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            nesterov: false,
+        },
+        schedule: LrSchedule::constant(0.05),
+        bn_init: nets::BnInit::Uniform,
+    }
+}
+
+fn eval() -> EvalConfig {
+    EvalConfig {
+        every: None,
+        train_subset: Some(16),
+        test_subset: None,
+        batch_size: 16,
+    }
+}
+
+fn instability(data_seeds: Vec<u64>) -> InstabilityConfig {
+    InstabilityConfig {
+        data_seeds,
+        points: 5,
+        bn_policy: BnPolicy::Interpolate,
+        eval: eval(),
+        throughout_every: Some(8),
+    }
+}
+
+/// A Resnet-8 on the stripes task, k in {0, 8}, one init, parent data seed 0.
+fn dense_analysis(
+    runner: &Runner,
+    data_seeds: Vec<u64>,
+) -> (Plan, Vec<crate::instability::PairRuns>) {
+    let recipe = resnet_recipe();
+    let mut plan = Plan::new();
+    let parent = plan
+        .train_from_init(&recipe, 1, 0, &eval(), &PruneRule::default())
+        .expect("parent");
+    let pairs = instability(data_seeds)
+        .plan(
+            &mut plan,
+            &[ParentRun {
+                init_seed: 1,
+                run: parent,
+                ks: vec![0, 8],
+            }],
+            24,
+        )
+        .expect("plan");
+    run_plan(runner, &plan);
+    (plan, pairs)
+}
+
+#[test]
+fn the_same_seeds_give_bit_identical_children_and_a_pair_of_them_has_instability_zero() {
+    let (a, b) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let (ra, rb) = (runner(a.path()), runner(b.path()));
+    let (_, pairs) = dense_analysis(&ra, vec![3, 4]);
+    dense_analysis(&rb, vec![3, 4]);
+    for p in &pairs {
+        for child in &p.children {
+            let wa = tensor_values(&ra.state_at(child, 24).expect("a").model.model);
+            let wb = tensor_values(&rb.state_at(child, 24).expect("b").model.model);
+            assert_eq!(wa, wb, "{child} differs between two stores");
+        }
+    }
+    let summary = instability_summary(&ra.store, &pairs).expect("summary");
+    assert_eq!(summary.per_k.len(), 2);
+    assert_eq!(summary.pairs.len(), 2);
+    for pair in &summary.pairs {
+        assert_eq!(pair.result.curve.points.len(), 5);
+        assert!(pair.result.l2.all_parameters > 0.0);
+        assert_eq!(
+            pair.throughout.iter().map(|t| t.0).collect::<Vec<_>>(),
+            if pair.k == 0 {
+                vec![8, 16, 24]
+            } else {
+                vec![16, 24]
+            }
+        );
+    }
+    // Same data order: the plan holds one child, and its pair with itself is flat.
+    let dir = tempfile::tempdir().expect("tmp");
+    let same = runner(dir.path());
+    let (plan, pairs) = dense_analysis(&same, vec![3, 3]);
+    assert_eq!(pairs[0].children[0], pairs[0].children[1]);
+    // parent + one child per k (k = 0 and 8) + 1 + 2 + 1 + 1 interpolations (end, throughout)
+    assert_eq!(plan.len(), 1 + 2 + 2 + 1 + 2);
+    for pair in instability_summary(&same.store, &pairs)
+        .expect("summary")
+        .pairs
+    {
+        assert_eq!(pair.result.instability.test, 0.0);
+        assert_eq!(pair.result.instability.train, Some(0.0));
+        assert_eq!(pair.result.l2.all_parameters, 0.0);
+        let first = pair.result.curve.points[0].test_error;
+        assert!(
+            pair.result
+                .curve
+                .points
+                .iter()
+                .all(|p| p.test_error == first)
+        );
+    }
+}
+
+#[test]
+fn curves_end_at_the_childrens_own_errors_and_rerunning_reuses_everything() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let runner = runner(dir.path());
+    let (_, pairs) = dense_analysis(&runner, vec![1, 2, 3]);
+    let summary = instability_summary(&runner.store, &pairs).expect("summary");
+    assert_eq!(summary.pairs.len(), 6, "3 pairs at each of 2 values of k");
+    assert_eq!(summary.per_k[0].test_instability.n, 3);
+    assert_eq!(summary.per_k[0].child_test_accuracy.n, 3, "each child once");
+    for (runs, pair) in pairs.iter().zip(&summary.pairs) {
+        let error = |id: &str| {
+            let r: TrainResult = runner.store.result(id).expect("read").expect("done");
+            100.0 * (1.0 - r.last.test_accuracy)
+        };
+        let points = &pair.result.curve.points;
+        // Alpha 1 is the first child, alpha 0 the second: their own errors, exactly.
+        assert!((points[points.len() - 1].test_error - error(&runs.children[0])).abs() < 1e-4);
+        assert!((points[0].test_error - error(&runs.children[1])).abs() < 1e-4);
+        assert!(pair.result.instability.test >= 0.0);
+    }
+    let listed = runner.store.list().expect("list");
+    assert!(listed.iter().all(|e| e.status == RunStatus::Done));
+    let before: Vec<_> = listed.iter().map(|e| e.id.clone()).collect();
+    // Re-running trains nothing and gives the same summary.
+    let again = dense_analysis(&runner, vec![1, 2, 3]).1;
+    assert_eq!(
+        instability_summary(&runner.store, &again).expect("again"),
+        summary
+    );
+    let after: Vec<_> = runner
+        .store
+        .list()
+        .expect("list")
+        .iter()
+        .map(|e| e.id.clone())
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn a_missing_checkpoint_of_a_finished_run_is_recomputed_bit_identically() {
+    let recipe = resnet_recipe();
+    let rule = PruneRule::default();
+    let (a, b) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    // Store a: the run finishes first without keeping step 12; a later plan branches there.
+    let ra = runner(a.path());
+    let mut plan = Plan::new();
+    let dense = plan
+        .train_from_init(&recipe, 1, 1, &eval(), &rule)
+        .expect("dense");
+    run_plan(&ra, &plan);
+    assert!(!train::CheckpointStore::new(&ra.store.dir(&dense)).has(12));
+    plan.branch(
+        &dense,
+        12,
+        2,
+        MaskSource::Parent,
+        WeightSource::Parent,
+        OptimizerAtRewind::Rewound,
+    )
+    .expect("branch");
+    run_plan(&ra, &plan);
+    // Store b: the same run, asked for step 12 from the start.
+    let rb = runner(b.path());
+    let mut plan_b = Plan::new();
+    let dense_b = plan_b
+        .train_from_init(&recipe, 1, 1, &eval(), &rule)
+        .expect("dense");
+    plan_b.keep(&dense_b, 12);
+    run_plan(&rb, &plan_b);
+    assert_eq!(dense, dense_b);
+    let wa = tensor_values(&ra.state_at(&dense, 12).expect("a").model.model);
+    let wb = tensor_values(&rb.state_at(&dense, 12).expect("b").model.model);
+    assert_eq!(wa, wb);
+}
+
+#[test]
+fn imp_levels_rewind_nest_and_are_reused() {
+    let recipe = Recipe {
+        model: ModelConfig::Lenet { hidden: vec![32] },
+        data: DataConfig {
+            dataset: DatasetName::Mnist,
+            batch_size: 8,
+            augmentation: Augmentation::None,
+        },
+        optimizer: OptimizerConfig::Adam { weight_decay: 0.0 },
+        training_steps: Steps::iterations(30),
+        ..resnet_recipe()
+    };
+    let imp = ImpConfig {
+        recipe,
+        eval: eval(),
+        init_seed: 1,
+        data_seed: 1,
+        rewind: 5,
+        levels: 2,
+        fraction: 0.2,
+        rule: PruneRule {
+            unpruned_layers: vec!["Lenet.output".into()],
+        },
+        optimizer_at_rewind: OptimizerAtRewind::Fresh,
+        baselines: vec![Baseline::RandomPrune, Baseline::Reinit],
+        baseline_levels: vec![2],
+        baseline_seed: 9,
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let runner = runner(dir.path());
+    let mut plan = Plan::new();
+    let runs = imp.plan(&mut plan).expect("plan");
+    run_plan(&runner, &plan);
+    let results = imp_results(&runner.store, &runs).expect("results");
+    let branches: Vec<(usize, &str)> = results
+        .iter()
+        .map(|r| (r.level, r.branch.as_str()))
+        .collect();
+    assert_eq!(
+        branches,
+        vec![
+            (0, "imp"),
+            (1, "imp"),
+            (2, "imp"),
+            (2, "random-prune"),
+            (2, "reinit")
+        ]
+    );
+    assert!((results[1].density - 0.8).abs() < 1e-3 && (results[2].density - 0.64).abs() < 1e-3);
+    assert!((results[3].density - results[2].density).abs() < 1e-9);
+    let final_model = |id: &str| runner.state_at(id, 30).expect("final").model;
+    let (m1, m2) = (final_model(&runs.levels[1]), final_model(&runs.levels[2]));
+    assert!(m2.mask.is_subset_of(&m1.mask));
+    // Level 2 started from W_5 of the dense run, masked.
+    let dense5 = runner.state_at(&runs.levels[0], 5).expect("W5").model;
+    let child5 = runner.state_at(&runs.levels[2], 5).expect("start").model;
+    let mask: HashMap<String, Vec<f32>> = child5.mask.to_host().into_iter().collect();
+    for ((info, d), (_, c)) in tensor_values(&dense5.model)
+        .iter()
+        .zip(&tensor_values(&child5.model))
+    {
+        let expected: Vec<f32> = match mask.get(&info.path) {
+            Some(m) => d.iter().zip(m).map(|(x, m)| x * m).collect(),
+            None => d.clone(),
+        };
+        assert_eq!(c, &expected, "{}", info.path);
+    }
+    // Pruned weights are exactly zero at the end.
+    let values: HashMap<String, Vec<f32>> = tensor_values(&m2.model)
+        .into_iter()
+        .map(|(i, v)| (i.path, v))
+        .collect();
+    for (path, m) in m2.mask.to_host() {
+        assert!(
+            values[&path]
+                .iter()
+                .zip(&m)
+                .all(|(w, m)| *m == 1.0 || *w == 0.0)
+        );
+    }
+    let reinit = final_model(runs.run(2, Some(Baseline::Reinit)).expect("reinit"));
+    let random = final_model(runs.run(2, Some(Baseline::RandomPrune)).expect("random"));
+    assert_eq!(reinit.mask.to_host(), m2.mask.to_host());
+    assert_ne!(random.mask.to_host(), m2.mask.to_host());
+    // A second plan of the same experiment trains nothing new.
+    let mut again = Plan::new();
+    let runs_again = imp.plan(&mut again).expect("plan");
+    assert_eq!(runs_again, runs);
+    run_plan(&runner, &again);
+    assert_eq!(imp_results(&runner.store, &runs).expect("again"), results);
+}
+
+#[test]
+fn a_child_with_its_parents_data_order_is_the_parent_itself() {
+    let recipe = resnet_recipe();
+    let rule = PruneRule::default();
+    let mut plan = Plan::new();
+    let parent = plan
+        .train_from_init(&recipe, 1, 1, &eval(), &rule)
+        .expect("parent");
+    let other = plan
+        .train_from_init(&recipe, 1, 2, &eval(), &rule)
+        .expect("other");
+    let branch = |plan: &mut Plan, step, seed, opt| {
+        plan.branch(
+            &parent,
+            step,
+            seed,
+            MaskSource::Parent,
+            WeightSource::Parent,
+            opt,
+        )
+        .expect("branch")
+    };
+    assert_eq!(branch(&mut plan, 8, 1, OptimizerAtRewind::Rewound), parent);
+    // At step 0 a fresh optimiser is the initial one: the run with that data seed.
+    assert_eq!(branch(&mut plan, 0, 1, OptimizerAtRewind::Fresh), parent);
+    assert_ne!(branch(&mut plan, 8, 1, OptimizerAtRewind::Fresh), parent);
+    assert_ne!(branch(&mut plan, 0, 2, OptimizerAtRewind::Rewound), other);
+    assert_eq!(plan.kept_steps(&parent), vec![0, 8]);
+}
+
+#[test]
+fn the_store_locks_runs_and_takes_over_stale_locks() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("store");
+    let id = store
+        .create("train", &serde_json::json!({"x": 1}))
+        .expect("create");
+    assert_eq!(store.status(&id), RunStatus::Planned);
+    assert_eq!(
+        store
+            .create("train", &serde_json::json!({"x": 1}))
+            .expect("same"),
+        id
+    );
+    // A lock of a process that no longer exists is stale.
+    std::fs::write(store.dir(&id).join("lock"), "4000000000").expect("lock");
+    assert_eq!(store.status(&id), RunStatus::Planned);
+    let lock = store.lock(&id).expect("take over");
+    assert!(matches!(store.status(&id), RunStatus::Running { .. }));
+    drop(lock);
+    std::fs::write(store.dir(&id).join(".metrics.json.tmp-1"), "x").expect("tmp");
+    let report = store.gc(false).expect("gc");
+    assert_eq!(report.temporaries, 1);
+    store.finish(&id, &1).expect("finish");
+    assert_eq!(store.status(&id), RunStatus::Done);
+    assert_eq!(store.result::<i32>(&id).expect("read"), Some(1));
+    // A directory whose identity does not match its name is refused.
+    std::fs::write(store.dir(&id).join("identity.json"), "{}").expect("tamper");
+    assert!(store.create("train", &serde_json::json!({"x": 1})).is_err());
+}

@@ -1,0 +1,421 @@
+//! From results to panels: one function per figure of the paper.
+
+use std::path::Path;
+
+use experiments::instability::{InstabilitySummary, MeanStd, PairRecord};
+use experiments::reproduce::{Figure, ModelResults, Results};
+
+use crate::plot::{PALETTE, Panel, Reference, Series, render};
+use crate::{Result, paper};
+
+const BRANCHES: [(&str, &str); 3] = [
+    ("imp", "IMP"),
+    ("random-prune", "random pruning"),
+    ("reinit", "random reinit"),
+];
+
+/// Title of a network's panel: what was trained, on what.
+pub fn model_label(m: &ModelResults) -> String {
+    let s = &m.setup;
+    let network = paper::row(&s.preset).map_or(s.preset.as_str(), |r| r.network);
+    let data = match s.substituted_for {
+        Some(paper) => format!("{} for {paper}", s.recipe.data.dataset),
+        None => s.recipe.data.dataset.to_string(),
+    };
+    format!(
+        "{network} ({}, {data}, {} it)",
+        s.recipe.model, s.total_steps
+    )
+}
+
+fn mean_curve(pairs: &[&PairRecord], train: bool) -> (Vec<(f64, f64)>, Vec<f64>) {
+    let Some(first) = pairs.first() else {
+        return (vec![], vec![]);
+    };
+    let n = first.result.curve.points.len();
+    let mut points = Vec::new();
+    let mut std = Vec::new();
+    for i in 0..n {
+        let values: Option<Vec<f64>> = pairs
+            .iter()
+            .map(|p| {
+                let pt = p.result.curve.points.get(i)?;
+                if train {
+                    pt.train_error.map(f64::from)
+                } else {
+                    Some(f64::from(pt.test_error))
+                }
+            })
+            .collect();
+        let Some(values) = values else {
+            return (vec![], vec![]);
+        };
+        let ms = MeanStd::of(&values);
+        points.push((f64::from(first.result.curve.points[i].alpha), ms.mean));
+        std.push(ms.std);
+    }
+    (points, std)
+}
+
+fn curve_panel(title: String, summary: &InstabilitySummary, k: u64) -> Panel {
+    let mut panel = Panel::new(title, "interpolation α", "error (%)");
+    let pairs: Vec<&PairRecord> = summary.pairs.iter().filter(|p| p.k == k).collect();
+    for (i, (train, name)) in [(false, "test"), (true, "train")].into_iter().enumerate() {
+        let (points, std) = mean_curve(&pairs, train);
+        if !points.is_empty() {
+            panel
+                .series
+                .push(Series::new(name, PALETTE[i], points).with_std(std));
+        }
+    }
+    panel.x_range = Some((0.0, 1.0));
+    panel
+}
+
+/// x positions for k values: evenly spaced (the paper's log axis with k = 0 at the left).
+fn k_axis(panel: &mut Panel, ks: &[u64]) {
+    let labels: Vec<u64> = ks.to_vec();
+    panel.x_format = Some(Box::new(move |x| {
+        let i = x.round();
+        if (x - i).abs() < 0.05 && i >= 0.0 && (i as usize) < labels.len() {
+            labels[i as usize].to_string()
+        } else {
+            String::new()
+        }
+    }));
+    panel.x_range = Some((-0.3, ks.len() as f64 - 0.7));
+    panel.x_labels = ks.len().max(2);
+}
+
+fn ms_series(label: &str, color: usize, values: &[(f64, MeanStd)]) -> Series {
+    Series::new(
+        label,
+        PALETTE[color % PALETTE.len()],
+        values.iter().map(|(x, v)| (*x, v.mean)).collect(),
+    )
+    .with_std(values.iter().map(|(_, v)| v.std).collect())
+    .markers()
+}
+
+fn dense_reference(m: &ModelResults) -> Option<Reference> {
+    m.dense_accuracy.map(|a| Reference {
+        label: "dense network".into(),
+        value: a.mean,
+        std: if a.std.is_finite() { a.std } else { 0.0 },
+    })
+}
+
+/// Density axis: x = -ln(density), labelled in % of weights remaining (log scale, 100% left).
+fn density_axis(panel: &mut Panel) {
+    panel.x_format = Some(Box::new(|x| {
+        let d = 100.0 * (-x).exp();
+        if d >= 10.0 {
+            format!("{d:.0}")
+        } else {
+            format!("{d:.1}")
+        }
+    }));
+}
+
+fn density_x(d: f64) -> f64 {
+    -d.max(1e-9).ln()
+}
+
+fn sparse_ks(m: &ModelResults) -> Vec<u64> {
+    let mut ks: Vec<u64> = m.sparse.iter().map(|s| s.k).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    ks
+}
+
+fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
+    let mut out = Vec::new();
+    for m in &results.models {
+        let label = model_label(m);
+        match figure {
+            Figure::Fig2 => {
+                if let Some(d) = &m.dense {
+                    out.push(curve_panel(label, d, 0));
+                }
+            }
+            Figure::Fig3 => {
+                if let Some(d) = &m.dense {
+                    let ks: Vec<u64> = d.per_k.iter().map(|k| k.k).collect();
+                    let mut p = Panel::new(label, "k (iterations)", "instability (pp)");
+                    let test: Vec<(f64, MeanStd)> = d
+                        .per_k
+                        .iter()
+                        .enumerate()
+                        .map(|(i, k)| (i as f64, k.test_instability))
+                        .collect();
+                    p.series.push(ms_series("test", 0, &test));
+                    let train: Vec<(f64, MeanStd)> = d
+                        .per_k
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, k)| k.train_instability.map(|t| (i as f64, t)))
+                        .collect();
+                    p.series.push(ms_series("train", 1, &train));
+                    k_axis(&mut p, &ks);
+                    out.push(p);
+                }
+            }
+            Figure::Fig4 => {
+                if let Some(d) = &m.dense {
+                    let mut p = Panel::new(label, "training iteration", "test instability (pp)");
+                    for (i, k) in d.per_k.iter().enumerate() {
+                        let values: Vec<(f64, MeanStd)> =
+                            k.throughout.iter().map(|(s, v)| (*s as f64, *v)).collect();
+                        p.series
+                            .push(ms_series(&format!("k = {}", k.k), i, &values));
+                    }
+                    out.push(p);
+                }
+            }
+            Figure::Fig5 => {
+                if let Some(series) = m.imp.iter().find(|s| s.k == 0) {
+                    let mut p = Panel::new(label, "% of weights remaining", "test accuracy (%)");
+                    for (i, (branch, name)) in BRANCHES.iter().enumerate() {
+                        let mut values: Vec<(f64, MeanStd)> = series
+                            .levels
+                            .iter()
+                            .filter(|l| {
+                                l.branch == *branch
+                                    || (l.level == 0 && *branch != "imp" && l.branch == "imp")
+                            })
+                            .map(|l| (density_x(l.density), l.test_accuracy))
+                            .collect();
+                        values.sort_by(|a, b| a.0.total_cmp(&b.0));
+                        if values.len() > 1 || *branch == "imp" {
+                            p.series.push(ms_series(name, i, &values));
+                        }
+                    }
+                    p.reference = dense_reference(m);
+                    density_axis(&mut p);
+                    out.push(p);
+                }
+            }
+            Figure::Fig6 => {
+                if let Some(s) = m.sparse.iter().find(|s| s.k == 0 && s.branch == "imp") {
+                    out.push(curve_panel(
+                        format!("{label}, {:.1}% weights", 100.0 * s.density),
+                        &s.summary,
+                        0,
+                    ));
+                }
+            }
+            Figure::Fig7 => {
+                let ks = sparse_ks(m);
+                if ks.is_empty() {
+                    continue;
+                }
+                let mut inst =
+                    Panel::new(label.clone(), "rewind iteration k", "test instability (pp)");
+                let mut acc = Panel::new(label, "rewind iteration k", "test accuracy (%)");
+                for (i, (branch, name)) in BRANCHES.iter().enumerate() {
+                    let at: Vec<(f64, MeanStd, MeanStd)> = ks
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(x, k)| {
+                            let s = m.sparse.iter().find(|s| s.k == *k && s.branch == *branch)?;
+                            let ks = s.summary.per_k.first()?;
+                            Some((x as f64, ks.test_instability, ks.child_test_accuracy))
+                        })
+                        .collect();
+                    let ins: Vec<(f64, MeanStd)> = at.iter().map(|a| (a.0, a.1)).collect();
+                    let ac: Vec<(f64, MeanStd)> = at.iter().map(|a| (a.0, a.2)).collect();
+                    inst.series.push(ms_series(name, i, &ins));
+                    acc.series.push(ms_series(name, i, &ac));
+                }
+                acc.reference = dense_reference(m);
+                k_axis(&mut inst, &ks);
+                k_axis(&mut acc, &ks);
+                out.push(inst);
+                out.push(acc);
+            }
+            Figure::Fig8 => {
+                if m.imp.is_empty() {
+                    continue;
+                }
+                let mut p = Panel::new(label, "% of weights remaining", "test accuracy (%)");
+                let mut levels: Vec<usize> = m
+                    .imp
+                    .iter()
+                    .flat_map(|s| {
+                        s.levels
+                            .iter()
+                            .filter(|l| l.branch == "imp")
+                            .map(|l| l.level)
+                    })
+                    .collect();
+                levels.sort_unstable();
+                levels.dedup();
+                let best: Vec<(f64, MeanStd)> = levels
+                    .iter()
+                    .filter_map(|&level| {
+                        m.imp
+                            .iter()
+                            .filter_map(|s| {
+                                s.levels
+                                    .iter()
+                                    .find(|l| l.level == level && l.branch == "imp")
+                            })
+                            .max_by(|a, b| a.test_accuracy.mean.total_cmp(&b.test_accuracy.mean))
+                            .map(|l| (density_x(l.density), l.test_accuracy))
+                    })
+                    .collect();
+                p.series.push(ms_series("IMP, best rewind k", 0, &best));
+                if let Some(s0) = m.imp.iter().find(|s| s.k == 0) {
+                    let v: Vec<(f64, MeanStd)> = s0
+                        .levels
+                        .iter()
+                        .filter(|l| l.branch == "imp")
+                        .map(|l| (density_x(l.density), l.test_accuracy))
+                        .collect();
+                    p.series.push(ms_series("IMP, k = 0", 1, &v).dashed());
+                }
+                p.reference = dense_reference(m);
+                density_axis(&mut p);
+                out.push(p);
+            }
+            Figure::AppB => {
+                if let Some(d) = &m.dense {
+                    let mut p = Panel::new(label, "interpolation α", "test error (%)");
+                    for (i, k) in d.per_k.iter().enumerate() {
+                        let pairs: Vec<&PairRecord> =
+                            d.pairs.iter().filter(|p| p.k == k.k).collect();
+                        let (points, std) = mean_curve(&pairs, false);
+                        p.series.push(
+                            Series::new(format!("k = {}", k.k), PALETTE[i % PALETTE.len()], points)
+                                .with_std(std),
+                        );
+                    }
+                    p.x_range = Some((0.0, 1.0));
+                    out.push(p);
+                }
+            }
+            Figure::AppC => {
+                let ks = sparse_ks(m);
+                if ks.is_empty() {
+                    continue;
+                }
+                let mut p = Panel::new(label, "interpolation α", "test error (%)");
+                for (i, k) in ks.iter().enumerate() {
+                    if let Some(s) = m.sparse.iter().find(|s| s.k == *k && s.branch == "imp") {
+                        let pairs: Vec<&PairRecord> = s.summary.pairs.iter().collect();
+                        let (points, std) = mean_curve(&pairs, false);
+                        p.series.push(
+                            Series::new(
+                                format!("IMP, k = {k}"),
+                                PALETTE[i % PALETTE.len()],
+                                points,
+                            )
+                            .with_std(std),
+                        );
+                    }
+                }
+                p.x_range = Some((0.0, 1.0));
+                out.push(p);
+            }
+            Figure::AppD => {
+                if let Some(d) = &m.dense {
+                    let ks: Vec<u64> = d.per_k.iter().map(|k| k.k).collect();
+                    let mut p = Panel::new(label, "k (iterations)", "L2 distance");
+                    let v: Vec<(f64, MeanStd)> = d
+                        .per_k
+                        .iter()
+                        .enumerate()
+                        .map(|(i, k)| (i as f64, k.l2_prunable))
+                        .collect();
+                    p.series.push(ms_series("conv and linear weights", 0, &v));
+                    let all: Vec<(f64, MeanStd)> = d
+                        .per_k
+                        .iter()
+                        .enumerate()
+                        .map(|(i, k)| (i as f64, k.l2_all))
+                        .collect();
+                    p.series.push(ms_series("all parameters", 1, &all).dashed());
+                    k_axis(&mut p, &ks);
+                    out.push(p);
+                }
+            }
+            Figure::AppE => {
+                let ks = sparse_ks(m);
+                if ks.is_empty() {
+                    continue;
+                }
+                let mut p = Panel::new(label, "rewind iteration k", "L2 distance");
+                for (i, (branch, name)) in BRANCHES.iter().enumerate() {
+                    let v: Vec<(f64, MeanStd)> = ks
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(x, k)| {
+                            let s = m.sparse.iter().find(|s| s.k == *k && s.branch == *branch)?;
+                            Some((x as f64, s.summary.per_k.first()?.l2_prunable))
+                        })
+                        .collect();
+                    p.series.push(ms_series(name, i, &v));
+                }
+                k_axis(&mut p, &ks);
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Renders one figure of `results` to `path` (PNG).
+pub fn render_figure(results: &Results, figure: Figure, path: &Path) -> Result<()> {
+    let mut panels = panels(results, figure);
+    if panels.is_empty() {
+        let mut p = Panel::new(
+            "no network of this reproduction has data for this figure",
+            "",
+            "",
+        );
+        p.series.clear();
+        panels.push(p);
+    }
+    let columns = if figure == Figure::Fig7 { 2 } else { 3 };
+    let title = format!(
+        "{} (scale: {})",
+        figure_name(figure),
+        results.config.scale.as_str()
+    );
+    render(path, &title, &panels, columns)
+}
+
+/// "Figure 3: Instability ..." / "Appendix B: ...".
+pub fn figure_name(figure: Figure) -> String {
+    let id = match figure {
+        Figure::Fig2 => "Figure 2",
+        Figure::Fig3 => "Figure 3",
+        Figure::Fig4 => "Figure 4",
+        Figure::Fig5 => "Figure 5",
+        Figure::Fig6 => "Figure 6",
+        Figure::Fig7 => "Figure 7",
+        Figure::Fig8 => "Figure 8",
+        Figure::AppB => "Appendix B",
+        Figure::AppC => "Appendix C",
+        Figure::AppD => "Appendix D",
+        Figure::AppE => "Appendix E",
+    };
+    format!("{id}: {}", figure.title())
+}
+
+/// The series a figure holds, by panel (for tests and the report).
+pub fn series_names(results: &Results, figure: Figure) -> Vec<(String, Vec<String>)> {
+    panels(results, figure)
+        .into_iter()
+        .map(|p| {
+            (
+                p.title.clone(),
+                p.series
+                    .iter()
+                    .filter(|s| !s.points.is_empty())
+                    .map(|s| s.label.clone())
+                    .collect(),
+            )
+        })
+        .collect()
+}
