@@ -28,6 +28,43 @@ enum Command {
         #[arg(long)]
         features: Option<String>,
     },
+    /// Reproduce every figure of the paper: `rewind reproduce` on a release build.
+    ///
+    /// Plans every run the figures need, trains what the store does not hold yet (resumable:
+    /// interrupt and re-run at will), then writes the PNG figures, `results.json` and
+    /// `REPORT.md` into `--out` (default `reports/<scale>`).
+    ReproduceAll {
+        /// smoke (minutes), quick (a few hours on a 2-core CPU) or paper (Table 1).
+        #[arg(long, default_value = "quick")]
+        scale: String,
+        /// Only these figures, comma separated (fig2..fig8, appb..appe).
+        #[arg(long)]
+        only: Option<String>,
+        /// Only these networks, comma separated (Table 1 presets).
+        #[arg(long)]
+        models: Option<String>,
+        /// Runs trained at the same time.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// The experiment store.
+        #[arg(long, default_value = "runs")]
+        store: PathBuf,
+        /// Datasets to substitute, e.g. `cifar10=fashion-mnist` (repeatable).
+        #[arg(long)]
+        substitute: Vec<String>,
+        /// Output directory of the figures and the report.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Cargo features selecting the backend: `cuda` or `wgpu` (default: the CPU).
+        #[arg(long)]
+        features: Option<String>,
+        /// Directory holding the datasets (default: $REWIND_DATA_DIR, then ~/.cache/rewind/data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print the plan and stop.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run what CI runs (`.ci/run`).
     Ci,
 }
@@ -82,6 +119,56 @@ fn bench(threads: usize, steps: usize, features: Option<String>) -> Result<()> {
     Ok(())
 }
 
+struct Reproduce {
+    scale: String,
+    only: Option<String>,
+    models: Option<String>,
+    jobs: usize,
+    store: PathBuf,
+    substitute: Vec<String>,
+    out: Option<PathBuf>,
+    features: Option<String>,
+    data_dir: Option<PathBuf>,
+    dry_run: bool,
+}
+
+fn reproduce_all(r: Reproduce) -> Result<()> {
+    let mut cmd = Process::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["run", "--release", "--quiet", "-p", "cli"]);
+    if let Some(f) = &r.features {
+        cmd.args(["--features", f]);
+    }
+    cmd.arg("--");
+    if let Some(d) = &r.data_dir {
+        cmd.arg("--data-dir").arg(d);
+    }
+    cmd.args([
+        "reproduce",
+        "--scale",
+        &r.scale,
+        "--jobs",
+        &r.jobs.to_string(),
+    ])
+    .arg("--store")
+    .arg(&r.store);
+    if let Some(o) = &r.only {
+        cmd.args(["--only", o]);
+    }
+    if let Some(m) = &r.models {
+        cmd.args(["--models", m]);
+    }
+    for s in &r.substitute {
+        cmd.args(["--substitute", s]);
+    }
+    if let Some(o) = &r.out {
+        cmd.arg("--out").arg(o);
+    }
+    if r.dry_run {
+        cmd.arg("--dry-run");
+    }
+    run(&mut cmd)
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Bench {
@@ -89,6 +176,29 @@ fn main() -> Result<()> {
             steps,
             features,
         } => bench(threads, steps, features),
+        Command::ReproduceAll {
+            scale,
+            only,
+            models,
+            jobs,
+            store,
+            substitute,
+            out,
+            features,
+            data_dir,
+            dry_run,
+        } => reproduce_all(Reproduce {
+            scale,
+            only,
+            models,
+            jobs,
+            store,
+            substitute,
+            out,
+            features,
+            data_dir,
+            dry_run,
+        }),
         Command::Ci => run(Process::new("bash").arg(root().join(".ci/run"))),
     }
 }

@@ -115,11 +115,11 @@ impl Figure {
             Figure::Fig3 => "Instability (test and train) against the branch iteration k",
             Figure::Fig4 => "Test instability throughout training, one line per k",
             Figure::Fig5 => {
-                "Test accuracy against density: IMP, random pruning, random reinitialisation (k = 0)"
+                "Test accuracy against density: IMP, random pruning, random reinit (k = 0)"
             }
             Figure::Fig6 => "Error along the linear path for sparse IMP subnetworks (k = 0)",
             Figure::Fig7 => {
-                "Instability and test accuracy of sparse subnetworks against the rewind iteration k"
+                "Sparse subnetworks: instability and accuracy against the rewind iteration k"
             }
             Figure::Fig8 => "Maximum test accuracy reached under rewinding, against density",
             Figure::AppB => "Error along the linear path for unpruned networks at selected k",

@@ -95,6 +95,7 @@ pub struct Panel {
     pub y_range: Option<(f64, f64)>,
     /// Number of x tick labels.
     pub x_labels: usize,
+    pub legend: SeriesLabelPosition,
 }
 
 impl Panel {
@@ -109,6 +110,7 @@ impl Panel {
             x_range: None,
             y_range: None,
             x_labels: 8,
+            legend: SeriesLabelPosition::UpperRight,
         }
     }
 
@@ -250,7 +252,7 @@ impl Panel {
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.5))
             .label_font((FAMILY, 14))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(self.legend.clone())
             .draw()
             .map_err(plot)?;
         Ok(())
@@ -278,7 +280,8 @@ pub fn render(path: &Path, title: &str, panels: &[Panel], columns: usize) -> Res
     register_font()?;
     let columns = columns.clamp(1, panels.len().max(1));
     let rows = panels.len().div_ceil(columns).max(1);
-    let (w, h) = (520 * columns as u32, 400 * rows as u32 + 50);
+    // Wide enough for the figure title on one line.
+    let (w, h) = ((520 * columns as u32).max(1250), 400 * rows as u32 + 50);
     let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
     root.fill(&WHITE).map_err(plot)?;
     let root = root.titled(title, (FAMILY, 24)).map_err(plot)?;

@@ -25,7 +25,7 @@ fn a_panel_renders_headless_with_text_lines_and_bands() {
     });
     render(&path, "Figure 2: a test", &[panel], 1).expect("render");
     let image = image::open(&path).expect("png").to_rgb8();
-    assert_eq!(image.dimensions(), (520, 450));
+    assert_eq!(image.dimensions(), (1250, 450));
     let blue = image
         .pixels()
         .filter(|p| p.0 == [PALETTE[0].0, PALETTE[0].1, PALETTE[0].2])
