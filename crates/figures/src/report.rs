@@ -181,6 +181,12 @@ pub fn markdown(r: &Results) -> String {
             p.map_or("–", |p| p.matching_from),
         );
     }
+    let _ = writeln!(s, "\n## Findings of the paper, checked\n");
+    for m in &r.models {
+        for line in findings(m) {
+            let _ = writeln!(s, "- {line}");
+        }
+    }
     let _ = writeln!(s, "\n### Per k\n");
     for m in &r.models {
         let _ = writeln!(s, "**{}**\n", model_label(m));
@@ -251,4 +257,112 @@ pub fn markdown(r: &Results) -> String {
         );
     }
     s
+}
+
+fn agrees(measured: bool, paper: bool) -> &'static str {
+    if measured == paper {
+        "agrees with the paper"
+    } else {
+        "**differs from the paper**"
+    }
+}
+
+/// One sentence per claim of SPEC section 5 that this network's results can speak to.
+fn findings(m: &ModelResults) -> Vec<String> {
+    let name = &m.setup.preset;
+    let Some(p) = paper::row(name) else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    if let Some(i0) = instability_at(m, 0) {
+        let stable = i0.mean < STABLE_PP;
+        out.push(format!(
+            "{name}: test instability at k = 0 is {:.2} pp, {} ({}: {}).",
+            i0.mean,
+            if stable { "stable" } else { "unstable" },
+            agrees(stable, p.stable_at_init),
+            if p.stable_at_init {
+                "stable"
+            } else {
+                "unstable"
+            }
+        ));
+        if let Some(d) = &m.dense {
+            let midpoint_worst = d
+                .pairs
+                .iter()
+                .filter(|x| x.k == 0)
+                .filter_map(|x| {
+                    x.result
+                        .curve
+                        .points
+                        .iter()
+                        .map(|c| c.test_error)
+                        .reduce(f32::max)
+                })
+                .fold(f32::NAN, f32::max);
+            if !stable && midpoint_worst.is_finite() {
+                out.push(format!(
+                    "{name}: the worst test error on the path at k = 0 is {midpoint_worst:.1}% (the paper: close to random guessing, 90% on 10 classes, for its unstable networks)."
+                ));
+            }
+        }
+    }
+    if let Some(k) = stable_from(m) {
+        out.push(format!(
+            "{name}: stable (< {STABLE_PP} pp) from k = {k} of {} iterations ({:.1}% of training); the paper: from {}.",
+            m.setup.total_steps,
+            100.0 * k as f64 / m.setup.total_steps.max(1) as f64,
+            p.stable_from
+        ));
+    } else if m.dense.is_some() {
+        out.push(format!(
+            "{name}: not stable at any measured k; the paper: stable from {}.",
+            p.stable_from
+        ));
+    }
+    if let Some((acc, ok)) = imp_at_target(m, 0) {
+        out.push(format!(
+            "{name}: IMP without rewinding at {:.1}% density reaches {:.2}% (dense {:.2}%): {} ({}: {}).",
+            100.0 * m.setup.target_density(),
+            acc.mean,
+            m.dense_accuracy.map_or(f64::NAN, |d| d.mean),
+            if ok { "matching" } else { "not matching" },
+            agrees(ok, p.imp_matching_at_init),
+            if p.imp_matching_at_init { "matching" } else { "not matching" }
+        ));
+    }
+    let sparse_ks: Vec<u64> = m.imp.iter().map(|s| s.k).filter(|&k| k > 0).collect();
+    for k in sparse_ks {
+        if let Some((acc, ok)) = imp_at_target(m, k) {
+            let inst = m
+                .sparse
+                .iter()
+                .find(|a| a.k == k && a.branch == "imp")
+                .and_then(|a| a.summary.per_k.first())
+                .map(|x| x.test_instability.mean);
+            out.push(format!(
+                "{name}: IMP rewound to k = {k}: {:.2}%, {}{} (the paper: matching from {}).",
+                acc.mean,
+                if ok { "matching" } else { "not matching" },
+                inst.map_or(String::new(), |i| format!(", sparse instability {i:.2} pp")),
+                p.matching_from
+            ));
+        }
+    }
+    for a in m.sparse.iter().filter(|a| a.branch != "imp") {
+        if let (Some(k), Some(dense)) = (a.summary.per_k.first(), m.dense_accuracy) {
+            let matching = k.child_test_accuracy.mean >= dense.mean - dense.std.max(0.0);
+            out.push(format!(
+                "{name}: {} at k = {} ({:.1}% density): instability {:.2} pp, accuracy {:.2}%, {} (the paper: neither stable nor matching, Lenet shows a small rise only).",
+                a.branch,
+                a.k,
+                100.0 * a.density,
+                k.test_instability.mean,
+                k.child_test_accuracy.mean,
+                if matching { "matching" } else { "not matching" }
+            ));
+        }
+    }
+    out
 }
