@@ -34,9 +34,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train one network from a Table 1 preset (or a config file) into an output directory.
+    /// Train one network from a Table 1 preset (or a config file) into the experiment store
+    /// (or an output directory with --out).
     ///
-    /// The directory receives `config.toml` (everything that determines the run),
+    /// The run directory receives `config.toml` (everything that determines the run),
     /// `metrics.json` (step, train/test loss and accuracy) and `checkpoints/`. Running the
     /// same command again reuses a finished run and resumes an interrupted one.
     Train(train_cmd::TrainArgs),

@@ -82,9 +82,15 @@ pub struct TrainArgs {
     #[arg(long, value_delimiter = ',')]
     keep: Vec<Steps>,
 
-    /// Output directory of the run.
+    /// Output directory of the run. Without it the run goes to the experiment store
+    /// (`--store`), named by the hash of its configuration, where `imp`, `instability` and
+    /// `reproduce` find and reuse it.
     #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    out: Option<PathBuf>,
+
+    /// The experiment store (used when --out is not given).
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    store: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -186,7 +192,10 @@ fn log_run(trainer: &Trainer) {
 
 pub fn run(args: TrainArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
     let trainer = args.run.trainer(data_dir, allow_download, &args.keep)?;
-    let outcome = trainer.run(&args.out, &mut NoHooks)?;
+    let Some(out) = &args.out else {
+        return run_in_store(&args, &trainer, data_dir, allow_download);
+    };
+    let outcome = trainer.run(out, &mut NoHooks)?;
     let last = outcome
         .final_record()
         .context("the run produced no metrics")?;
@@ -199,6 +208,52 @@ pub fn run(args: TrainArgs, data_dir: &Path, allow_download: bool) -> Result<()>
         last.step,
         last.elapsed_seconds,
         outcome.dir.display()
+    );
+    Ok(())
+}
+
+/// Trains the run as a job of the experiment store (or reuses it).
+fn run_in_store(
+    args: &TrainArgs,
+    trainer: &Trainer,
+    data_dir: &Path,
+    allow_download: bool,
+) -> Result<()> {
+    let config = &trainer.config;
+    let store = crate::store_args::StoreArgs {
+        store: args.store.clone(),
+        jobs: 1,
+    };
+    let runner = store.runner(data_dir, allow_download, args.run.quiet)?;
+    let mut plan = experiments::runs::Plan::new();
+    let rule = sparsity::PruneRule {
+        unpruned_layers: config.recipe.model.default_unpruned_layers(),
+    };
+    let id = plan.train_from_init(
+        &config.recipe,
+        config.init_seed,
+        config.data_seed,
+        &config.eval,
+        &rule,
+    )?;
+    for k in &args.keep {
+        plan.keep(&id, trainer.resolve(*k));
+    }
+    let reused = runner.store.is_done(&id);
+    crate::store_args::execute(&runner, &plan, 1, true)?;
+    let result: experiments::runs::TrainResult = runner
+        .store
+        .result(&id)?
+        .context("the run finished without a result")?;
+    println!(
+        "{} {}: test accuracy {:.2}% (loss {:.4}) after {} steps, {:.1} s of training. Results in {}",
+        if reused { "reused" } else { "trained" },
+        config.recipe.name,
+        100.0 * result.last.test_accuracy,
+        result.last.test_loss,
+        result.last.step,
+        result.wall_seconds,
+        runner.store.dir(&id).display()
     );
     Ok(())
 }

@@ -171,6 +171,22 @@ fn imp_then_sparse_instability_share_one_store_that_runs_lists_and_cleans() {
         stdout.contains("random-prune") && stdout.contains("80.00%"),
         "{stdout}"
     );
+    // A plain `train` of the dense run lands on the same store entry as IMP's level 0.
+    let mut train = rewind();
+    train.args([
+        "train",
+        "--steps",
+        "60it",
+        "--eval-every",
+        "60it",
+        "--train-eval-subset",
+        "0",
+        "--test-eval-subset",
+        "500",
+    ]);
+    common(&mut train);
+    let (ok, stdout, stderr) = run(&mut train);
+    assert!(ok && stdout.starts_with("reused"), "{stdout} {stderr}");
     let mut inst = rewind();
     inst.args([
         "instability",
