@@ -166,6 +166,18 @@ fn reproduce_all(r: Reproduce) -> Result<()> {
     if r.dry_run {
         cmd.arg("--dry-run");
     }
+    // The report names the commit that produced it, whatever the working directory.
+    if let Ok(out) = Process::new("git")
+        .current_dir(root())
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        && out.status.success()
+    {
+        cmd.env(
+            "REWIND_GIT_COMMIT",
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        );
+    }
     run(&mut cmd)
 }
 

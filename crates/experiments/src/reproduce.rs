@@ -460,6 +460,11 @@ impl ReproduceConfig {
             Scale::Quick if !lenet => steps / 4,
             _ => (steps / 8).max(1),
         };
+        if scale != Scale::Paper {
+            cuts.push(format!(
+                "Figure 4 interpolates the children every {throughout_every} iterations"
+            ));
+        }
         Ok(ModelSetup {
             preset: preset.to_string(),
             rule: PruneRule {
@@ -632,7 +637,8 @@ pub struct SparseAnalysis {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelResults {
     pub setup: ModelSetup,
-    /// Test accuracy (%) of the dense network at the end of training, over inits.
+    /// Test accuracy (%) of the dense network at the end of training: the k = 0 children (all
+    /// inits and data orders) when there are two or more, else the dense IMP runs.
     pub dense_accuracy: Option<MeanStd>,
     pub dense: Option<InstabilitySummary>,
     pub imp: Vec<ImpSeries>,
@@ -682,16 +688,19 @@ pub fn collect(
                 runs,
             });
         }
-        let mut dense_accuracy = imp
-            .iter()
-            .find(|s| s.k == 0)
-            .and_then(|s| s.levels.iter().find(|l| l.level == 0 && l.branch == "imp"))
-            .map(|l| l.test_accuracy);
-        if dense_accuracy.is_none()
-            && let Some(d) = &dense
-        {
-            dense_accuracy = d.per_k.first().map(|k| k.child_test_accuracy);
-        }
+        // The dense networks trained from k = 0 (every init and data order) when there are
+        // several, else the dense IMP runs.
+        let dense_accuracy = dense
+            .as_ref()
+            .and_then(|d| d.per_k.iter().find(|k| k.k == 0))
+            .map(|k| k.child_test_accuracy)
+            .filter(|a| a.n >= 2)
+            .or_else(|| {
+                imp.iter()
+                    .find(|s| s.k == 0)
+                    .and_then(|s| s.levels.iter().find(|l| l.level == 0 && l.branch == "imp"))
+                    .map(|l| l.test_accuracy)
+            });
         let sparse = m
             .sparse_pairs
             .iter()
@@ -764,6 +773,9 @@ fn summarise_levels(runs: &[LevelResult]) -> Vec<LevelSummary> {
 }
 
 fn git_commit() -> String {
+    if let Ok(commit) = std::env::var("REWIND_GIT_COMMIT") {
+        return commit;
+    }
     std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()

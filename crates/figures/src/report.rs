@@ -149,7 +149,8 @@ pub fn markdown(r: &Results) -> String {
         s,
         "Instability in percentage points of test error; \"stable\" means below {STABLE_PP} points; \
          \"matching\" means IMP's test accuracy at the target density is at least the dense \
-         network's mean minus one standard deviation (with one init the deviation is 0).\n"
+         network's mean minus one standard deviation; the dense accuracy is over the networks \
+         trained from k = 0 (every init and data order).\n"
     );
     let _ = writeln!(
         s,
