@@ -5,8 +5,6 @@ use std::path::Path;
 use experiments::instability::{InstabilitySummary, MeanStd, PairRecord};
 use experiments::reproduce::{Figure, ModelResults, Results};
 
-use plotters::prelude::SeriesLabelPosition;
-
 use crate::plot::{PALETTE, Panel, Reference, Series, render};
 use crate::{Result, paper};
 
@@ -193,7 +191,6 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                         }
                     }
                     p.reference = dense_reference(m);
-                    p.legend = SeriesLabelPosition::LowerLeft;
                     density_axis(&mut p);
                     out.push(p);
                 }
@@ -231,7 +228,6 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                     acc.series.push(ms_series(name, i, &ac));
                 }
                 acc.reference = dense_reference(m);
-                acc.legend = SeriesLabelPosition::LowerRight;
                 k_axis(&mut inst, &ks);
                 k_axis(&mut acc, &ks);
                 out.push(inst);
@@ -279,7 +275,6 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                     p.series.push(ms_series("IMP, k = 0", 1, &v).dashed());
                 }
                 p.reference = dense_reference(m);
-                p.legend = SeriesLabelPosition::LowerLeft;
                 density_axis(&mut p);
                 out.push(p);
             }

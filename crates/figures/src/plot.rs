@@ -152,8 +152,11 @@ impl Panel {
         if y1 - y0 < 1e-6 {
             (y0, y1) = (y0 - 1.0, y1 + 1.0);
         }
+        // Head room above the data for the legend (upper right), so it never hides a line.
+        let entries = self.series.len() + usize::from(self.reference.is_some());
         let pad = 0.08 * (y1 - y0);
-        let y = self.y_range.unwrap_or((y0 - pad, y1 + pad));
+        let head = pad + (y1 - y0) * 0.09 * entries as f64;
+        let y = self.y_range.unwrap_or((y0 - pad, y1 + head));
         (x, y)
     }
 
