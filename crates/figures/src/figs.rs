@@ -105,20 +105,44 @@ fn dense_reference(m: &ModelResults) -> Option<Reference> {
     })
 }
 
-/// Density axis: x = -ln(density), labelled in % of weights remaining (log scale, 100% left).
-fn density_axis(panel: &mut Panel) {
-    panel.x_format = Some(Box::new(|x| {
-        let d = 100.0 * (-x).exp();
-        if d >= 10.0 {
-            format!("{d:.0}")
+/// Density axis: one position per pruning level, labelled with the % of weights remaining.
+/// Levels are geometric in density, so this is the paper's log-density axis with its ticks at
+/// the measured densities.
+fn density_axis(panel: &mut Panel, densities: &[f64]) {
+    let labels: Vec<String> = densities
+        .iter()
+        .map(|d| {
+            let pct = 100.0 * d;
+            if pct >= 10.0 {
+                format!("{pct:.0}")
+            } else {
+                format!("{pct:.1}")
+            }
+        })
+        .collect();
+    panel.x_format = Some(Box::new(move |x| {
+        let i = x.round();
+        if (x - i).abs() < 0.05 && i >= 0.0 && (i as usize) < labels.len() {
+            labels[i as usize].clone()
         } else {
-            format!("{d:.1}")
+            String::new()
         }
     }));
+    panel.x_range = Some((-0.3, densities.len() as f64 - 0.7));
+    panel.x_labels = densities.len().max(2);
 }
 
-fn density_x(d: f64) -> f64 {
-    -d.max(1e-9).ln()
+/// Density of each IMP level (index = level) of a network.
+fn level_densities(m: &ModelResults) -> Vec<f64> {
+    let mut out: Vec<(usize, f64)> = m
+        .imp
+        .iter()
+        .flat_map(|s| s.levels.iter().filter(|l| l.branch == "imp"))
+        .map(|l| (l.level, l.density))
+        .collect();
+    out.sort_by_key(|x| x.0);
+    out.dedup_by_key(|x| x.0);
+    out.into_iter().map(|x| x.1).collect()
 }
 
 fn sparse_ks(m: &ModelResults) -> Vec<u64> {
@@ -183,7 +207,7 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                                 l.branch == *branch
                                     || (l.level == 0 && *branch != "imp" && l.branch == "imp")
                             })
-                            .map(|l| (density_x(l.density), l.test_accuracy))
+                            .map(|l| (l.level as f64, l.test_accuracy))
                             .collect();
                         values.sort_by(|a, b| a.0.total_cmp(&b.0));
                         if values.len() > 1 || *branch == "imp" {
@@ -191,7 +215,7 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                         }
                     }
                     p.reference = dense_reference(m);
-                    density_axis(&mut p);
+                    density_axis(&mut p, &level_densities(m));
                     out.push(p);
                 }
             }
@@ -261,7 +285,7 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                                     .find(|l| l.level == level && l.branch == "imp")
                             })
                             .max_by(|a, b| a.test_accuracy.mean.total_cmp(&b.test_accuracy.mean))
-                            .map(|l| (density_x(l.density), l.test_accuracy))
+                            .map(|l| (l.level as f64, l.test_accuracy))
                     })
                     .collect();
                 p.series.push(ms_series("IMP, best rewind k", 0, &best));
@@ -270,12 +294,12 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                         .levels
                         .iter()
                         .filter(|l| l.branch == "imp")
-                        .map(|l| (density_x(l.density), l.test_accuracy))
+                        .map(|l| (l.level as f64, l.test_accuracy))
                         .collect();
                     p.series.push(ms_series("IMP, k = 0", 1, &v).dashed());
                 }
                 p.reference = dense_reference(m);
-                density_axis(&mut p);
+                density_axis(&mut p, &level_densities(m));
                 out.push(p);
             }
             Figure::AppB => {
