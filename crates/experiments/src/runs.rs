@@ -661,6 +661,12 @@ impl Runner {
         workers: usize,
         progress: &indicatif::ProgressBar,
     ) -> Result<()> {
+        // Every run of the plan appears in the store at once (`rewind runs list`: planned).
+        for id in plan.ids() {
+            if let Some(job) = plan.job(id) {
+                self.store.create(job.kind(), job)?;
+            }
+        }
         let done: BTreeSet<RunId> = plan
             .ids()
             .iter()
