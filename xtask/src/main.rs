@@ -175,7 +175,7 @@ fn reproduce_all(r: Reproduce) -> Result<()> {
     {
         cmd.env(
             "REWIND_GIT_COMMIT",
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stdout).trim(),
         );
     }
     run(&mut cmd)
