@@ -250,7 +250,8 @@ impl Plan {
 
     /// A branch of `parent` at `step` trained with `data_seed`. A plain copy of the parent's
     /// full state continued with the parent's own data order *is* the parent, so that case
-    /// returns the parent's id (and no run is added).
+    /// returns the parent's id (and no run is added); a plain copy of a run's initial state
+    /// is the run from the same init with the new data order.
     pub fn branch(
         &mut self,
         parent: &str,
@@ -278,6 +279,21 @@ impl Plan {
         self.keep(parent, step);
         if continuation {
             return Ok(parent.to_string());
+        }
+        if step == 0
+            && matches!(spec.start, Start::Init)
+            && mask == MaskSource::Parent
+            && weights == WeightSource::Parent
+        {
+            // The state at step 0 is the seeded init with a fresh optimiser: this branch is
+            // the run from the init with the new data order.
+            return self.train_from_init(
+                &spec.recipe,
+                spec.init_seed,
+                data_seed,
+                &spec.eval,
+                &spec.rule,
+            );
         }
         let id = self.add(Job::Train(TrainSpec {
             data_seed,
