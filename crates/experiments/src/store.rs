@@ -218,9 +218,13 @@ impl Store {
                 continue;
             }
             let id = entry.file_name().to_string_lossy().into_owned();
-            let Some((kind, _)) = id.rsplit_once('-') else {
+            // Only `<kind>-<16 hex>` directories are runs; anything else is left alone.
+            let Some((kind, hash)) = id.rsplit_once('-') else {
                 continue;
             };
+            if hash.len() != 16 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+                continue;
+            }
             let identity = read_json(&path.join(IDENTITY)).ok();
             entries.push(RunEntry {
                 kind: kind.to_string(),
