@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Project automation for rewind")]
@@ -33,38 +33,7 @@ enum Command {
     /// Plans every run the figures need, trains what the store does not hold yet (resumable:
     /// interrupt and re-run at will), then writes the PNG figures, `results.json` and
     /// `REPORT.md` into `--out` (default `reports/<scale>`).
-    ReproduceAll {
-        /// smoke (minutes), quick (a few hours on a 2-core CPU) or paper (Table 1).
-        #[arg(long, default_value = "quick")]
-        scale: String,
-        /// Only these figures, comma separated (fig2..fig8, appb..appe).
-        #[arg(long)]
-        only: Option<String>,
-        /// Only these networks, comma separated (Table 1 presets).
-        #[arg(long)]
-        models: Option<String>,
-        /// Runs trained at the same time.
-        #[arg(long, default_value_t = 1)]
-        jobs: usize,
-        /// The experiment store.
-        #[arg(long, default_value = "runs")]
-        store: PathBuf,
-        /// Datasets to substitute, e.g. `cifar10=fashion-mnist` (repeatable).
-        #[arg(long)]
-        substitute: Vec<String>,
-        /// Output directory of the figures and the report.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Cargo features selecting the backend: `cuda` or `wgpu` (default: the CPU).
-        #[arg(long)]
-        features: Option<String>,
-        /// Directory holding the datasets (default: $REWIND_DATA_DIR, then ~/.cache/rewind/data).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Print the plan and stop.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    ReproduceAll(Reproduce),
     /// Run what CI runs (`.ci/run`).
     Ci,
 }
@@ -119,16 +88,38 @@ fn bench(threads: usize, steps: usize, features: Option<String>) -> Result<()> {
     Ok(())
 }
 
+/// Options of `reproduce-all`, passed on to `rewind reproduce`.
+#[derive(Args)]
 struct Reproduce {
+    /// smoke (minutes), quick (a few hours on a 2-core CPU) or paper (Table 1).
+    #[arg(long, default_value = "quick")]
     scale: String,
+    /// Only these figures, comma separated (fig2..fig8, appb..appe).
+    #[arg(long)]
     only: Option<String>,
+    /// Only these networks, comma separated (Table 1 presets).
+    #[arg(long)]
     models: Option<String>,
+    /// Runs trained at the same time.
+    #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// The experiment store.
+    #[arg(long, default_value = "runs")]
     store: PathBuf,
+    /// Datasets to substitute, e.g. `cifar10=fashion-mnist` (repeatable).
+    #[arg(long)]
     substitute: Vec<String>,
+    /// Output directory of the figures and the report.
+    #[arg(long)]
     out: Option<PathBuf>,
+    /// Cargo features selecting the backend: `cuda` or `wgpu` (default: the CPU).
+    #[arg(long)]
     features: Option<String>,
+    /// Directory holding the datasets (default: $REWIND_DATA_DIR, then ~/.cache/rewind/data).
+    #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Print the plan and stop.
+    #[arg(long)]
     dry_run: bool,
 }
 
@@ -188,29 +179,7 @@ fn main() -> Result<()> {
             steps,
             features,
         } => bench(threads, steps, features),
-        Command::ReproduceAll {
-            scale,
-            only,
-            models,
-            jobs,
-            store,
-            substitute,
-            out,
-            features,
-            data_dir,
-            dry_run,
-        } => reproduce_all(Reproduce {
-            scale,
-            only,
-            models,
-            jobs,
-            store,
-            substitute,
-            out,
-            features,
-            data_dir,
-            dry_run,
-        }),
+        Command::ReproduceAll(r) => reproduce_all(r),
         Command::Ci => run(Process::new("bash").arg(root().join(".ci/run"))),
     }
 }

@@ -1,11 +1,12 @@
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use data::DatasetName;
-use experiments::reproduce::{Figure, ReproduceConfig, Scale, default_models, plan};
+use experiments::reproduce::{Figure, ReproduceConfig, Scale, collect, default_models, plan};
 
-use crate::store_args::StoreArgs;
+use crate::store_args::{StoreArgs, execute};
 
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
@@ -55,6 +56,7 @@ fn parse_substitute(s: &str) -> Result<(DatasetName, DatasetName)> {
 }
 
 pub fn run(args: ReproduceArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
+    let started = Instant::now();
     let mut config = ReproduceConfig::new(args.scale);
     if !args.only.is_empty() {
         config.figures = args.only.clone();
@@ -134,18 +136,8 @@ pub fn run(args: ReproduceArgs, data_dir: &Path, allow_download: bool) -> Result
         );
         return Ok(());
     }
-    tracing::info!(
-        "{} runs in {} ({} already finished)",
-        plan.len(),
-        runner.store.root().display(),
-        plan.ids()
-            .iter()
-            .filter(|id| runner.store.is_done(id))
-            .count()
-    );
-    let bar = crate::store_args::progress_bar(args.quiet);
-    let results = experiments::reproduce::run(&config, &runner, args.store.jobs, &bar)?;
-    bar.finish_and_clear();
+    execute(&runner, &plan, args.store.jobs, args.quiet)?;
+    let results = collect(&config, &models, &plan, &runner.store, started)?;
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("reports").join(args.scale.as_str()));

@@ -52,7 +52,7 @@ pub fn execute(runner: &Runner, plan: &Plan, jobs: usize, quiet: bool) -> Result
 }
 
 /// The overall bar of a plan: runs done / total, elapsed, ETA, and what runs now.
-pub fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
+fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
     if quiet {
         return indicatif::ProgressBar::hidden();
     }

@@ -193,9 +193,7 @@ impl ImpConfig {
 pub fn imp_results(store: &Store, runs: &ImpRuns) -> Result<Vec<LevelResult>> {
     let mut out = Vec::new();
     let read = |level: usize, branch: &str, id: &RunId| -> Result<LevelResult> {
-        let r: TrainResult = store
-            .result(id)?
-            .ok_or_else(|| Error::Invalid(format!("{id} has not finished")))?;
+        let r: TrainResult = store.finished(id)?;
         Ok(LevelResult {
             level,
             branch: branch.to_string(),

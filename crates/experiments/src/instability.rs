@@ -196,22 +196,16 @@ impl InstabilityConfig {
     }
 }
 
-fn finished<T: serde::de::DeserializeOwned>(store: &Store, id: &str) -> Result<T> {
-    store
-        .result(id)?
-        .ok_or_else(|| Error::Invalid(format!("{id} has not finished")))
-}
-
 /// Reads the pairs back and aggregates them per k.
 pub fn instability_summary(store: &Store, pairs: &[PairRuns]) -> Result<InstabilitySummary> {
     let records = pairs
         .iter()
         .map(|p| {
-            let result: PairResult = finished(store, &p.last)?;
+            let result: PairResult = store.finished(&p.last)?;
             let mut throughout = p
                 .throughout
                 .iter()
-                .map(|(s, id)| Ok((*s, finished::<PairResult>(store, id)?.instability.test)))
+                .map(|(s, id)| Ok((*s, store.finished::<PairResult>(id)?.instability.test)))
                 .collect::<Result<Vec<_>>>()?;
             if !p.throughout.is_empty() {
                 throughout.push((p.total_steps, result.instability.test));

@@ -159,16 +159,8 @@ impl std::str::FromStr for Figure {
     }
 }
 
-/// The paper's small networks (Table 1 presets) that `reproduce` knows.
-pub const MODELS: [&str; 7] = [
-    "lenet",
-    "resnet20",
-    "resnet20-low",
-    "resnet20-warmup",
-    "vgg16",
-    "vgg16-low",
-    "vgg16-warmup",
-];
+/// The paper's small networks that `reproduce` knows: the Table 1 presets.
+pub use train::PRESETS as MODELS;
 
 /// Models a scale runs when none are named.
 pub fn default_models(scale: Scale) -> Vec<String> {
@@ -345,39 +337,30 @@ impl ReproduceConfig {
                     .into(),
             );
         }
+        let paper_ks = scaled_ks(&PAPER_KS);
+        // The paper's "stable" k (2000 of 63K iterations), scaled to the length.
+        let stable_k = paper_ks
+            .iter()
+            .copied()
+            .find(|&k| k as f64 >= (2000.0 * factor).round());
         let dense_ks = match scale {
-            Scale::Paper => scaled_ks(&PAPER_KS),
+            Scale::Paper => paper_ks.clone(),
             Scale::Quick if lenet => vec![0, 100, 2000],
             Scale::Quick => {
-                // k = 0, the paper's "stable" k (2000 of 63K iterations) and the largest.
-                let ks = scaled_ks(&PAPER_KS);
-                let stable = ks
-                    .iter()
-                    .copied()
-                    .find(|&k| k as f64 >= (2000.0 * factor).round());
+                // k = 0, the stable k and the largest.
                 let mut picked = vec![0];
-                picked.extend(stable);
-                picked.extend(ks.last().copied());
+                picked.extend(stable_k);
+                picked.extend(paper_ks.last().copied());
                 picked.dedup();
                 picked
             }
             Scale::Smoke => vec![0, steps / 4],
         };
         let sparse_ks = match scale {
-            Scale::Paper => scaled_ks(&PAPER_KS),
+            Scale::Paper => paper_ks.clone(),
             // Lenet is stable at k = 0 already: rewinding adds little to its story.
             Scale::Quick if lenet => vec![0],
-            Scale::Quick => {
-                let ks = scaled_ks(&PAPER_KS);
-                // k = 0 and the paper's "stable" k (2000 of 63K iterations).
-                let stable = ks
-                    .iter()
-                    .copied()
-                    .find(|&k| k as f64 >= (2000.0 * factor).round());
-                let mut picked = vec![0];
-                picked.extend(stable);
-                picked
-            }
+            Scale::Quick => std::iter::once(0).chain(stable_k).collect(),
             Scale::Smoke => vec![0, steps / 4],
         };
         let mut sparse_ks = sparse_ks;

@@ -579,9 +579,8 @@ impl Runner {
                 let pruned = |run: &str, fraction: f64| -> train::Result<SparseNet> {
                     let final_step = self
                         .store
-                        .result::<TrainResult>(run)
+                        .finished::<TrainResult>(run)
                         .map_err(to_train)?
-                        .ok_or_else(|| train::Error::Config(format!("{run} has not finished")))?
                         .total_steps;
                     self.state_at(run, final_step)
                         .map_err(to_train)?

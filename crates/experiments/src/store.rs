@@ -161,6 +161,12 @@ impl Store {
         read_json(&path).map(Some)
     }
 
+    /// The result of a run that must have finished (an error names the run otherwise).
+    pub fn finished<T: DeserializeOwned>(&self, id: &str) -> Result<T> {
+        self.result(id)?
+            .ok_or_else(|| Error::Invalid(format!("{id} has not finished")))
+    }
+
     pub fn is_done(&self, id: &str) -> bool {
         self.dir(id).join(RESULT).is_file()
     }

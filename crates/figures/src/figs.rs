@@ -72,19 +72,24 @@ fn curve_panel(title: String, summary: &InstabilitySummary, k: u64) -> Panel {
     panel
 }
 
-/// x positions for k values: evenly spaced (the paper's log axis with k = 0 at the left).
-fn k_axis(panel: &mut Panel, ks: &[u64]) {
-    let labels: Vec<u64> = ks.to_vec();
+/// A categorical x axis: one evenly spaced position per label, ticks only at the positions.
+fn categorical_axis(panel: &mut Panel, labels: Vec<String>) {
+    let n = labels.len();
     panel.x_format = Some(Box::new(move |x| {
         let i = x.round();
         if (x - i).abs() < 0.05 && i >= 0.0 && (i as usize) < labels.len() {
-            labels[i as usize].to_string()
+            labels[i as usize].clone()
         } else {
             String::new()
         }
     }));
-    panel.x_range = Some((-0.3, ks.len() as f64 - 0.7));
-    panel.x_labels = ks.len().max(2);
+    panel.x_range = Some((-0.3, n as f64 - 0.7));
+    panel.x_labels = n.max(2);
+}
+
+/// x positions for k values: evenly spaced (the paper's log axis with k = 0 at the left).
+fn k_axis(panel: &mut Panel, ks: &[u64]) {
+    categorical_axis(panel, ks.iter().map(ToString::to_string).collect());
 }
 
 fn ms_series(label: &str, color: usize, values: &[(f64, MeanStd)]) -> Series {
@@ -109,7 +114,7 @@ fn dense_reference(m: &ModelResults) -> Option<Reference> {
 /// Levels are geometric in density, so this is the paper's log-density axis with its ticks at
 /// the measured densities.
 fn density_axis(panel: &mut Panel, densities: &[f64]) {
-    let labels: Vec<String> = densities
+    let labels = densities
         .iter()
         .map(|d| {
             let pct = 100.0 * d;
@@ -120,16 +125,7 @@ fn density_axis(panel: &mut Panel, densities: &[f64]) {
             }
         })
         .collect();
-    panel.x_format = Some(Box::new(move |x| {
-        let i = x.round();
-        if (x - i).abs() < 0.05 && i >= 0.0 && (i as usize) < labels.len() {
-            labels[i as usize].clone()
-        } else {
-            String::new()
-        }
-    }));
-    panel.x_range = Some((-0.3, densities.len() as f64 - 0.7));
-    panel.x_labels = densities.len().max(2);
+    categorical_axis(panel, labels);
 }
 
 /// Density of each IMP level (index = level) of a network.
