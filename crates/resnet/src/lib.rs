@@ -5,10 +5,15 @@
 //! width factor), global average pooling and one linear layer; depth `6n + 2`. Resnet-20 is
 //! `n = 3` and has 272,474 parameters with the 1x1 conv + BN projection shortcuts of the paper's
 //! framework (open_lth), which the paper rounds to 274K.
+//!
+//! The ImageNet ResNets of the same paper ([`imagenet`]): Resnet-50 (25,557,032 parameters) and
+//! its deeper siblings, built from bottleneck blocks on the same [`ConvBn`] unit.
 
 mod block;
+pub mod imagenet;
 
 pub use block::{BasicBlock, ConvBn};
+pub use imagenet::{Bottleneck, ImagenetResnet, ImagenetResnetConfig};
 
 use burn::config::Config;
 use burn::module::Module;
@@ -47,6 +52,10 @@ pub struct CifarResnet {
 pub enum Error {
     #[error("CIFAR ResNet depth must be 6n + 2 with n >= 1, got {0}")]
     Depth(usize),
+    #[error("ImageNet ResNet depth must be 50, 101 or 152, got {0}")]
+    ImagenetDepth(usize),
+    #[error("ResNet width must be at least 1")]
+    Width,
 }
 
 impl CifarResnetConfig {
