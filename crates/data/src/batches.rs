@@ -47,6 +47,30 @@ impl Batch {
         self.labels.is_empty()
     }
 
+    /// Splits the batch into `parts` consecutive micro-batches whose sizes differ by at most
+    /// one (fewer when the batch has fewer examples than `parts`).
+    pub fn split(self, parts: usize) -> Vec<Batch> {
+        let n = self.len();
+        let parts = parts.clamp(1, n.max(1));
+        if parts == 1 {
+            return vec![self];
+        }
+        let item: usize = self.item_shape.iter().product();
+        let (base, extra) = (n / parts, n % parts);
+        let mut out = Vec::with_capacity(parts);
+        let mut start = 0;
+        for p in 0..parts {
+            let len = base + usize::from(p < extra);
+            out.push(Batch {
+                images: self.images[start * item..(start + len) * item].to_vec(),
+                labels: self.labels[start..start + len].to_vec(),
+                item_shape: self.item_shape,
+            });
+            start += len;
+        }
+        out
+    }
+
     /// Images as `[batch, C, S, S]` and labels as `[batch]` (the buffers move, no copy).
     pub fn into_tensors(self, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
         let n = self.len();
@@ -83,7 +107,7 @@ fn build(
     };
     let pairs = images.chunks_mut(item).zip(labels.iter_mut());
     // Decoding (ImageNet) is worth threads; copying 28x28 bytes is not.
-    if item >= 3 * 64 * 64 {
+    if is_heavy(transform) {
         pairs
             .enumerate()
             .collect::<Vec<_>>()
@@ -99,16 +123,35 @@ fn build(
     })
 }
 
+/// Whether building a batch is worth worker threads (decoding and resampling large images)
+/// rather than a loop on the calling thread.
+fn is_heavy(transform: &Transform) -> bool {
+    transform.output_len() >= 3 * 64 * 64
+}
+
+/// A batch being built on a background thread.
+type Pending = (u64, std::thread::JoinHandle<Result<Batch>>);
+
 /// Training batches: epoch `e` visits the examples in the order of a permutation seeded by
 /// `(seed, e)`; the example at position `p` of epoch `e` is augmented with an RNG seeded by
 /// `(seed, e, p)`. Epochs have `ceil(N / batch_size)` iterations; the last, partial batch is
 /// kept (as in the paper's framework).
+///
+/// Large images are decoded and augmented by a pool of worker threads, and
+/// [`SeededBatches::batch_and_prefetch`] builds the next step's batch in the background while
+/// the caller trains on this one, so an accelerator is not left waiting for the CPU.
+#[derive(Clone)]
 pub struct SeededBatches {
+    inner: std::sync::Arc<BatchesInner>,
+}
+
+struct BatchesInner {
     source: ImageSource,
     transform: Transform,
     batch_size: usize,
     seed: u64,
     order: Mutex<Option<(u64, std::sync::Arc<Vec<usize>>)>>,
+    next: Mutex<Option<Pending>>,
 }
 
 impl SeededBatches {
@@ -125,34 +168,62 @@ impl SeededBatches {
             return Err(Error::Invalid("the training set is empty".into()));
         }
         Ok(SeededBatches {
-            source,
-            transform,
-            batch_size,
-            seed,
-            order: Mutex::new(None),
+            inner: std::sync::Arc::new(BatchesInner {
+                source,
+                transform,
+                batch_size,
+                seed,
+                order: Mutex::new(None),
+                next: Mutex::new(None),
+            }),
         })
     }
 
     pub fn iterations_per_epoch(&self) -> u64 {
-        self.source.len().div_ceil(self.batch_size) as u64
+        self.inner.source.len().div_ceil(self.inner.batch_size) as u64
     }
 
     pub fn dataset_len(&self) -> usize {
-        self.source.len()
+        self.inner.source.len()
+    }
+
+    /// The batch of `step`, like [`SeededBatches::batch`]; for large images it also starts
+    /// building the batch of `step + 1` on a background thread, which the next call picks up.
+    pub fn batch_and_prefetch(&self, step: u64) -> Result<Batch> {
+        if !is_heavy(&self.inner.transform) {
+            return self.batch(step);
+        }
+        let pending = self
+            .inner
+            .next
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let batch = match pending {
+            Some((s, handle)) if s == step => handle
+                .join()
+                .map_err(|_| Error::Invalid("the batch-building thread panicked".into()))?,
+            _ => self.batch(step),
+        };
+        let ahead = self.clone();
+        let handle = std::thread::spawn(move || ahead.batch(step + 1));
+        *self.inner.next.lock().unwrap_or_else(|p| p.into_inner()) = Some((step + 1, handle));
+        batch
     }
 
     /// The example order of `epoch`.
     pub fn epoch_order(&self, epoch: u64) -> std::sync::Arc<Vec<usize>> {
-        let mut cached = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = &self.inner;
+        let mut cached = inner.order.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((e, order)) = cached.as_ref()
             && *e == epoch
         {
             return order.clone();
         }
-        let mut order: Vec<usize> = (0..self.source.len()).collect();
+        let mut order: Vec<usize> = (0..inner.source.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(&[
             ORDER_STREAM,
-            self.seed,
+            inner.seed,
             epoch,
         ])));
         let order = std::sync::Arc::new(order);
@@ -165,12 +236,16 @@ impl SeededBatches {
         let ipe = self.iterations_per_epoch();
         let (epoch, within) = (step / ipe, (step % ipe) as usize);
         let order = self.epoch_order(epoch);
-        let start = within * self.batch_size;
-        let end = (start + self.batch_size).min(order.len());
-        let seed = self.seed;
-        build(&self.source, &self.transform, &order[start..end], |slot| {
-            mix_seed(&[AUGMENT_STREAM, seed, epoch, (start + slot) as u64])
-        })
+        let inner = &self.inner;
+        let start = within * inner.batch_size;
+        let end = (start + inner.batch_size).min(order.len());
+        let seed = inner.seed;
+        build(
+            &inner.source,
+            &inner.transform,
+            &order[start..end],
+            |slot| mix_seed(&[AUGMENT_STREAM, seed, epoch, (start + slot) as u64]),
+        )
     }
 }
 
@@ -247,6 +322,59 @@ mod tests {
         // Reading out of order (as a resumed run does) gives the same batch.
         assert_eq!(a.batch(5).expect("a"), batches(7).batch(5).expect("fresh"));
         assert!((0..6).any(|s| a.batch(s).expect("a") != c.batch(s).expect("c")));
+    }
+
+    #[test]
+    fn split_keeps_every_example_in_order() {
+        let batch = batches(3).batch(0).expect("batch");
+        let parts = batch.clone().split(3);
+        assert_eq!(
+            parts.iter().map(Batch::len).collect::<Vec<_>>(),
+            vec![2, 1, 1]
+        );
+        let labels: Vec<i64> = parts.iter().flat_map(|p| p.labels.clone()).collect();
+        let images: Vec<f32> = parts.iter().flat_map(|p| p.images.clone()).collect();
+        assert_eq!(
+            (labels, images),
+            (batch.labels.clone(), batch.images.clone())
+        );
+        assert_eq!(batch.clone().split(9).len(), 4);
+        assert_eq!(batch.split(1).len(), 1);
+    }
+
+    #[test]
+    fn prefetched_batches_equal_direct_ones() {
+        struct Big(usize);
+        impl Dataset<RawImage, Error> for Big {
+            fn get(&self, index: usize) -> Result<RawImage> {
+                Ok(RawImage {
+                    pixels: (0..3 * 70 * 70)
+                        .map(|i| ((i + index) % 251) as u8)
+                        .collect(),
+                    channels: 3,
+                    height: 70,
+                    width: 70,
+                    label: index % 10,
+                })
+            }
+            fn len(&self) -> usize {
+                self.0
+            }
+        }
+        let transform = Transform {
+            size: 64,
+            mean: vec![0.5; 3],
+            std: vec![0.25; 3],
+            augmentation: Augmentation::RandomResizedCropFlip,
+        };
+        let b = SeededBatches::new(Arc::new(Big(9)), transform, 4, 5).expect("valid");
+        // In order (prefetch hits), then a jump (prefetch of another step is discarded).
+        for step in [0, 1, 2, 7, 3] {
+            assert_eq!(
+                b.batch_and_prefetch(step).expect("prefetched"),
+                b.batch(step).expect("direct")
+            );
+        }
     }
 
     #[test]

@@ -42,11 +42,7 @@ fn resnet_recipe() -> Recipe {
     Recipe {
         name: "lmc-test".into(),
         model: ModelConfig::Resnet { depth: 8, width: 4 },
-        data: DataConfig {
-            dataset: DatasetName::Mnist,
-            batch_size: 8,
-            augmentation: Augmentation::CropFlip { padding: 1 },
-        },
+        data: DataConfig::new(DatasetName::Mnist, 8, Augmentation::CropFlip { padding: 1 }),
         training_steps: Steps::iterations(24),
         optimizer: OptimizerConfig::Sgd {
             momentum: 0.9,
@@ -241,11 +237,7 @@ fn a_missing_checkpoint_of_a_finished_run_is_recomputed_bit_identically() {
 fn imp_levels_rewind_nest_and_are_reused() {
     let recipe = Recipe {
         model: ModelConfig::Lenet { hidden: vec![32] },
-        data: DataConfig {
-            dataset: DatasetName::Mnist,
-            batch_size: 8,
-            augmentation: Augmentation::None,
-        },
+        data: DataConfig::new(DatasetName::Mnist, 8, Augmentation::None),
         optimizer: OptimizerConfig::Adam { weight_decay: 0.0 },
         training_steps: Steps::iterations(30),
         ..resnet_recipe()

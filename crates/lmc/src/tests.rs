@@ -114,11 +114,7 @@ fn bn_reestimation_changes_the_statistics_but_not_the_weights() {
     let recipe = Recipe {
         name: "lmc-test".into(),
         model: ModelConfig::Resnet { depth: 8, width: 4 },
-        data: DataConfig {
-            dataset: DatasetName::Mnist,
-            batch_size: 8,
-            augmentation: Augmentation::CropFlip { padding: 1 },
-        },
+        data: DataConfig::new(DatasetName::Mnist, 8, Augmentation::CropFlip { padding: 1 }),
         training_steps: Steps::iterations(24),
         optimizer: OptimizerConfig::Adam { weight_decay: 0.0 },
         schedule: LrSchedule::constant(0.05),

@@ -5,7 +5,8 @@
 //!   path (`blocks.3.conv1.conv.weight`) and role (conv weight, linear bias, BN scale, ...).
 //! * [`init`]: the paper's framework's initialisation (Kaiming normal weights, BN scale uniform
 //!   in [0, 1]) drawn from an init seed, independent of backend and of traversal order.
-//! * [`Network`] / [`ModelConfig`]: Lenet, CIFAR ResNets and CIFAR VGGs, configurable by serde.
+//! * [`Network`] / [`ModelConfig`]: Lenet, CIFAR ResNets and VGGs, Resnet-50 and Inception-v3,
+//!   configurable by serde.
 //!
 //! **Invariant:** nothing here knows about pruning, interpolation or experiments.
 
@@ -25,11 +26,22 @@ use burn::tensor::Tensor;
 pub trait Classifier: Module + burn::module::ModuleDisplay + 'static {
     /// `[batch, channels, height, width]` images to `[batch, classes]` logits.
     fn forward(&self, images: Tensor<4>) -> Tensor<2>;
+
+    /// The logits the training loss is made of, each with its weight in the loss. Models
+    /// with auxiliary classifiers (Inception-v3) add theirs; the default is the main logits
+    /// with weight 1.
+    fn forward_train(&self, images: Tensor<4>) -> Vec<(f32, Tensor<2>)> {
+        vec![(1.0, self.forward(images))]
+    }
 }
 
 impl Classifier for Network {
     fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         Network::forward(self, images)
+    }
+
+    fn forward_train(&self, images: Tensor<4>) -> Vec<(f32, Tensor<2>)> {
+        Network::forward_train(self, images)
     }
 }
 

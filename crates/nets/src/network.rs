@@ -1,7 +1,8 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
+use inception::{InceptionV3, InceptionV3Config};
 use lenet::{Lenet, LenetConfig};
-use resnet::{CifarResnet, CifarResnetConfig};
+use resnet::{CifarResnet, CifarResnetConfig, ImagenetResnet, ImagenetResnetConfig};
 use serde::{Deserialize, Serialize};
 use vgg::{Vgg, VggConfig};
 
@@ -18,6 +19,10 @@ pub enum ModelConfig {
     Resnet { depth: usize, width: usize },
     /// CIFAR VGG-16 with channel counts divided by `width_divisor` (1 = the paper's).
     Vgg16 { width_divisor: usize },
+    /// ImageNet ResNet of bottleneck blocks (Resnet-50: depth 50, width 64).
+    ImagenetResnet { depth: usize, width: usize },
+    /// Inception-v3, with or without its auxiliary classifier.
+    InceptionV3 { aux_logits: bool },
 }
 
 impl ModelConfig {
@@ -38,8 +43,19 @@ impl ModelConfig {
         ModelConfig::Vgg16 { width_divisor: 1 }
     }
 
+    pub fn resnet50() -> Self {
+        ModelConfig::ImagenetResnet {
+            depth: 50,
+            width: 64,
+        }
+    }
+
+    pub fn inception_v3() -> Self {
+        ModelConfig::InceptionV3 { aux_logits: true }
+    }
+
     /// A short human name: `lenet-300-100`, `resnet-20`, `vgg-16`, `resnet-20-w8`,
-    /// `vgg-16/4`.
+    /// `vgg-16/4`, `resnet-50`, `inception-v3`.
     pub fn name(&self) -> String {
         match self {
             ModelConfig::Lenet { hidden } => {
@@ -50,27 +66,47 @@ impl ModelConfig {
             ModelConfig::Resnet { depth, width } => format!("resnet-{depth}-w{width}"),
             ModelConfig::Vgg16 { width_divisor: 1 } => "vgg-16".into(),
             ModelConfig::Vgg16 { width_divisor } => format!("vgg-16/{width_divisor}"),
+            ModelConfig::ImagenetResnet { depth, width: 64 } => format!("resnet-{depth}"),
+            ModelConfig::ImagenetResnet { depth, width } => format!("resnet-{depth}-w{width}"),
+            ModelConfig::InceptionV3 { aux_logits: true } => "inception-v3".into(),
+            ModelConfig::InceptionV3 { aux_logits: false } => "inception-v3-noaux".into(),
         }
     }
 
     /// Side of the square images the network takes, given the dataset's native side: the
     /// fully connected net takes images as they are; the CIFAR conv nets take 32x32 (smaller
-    /// images, such as 28x28 MNIST, are zero-padded to 32).
+    /// images, such as 28x28 MNIST, are zero-padded to 32); Resnet-50 takes 224x224 crops and
+    /// Inception-v3 299x299.
     pub fn image_size(&self, native: usize) -> usize {
         match self {
             ModelConfig::Lenet { .. } => native,
             ModelConfig::Resnet { .. } | ModelConfig::Vgg16 { .. } => native.max(32),
+            ModelConfig::ImagenetResnet { .. } => 224,
+            ModelConfig::InceptionV3 { .. } => 299,
+        }
+    }
+
+    /// The smallest image side the network can take.
+    pub fn min_image_size(&self) -> usize {
+        match self {
+            ModelConfig::Lenet { .. } => 1,
+            ModelConfig::Resnet { .. } => 4,
+            ModelConfig::Vgg16 { .. } => 16,
+            ModelConfig::ImagenetResnet { .. } => 32,
+            ModelConfig::InceptionV3 { .. } => 75,
         }
     }
 
     /// Paths of the layers that the paper's framework leaves unpruned by default: the output
-    /// layer of Lenet and VGG-16; nothing for ResNets. (Paths of a [`Network`] start with its
+    /// layer of Lenet and VGG-16; nothing for the ResNets and Inception-v3. (Paths of a [`Network`] start with its
     /// variant: `Lenet.hidden.0.weight`.)
     pub fn default_unpruned_layers(&self) -> Vec<String> {
         match self {
             ModelConfig::Lenet { .. } => vec!["Lenet.output".into()],
             ModelConfig::Vgg16 { .. } => vec!["Vgg.fc".into()],
-            ModelConfig::Resnet { .. } => vec![],
+            ModelConfig::Resnet { .. }
+            | ModelConfig::ImagenetResnet { .. }
+            | ModelConfig::InceptionV3 { .. } => vec![],
         }
     }
 
@@ -126,7 +162,39 @@ impl ModelConfig {
                         .init(device),
                 )
             }
+            ModelConfig::ImagenetResnet { depth, width } => {
+                self.check_min_size(size)?;
+                Network::ImagenetResnet(
+                    ImagenetResnetConfig::new()
+                        .with_depth(*depth)
+                        .with_width(*width)
+                        .with_in_channels(channels)
+                        .with_num_classes(num_classes)
+                        .init(device)?,
+                )
+            }
+            ModelConfig::InceptionV3 { aux_logits } => {
+                self.check_min_size(size)?;
+                Network::InceptionV3(
+                    InceptionV3Config::new()
+                        .with_in_channels(channels)
+                        .with_num_classes(num_classes)
+                        .with_aux_logits(*aux_logits)
+                        .init(device),
+                )
+            }
         })
+    }
+
+    fn check_min_size(&self, size: usize) -> Result<()> {
+        let min = self.min_image_size();
+        if size < min {
+            return Err(Error::Invalid(format!(
+                "{} needs images of at least {min}x{min}, got {size}x{size}",
+                self.name()
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -144,6 +212,8 @@ pub enum Network {
     Lenet(Lenet),
     Resnet(CifarResnet),
     Vgg(Vgg),
+    ImagenetResnet(ImagenetResnet),
+    InceptionV3(InceptionV3),
 }
 
 impl Network {
@@ -155,6 +225,22 @@ impl Network {
             Network::Lenet(m) => m.forward(images),
             Network::Resnet(m) => m.forward(images),
             Network::Vgg(m) => m.forward(images),
+            Network::ImagenetResnet(m) => m.forward(images),
+            Network::InceptionV3(m) => m.forward(images),
+        }
+    }
+
+    /// The logits the training loss is made of, with their weights: the main logits with
+    /// weight 1, plus Inception-v3's auxiliary logits with weight 0.4 where its head runs.
+    pub fn forward_train(&self, images: Tensor<4>) -> Vec<(f32, Tensor<2>)> {
+        match self {
+            Network::InceptionV3(m) => {
+                let (logits, aux) = m.forward_with_aux(images);
+                std::iter::once((1.0, logits))
+                    .chain(aux.map(|a| (inception::AUX_LOSS_WEIGHT, a)))
+                    .collect()
+            }
+            other => vec![(1.0, other.forward(images))],
         }
     }
 }

@@ -98,6 +98,10 @@ impl<M: Classifier> Classifier for Sparse<M> {
     fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         self.model.forward(images)
     }
+
+    fn forward_train(&self, images: Tensor<4>) -> Vec<(f32, Tensor<2>)> {
+        self.model.forward_train(images)
+    }
 }
 
 fn device_of<M: Module>(model: &M) -> Device {

@@ -152,11 +152,7 @@ fn recipe(optimizer: OptimizerConfig, steps: u64) -> Recipe {
     Recipe {
         name: "sparse-test".into(),
         model: ModelConfig::Resnet { depth: 8, width: 4 },
-        data: DataConfig {
-            dataset: DatasetName::Mnist,
-            batch_size: 8,
-            augmentation: Augmentation::CropFlip { padding: 1 },
-        },
+        data: DataConfig::new(DatasetName::Mnist, 8, Augmentation::CropFlip { padding: 1 }),
         training_steps: Steps::iterations(steps),
         optimizer,
         schedule: LrSchedule::constant(0.01),

@@ -26,7 +26,7 @@ pub use checkpoint::{Checkpoint, CheckpointStore, claim_toml, write_atomic};
 pub use error::{Error, Result};
 pub use eval::{EvalResult, evaluate};
 pub use metrics::{MetricRecord, Metrics};
-pub use recipe::{DataConfig, OptimizerConfig, PRESETS, Recipe};
+pub use recipe::{DataConfig, IMAGENET_PRESETS, OptimizerConfig, PRESETS, Recipe};
 pub use schedule::LrSchedule;
 pub use steps::Steps;
 pub use trainer::{

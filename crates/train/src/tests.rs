@@ -14,11 +14,7 @@ fn recipe(model: ModelConfig, optimizer: OptimizerConfig, lr: f64, steps: u64) -
     Recipe {
         name: "test".into(),
         model,
-        data: DataConfig {
-            dataset: DatasetName::Mnist,
-            batch_size: 8,
-            augmentation: Augmentation::CropFlip { padding: 1 },
-        },
+        data: DataConfig::new(DatasetName::Mnist, 8, Augmentation::CropFlip { padding: 1 }),
         training_steps: Steps::iterations(steps),
         optimizer,
         schedule: LrSchedule {
@@ -199,4 +195,136 @@ fn a_directory_with_another_config_is_refused() {
         .run(dir.path(), &mut NoHooks)
         .expect_err("mismatch");
     assert!(matches!(err, Error::ConfigMismatch { .. }), "{err}");
+}
+
+/// The state after `n` steps at a fixed learning rate, every tensor on the host.
+fn after_steps(t: &Trainer, n: u64) -> Vec<(nets::params::TensorInfo, Vec<f32>)> {
+    let mut state = t.initial_state().expect("init");
+    let loss_fn = t.loss_fn();
+    for _ in 0..n {
+        let (next, loss) = t.step(state, &loss_fn, 0.05, true).expect("step");
+        assert!(loss.is_some_and(f32::is_finite));
+        state = next;
+    }
+    tensor_values(&state.model)
+}
+
+/// Largest difference between the trained parameters (BN running statistics excluded) of two
+/// states, relative to the largest magnitude.
+fn param_gap(
+    a: &[(nets::params::TensorInfo, Vec<f32>)],
+    b: &[(nets::params::TensorInfo, Vec<f32>)],
+) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let mut gap = 0.0f32;
+    for ((ia, va), (ib, vb)) in a.iter().zip(b) {
+        assert_eq!(ia.path, ib.path);
+        if ia.role.is_buffer() {
+            continue;
+        }
+        let scale = va.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        for (x, y) in va.iter().zip(vb) {
+            gap = gap.max((x - y).abs() / scale);
+        }
+    }
+    gap
+}
+
+#[test]
+fn micro_batches_give_the_update_of_the_whole_batch() {
+    // No BN in Lenet: splitting a batch of 8 into 3 + 3 + 2 changes nothing but rounding.
+    let whole = after_steps(&trainer(lenet(), 1), 4);
+    let mut split = lenet();
+    split.data.micro_batches = 3;
+    let parts = after_steps(&trainer(split, 1), 4);
+    let gap = param_gap(&whole, &parts);
+    assert!(gap < 1e-5, "relative gap {gap}");
+    // Different summation order, so not bit-identical: the split path really ran.
+    assert!(gap > 0.0);
+}
+
+#[test]
+fn two_devices_give_the_update_of_one_device_accumulating() {
+    // Resnet-8 has BN: compare like with like, the same 4 micro-batches of 2 examples on one
+    // device (accumulated) and on two (2 each, gradients moved to the first and summed).
+    let mut r = resnet();
+    r.data.micro_batches = 4;
+    let one = after_steps(&trainer(r.clone(), 1), 3);
+    let device = default_device();
+    let two_devices = trainer(r, 1)
+        .with_devices(&[device.clone(), device])
+        .expect("devices");
+    assert_eq!(two_devices.device_count(), 2);
+    let two = after_steps(&two_devices, 3);
+    let gap = param_gap(&one, &two);
+    assert!(gap < 1e-4, "relative gap {gap}");
+    // And it is really training: the weights moved from the initialisation.
+    let init = tensor_values(&trainer(resnet(), 1).initial_state().expect("init").model);
+    assert!(param_gap(&init, &two) > 1e-3);
+    assert!(matches!(
+        trainer(resnet(), 1).with_devices(&[]),
+        Err(Error::Config(_))
+    ));
+}
+
+/// Writes an ImageNet-format tree: `train/<class>/*.JPEG` and `val/<class>/*.JPEG`, with
+/// images of different sizes and a colour per class.
+fn tiny_imagenet(dir: &std::path::Path) {
+    let colours = [[200u8, 40, 40], [40, 200, 40], [40, 40, 200]];
+    for (split, per_class) in [("train", 4u32), ("val", 2)] {
+        for (c, colour) in colours.iter().enumerate() {
+            let folder = dir.join(split).join(format!("n0000{c}"));
+            std::fs::create_dir_all(&folder).expect("mkdir");
+            for i in 0..per_class {
+                let img = image::RgbImage::from_fn(96 + 8 * i, 80 + 4 * i, |x, y| {
+                    let shade = ((x + y) % 32) as u8;
+                    image::Rgb([
+                        colour[0].saturating_add(shade),
+                        colour[1].saturating_add(shade),
+                        colour[2].saturating_add(shade),
+                    ])
+                });
+                img.save(folder.join(format!("img_{i}.JPEG")))
+                    .expect("jpeg");
+            }
+        }
+    }
+}
+
+#[test]
+fn resnet50_and_inception_v3_train_on_an_imagenet_folder() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data_dir = root.path().join("data");
+    tiny_imagenet(&data_dir.join("imagenet"));
+    for (preset, size, micro_batches) in [("resnet50", 64, 2), ("inception-v3", 75, 1)] {
+        let mut recipe = Recipe::preset(preset).expect("preset");
+        recipe.data.batch_size = 4;
+        recipe.data.micro_batches = micro_batches;
+        recipe.data.image_size = Some(size);
+        recipe = recipe.with_length(Steps::iterations(2), 3);
+        recipe.schedule = LrSchedule::constant(0.01);
+        let data = TrainData::load(&recipe, &data_dir, false).expect("imagenet folder");
+        assert_eq!((data.train.len(), data.test.len()), (12, 6));
+        assert_eq!(data.transform.size, size);
+        let mut config = TrainConfig::new(recipe, 1, 2);
+        config.eval = trainer::EvalConfig {
+            every: None,
+            train_subset: Some(4),
+            test_subset: None,
+            batch_size: 3,
+        };
+        let t = Trainer::new(config, data, &default_device())
+            .expect("trainer")
+            .with_progress(false);
+        assert_eq!(t.iterations_per_epoch(), 3);
+        let dir = root.path().join(preset);
+        let outcome = t.run(&dir, &mut NoHooks).expect("two steps");
+        let last = outcome.final_record().expect("a final evaluation");
+        assert_eq!(last.step, 2);
+        assert!(last.test_loss.is_finite() && last.train_loss.is_some_and(f32::is_finite));
+        assert!(
+            CheckpointStore::new(&dir).has(2),
+            "{preset}: final checkpoint"
+        );
+    }
 }

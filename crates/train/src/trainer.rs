@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::Device;
-use data::{DatasetName, ImageSource, SeededBatches, Split, Transform};
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor};
+use data::{Batch, DatasetName, ImageSource, SeededBatches, Split, Transform, mix_seed};
 use nets::{Classifier, Network};
 use serde::{Deserialize, Serialize};
 
@@ -120,7 +120,10 @@ impl TrainData {
             )));
         }
         let transform = Transform {
-            size: recipe.model.image_size(native),
+            size: recipe
+                .data
+                .image_size
+                .unwrap_or_else(|| recipe.model.image_size(native)),
             mean,
             std,
             augmentation: recipe.data.augmentation,
@@ -181,12 +184,18 @@ impl RunOutcome {
     }
 }
 
-/// Trains one [`TrainConfig`] on one device.
+/// Seeds the device's RNG (dropout) per step, apart from the data streams.
+const DROPOUT_STREAM: u64 = 0x6472_6f70;
+
+/// Trains one [`TrainConfig`] on one device, or data-parallel on several.
 pub struct Trainer {
     pub config: TrainConfig,
     pub data: TrainData,
-    /// The autodiff-enabled training device.
+    /// The autodiff-enabled training device: holds the model, the optimiser state and the
+    /// first share of every batch.
     pub device: Device,
+    /// Further autodiff-enabled devices that compute shares of every batch (data parallel).
+    replicas: Vec<Device>,
     batches: SeededBatches,
     iterations_per_epoch: u64,
     total_steps: u64,
@@ -209,11 +218,34 @@ impl Trainer {
             config,
             data,
             device: device.clone().autodiff(),
+            replicas: vec![],
             batches,
             iterations_per_epoch,
             total_steps,
             show_progress: true,
         })
+    }
+
+    /// Trains data-parallel on `devices`: the model and optimiser live on the first; every
+    /// step, each device computes the gradients of its share of the batch's micro-batches
+    /// (`micro_batches` of the recipe, dealt round-robin) on a copy of the model, the
+    /// gradients are moved to the first device and summed (burn's `GradientsParams::to_device`
+    /// and `GradientsAccumulator`), and one optimiser step follows. The update is the one of a
+    /// single device accumulating the same micro-batches. BN running statistics come from the
+    /// first device's micro-batches, as in PyTorch's DistributedDataParallel (rank 0's buffers
+    /// are the model's). Call before building or loading models.
+    pub fn with_devices(mut self, devices: &[Device]) -> Result<Self> {
+        let (first, rest) = devices.split_first().ok_or_else(|| {
+            Error::Config("data-parallel training needs at least one device".into())
+        })?;
+        self.device = first.clone().autodiff();
+        self.replicas = rest.iter().map(|d| d.clone().autodiff()).collect();
+        Ok(self)
+    }
+
+    /// Number of devices that train.
+    pub fn device_count(&self) -> usize {
+        1 + self.replicas.len()
     }
 
     pub fn with_progress(mut self, show: bool) -> Self {
@@ -544,15 +576,72 @@ impl Trainer {
         lr: f64,
         read_loss: bool,
     ) -> Result<(TrainState<M>, Option<f32>)> {
-        let batch = self.batches.batch(state.step)?;
-        let (images, labels) = batch.into_tensors(&self.device);
-        let logits = state.model.forward(images);
-        let loss = loss_fn.forward(logits, labels);
-        let value = read_loss.then(|| loss.clone().into_scalar::<f32>());
-        let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+        let batch = self.batches.batch_and_prefetch(state.step)?;
+        let total = batch.len();
+        let micro_batches = self.config.recipe.data.micro_batches.max(1);
+        let dropout_seed = |device: usize| {
+            mix_seed(&[
+                DROPOUT_STREAM,
+                self.config.data_seed,
+                state.step,
+                device as u64,
+            ])
+        };
+        let (grads, loss) = if micro_batches == 1 && self.replicas.is_empty() {
+            self.device.seed(dropout_seed(0));
+            let (images, labels) = batch.into_tensors(&self.device);
+            let loss = weighted_loss(&state.model, images, labels, loss_fn, 1.0);
+            let value = read_loss.then(|| loss.clone().into_scalar::<f32>());
+            let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+            (grads, value)
+        } else {
+            let mut shares: Vec<Vec<Batch>> = vec![vec![]; self.device_count()];
+            for (i, micro) in batch.split(micro_batches).into_iter().enumerate() {
+                shares[i % self.device_count()].push(micro);
+            }
+            let mut shares = shares.into_iter();
+            let own = shares.next().unwrap_or_default();
+            let model = &state.model;
+            let results = std::thread::scope(|scope| {
+                let workers: Vec<_> = self
+                    .replicas
+                    .iter()
+                    .zip(shares)
+                    .enumerate()
+                    .map(|(i, (device, share))| {
+                        // An independent copy: its BN statistics must not mix into the model's.
+                        let replica = model.valid().fork(device).train();
+                        let seed = dropout_seed(i + 1);
+                        scope.spawn(move || {
+                            device.seed(seed);
+                            let loss_fn = CrossEntropyLossConfig::new().init(device);
+                            let out = share_gradients(
+                                &replica, share, total, &loss_fn, device, read_loss,
+                            );
+                            (out.0, out.1, replica)
+                        })
+                    })
+                    .collect();
+                self.device.seed(dropout_seed(0));
+                let main = share_gradients(model, own, total, loss_fn, &self.device, read_loss);
+                let others: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
+                (main, others)
+            });
+            let ((mut grads, mut loss), others) = results;
+            let mut accumulator = GradientsAccumulator::new();
+            for joined in others {
+                let (replica_grads, replica_loss, _replica) = joined
+                    .map_err(|_| Error::Config("a data-parallel worker thread panicked".into()))?;
+                accumulator.accumulate(model, replica_grads.to_device(&self.device, model));
+                loss = loss.zip(replica_loss).map(|(a, b)| a + b);
+            }
+            accumulator.accumulate(model, grads);
+            grads = accumulator.grads();
+            (grads, loss)
+        };
         state.model = state.optimizer.step(lr, state.model, grads);
         state.step += 1;
-        Ok((state, value))
+        Ok((state, loss))
     }
 
     /// The loss function of training (cross-entropy), on the training device.
@@ -619,4 +708,54 @@ impl Trainer {
         bar.reset_eta();
         bar
     }
+}
+
+/// The training loss of one (micro-)batch: the weighted cross-entropies of the model's
+/// training outputs (Inception-v3's auxiliary head included), times `scale`.
+fn weighted_loss<M: Classifier>(
+    model: &M,
+    images: Tensor<4>,
+    labels: Tensor<1, burn::tensor::Int>,
+    loss_fn: &CrossEntropyLoss,
+    scale: f32,
+) -> Tensor<1> {
+    let mut outputs = model.forward_train(images.clone());
+    if outputs.is_empty() {
+        outputs.push((1.0, model.forward(images)));
+    }
+    let mut terms = outputs.into_iter().map(|(weight, logits)| {
+        loss_fn
+            .forward(logits, labels.clone())
+            .mul_scalar(weight * scale)
+    });
+    let first = terms.next();
+    terms.fold(
+        first.unwrap_or_else(|| Tensor::zeros([1], &labels.device())),
+        |sum, term| sum + term,
+    )
+}
+
+/// Summed gradients (and summed loss, when asked) of `share`'s micro-batches, each weighted by
+/// its share of the `total` examples of the whole batch, so that the sum over all micro-batches
+/// is the gradient of the whole batch's mean loss.
+fn share_gradients<M: Classifier>(
+    model: &M,
+    share: Vec<Batch>,
+    total: usize,
+    loss_fn: &CrossEntropyLoss,
+    device: &Device,
+    read_loss: bool,
+) -> (GradientsParams, Option<f32>) {
+    let mut accumulator = GradientsAccumulator::new();
+    let mut loss_sum = read_loss.then_some(0.0f32);
+    for micro in share {
+        let weight = micro.len() as f32 / total as f32;
+        let (images, labels) = micro.into_tensors(device);
+        let loss = weighted_loss(model, images, labels, loss_fn, weight);
+        if let Some(sum) = loss_sum.as_mut() {
+            *sum += loss.clone().into_scalar::<f32>();
+        }
+        accumulator.accumulate(model, GradientsParams::from_grads(loss.backward(), model));
+    }
+    (accumulator.grads(), loss_sum)
 }
