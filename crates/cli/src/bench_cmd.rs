@@ -27,6 +27,10 @@ pub struct BenchArgs {
     /// Presets to measure (comma separated).
     #[arg(long, value_delimiter = ',', default_value = "lenet,resnet20")]
     presets: Vec<String>,
+    /// Batch size instead of the presets' (e.g. 32 for resnet50 and inception-v3, whose 1024
+    /// takes minutes per step on a CPU).
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Also write the results as a Markdown table to this file.
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
@@ -47,15 +51,26 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
-    let recipe = Recipe::preset(name)?;
-    let (dataset, channels, side) = match recipe.data.dataset {
-        DatasetName::Mnist | DatasetName::FashionMnist => (recipe.data.dataset, 1, 28),
-        _ => (DatasetName::Cifar10, 3, 32),
+    let mut recipe = Recipe::preset(name)?;
+    if let Some(batch) = args.batch_size {
+        recipe.data.batch_size = batch;
+        recipe.data.micro_batches = recipe.data.micro_batches.min(batch.max(1));
+    }
+    let batch = recipe.data.batch_size;
+    // ImageNet: 256x256 images (decoded JPEGs are about that size), random-resized-cropped.
+    let (dataset, channels, side, train_len, epoch_len) = match recipe.data.dataset {
+        DatasetName::Mnist | DatasetName::FashionMnist => {
+            (recipe.data.dataset, 1, 28, 10_000, 60_000)
+        }
+        DatasetName::Imagenet => (DatasetName::Imagenet, 3, 256, 2 * batch, 1_281_167),
+        DatasetName::Cifar10 => (DatasetName::Cifar10, 3, 32, 10_000, 50_000),
     };
-    let train: ImageSource = Arc::new(Noise::new(10_000, channels, side));
+    let train: ImageSource = Arc::new(Noise::new(train_len, channels, side));
     let test: ImageSource = Arc::new(Noise::new(args.eval_images.max(1), channels, side));
     let data = TrainData::from_sources(&recipe, dataset, train, test)?;
-    let paper_steps = recipe.training_steps.resolve(1);
+    let paper_steps = recipe
+        .training_steps
+        .resolve((epoch_len as u64).div_ceil(batch.max(1) as u64));
     let trainer = Trainer::new(
         TrainConfig::new(recipe.clone(), 1, 1),
         data,
@@ -86,7 +101,11 @@ fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
         &valid,
         &trainer.data.test,
         &trainer.data.transform,
-        1000,
+        if dataset == DatasetName::Imagenet {
+            50
+        } else {
+            1000
+        },
         None,
         &device,
     )?;

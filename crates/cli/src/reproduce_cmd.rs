@@ -81,6 +81,19 @@ pub fn run(args: ReproduceArgs, data_dir: &Path, allow_download: bool) -> Result
                  Fashion-MNIST (every figure and table then says so).",
                 data_dir.display()
             )
+        } else if text.contains("imagenet") {
+            let others: Vec<&str> = config
+                .models
+                .iter()
+                .map(String::as_str)
+                .filter(|m| !experiments::reproduce::is_imagenet(m))
+                .collect();
+            anyhow::anyhow!(
+                "{text}\nResnet-50 and Inception-v3 need ImageNet under {}/imagenet. To run \
+                 the other networks only, pass --models {}.",
+                data_dir.display(),
+                others.join(",")
+            )
         } else {
             anyhow::anyhow!(text)
         }

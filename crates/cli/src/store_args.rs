@@ -18,6 +18,13 @@ pub struct StoreArgs {
     /// machines with many cores).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
+
+    /// Train every run data-parallel on this many devices (GPUs 0..N with --features cuda or
+    /// wgpu): each takes a share of every batch's micro-batches (`micro_batches` of the
+    /// recipe, --micro-batches), gradients are summed on the first. The numbers do not depend
+    /// on N.
+    #[arg(long, default_value_t = 1)]
+    pub devices: usize,
 }
 
 impl StoreArgs {
@@ -26,7 +33,8 @@ impl StoreArgs {
             Store::open(&self.store)?,
             DataCache::new(data_dir, allow_download),
             &train::default_device(),
-        );
+        )
+        .with_devices(train::devices(self.devices));
         // Several workers would draw over each other's bars: show the overall one only.
         runner.show_run_progress = !quiet && self.jobs <= 1;
         Ok(runner)

@@ -267,3 +267,86 @@ fn reproduce_says_how_to_substitute_cifar_and_plans_without_running() {
     let (ok, _, stderr) = run(rewind().args(["reproduce", "--substitute", "cifar10", "--dry-run"]));
     assert!(!ok && stderr.contains("PAPER=USED"), "{stderr}");
 }
+
+/// An ImageNet-format tree (`train/<class>/*.JPEG`, `val/<class>/*.JPEG`): 3 classes of
+/// 4 training and 2 validation images, a colour per class.
+fn tiny_imagenet(dir: &std::path::Path) {
+    for (c, colour) in [[210u8, 30, 30], [30, 210, 30], [30, 30, 210]]
+        .iter()
+        .enumerate()
+    {
+        for (split, n) in [("train", 4u32), ("val", 2)] {
+            let folder = dir.join(split).join(format!("n0100{c}"));
+            std::fs::create_dir_all(&folder).expect("mkdir");
+            for i in 0..n {
+                image::RgbImage::from_fn(90 + 6 * i, 72, |x, y| {
+                    let s = ((x * 3 + y) % 40) as u8;
+                    image::Rgb([colour[0] ^ s, colour[1] ^ s, colour[2] ^ s])
+                })
+                .save(folder.join(format!("{i}.JPEG")))
+                .expect("jpeg");
+            }
+        }
+    }
+}
+
+#[test]
+fn resnet50_prunes_one_shot_to_30_percent_data_parallel_on_an_imagenet_folder() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    tiny_imagenet(&data.join("imagenet"));
+    let store = tmp.path().join("runs");
+    let (ok, stdout, stderr) = run(rewind()
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "--no-download",
+            "imp",
+            "--preset",
+            "resnet50",
+            "--steps",
+            "4it",
+            "--image-size",
+            "64",
+            "--batch-size",
+            "6",
+            "--micro-batches",
+            "2",
+            "--devices",
+            "2",
+            "--eval-every",
+            "4it",
+            "--train-eval-subset",
+            "6",
+            "--quiet",
+            "--store",
+        ])
+        .arg(&store));
+    assert!(ok, "{stderr}");
+    // Level 0 dense, level 1 one-shot to 30% (the ImageNet presets' default).
+    assert!(
+        stdout.contains("100.00%") && stdout.contains("30.00%"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("24.00%"), "one round only: {stdout}");
+    let (ok, stdout, stderr) = run(rewind()
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "--no-download",
+            "reproduce",
+            "--scale",
+            "smoke",
+            "--models",
+            "resnet50",
+            "--dry-run",
+            "--store",
+        ])
+        .arg(&store));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("resnet50: resnet-50-w4 for 16 steps")
+            && stdout.contains("1 pruning rounds of 70.0%"),
+        "{stdout}"
+    );
+}

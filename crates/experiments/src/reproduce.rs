@@ -176,16 +176,49 @@ pub fn default_models(scale: Scale) -> Vec<String> {
 /// The k values (iterations) of the paper's Figures 3 and 7 for the CIFAR-size networks.
 pub const PAPER_KS: [u64; 6] = [0, 25, 100, 500, 2000, 10_000];
 
+/// The k values (epochs) for Resnet-50 and Inception-v3, whose figures have a linear epoch
+/// axis: dense networks become stable around epoch 18-20, sparse ones (rewinding) from about
+/// epoch 4.
+pub const PAPER_KS_EPOCHS_IMAGENET: [u64; 7] = [0, 2, 4, 6, 10, 14, 20];
+
+/// Whether a preset is one of the ImageNet networks (one-shot pruning, k in epochs).
+pub fn is_imagenet(preset: &str) -> bool {
+    train::IMAGENET_PRESETS.contains(&preset)
+}
+
+/// The paper's k values of `preset` in iterations, and the k from which the paper finds the
+/// dense network stable (2000 of 63K iterations; epoch 20 of 90 on ImageNet).
+pub fn paper_ks(preset: &str, iterations_per_epoch: u64) -> (Vec<u64>, u64) {
+    if is_imagenet(preset) {
+        (
+            PAPER_KS_EPOCHS_IMAGENET
+                .iter()
+                .map(|e| e * iterations_per_epoch)
+                .collect(),
+            20 * iterations_per_epoch,
+        )
+    } else {
+        (PAPER_KS.to_vec(), 2000)
+    }
+}
+
 /// Rounds of 20% pruning that reach the Table 1 density of a preset.
 pub fn table1_rounds(preset: &str) -> usize {
+    table1_pruning(preset).0
+}
+
+/// How IMP reaches the Table 1 density of a preset: (rounds, fraction pruned per round). The
+/// CIFAR-size networks prune 20% per round; Resnet-50 and Inception-v3 prune one-shot to 30%.
+pub fn table1_pruning(preset: &str) -> (usize, f64) {
     match preset {
-        "lenet" => 15,                  // 3.5%
-        "resnet20" => 8,                // 16.8%
-        "resnet20-low" => 11,           // 8.6%
-        "resnet20-warmup" => 12,        // 6.9%
-        "vgg16" | "vgg16-warmup" => 19, // 1.4% (Table 1: 1.5%)
-        "vgg16-low" => 13,              // 5.5%
-        _ => 8,
+        "lenet" => (15, 0.2),                    // 3.5%
+        "resnet20" => (8, 0.2),                  // 16.8%
+        "resnet20-low" => (11, 0.2),             // 8.6%
+        "resnet20-warmup" => (12, 0.2),          // 6.9%
+        "vgg16" | "vgg16-warmup" => (19, 0.2),   // 1.4% (Table 1: 1.5%)
+        "vgg16-low" => (13, 0.2),                // 5.5%
+        "resnet50" | "inception-v3" => (1, 0.7), // 30%, one-shot
+        _ => (8, 0.2),
     }
 }
 
@@ -301,6 +334,39 @@ impl ReproduceConfig {
                 recipe.model = ModelConfig::Vgg16 { width_divisor: 16 };
                 cuts.push("VGG-16 at 1/16 width".into());
             }
+            (_, &ModelConfig::ImagenetResnet { depth, .. }) => {
+                let (width, size, batch) = if scale == Scale::Quick {
+                    (16, 112, 128)
+                } else {
+                    (4, 64, 16)
+                };
+                recipe.model = ModelConfig::ImagenetResnet { depth, width };
+                cuts.push(format!(
+                    "Resnet-{depth} at width {width} (of 64), {size}x{size} crops, batch {batch} instead of 1024"
+                ));
+                recipe.data = train::DataConfig {
+                    image_size: Some(size),
+                    batch_size: batch,
+                    micro_batches: 1,
+                    ..recipe.data
+                };
+            }
+            (_, ModelConfig::InceptionV3 { .. }) => {
+                let (size, batch) = if scale == Scale::Quick {
+                    (150, 128)
+                } else {
+                    (75, 16)
+                };
+                cuts.push(format!(
+                    "Inception-v3 on {size}x{size} crops (auxiliary head inactive below 299), batch {batch} instead of 1024"
+                ));
+                recipe.data = train::DataConfig {
+                    image_size: Some(size),
+                    batch_size: batch,
+                    micro_batches: 1,
+                    ..recipe.data
+                };
+            }
         }
         let ipe = data.iterations_per_epoch(&recipe)?;
         let paper_steps = recipe.training_steps.resolve(ipe);
@@ -337,12 +403,13 @@ impl ReproduceConfig {
                     .into(),
             );
         }
-        let paper_ks = scaled_ks(&PAPER_KS);
+        let (unscaled_ks, paper_stable_k) = paper_ks(preset, ipe);
+        let paper_ks = scaled_ks(&unscaled_ks);
         // The paper's "stable" k (2000 of 63K iterations), scaled to the length.
         let stable_k = paper_ks
             .iter()
             .copied()
-            .find(|&k| k as f64 >= (2000.0 * factor).round());
+            .find(|&k| k as f64 >= (paper_stable_k as f64 * factor).round());
         let dense_ks = match scale {
             Scale::Paper => paper_ks.clone(),
             Scale::Quick if lenet => vec![0, 100, 2000],
@@ -367,26 +434,27 @@ impl ReproduceConfig {
         sparse_ks.dedup();
         if scale != Scale::Paper {
             cuts.push(format!(
-                "k values: {dense_ks:?} (dense), {sparse_ks:?} (sparse) instead of the paper's {PAPER_KS:?}"
+                "k values: {dense_ks:?} (dense), {sparse_ks:?} (sparse) instead of the paper's {unscaled_ks:?}"
             ));
         }
-        let paper_rounds = table1_rounds(preset);
+        let (paper_rounds, paper_fraction) = table1_pruning(preset);
         let (levels, fraction) = match scale {
-            Scale::Paper => (paper_rounds, 0.2),
+            Scale::Paper => (paper_rounds, paper_fraction),
             Scale::Quick | Scale::Smoke => {
                 let levels = if scale == Scale::Smoke {
-                    2
+                    paper_rounds.min(2)
                 } else {
                     paper_rounds.div_ceil(4)
                 };
-                let density = 0.8f64.powi(paper_rounds as i32);
+                let density = (1.0 - paper_fraction).powi(paper_rounds as i32);
                 (levels, 1.0 - density.powf(1.0 / levels as f64))
             }
         };
-        if scale != Scale::Paper {
+        if (levels, fraction) != (paper_rounds, paper_fraction) {
             cuts.push(format!(
-                "IMP in {levels} rounds of {:.1}% instead of {paper_rounds} rounds of 20% (same final density)",
-                100.0 * fraction
+                "IMP in {levels} rounds of {:.1}% instead of {paper_rounds} rounds of {:.0}% (same final density)",
+                100.0 * fraction,
+                100.0 * paper_fraction
             ));
         }
         let baseline_levels: Vec<usize> = match scale {

@@ -403,6 +403,8 @@ pub struct Runner {
     pub store: Store,
     pub data: DataCache,
     pub device: Device,
+    /// Devices every training run uses data-parallel (empty or one: `device` alone).
+    pub devices: Vec<Device>,
     /// Progress bars of the individual training runs.
     pub show_run_progress: bool,
 }
@@ -413,8 +415,19 @@ impl Runner {
             store,
             data,
             device: device.clone(),
+            devices: vec![],
             show_run_progress: true,
         }
+    }
+
+    /// Trains every run data-parallel on `devices` (see [`Trainer::with_devices`]); the first
+    /// also evaluates and interpolates.
+    pub fn with_devices(mut self, devices: Vec<Device>) -> Runner {
+        if let Some(first) = devices.first() {
+            self.device = first.clone();
+        }
+        self.devices = devices;
+        self
     }
 
     fn spec(&self, id: &str) -> Result<TrainSpec> {
@@ -436,7 +449,13 @@ impl Runner {
             keep_checkpoints: keep.iter().map(|&s| Steps::iterations(s)).collect(),
         };
         let data = self.data.for_recipe(&spec.recipe)?;
-        Ok(Trainer::new(config, data, &self.device)?.with_progress(self.show_run_progress))
+        let trainer = Trainer::new(config, data, &self.device)?;
+        let trainer = if self.devices.len() > 1 {
+            trainer.with_devices(&self.devices)?
+        } else {
+            trainer
+        };
+        Ok(trainer.with_progress(self.show_run_progress))
     }
 
     fn template(&self, trainer: &Trainer, rule: &PruneRule) -> train::Result<SparseNet> {

@@ -88,8 +88,27 @@ fn categorical_axis(panel: &mut Panel, labels: Vec<String>) {
 }
 
 /// x positions for k values: evenly spaced (the paper's log axis with k = 0 at the left).
-fn k_axis(panel: &mut Panel, ks: &[u64]) {
-    categorical_axis(panel, ks.iter().map(ToString::to_string).collect());
+/// The k axis: one position per measured k, in iterations, or in epochs for the ImageNet
+/// networks (the paper's linear epoch axis).
+fn k_axis(panel: &mut Panel, ks: &[u64], m: &ModelResults) {
+    let ipe = m.setup.iterations_per_epoch.max(1);
+    if experiments::reproduce::is_imagenet(&m.setup.preset) {
+        panel.x_desc = panel
+            .x_desc
+            .replace("iterations", "epochs")
+            .replace("iteration", "epoch");
+        let epochs = |k: &u64| {
+            let e = *k as f64 / ipe as f64;
+            if e.fract() == 0.0 {
+                format!("{e}")
+            } else {
+                format!("{e:.2}")
+            }
+        };
+        categorical_axis(panel, ks.iter().map(epochs).collect());
+    } else {
+        categorical_axis(panel, ks.iter().map(ToString::to_string).collect());
+    }
 }
 
 fn ms_series(label: &str, color: usize, values: &[(f64, MeanStd)]) -> Series {
@@ -176,7 +195,7 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                         .filter_map(|(i, k)| k.train_instability.map(|t| (i as f64, t)))
                         .collect();
                     p.series.push(ms_series("train", 1, &train));
-                    k_axis(&mut p, &ks);
+                    k_axis(&mut p, &ks, m);
                     out.push(p);
                 }
             }
@@ -248,8 +267,8 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                     acc.series.push(ms_series(name, i, &ac));
                 }
                 acc.reference = dense_reference(m);
-                k_axis(&mut inst, &ks);
-                k_axis(&mut acc, &ks);
+                k_axis(&mut inst, &ks, m);
+                k_axis(&mut acc, &ks, m);
                 out.push(inst);
                 out.push(acc);
             }
@@ -355,7 +374,7 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                         .map(|(i, k)| (i as f64, k.l2_all))
                         .collect();
                     p.series.push(ms_series("all parameters", 1, &all).dashed());
-                    k_axis(&mut p, &ks);
+                    k_axis(&mut p, &ks, m);
                     out.push(p);
                 }
             }
@@ -376,7 +395,7 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                         .collect();
                     p.series.push(ms_series(name, i, &v));
                 }
-                k_axis(&mut p, &ks);
+                k_axis(&mut p, &ks, m);
                 out.push(p);
             }
         }

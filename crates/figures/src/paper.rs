@@ -19,7 +19,7 @@ pub struct PaperRow {
     pub matching_from: &'static str,
 }
 
-pub const PAPER: [PaperRow; 7] = [
+pub const PAPER: [PaperRow; 9] = [
     PaperRow {
         preset: "lenet",
         network: "Lenet 300-100",
@@ -96,6 +96,28 @@ pub const PAPER: [PaperRow; 7] = [
         stable_from: "0",
         imp_matching_at_init: true,
         matching_from: "0",
+    },
+    PaperRow {
+        preset: "resnet50",
+        network: "Resnet-50",
+        dataset: "ImageNet",
+        accuracy: (76.1, 0.1),
+        density: 30.0,
+        stable_at_init: false,
+        stable_from: "~epoch 18-20 (20%)",
+        imp_matching_at_init: false,
+        matching_from: "~epoch 4",
+    },
+    PaperRow {
+        preset: "inception-v3",
+        network: "Inception-v3",
+        dataset: "ImageNet",
+        accuracy: (78.1, 0.1),
+        density: 30.0,
+        stable_at_init: false,
+        stable_from: "~epoch 18-20 (20%)",
+        imp_matching_at_init: false,
+        matching_from: "with rewinding (k not stated)",
     },
 ];
 

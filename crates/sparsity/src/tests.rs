@@ -244,3 +244,46 @@ fn pruned_weights_stay_exactly_zero_through_adam_and_sgd_with_momentum_and_weigh
         );
     }
 }
+
+#[test]
+fn one_shot_pruning_takes_resnet50_to_30_percent_in_one_step() {
+    // The paper's ImageNet setting: one round of global magnitude pruning to 30% density over
+    // every conv and linear weight (BN and biases untouched).
+    let device = Device::default();
+    let model = nets::initialize(
+        ModelConfig::resnet50()
+            .build(3, 224, 1000, &device)
+            .expect("resnet-50"),
+        7,
+        nets::BnInit::Ones,
+    );
+    let rule = PruneRule {
+        unpruned_layers: ModelConfig::resnet50().default_unpruned_layers(),
+    };
+    let dense = Sparse::dense(model, &rule);
+    let total = dense.density().total;
+    // 53 conv weights (stem, 16 x 3 in the blocks, 4 projections) and the linear layer: all
+    // parameters but the 53,120 BN scale/shift values and the 1,000 biases.
+    assert_eq!(dense.density().layers.len(), 54);
+    assert_eq!(total, 25_557_032 - 53_120 - 1000);
+    let pruned = dense.prune_to_density(0.3).expect("one-shot");
+    let d = pruned.density();
+    assert_eq!(d.kept, (0.3 * total as f64).round() as usize);
+    // Global, not per layer: the layers end at different densities.
+    let per_layer: Vec<f64> = d
+        .layers
+        .iter()
+        .map(|l| l.kept as f64 / l.total as f64)
+        .collect();
+    let (lo, hi) = per_layer
+        .iter()
+        .fold((1.0f64, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    assert!(hi - lo > 0.05, "layer densities {lo}..{hi}");
+    // Pruned weights are exactly zero in the model; the survivors are the largest.
+    let zeros: usize = tensor_values(&pruned.model)
+        .into_iter()
+        .filter(|(i, _)| rule.is_prunable(i))
+        .map(|(_, v)| v.iter().filter(|x| **x == 0.0).count())
+        .sum();
+    assert_eq!(zeros, total - d.kept);
+}

@@ -17,6 +17,28 @@ pub fn default_device() -> Device {
     Device::default()
 }
 
+/// `count` devices of the backend selected at compile time, for data-parallel training: GPUs
+/// 0..count with `cuda` or `wgpu`; on the CPU backends the same CPU `count` times (the
+/// data-parallel code path then runs in `count` threads, which is how it is tested without
+/// GPUs).
+#[allow(unreachable_code)]
+pub fn devices(count: usize) -> Vec<Device> {
+    let count = count.max(1);
+    #[cfg(feature = "cuda")]
+    return (0..count).map(Device::cuda).collect();
+    #[cfg(feature = "wgpu")]
+    return (0..count)
+        .map(|i| {
+            if count == 1 {
+                Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
+            } else {
+                Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(i))
+            }
+        })
+        .collect();
+    vec![default_device(); count]
+}
+
 /// The name of that backend, recorded with results.
 #[allow(unreachable_code)]
 pub fn backend_name() -> &'static str {

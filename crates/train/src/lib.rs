@@ -21,7 +21,7 @@ mod schedule;
 mod steps;
 pub mod trainer;
 
-pub use backend::{backend_name, default_device};
+pub use backend::{backend_name, default_device, devices};
 pub use checkpoint::{Checkpoint, CheckpointStore, claim_toml, write_atomic};
 pub use error::{Error, Result};
 pub use eval::{EvalResult, evaluate};
