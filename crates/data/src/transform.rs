@@ -23,11 +23,11 @@ pub enum Augmentation {
 /// The per-example transform: geometry to `size x size`, optional augmentation, per-channel
 /// normalisation of pixel values scaled to `[0, 1]`.
 ///
-/// Geometry without augmentation: an image smaller than `size` is zero-padded evenly on every
-/// side (how 28x28 MNIST-family images are fed to the 32x32 CIFAR networks: padding with raw
-/// value 0, the background colour, before normalisation); a larger image is resized so its
-/// shorter side is `size * 8 / 7` and centre-cropped (the ImageNet evaluation transform, 256
-/// then 224).
+/// Geometry without augmentation: an image that fits inside `size x size` is zero-padded
+/// evenly on every side (how 28x28 MNIST-family images are fed to the 32x32 CIFAR networks:
+/// padding with raw value 0, the background colour, before normalisation); an image larger in
+/// either side is resized so its shorter side is `size * 8 / 7` and centre-cropped (the
+/// ImageNet evaluation transform, 256 then 224).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transform {
     pub size: usize,
@@ -77,12 +77,12 @@ impl Transform {
         }
     }
 
-    /// Centres `image` on a `size x size` canvas (cropping or padding with zeros), shifted by
-    /// `(dy, dx)`, optionally mirrored; images larger than `size` in both sides go through the
-    /// resize-and-centre-crop path instead.
+    /// Centres `image` on a `size x size` canvas (padding with zeros), shifted by `(dy, dx)`,
+    /// optionally mirrored; images larger than `size` in either side go through the
+    /// resize-and-centre-crop path instead (so a 200x300 ImageNet image is resized, not padded).
     fn place(&self, image: &RawImage, dy: isize, dx: isize, flip: bool, out: &mut [f32]) {
         let s = self.size;
-        if image.height > s && image.width > s && dy == 0 && dx == 0 {
+        if (image.height > s || image.width > s) && dy == 0 && dx == 0 {
             let short = image.height.min(image.width) as f32;
             let crop = short * 7.0 / 8.0;
             let y0 = (image.height as f32 - crop) / 2.0;
@@ -299,6 +299,21 @@ mod tests {
             &mut out,
         );
         assert!(out.iter().all(|&v| (v - 100.0).abs() < 1e-3), "{out:?}");
+        // Shorter than the crop but wider: resized too (its shorter side to 2 * 8 / 7).
+        let wide = RawImage {
+            pixels: vec![50; 12],
+            channels: 1,
+            height: 1,
+            width: 12,
+            label: 0,
+        };
+        let mut out = vec![0.0; 4];
+        t.apply(
+            &wide,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+            &mut out,
+        );
+        assert!(out.iter().all(|&v| (v - 50.0).abs() < 1e-3), "{out:?}");
         let rrc = transform(3, Augmentation::RandomResizedCropFlip);
         let mut out = vec![0.0; 9];
         rrc.apply(
