@@ -55,6 +55,10 @@ fn run(cmd: &mut Process) -> Result<()> {
     Ok(())
 }
 
+/// Markers around the part of BENCHMARKS.md that `cargo xtask bench` rewrites.
+const BENCH_START: &str = "<!-- cargo xtask bench: start -->";
+const BENCH_END: &str = "<!-- cargo xtask bench: end -->";
+
 fn bench(threads: usize, steps: usize, features: Option<String>) -> Result<()> {
     let root = root();
     let raw = root.join("target").join("bench-table.md");
@@ -77,13 +81,27 @@ fn bench(threads: usize, steps: usize, features: Option<String>) -> Result<()> {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let doc = format!(
-        "# Benchmarks\n\nWritten by `cargo xtask bench` (release build; synthetic data with the exact shapes and pipelines of MNIST and CIFAR-10).\n\nMachine: {cpu}, {} logical cores; backend threads: {threads}.\n\n{table}",
+    let generated = format!(
+        "{BENCH_START}\nWritten by `cargo xtask bench` (release build; synthetic data with the exact shapes and pipelines of MNIST and CIFAR-10).\n\nMachine: {cpu}, {} logical cores; backend threads: {threads}.\n\n{table}{BENCH_END}\n",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    std::fs::write(root.join("BENCHMARKS.md"), doc)?;
+    // Replace only the generated section: hand-written sections (GPU runs, ImageNet) stay.
+    let path = root.join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let doc = match (old.find(BENCH_START), old.find(BENCH_END)) {
+        (Some(start), Some(end)) if start < end => format!(
+            "{}{generated}{}",
+            &old[..start],
+            old[end + BENCH_END.len()..].trim_start_matches('\n')
+        ),
+        _ => format!(
+            "# Benchmarks\n\n{generated}\n{}",
+            old.trim_start_matches("# Benchmarks").trim_start()
+        ),
+    };
+    std::fs::write(&path, doc)?;
     println!("wrote BENCHMARKS.md");
     Ok(())
 }
