@@ -91,6 +91,11 @@ impl ConvBnRelu {
     }
 }
 
+/// Applies `layers` one after the other.
+fn chain(layers: &[ConvBnRelu], x: Tensor<4>) -> Tensor<4> {
+    layers.iter().fold(x, |x, layer| layer.forward(x))
+}
+
 fn avg_pool_3x3() -> AvgPool2d {
     AvgPool2dConfig::new([3, 3])
         .with_strides([1, 1])
@@ -203,9 +208,6 @@ impl InceptionC {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let chain = |layers: &[ConvBnRelu], x: Tensor<4>| {
-            layers.iter().fold(x, |x, layer| layer.forward(x))
-        };
         let a = self.b1x1.forward(x.clone());
         let b = chain(&self.b7x7, x.clone());
         let c = chain(&self.b7x7dbl, x.clone());
@@ -240,9 +242,6 @@ impl InceptionD {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let chain = |layers: &[ConvBnRelu], x: Tensor<4>| {
-            layers.iter().fold(x, |x, layer| layer.forward(x))
-        };
         let a = chain(&self.b3x3, x.clone());
         let b = chain(&self.b7x7x3, x.clone());
         let c = self.pool.forward(x);
@@ -413,9 +412,6 @@ impl InceptionV3 {
     }
 
     fn run(&self, images: Tensor<4>, with_aux: bool) -> (Tensor<2>, Option<Tensor<2>>) {
-        let chain = |layers: &[ConvBnRelu], x: Tensor<4>| {
-            layers.iter().fold(x, |x, layer| layer.forward(x))
-        };
         let x = self.stem_pool.forward(chain(&self.stem, images));
         let x = self.stem_pool.forward(chain(&self.stem2, x));
         let x = self.mixed_5.iter().fold(x, |x, m| m.forward(x));
