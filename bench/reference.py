@@ -1,0 +1,178 @@
+"""PyTorch reference for rewind's benchmark: the same work in PyTorch on the CPU.
+
+Not yet run by `cargo xtask bench` (issue #7 wires it in, with the venv install and the
+ratio table); run it by hand with any Python that has torch.
+
+
+Lenet 300-100 (batch 60, Adam 1.2e-3), Resnet-20 (batch 128, SGD momentum 0.9, wd 1e-4) and
+VGG-16 (batch 128, same SGD) training steps on random data of the datasets' shapes, evaluation
+throughput, and the interpolation sweep of the paper (30 alphas over a 10,000-image MNIST-shaped
+test set with Lenet). Medians over repeated timings after warm-up. Prints one JSON object.
+
+    python bench/reference.py --threads 2 --steps 20
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Lenet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.ModuleList([nn.Linear(784, 300), nn.Linear(300, 100)])
+        self.output = nn.Linear(100, 10)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        for layer in self.hidden:
+            x = F.relu(layer(x))
+        return self.output(x)
+
+
+def conv_bn(cin, cout, k, stride):
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout)
+    )
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = conv_bn(cin, cout, 3, stride)
+        self.conv2 = conv_bn(cout, cout, 3, 1)
+        self.shortcut = (
+            conv_bn(cin, cout, 1, stride) if stride != 1 or cin != cout else nn.Identity()
+        )
+
+    def forward(self, x):
+        out = F.relu(self.conv1(x))
+        return F.relu(self.conv2(out) + self.shortcut(x))
+
+
+class Resnet20(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(3, 16, 3, 1)
+        blocks, cin = [], 16
+        for stage, width in enumerate([16, 32, 64]):
+            for b in range(3):
+                blocks.append(Block(cin, width, 2 if stage > 0 and b == 0 else 1))
+                cin = width
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.stem(x)))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+class Vgg16(nn.Module):
+    PLAN = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
+
+    def __init__(self):
+        super().__init__()
+        layers, cin = [], 3
+        for v in self.PLAN:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2))
+            else:
+                layers += [nn.Conv2d(cin, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU()]
+                cin = v
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(512, 10)
+
+    def forward(self, x):
+        x = F.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
+        return self.fc(x)
+
+
+def timed(fn, steps, warmup):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times), min(times)
+
+
+def bench_training(name, model, opt, shape, batch, steps, warmup):
+    x = torch.randn(batch, *shape)
+    y = torch.randint(0, 10, (batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        loss.item()
+
+    median, best = timed(step, steps, warmup)
+    model.eval()
+    test = torch.randn(2000, *shape)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for chunk in test.split(1000):
+            model(chunk).argmax(1)
+    eval_ips = len(test) / (time.perf_counter() - start)
+    model.train()
+    return {"preset": name, "batch": batch, "ms_per_step": median, "min_ms": best,
+            "eval_images_per_s": eval_ips}
+
+
+def bench_interpolation(points, images):
+    a, b = Lenet(), Lenet()
+    test = torch.randn(images, 1, 28, 28)
+    labels = torch.randint(0, 10, (images,))
+    sa, sb = a.state_dict(), b.state_dict()
+    model = Lenet().eval()
+    start = time.perf_counter()
+    with torch.no_grad():
+        for i in range(points):
+            alpha = i / (points - 1)
+            model.load_state_dict({k: (1 - alpha) * sa[k] + alpha * sb[k] for k in sa})
+            errors = 0
+            for chunk, lab in zip(test.split(1000), labels.split(1000)):
+                errors += (model(chunk).argmax(1) != lab).sum().item()
+    return (time.perf_counter() - start) * 1e3
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--presets", default="lenet,resnet20,vgg16")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    rows = []
+    for name in args.presets.split(","):
+        if name == "lenet":
+            m = Lenet()
+            rows.append(bench_training(name, m, torch.optim.Adam(m.parameters(), 1.2e-3),
+                                       (1, 28, 28), 60, args.steps, args.warmup))
+        elif name in ("resnet20", "vgg16"):
+            m = Resnet20() if name == "resnet20" else Vgg16()
+            opt = torch.optim.SGD(m.parameters(), 0.1, momentum=0.9, weight_decay=1e-4)
+            rows.append(bench_training(name, m, opt, (3, 32, 32), 128, args.steps, args.warmup))
+    out = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+        "interpolation_ms": bench_interpolation(30, 10_000),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
