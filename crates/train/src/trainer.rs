@@ -587,58 +587,65 @@ impl Trainer {
                 device as u64,
             ])
         };
-        let (grads, loss) = if micro_batches == 1 && self.replicas.is_empty() {
-            self.device.seed(dropout_seed(0));
-            let (images, labels) = batch.into_tensors(&self.device);
-            let loss = weighted_loss(&state.model, images, labels, loss_fn, 1.0);
-            let value = read_loss.then(|| loss.clone().into_scalar::<f32>());
-            let grads = GradientsParams::from_grads(loss.backward(), &state.model);
-            (grads, value)
-        } else {
-            let mut shares: Vec<Vec<Batch>> = vec![vec![]; self.device_count()];
-            for (i, micro) in batch.split(micro_batches).into_iter().enumerate() {
-                shares[i % self.device_count()].push(micro);
-            }
-            let mut shares = shares.into_iter();
-            let own = shares.next().unwrap_or_default();
-            let model = &state.model;
-            let results = std::thread::scope(|scope| {
-                let workers: Vec<_> = self
-                    .replicas
-                    .iter()
-                    .zip(shares)
-                    .enumerate()
-                    .map(|(i, (device, share))| {
-                        // An independent copy: its BN statistics must not mix into the model's.
-                        let replica = model.valid().fork(device).train();
-                        let seed = dropout_seed(i + 1);
-                        scope.spawn(move || {
-                            device.seed(seed);
-                            let loss_fn = CrossEntropyLossConfig::new().init(device);
-                            let out = share_gradients(
-                                &replica, share, total, &loss_fn, device, read_loss,
-                            );
-                            (out.0, out.1, replica)
-                        })
+        // Micro-batches dealt round-robin to the devices; the first device's share is computed
+        // here, the others' on replicas in their own threads.
+        let count = self.device_count();
+        let mut shares: Vec<Vec<Batch>> = vec![vec![]; count];
+        for (i, micro) in batch.split(micro_batches).into_iter().enumerate() {
+            shares[i % count].push(micro);
+        }
+        let own = shares.remove(0);
+        let model = &state.model;
+        let mut accumulator = GradientsAccumulator::new();
+        let (mut loss, replica_results) = std::thread::scope(|scope| {
+            let workers: Vec<_> = self
+                .replicas
+                .iter()
+                .zip(shares)
+                .enumerate()
+                .map(|(i, (device, share))| {
+                    // An independent copy: its BN statistics must not mix into the model's.
+                    let replica = model.valid().fork(device).train();
+                    let seed = dropout_seed(i + 1);
+                    scope.spawn(move || {
+                        device.seed(seed);
+                        let loss_fn = CrossEntropyLossConfig::new().init(device);
+                        let mut replica_accumulator = GradientsAccumulator::new();
+                        let loss = share_gradients(
+                            &replica,
+                            share,
+                            total,
+                            &loss_fn,
+                            device,
+                            read_loss,
+                            &mut replica_accumulator,
+                        );
+                        (replica_accumulator.grads(), loss)
                     })
-                    .collect();
-                self.device.seed(dropout_seed(0));
-                let main = share_gradients(model, own, total, loss_fn, &self.device, read_loss);
-                let others: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
-                (main, others)
-            });
-            let ((mut grads, mut loss), others) = results;
-            let mut accumulator = GradientsAccumulator::new();
-            for joined in others {
-                let (replica_grads, replica_loss, _replica) = joined
-                    .map_err(|_| Error::Config("a data-parallel worker thread panicked".into()))?;
-                accumulator.accumulate(model, replica_grads.to_device(&self.device, model));
-                loss = loss.zip(replica_loss).map(|(a, b)| a + b);
-            }
-            accumulator.accumulate(model, grads);
-            grads = accumulator.grads();
-            (grads, loss)
-        };
+                })
+                .collect();
+            self.device.seed(dropout_seed(0));
+            let loss = share_gradients(
+                model,
+                own,
+                total,
+                loss_fn,
+                &self.device,
+                read_loss,
+                &mut accumulator,
+            );
+            (
+                loss,
+                workers.into_iter().map(|w| w.join()).collect::<Vec<_>>(),
+            )
+        });
+        for joined in replica_results {
+            let (grads, replica_loss) = joined
+                .map_err(|_| Error::Config("a data-parallel worker thread panicked".into()))?;
+            accumulator.accumulate(model, grads.to_device(&self.device, model));
+            loss = loss.zip(replica_loss).map(|(a, b)| a + b);
+        }
+        let grads = accumulator.grads();
         state.model = state.optimizer.step(lr, state.model, grads);
         state.step += 1;
         Ok((state, loss))
@@ -719,25 +726,26 @@ fn weighted_loss<M: Classifier>(
     loss_fn: &CrossEntropyLoss,
     scale: f32,
 ) -> Tensor<1> {
-    let mut outputs = model.forward_train(images.clone());
-    if outputs.is_empty() {
-        outputs.push((1.0, model.forward(images)));
+    let mut terms = model
+        .forward_train(images.clone())
+        .into_iter()
+        .map(|(weight, logits)| {
+            loss_fn
+                .forward(logits, labels.clone())
+                .mul_scalar(weight * scale)
+        });
+    match terms.next() {
+        Some(first) => terms.fold(first, |sum, term| sum + term),
+        // A model that names no training outputs is trained on its plain logits.
+        None => loss_fn
+            .forward(model.forward(images), labels)
+            .mul_scalar(scale),
     }
-    let mut terms = outputs.into_iter().map(|(weight, logits)| {
-        loss_fn
-            .forward(logits, labels.clone())
-            .mul_scalar(weight * scale)
-    });
-    let first = terms.next();
-    terms.fold(
-        first.unwrap_or_else(|| Tensor::zeros([1], &labels.device())),
-        |sum, term| sum + term,
-    )
 }
 
-/// Summed gradients (and summed loss, when asked) of `share`'s micro-batches, each weighted by
-/// its share of the `total` examples of the whole batch, so that the sum over all micro-batches
-/// is the gradient of the whole batch's mean loss.
+/// Adds the gradients of `share`'s micro-batches to `accumulator`, each weighted by its share
+/// of the `total` examples of the whole batch, so that the sum over all micro-batches is the
+/// gradient of the whole batch's mean loss; returns the summed loss when asked.
 fn share_gradients<M: Classifier>(
     model: &M,
     share: Vec<Batch>,
@@ -745,8 +753,8 @@ fn share_gradients<M: Classifier>(
     loss_fn: &CrossEntropyLoss,
     device: &Device,
     read_loss: bool,
-) -> (GradientsParams, Option<f32>) {
-    let mut accumulator = GradientsAccumulator::new();
+    accumulator: &mut GradientsAccumulator<M>,
+) -> Option<f32> {
     let mut loss_sum = read_loss.then_some(0.0f32);
     for micro in share {
         let weight = micro.len() as f32 / total as f32;
@@ -757,5 +765,5 @@ fn share_gradients<M: Classifier>(
         }
         accumulator.accumulate(model, GradientsParams::from_grads(loss.backward(), model));
     }
-    (accumulator.grads(), loss_sum)
+    loss_sum
 }
