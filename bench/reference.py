@@ -1,15 +1,15 @@
 """PyTorch reference for rewind's benchmark: the same work in PyTorch on the CPU.
 
-Not yet run by `cargo xtask bench` (issue #7 wires it in, with the venv install and the
-ratio table); run it by hand with any Python that has torch.
-
+`cargo xtask bench` installs torch (bench/requirements.txt) into bench/.venv, runs this script
+with the thread count of our side, and prints ours / PyTorch ratios. By hand, with any Python
+that has torch:
 
 Lenet 300-100 (batch 60, Adam 1.2e-3), Resnet-20 (batch 128, SGD momentum 0.9, wd 1e-4) and
 VGG-16 (batch 128, same SGD) training steps on random data of the datasets' shapes, evaluation
 throughput, and the interpolation sweep of the paper (30 alphas over a 10,000-image MNIST-shaped
 test set with Lenet). Medians over repeated timings after warm-up. Prints one JSON object.
 
-    python bench/reference.py --threads 2 --steps 20
+    bench/.venv/bin/python bench/reference.py --threads 2 --steps 20
 """
 
 import argparse

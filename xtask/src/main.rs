@@ -16,17 +16,32 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Benchmark training steps and evaluation (release build) and write BENCHMARKS.md.
+    /// Benchmark against PyTorch: our training steps, evaluation, interpolation sweep and peak
+    /// memory (release build) beside the same work in `bench/reference.py` (CPU torch, installed
+    /// into `bench/.venv` with pip on first use), as ours / PyTorch ratios in BENCHMARKS.md.
     Bench {
-        /// CPU threads for the backend (RAYON_NUM_THREADS).
+        /// CPU threads for both (RAYON_NUM_THREADS here, torch.set_num_threads there).
         #[arg(long, default_value_t = 2)]
         threads: usize,
-        /// Timed steps per network.
+        /// Timed steps per network (medians are reported).
         #[arg(long, default_value_t = 20)]
         steps: usize,
+        /// Untimed warm-up steps per network.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Networks, comma separated (Table 1 presets the reference knows: lenet, resnet20,
+        /// vgg16).
+        #[arg(long, default_value = "lenet,resnet20,vgg16")]
+        presets: String,
         /// Cargo features selecting the backend (e.g. `cuda` or `wgpu`).
         #[arg(long)]
         features: Option<String>,
+        /// Measure ours only (no Python, no torch).
+        #[arg(long)]
+        no_reference: bool,
+        /// Print the table without rewriting BENCHMARKS.md.
+        #[arg(long)]
+        no_write: bool,
     },
     /// Reproduce every figure of the paper: `rewind reproduce` on a release build.
     ///
@@ -34,6 +49,14 @@ enum Command {
     /// interrupt and re-run at will), then writes the PNG figures, `results.json` and
     /// `REPORT.md` into `--out` (default `reports/<scale>`).
     ReproduceAll(Reproduce),
+    /// The real Slurm test: install Slurm and munge (Debian, needs root), start a one-node
+    /// cluster here, run the smoke reproduction through `--executor slurm` and check that its
+    /// results equal a local run's (`tests/slurm/run.sh`; extra arguments go to `rewind
+    /// reproduce`, default `--models lenet,resnet20 --substitute cifar10=fashion-mnist`).
+    SlurmTest {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        reproduce_args: Vec<String>,
+    },
     /// Run what CI runs (`.ci/run`).
     Ci,
 }
@@ -59,20 +82,92 @@ fn run(cmd: &mut Process) -> Result<()> {
 const BENCH_START: &str = "<!-- cargo xtask bench: start -->";
 const BENCH_END: &str = "<!-- cargo xtask bench: end -->";
 
-fn bench(threads: usize, steps: usize, features: Option<String>) -> Result<()> {
+/// Options of `cargo xtask bench`.
+struct BenchOptions {
+    threads: usize,
+    steps: usize,
+    warmup: usize,
+    presets: String,
+    features: Option<String>,
+    reference: bool,
+    write: bool,
+}
+
+/// The Python of `bench/.venv`, created and given torch (`bench/requirements.txt`) on first use.
+fn reference_python(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("bench").join(".venv");
+    let python = venv.join("bin").join("python");
+    let has_torch = |python: &Path| {
+        Process::new(python)
+            .args(["-c", "import torch"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if python.is_file() && has_torch(&python) {
+        return Ok(python);
+    }
+    println!(
+        "installing the PyTorch reference into {} (pip)",
+        venv.display()
+    );
+    run(Process::new("python3").arg("-m").arg("venv").arg(&venv))
+        .context("creating the venv needs python3 with its venv module")?;
+    run(Process::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "-r"])
+        .arg(root.join("bench").join("requirements.txt")))
+    .context("installing torch with pip (it needs PyPI; pass --no-reference to skip it)")?;
+    Ok(python)
+}
+
+fn bench(o: BenchOptions) -> Result<()> {
     let root = root();
-    let raw = root.join("target").join("bench-table.md");
+    let ours_json = root.join("target").join("bench-ours.json");
     let mut cmd = Process::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&root)
         .args(["run", "--release", "--quiet", "-p", "cli"]);
-    if let Some(f) = &features {
+    if let Some(f) = &o.features {
         cmd.args(["--features", f]);
     }
-    cmd.args(["--", "bench", "--steps", &steps.to_string(), "--markdown"])
-        .arg(&raw)
-        .env("RAYON_NUM_THREADS", threads.to_string());
+    cmd.args([
+        "--",
+        "bench",
+        "--steps",
+        &o.steps.to_string(),
+        "--warmup",
+        &o.warmup.to_string(),
+        "--presets",
+        &o.presets,
+        "--json",
+    ])
+    .arg(&ours_json)
+    .env("RAYON_NUM_THREADS", o.threads.to_string());
     run(&mut cmd)?;
-    let table = std::fs::read_to_string(&raw)?;
+    let ours: serde_json::Value = serde_json::from_slice(&std::fs::read(&ours_json)?)?;
+    let reference = if o.reference {
+        let python = reference_python(&root)?;
+        let out = Process::new(&python)
+            .arg(root.join("bench").join("reference.py"))
+            .args(["--threads", &o.threads.to_string()])
+            .args(["--steps", &o.steps.to_string()])
+            .args(["--warmup", &o.warmup.to_string()])
+            .args(["--presets", &o.presets])
+            .env("OMP_NUM_THREADS", o.threads.to_string())
+            .output()
+            .context("running bench/reference.py")?;
+        if !out.status.success() {
+            bail!(
+                "bench/reference.py failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Some(
+            serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .context("bench/reference.py printed no JSON")?,
+        )
+    } else {
+        None
+    };
+    let table = comparison_table(&ours, reference.as_ref());
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -81,12 +176,29 @@ fn bench(threads: usize, steps: usize, features: Option<String>) -> Result<()> {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
+    let torch = reference
+        .as_ref()
+        .and_then(|r| r["torch"].as_str())
+        .map_or_else(|| "not run".to_string(), |v| format!("torch {v}"));
     let generated = format!(
-        "{BENCH_START}\nWritten by `cargo xtask bench` (release build; synthetic data with the exact shapes and pipelines of MNIST and CIFAR-10).\n\nMachine: {cpu}, {} logical cores; backend threads: {threads}.\n\n{table}{BENCH_END}\n",
+        "{BENCH_START}\nWritten by `cargo xtask bench` (release build). Both sides do the same \
+         work on random data of the datasets' shapes; ours includes its data pipeline (batch \
+         assembly, augmentation), the reference feeds ready tensors. Medians of {} timed steps \
+         after {} warm-up steps. Ratio = ours / PyTorch in time (for images/s: PyTorch / \
+         ours), so below 1 means faster than PyTorch.\n\nMachine: {cpu}, {} logical cores; \
+         threads: {} on both sides; backend: {}; reference: {torch}.\n\n{table}{BENCH_END}\n",
+        o.steps,
+        o.warmup,
         std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(1)
+            .unwrap_or(1),
+        o.threads,
+        ours["backend"].as_str().unwrap_or("?"),
     );
+    print!("{generated}");
+    if !o.write {
+        return Ok(());
+    }
     // Replace only the generated section: hand-written sections (GPU runs, ImageNet) stay.
     let path = root.join("BENCHMARKS.md");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
@@ -104,6 +216,82 @@ fn bench(threads: usize, steps: usize, features: Option<String>) -> Result<()> {
     std::fs::write(&path, doc)?;
     println!("wrote BENCHMARKS.md");
     Ok(())
+}
+
+/// The Markdown table of ours beside the reference: one line per measurement.
+fn comparison_table(ours: &serde_json::Value, reference: Option<&serde_json::Value>) -> String {
+    let row_of = |report: &serde_json::Value, preset: &str| -> Option<serde_json::Value> {
+        report["rows"]
+            .as_array()?
+            .iter()
+            .find(|r| r["preset"] == preset)
+            .cloned()
+    };
+    let fmt = |v: Option<f64>, digits: usize| {
+        v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"))
+    };
+    let mut lines = vec![
+        "| measurement | ours | PyTorch | ratio |".to_string(),
+        "|---|---|---|---|".to_string(),
+    ];
+    // (label, ours, theirs, ratio as time: ours / theirs; as rate: theirs / ours)
+    let mut push = |label: String, a: Option<f64>, b: Option<f64>, time: bool, digits: usize| {
+        let ratio = match (a, b) {
+            (Some(a), Some(b)) if a > 0.0 && b > 0.0 => Some(if time { a / b } else { b / a }),
+            _ => None,
+        };
+        lines.push(format!(
+            "| {label} | {} | {} | {} |",
+            fmt(a, digits),
+            fmt(b, digits),
+            fmt(ratio, 2)
+        ));
+    };
+    let empty = serde_json::Value::Null;
+    let reference = reference.unwrap_or(&empty);
+    let presets: Vec<String> = ours["rows"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| r["preset"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    for preset in &presets {
+        let (a, b) = (row_of(ours, preset), row_of(reference, preset));
+        let get =
+            |r: &Option<serde_json::Value>, key: &str| r.as_ref().and_then(|r| r[key].as_f64());
+        let batch = get(&a, "batch").unwrap_or(0.0);
+        push(
+            format!("{preset}: ms per training step (batch {batch})"),
+            get(&a, "ms_per_step"),
+            get(&b, "ms_per_step"),
+            true,
+            1,
+        );
+        push(
+            format!("{preset}: eval images / s"),
+            get(&a, "eval_images_per_s"),
+            get(&b, "eval_images_per_s"),
+            false,
+            0,
+        );
+    }
+    push(
+        "interpolation sweep: ms (Lenet, 30 alphas x 10,000 test images)".into(),
+        ours["interpolation_ms"].as_f64(),
+        reference["interpolation_ms"].as_f64(),
+        true,
+        0,
+    );
+    push(
+        "peak resident memory: MiB (whole process)".into(),
+        ours["peak_rss_mib"].as_f64(),
+        reference["peak_rss_mib"].as_f64(),
+        true,
+        0,
+    );
+    lines.join("\n") + "\n"
 }
 
 /// Options of `reproduce-all`, passed on to `rewind reproduce`.
@@ -139,6 +327,25 @@ struct Reproduce {
     /// Print the plan and stop.
     #[arg(long)]
     dry_run: bool,
+    /// local (run here, --jobs at a time) or slurm (submit job arrays with sbatch and
+    /// return; the store and data must be on a filesystem every node sees).
+    #[arg(long, default_value = "local")]
+    executor: String,
+    /// Slurm partition (--executor slurm).
+    #[arg(long)]
+    partition: Option<String>,
+    /// GPUs per Slurm job (--executor slurm).
+    #[arg(long)]
+    gpus_per_job: Option<u32>,
+    /// CPU cores per Slurm job (--executor slurm).
+    #[arg(long)]
+    cpus_per_job: Option<u32>,
+    /// Wall-clock limit of each Slurm job, HH:MM:SS (--executor slurm).
+    #[arg(long)]
+    time: Option<String>,
+    /// A further sbatch option for every job, e.g. `--sbatch-arg=--account=proj`.
+    #[arg(long, allow_hyphen_values = true)]
+    sbatch_arg: Vec<String>,
 }
 
 fn reproduce_all(r: Reproduce) -> Result<()> {
@@ -175,6 +382,22 @@ fn reproduce_all(r: Reproduce) -> Result<()> {
     if r.dry_run {
         cmd.arg("--dry-run");
     }
+    cmd.args(["--executor", &r.executor]);
+    if let Some(p) = &r.partition {
+        cmd.args(["--partition", p]);
+    }
+    if let Some(g) = r.gpus_per_job {
+        cmd.args(["--gpus-per-job", &g.to_string()]);
+    }
+    if let Some(c) = r.cpus_per_job {
+        cmd.args(["--cpus-per-job", &c.to_string()]);
+    }
+    if let Some(t) = &r.time {
+        cmd.args(["--time", t]);
+    }
+    for a in &r.sbatch_arg {
+        cmd.arg(format!("--sbatch-arg={a}"));
+    }
     // The report names the commit that produced it, whatever the working directory.
     if let Ok(out) = Process::new("git")
         .current_dir(root())
@@ -195,9 +418,24 @@ fn main() -> Result<()> {
         Command::Bench {
             threads,
             steps,
+            warmup,
+            presets,
             features,
-        } => bench(threads, steps, features),
+            no_reference,
+            no_write,
+        } => bench(BenchOptions {
+            threads,
+            steps,
+            warmup,
+            presets,
+            features,
+            reference: !no_reference,
+            write: !no_write,
+        }),
         Command::ReproduceAll(r) => reproduce_all(r),
+        Command::SlurmTest { reproduce_args } => run(Process::new("bash")
+            .arg(root().join("tests/slurm/run.sh"))
+            .args(reproduce_args)),
         Command::Ci => run(Process::new("bash").arg(root().join(".ci/run"))),
     }
 }

@@ -1,6 +1,8 @@
-//! `rewind bench`: milliseconds per training step and evaluation throughput on this machine,
-//! on synthetic data with the exact shapes and pipelines of the paper's datasets (so it needs
-//! no dataset and measures the data pipeline too).
+//! `rewind bench`: milliseconds per training step, evaluation throughput, the time of an
+//! interpolation sweep and peak memory on this machine, on synthetic data with the exact
+//! shapes and pipelines of the paper's datasets (so it needs no dataset and measures the data
+//! pipeline too). `cargo xtask bench` runs it beside the PyTorch reference
+//! (`bench/reference.py`), which does the same work.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,8 +27,15 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2000)]
     eval_images: usize,
     /// Presets to measure (comma separated).
-    #[arg(long, value_delimiter = ',', default_value = "lenet,resnet20")]
+    #[arg(long, value_delimiter = ',', default_value = "lenet,resnet20,vgg16")]
     presets: Vec<String>,
+    /// Alphas of the interpolation sweep (two Lenets, error at each alpha over
+    /// --sweep-images MNIST-shaped test images); 0 skips it.
+    #[arg(long, default_value_t = 30)]
+    sweep_points: usize,
+    /// Test images of the interpolation sweep (the MNIST test set has 10,000).
+    #[arg(long, default_value_t = 10_000)]
+    sweep_images: usize,
     /// Batch size instead of the presets' (e.g. 32 for resnet50 and inception-v3, whose 1024
     /// takes minutes per step on a CPU).
     #[arg(long)]
@@ -34,8 +43,23 @@ pub struct BenchArgs {
     /// Also write the results as a Markdown table to this file.
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
+    /// Also write the results as JSON to this file (what `cargo xtask bench` reads).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
+#[derive(serde::Serialize)]
+struct Report {
+    backend: String,
+    threads: String,
+    rows: Vec<Row>,
+    /// Milliseconds of the whole sweep.
+    interpolation_ms: Option<f64>,
+    /// Peak resident memory of the process (VmHWM), MiB.
+    peak_rss_mib: Option<f64>,
+}
+
+#[derive(serde::Serialize)]
 struct Row {
     preset: String,
     batch: usize,
@@ -120,6 +144,55 @@ fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
     })
 }
 
+/// The interpolation sweep of the paper on Lenet: the error of `points` networks between two
+/// initialisations over `images` MNIST-shaped test images, through `lmc::error_curve` (the code
+/// path of every instability measurement). Milliseconds.
+fn bench_interpolation(points: usize, images: usize) -> Result<f64> {
+    let recipe = Recipe::preset("lenet")?;
+    let test: ImageSource = Arc::new(Noise::new(images.max(1), 1, 28));
+    let train: ImageSource = Arc::new(Noise::new(1, 1, 28));
+    let data = TrainData::from_sources(&recipe, DatasetName::Mnist, train, test)?;
+    let device = train::default_device();
+    let t = &data.transform;
+    let init = |seed| -> Result<nets::Network> {
+        let model = recipe
+            .model
+            .build(t.channels(), t.size, data.num_classes, &device)?;
+        Ok(nets::initialize(model, seed, recipe.bn_init))
+    };
+    let (a, b) = (init(1)?, init(2)?);
+    let curve_data = lmc::CurveData {
+        test: &data.test,
+        train: &data.train,
+        transform: &data.transform,
+        train_subset: Some(0),
+        test_subset: None,
+        batch_size: 1000,
+        bn_batches: None,
+    };
+    let start = Instant::now();
+    let curve = lmc::error_curve(
+        &a,
+        &b,
+        points,
+        lmc::BnPolicy::Interpolate,
+        &curve_data,
+        &device,
+        |m| m,
+    )?;
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(curve.points.len() == points, "the sweep lost points");
+    Ok(ms)
+}
+
+/// Peak resident memory of this process in MiB (Linux), `None` elsewhere.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 pub fn run(args: BenchArgs) -> Result<()> {
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".into());
     let mut rows = Vec::new();
@@ -148,9 +221,35 @@ pub fn run(args: BenchArgs) -> Result<()> {
             full / 60.0
         );
     }
+    let interpolation_ms = if args.sweep_points > 0 {
+        tracing::info!("benchmarking the interpolation sweep");
+        let ms = bench_interpolation(args.sweep_points, args.sweep_images)
+            .context("benchmark of the interpolation sweep")?;
+        table += &format!(
+            "\nInterpolation sweep (Lenet, {} alphas, {} test images): {:.0} ms.\n",
+            args.sweep_points, args.sweep_images, ms
+        );
+        Some(ms)
+    } else {
+        None
+    };
+    let peak_rss_mib = peak_rss_mib();
+    if let Some(mib) = peak_rss_mib {
+        table += &format!("Peak resident memory: {mib:.0} MiB.\n");
+    }
     print!("{table}");
     if let Some(path) = &args.markdown {
         train::write_atomic(path, table.as_bytes())?;
+    }
+    if let Some(path) = &args.json {
+        let report = Report {
+            backend: train::backend_name().to_string(),
+            threads,
+            rows,
+            interpolation_ms,
+            peak_rss_mib,
+        };
+        train::write_atomic(path, &serde_json::to_vec_pretty(&report)?)?;
     }
     Ok(())
 }

@@ -83,7 +83,7 @@ fn main() -> ExitCode {
         Command::Imp(args) => imp_cmd::run(args, &data_dir, !cli.no_download),
         Command::Instability(args) => instability_cmd::run(args, &data_dir, !cli.no_download),
         Command::Reproduce(args) => reproduce_cmd::run(args, &data_dir, !cli.no_download),
-        Command::Runs(args) => runs_cmd::run(args),
+        Command::Runs(args) => runs_cmd::run(args, &data_dir, !cli.no_download),
         Command::Presets => train_cmd::list_presets(),
         Command::Bench(args) => bench_cmd::run(args),
     };

@@ -2,9 +2,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use data::DatasetName;
 use experiments::reproduce::{Figure, ReproduceConfig, Scale, collect, default_models, plan};
+use experiments::slurm::{JobCommands, SlurmConfig, job_arrays, submit};
 
 use crate::store_args::{StoreArgs, execute};
 
@@ -46,6 +47,55 @@ pub struct ReproduceArgs {
 
     #[command(flatten)]
     store: StoreArgs,
+
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Where the runs are executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Executor {
+    /// Here, `--jobs` runs at a time.
+    Local,
+    /// On a Slurm cluster: submit job arrays with `sbatch` and return.
+    Slurm,
+}
+
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Cluster (--executor slurm)")]
+struct ClusterArgs {
+    /// local: run here, --jobs at a time. slurm: write every unfinished run as Slurm job
+    /// arrays (one array per stage of the run graph, `afterok` dependencies between stages,
+    /// one run per array task, a last job that renders the report), submit them with sbatch
+    /// and return. The store (--store) and the data must be on a filesystem every node sees.
+    /// Follow progress with `rewind runs list --store DIR`; submit again after a failure to
+    /// resume (finished runs are reused, interrupted ones resume from their checkpoints).
+    #[arg(long, value_enum, default_value = "local")]
+    executor: Executor,
+
+    /// Slurm partition of the jobs.
+    #[arg(long)]
+    partition: Option<String>,
+
+    /// GPUs per job (`--gres=gpu:N`); more than one trains each run data-parallel.
+    #[arg(long, default_value_t = 0)]
+    gpus_per_job: u32,
+
+    /// CPU cores per job (`--cpus-per-task`).
+    #[arg(long)]
+    cpus_per_job: Option<u32>,
+
+    /// Wall-clock limit of each job, HH:MM:SS or D-HH:MM:SS.
+    #[arg(long, value_name = "HH:MM:SS")]
+    time: Option<String>,
+
+    /// Most runs in one job array (keep it under the cluster's MaxArraySize).
+    #[arg(long, default_value_t = 1000)]
+    max_array_size: usize,
+
+    /// A further sbatch option for every job, e.g. `--sbatch-arg=--account=proj` (repeatable).
+    #[arg(long, value_name = "OPTION", allow_hyphen_values = true)]
+    sbatch_arg: Vec<String>,
 }
 
 fn parse_substitute(s: &str) -> Result<(DatasetName, DatasetName)> {
@@ -147,13 +197,33 @@ pub fn run(args: ReproduceArgs, data_dir: &Path, allow_download: bool) -> Result
             done,
             runner.store.root().display()
         );
+        if args.cluster.executor == Executor::Slurm {
+            let arrays = job_arrays(
+                &plan,
+                |id| runner.is_complete(&plan, id),
+                args.cluster.max_array_size,
+            );
+            let sizes: Vec<String> = arrays
+                .iter()
+                .map(|a| format!("{} ({})", a.name, a.tasks.len()))
+                .collect();
+            println!(
+                "Slurm: {} job arrays: {}, then the report job",
+                arrays.len(),
+                sizes.join(", ")
+            );
+        }
         return Ok(());
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(args.scale.as_str()));
+    if args.cluster.executor == Executor::Slurm {
+        return submit_to_slurm(&args, &runner, &plan, &out, data_dir, allow_download);
     }
     execute(&runner, &plan, args.store.jobs, args.quiet)?;
     let results = collect(&config, &models, &plan, &runner.store, started)?;
-    let out = args
-        .out
-        .unwrap_or_else(|| PathBuf::from("reports").join(args.scale.as_str()));
     let written = figures::write_report(&results, &out)?;
     println!(
         "{} runs ({} s of training in total); {} figures and the report in {}",
@@ -163,4 +233,105 @@ pub fn run(args: ReproduceArgs, data_dir: &Path, allow_download: bool) -> Result
         out.display()
     );
     Ok(())
+}
+
+/// Submits the unfinished runs of `plan` as Slurm job arrays, with a last job that runs this
+/// same command locally on the finished store (which only renders the report).
+fn submit_to_slurm(
+    args: &ReproduceArgs,
+    runner: &experiments::runs::Runner,
+    plan: &experiments::runs::Plan,
+    out: &Path,
+    data_dir: &Path,
+    allow_download: bool,
+) -> Result<()> {
+    let c = &args.cluster;
+    let config = SlurmConfig {
+        partition: c.partition.clone(),
+        gpus_per_job: c.gpus_per_job,
+        cpus_per_job: c.cpus_per_job,
+        time: c.time.clone(),
+        max_array_size: c.max_array_size,
+        extra: c.sbatch_arg.clone(),
+        ..SlurmConfig::default()
+    };
+    config.validate()?;
+    let absolute = |p: &Path| {
+        std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))
+    };
+    let mut global = vec!["--data-dir".to_string(), path_arg(&absolute(data_dir)?)];
+    if !allow_download {
+        global.push("--no-download".into());
+    }
+    let devices = if c.gpus_per_job > 1 {
+        c.gpus_per_job as usize
+    } else {
+        args.store.devices
+    };
+    let mut last = vec![
+        "reproduce".to_string(),
+        "--scale".into(),
+        args.scale.as_str().into(),
+        "--store".into(),
+        path_arg(&absolute(&args.store.store)?),
+        "--out".into(),
+        path_arg(&absolute(out)?),
+        "--devices".into(),
+        devices.to_string(),
+        "--quiet".into(),
+    ];
+    if !args.only.is_empty() {
+        let only: Vec<&str> = args.only.iter().map(|f| f.as_str()).collect();
+        last.extend(["--only".into(), only.join(",")]);
+    }
+    if !args.models.is_empty() {
+        last.extend(["--models".into(), args.models.join(",")]);
+    }
+    for s in &args.substitute {
+        last.extend(["--substitute".into(), s.clone()]);
+    }
+    let arrays = job_arrays(plan, |id| runner.is_complete(plan, id), c.max_array_size);
+    let commands = JobCommands {
+        rewind: std::env::current_exe().context("cannot find the rewind binary")?,
+        global,
+        exec: vec!["--devices".into(), devices.to_string()],
+        last: Some(last),
+    };
+    let submission = submit(runner.store.root(), arrays, &commands, &config)?;
+    for (array, job) in submission.arrays.iter().zip(&submission.array_jobs) {
+        println!(
+            "job {job}: {} ({} runs){}",
+            array.name,
+            array.tasks.len(),
+            if array.after.is_empty() {
+                String::new()
+            } else {
+                let after: Vec<&str> = array
+                    .after
+                    .iter()
+                    .map(|&i| submission.array_jobs[i].as_str())
+                    .collect();
+                format!(", after {}", after.join(", "))
+            }
+        );
+    }
+    if let Some(job) = &submission.final_job {
+        println!("job {job}: the report, into {}", out.display());
+    }
+    println!(
+        "submitted {} of {} runs ({} already finished) in {} job arrays; scripts and logs in \
+         {}\nfollow with `rewind runs list --store {}` or `squeue --me`; if a job fails, \
+         submit again to resume",
+        submission.runs(),
+        plan.len(),
+        plan.len() - submission.runs(),
+        submission.arrays.len(),
+        submission.dir.display(),
+        runner.store.root().display()
+    );
+    Ok(())
+}
+
+fn path_arg(p: &Path) -> String {
+    p.display().to_string()
 }

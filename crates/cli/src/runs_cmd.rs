@@ -1,6 +1,8 @@
-use anyhow::{Result, bail};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use experiments::runs::{Job, describe};
+use experiments::runs::{DataCache, Job, Runner, describe};
 use experiments::store::{RunStatus, Store};
 
 #[derive(Args, Debug)]
@@ -23,6 +25,21 @@ enum RunsCommand {
     },
     /// The identity (full configuration) and result of one run.
     Show { id: String },
+    /// Execute one run of a job manifest (what each task of a Slurm job array runs; see
+    /// `rewind reproduce --executor slurm`). Waits while another process works on the run,
+    /// resumes it from its last checkpoint if one left it unfinished, and does nothing if it
+    /// has finished.
+    Exec {
+        /// A `stage-NN.json` written by the Slurm executor.
+        #[arg(long, value_name = "FILE")]
+        manifest: std::path::PathBuf,
+        /// Index of the run in the manifest (the array task id).
+        #[arg(long)]
+        task: usize,
+        /// Train data-parallel on this many devices (GPUs 0..N).
+        #[arg(long, default_value_t = 1)]
+        devices: usize,
+    },
     /// Remove stale locks and temporary files left by killed processes.
     Gc {
         /// Also delete every run that has not finished and is not running.
@@ -40,7 +57,7 @@ fn human(bytes: u64) -> String {
     }
 }
 
-pub fn run(args: RunsArgs) -> Result<()> {
+pub fn run(args: RunsArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
     if !args.store.is_dir() {
         bail!(
             "{} is not an experiment store (no such directory); pass --store DIR",
@@ -94,6 +111,31 @@ pub fn run(args: RunsArgs) -> Result<()> {
             if let Some(result) = store.result::<serde_json::Value>(&id)? {
                 println!("\nresult:\n{}", serde_json::to_string_pretty(&result)?);
             }
+        }
+        RunsCommand::Exec {
+            manifest,
+            task,
+            devices,
+        } => {
+            let task = experiments::slurm::task(&manifest, task)?;
+            let job: Job = store.identity(&task.id).with_context(|| {
+                format!(
+                    "{} names run {}, which {} does not hold",
+                    manifest.display(),
+                    task.id,
+                    args.store.display()
+                )
+            })?;
+            let mut runner = Runner::new(
+                store,
+                DataCache::new(data_dir, allow_download),
+                &train::default_device(),
+            )
+            .with_devices(train::devices(devices));
+            runner.show_run_progress = false;
+            tracing::info!("{}: {}", task.id, describe(&job));
+            runner.execute(&task.id, &job, &task.keep)?;
+            println!("{} done", task.id);
         }
         RunsCommand::Gc { unfinished } => {
             let report = store.gc(unfinished)?;

@@ -493,20 +493,24 @@ impl Runner {
                 "{id}: the plan and the store disagree ({created})"
             )));
         }
-        let _lock = self.store.lock(id)?;
+        let lock = self.store.lock(id)?;
         match job {
-            Job::Train(spec) => self.train(id, spec, keep),
+            Job::Train(spec) => match self.train(id, spec, keep)? {
+                Some(result) => self.store.finish_locked(&lock, id, &result),
+                None => Ok(()),
+            },
             Job::Pair(spec) => {
                 if self.store.is_done(id) {
                     return Ok(());
                 }
-                let result = self.interpolate(spec)?;
-                self.store.finish(id, &result)
+                self.store
+                    .finish_locked(&lock, id, &self.interpolate(spec)?)
             }
         }
     }
 
-    fn train(&self, id: &str, spec: &TrainSpec, keep: &[u64]) -> Result<()> {
+    /// Trains run `id`; its result, or `None` when it had finished before.
+    fn train(&self, id: &str, spec: &TrainSpec, keep: &[u64]) -> Result<Option<TrainResult>> {
         let dir = self.store.dir(id);
         let trainer = self.trainer(spec, keep)?;
         let sparse = self.is_sparse(spec)?;
@@ -523,7 +527,7 @@ impl Runner {
                     }
                 }
             }
-            return Ok(());
+            return Ok(None);
         }
         let started = Instant::now();
         let template = || self.template(&trainer, &spec.rule);
@@ -545,18 +549,15 @@ impl Runner {
             Start::Init => 0,
             Start::Branch { step, .. } => *step,
         };
-        self.store.finish(
-            id,
-            &TrainResult {
-                total_steps: trainer.total_steps(),
-                start_step,
-                last,
-                density: density.fraction(),
-                layers: density.layers,
-                wall_seconds: started.elapsed().as_secs_f64(),
-                backend: train::backend_name().to_string(),
-            },
-        )
+        Ok(Some(TrainResult {
+            total_steps: trainer.total_steps(),
+            start_step,
+            last,
+            density: density.fraction(),
+            layers: density.layers,
+            wall_seconds: started.elapsed().as_secs_f64(),
+            backend: train::backend_name().to_string(),
+        }))
     }
 
     fn start_state(
@@ -704,13 +705,7 @@ impl Runner {
         let done: BTreeSet<RunId> = plan
             .ids()
             .iter()
-            .filter(|id| {
-                self.store.is_done(id)
-                    && plan
-                        .kept_steps(id)
-                        .iter()
-                        .all(|&s| self.has_checkpoint(id, s))
-            })
+            .filter(|id| self.is_complete(plan, id))
             .cloned()
             .collect();
         progress.set_length(plan.len() as u64);
@@ -804,6 +799,15 @@ impl Runner {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Whether run `id` is finished with every checkpoint `plan` needs from it.
+    pub fn is_complete(&self, plan: &Plan, id: &str) -> bool {
+        self.store.is_done(id)
+            && plan
+                .kept_steps(id)
+                .iter()
+                .all(|&s| self.has_checkpoint(id, s))
     }
 
     fn has_checkpoint(&self, id: &str, step: u64) -> bool {

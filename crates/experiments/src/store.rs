@@ -8,16 +8,18 @@
 //! ```
 //!
 //! A finished run is reused, never recomputed; an unfinished one is resumed by whoever takes
-//! its lock next; two processes never work on one run at the same time.
+//! its lock next; two processes never work on one run at the same time, also when they run on
+//! different machines sharing the store over a network filesystem (see [`crate::lock`]).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+use crate::lock::LockState;
+pub use crate::lock::RunLock;
 use crate::{Error, Result};
 
 /// The name of a run in the store: `<kind>-<16 hex digits>`.
@@ -31,15 +33,16 @@ const LOCK: &str = "lock";
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    lease: Duration,
 }
 
 /// What `list` reports of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunStatus {
     Done,
-    /// Locked by a live process.
+    /// Locked by a live process (`host pid N[, job J]`).
     Running {
-        pid: u32,
+        owner: String,
     },
     /// Started (has files besides its identity) but neither finished nor locked.
     Partial,
@@ -51,7 +54,7 @@ impl std::fmt::Display for RunStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunStatus::Done => write!(f, "done"),
-            RunStatus::Running { pid } => write!(f, "running (pid {pid})"),
+            RunStatus::Running { owner } => write!(f, "running ({owner})"),
             RunStatus::Partial => write!(f, "partial"),
             RunStatus::Planned => write!(f, "planned"),
         }
@@ -77,18 +80,6 @@ pub struct GcReport {
     pub bytes_freed: u64,
 }
 
-/// Holds a run's lock; released on drop.
-#[derive(Debug)]
-pub struct RunLock {
-    path: PathBuf,
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
 /// The id of a run of `kind` with this identity (no file is touched).
 pub fn run_id(kind: &str, identity: &impl Serialize) -> Result<RunId> {
     let text = canonical_json(identity)?;
@@ -111,12 +102,20 @@ fn io(path: &Path, e: std::io::Error) -> Error {
 }
 
 impl Store {
-    /// Opens (creating it if needed) the store at `root`.
+    /// Opens (creating it if needed) the store at `root`, with the lock lease of
+    /// `REWIND_LOCK_LEASE_SECS` (default 300 s).
     pub fn open(root: &Path) -> Result<Store> {
         std::fs::create_dir_all(root).map_err(|e| io(root, e))?;
         Ok(Store {
             root: root.to_path_buf(),
+            lease: crate::lock::lease_from_env(),
         })
+    }
+
+    /// How long a lock of another machine stays valid without a heartbeat.
+    pub fn with_lease(mut self, lease: Duration) -> Store {
+        self.lease = lease;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -178,40 +177,28 @@ impl Store {
         Ok(())
     }
 
-    /// Takes the lock of a run, waiting while another live process holds it. A lock left by
-    /// a process that no longer exists (on this host) is taken over.
-    pub fn lock(&self, id: &str) -> Result<RunLock> {
-        let path = self.dir(id).join(LOCK);
-        let started = Instant::now();
-        let mut warned = false;
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut file) => {
-                    let _ = writeln!(file, "{}", std::process::id());
-                    return Ok(RunLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    match lock_owner(&path) {
-                        Some(pid) if process_alive(pid) => {
-                            if !warned && started.elapsed() > Duration::from_secs(2) {
-                                tracing::info!("waiting for process {pid}, which works on {id}");
-                                warned = true;
-                            }
-                            std::thread::sleep(Duration::from_millis(500));
-                        }
-                        _ => {
-                            tracing::warn!("taking over the stale lock of {id}");
-                            let _ = std::fs::remove_file(&path);
-                        }
-                    }
-                }
-                Err(e) => return Err(io(&path, e)),
-            }
+    /// [`Store::finish`] under `lock`, refused when the lock was lost meanwhile (taken over
+    /// after a lapsed heartbeat): the process that took it over records the result.
+    pub fn finish_locked(&self, lock: &RunLock, id: &str, result: &impl Serialize) -> Result<()> {
+        if !lock.is_held() {
+            return Err(Error::Invalid(format!(
+                "{id}: this process lost the run's lock (no heartbeat for longer than the \
+                 lease, REWIND_LOCK_LEASE_SECS) and another process took the run over; it \
+                 records the result"
+            )));
         }
+        self.finish(id, result)
+    }
+
+    /// Takes the lock of a run, waiting while a live process (on any machine sharing the
+    /// store) holds it. A stale lock is taken over (see [`crate::lock`]).
+    pub fn lock(&self, id: &str) -> Result<RunLock> {
+        crate::lock::acquire(&self.dir(id).join(LOCK), id, self.lease)
+    }
+
+    /// Takes the lock of a run if no live process holds it.
+    pub fn try_lock(&self, id: &str) -> Result<Option<RunLock>> {
+        crate::lock::try_acquire(&self.dir(id).join(LOCK), self.lease)
     }
 
     /// Every run in the store, sorted by id.
@@ -249,10 +236,13 @@ impl Store {
         if dir.join(RESULT).is_file() {
             return RunStatus::Done;
         }
-        if let Some(pid) = lock_owner(&dir.join(LOCK))
-            && process_alive(pid)
+        if let Some(lock) = LockState::read(&dir.join(LOCK))
+            && !lock.is_stale(self.lease)
         {
-            return RunStatus::Running { pid };
+            let owner = lock
+                .owner
+                .map_or_else(|| "unknown holder".to_string(), |o| o.to_string());
+            return RunStatus::Running { owner };
         }
         let started = std::fs::read_dir(&dir)
             .map(|d| {
@@ -273,9 +263,11 @@ impl Store {
         let mut report = GcReport::default();
         for entry in self.list()? {
             let dir = self.dir(&entry.id);
-            let lock = dir.join(LOCK);
-            if lock.exists() && !matches!(entry.status, RunStatus::Running { .. }) {
-                let _ = std::fs::remove_file(&lock);
+            // Taking a stale lock and dropping it removes it, atomically against claimants.
+            if dir.join(LOCK).exists()
+                && !matches!(entry.status, RunStatus::Running { .. })
+                && self.try_lock(&entry.id)?.is_some()
+            {
                 report.stale_locks += 1;
             }
             if matches!(entry.status, RunStatus::Running { .. }) {
@@ -329,22 +321,6 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
             path.display()
         ))
     })
-}
-
-fn lock_owner(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-fn process_alive(pid: u32) -> bool {
-    if pid == std::process::id() {
-        return true;
-    }
-    if cfg!(target_os = "linux") {
-        Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        // Without a portable liveness check, a lock is trusted until removed by hand or gc.
-        true
-    }
 }
 
 /// Bytes under `path`.

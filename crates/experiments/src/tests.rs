@@ -356,7 +356,9 @@ fn a_child_with_its_parents_data_order_is_the_parent_itself() {
 #[test]
 fn the_store_locks_runs_and_takes_over_stale_locks() {
     let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(dir.path()).expect("store");
+    let store = Store::open(dir.path())
+        .expect("store")
+        .with_lease(std::time::Duration::from_millis(200));
     let id = store
         .create("train", &serde_json::json!({"x": 1}))
         .expect("create");
@@ -367,11 +369,19 @@ fn the_store_locks_runs_and_takes_over_stale_locks() {
             .expect("same"),
         id
     );
-    // A lock of a process that no longer exists is stale.
+    // A lock without a heartbeat for longer than the lease is stale (see `lock` for the
+    // other cases).
     std::fs::write(store.dir(&id).join("lock"), "4000000000").expect("lock");
+    assert!(matches!(store.status(&id), RunStatus::Running { .. }));
+    assert!(store.try_lock(&id).expect("try").is_none());
+    std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(store.status(&id), RunStatus::Planned);
     let lock = store.lock(&id).expect("take over");
     assert!(matches!(store.status(&id), RunStatus::Running { .. }));
+    store
+        .finish_locked(&lock, &id, &0)
+        .expect("finish under the lock");
+    std::fs::remove_file(store.dir(&id).join("result.json")).expect("rm");
     drop(lock);
     std::fs::write(store.dir(&id).join(".metrics.json.tmp-1"), "x").expect("tmp");
     let report = store.gc(false).expect("gc");
@@ -382,4 +392,134 @@ fn the_store_locks_runs_and_takes_over_stale_locks() {
     // A directory whose identity does not match its name is refused.
     std::fs::write(store.dir(&id).join("identity.json"), "{}").expect("tamper");
     assert!(store.create("train", &serde_json::json!({"x": 1})).is_err());
+}
+
+#[test]
+fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
+    use crate::slurm::{JobArray, JobCommands, SlurmConfig, job_arrays, submit, task};
+    let recipe = resnet_recipe();
+    let mut plan = Plan::new();
+    let parent = plan
+        .train_from_init(&recipe, 1, 0, &eval(), &PruneRule::default())
+        .expect("parent");
+    instability(vec![3, 4])
+        .plan(
+            &mut plan,
+            &[ParentRun {
+                init_seed: 1,
+                run: parent.clone(),
+                ks: vec![0, 8],
+            }],
+            24,
+        )
+        .expect("plan");
+    let check = |arrays: &[JobArray], skipped: &[&str]| {
+        let array_of = |id: &str| {
+            arrays
+                .iter()
+                .position(|a| a.tasks.iter().any(|t| t.id == id))
+        };
+        let listed: usize = arrays.iter().map(|a| a.tasks.len()).sum();
+        assert_eq!(listed, plan.len() - skipped.len());
+        for (i, array) in arrays.iter().enumerate() {
+            for t in &array.tasks {
+                assert_eq!(t.keep, plan.kept_steps(&t.id));
+                for dep in plan.job(&t.id).expect("job").dependencies() {
+                    match array_of(&dep) {
+                        Some(j) => {
+                            assert!(j < i, "{dep} is submitted after its child");
+                            assert!(array.after.contains(&j), "{} waits for {dep}", t.id);
+                        }
+                        None => assert!(skipped.contains(&dep.as_str())),
+                    }
+                }
+            }
+        }
+    };
+    let arrays = job_arrays(&plan, |_| false, 1000);
+    // Parent and the k = 0 children (from the init) / the k = 8 children and the k = 0 pairs
+    // / the k = 8 pairs.
+    assert_eq!(arrays.len(), 3);
+    assert_eq!(arrays[0].tasks[0].id, parent);
+    assert!(arrays[0].after.is_empty());
+    check(&arrays, &[]);
+    // A finished parent is not submitted, and nothing waits for it.
+    let without_parent = job_arrays(&plan, |id| id == parent, 1000);
+    check(&without_parent, &[&parent]);
+    // Arrays larger than the cluster allows are split; dependencies follow the parts.
+    let small = job_arrays(&plan, |_| false, 1);
+    assert_eq!(small.len(), plan.len());
+    assert!(small[0].name.ends_with("part-0"));
+    check(&small, &[]);
+
+    // Submission through a stand-in `sbatch` that records its arguments.
+    let dir = tempfile::tempdir().expect("tmp");
+    let bin = dir.path().join("sbatch");
+    let calls = dir.path().join("calls.txt");
+    std::fs::write(
+        &bin,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {0}\nn=$(wc -l < {0})\necho $((100 + n))\n",
+            calls.display()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let fake_rewind = dir.path().join("rewind-binary");
+    std::fs::write(&fake_rewind, "binary").expect("write");
+    let config = SlurmConfig {
+        partition: Some("gpu".into()),
+        gpus_per_job: 1,
+        time: Some("02:00:00".into()),
+        sbatch: bin,
+        ..SlurmConfig::default()
+    };
+    let commands = JobCommands {
+        rewind: fake_rewind,
+        global: vec!["--data-dir".into(), "/data with space".into()],
+        exec: vec!["--devices".into(), "1".into()],
+        last: Some(vec!["reproduce".into(), "--scale".into(), "smoke".into()]),
+    };
+    let store = dir.path().join("store");
+    let submission = submit(&store, arrays.clone(), &commands, &config).expect("submit");
+    assert_eq!(submission.array_jobs, vec!["101", "102", "103"]);
+    assert_eq!(submission.final_job.as_deref(), Some("104"));
+    let calls = std::fs::read_to_string(&calls).expect("calls");
+    let lines: Vec<&str> = calls.lines().collect();
+    assert!(lines[0].starts_with("--parsable ") && !lines[0].contains("dependency"));
+    for (line, array) in lines[1..3].iter().zip(&arrays[1..]) {
+        let after: Vec<String> = array.after.iter().map(|i| format!("{}", 101 + i)).collect();
+        assert!(
+            line.contains(&format!("--dependency=afterok:{}", after.join(":"))),
+            "{line}"
+        );
+    }
+    assert!(lines[3].contains("--dependency=afterok:101:102:103"));
+    let script = std::fs::read_to_string(submission.dir.join("stage-01.sbatch")).expect("script");
+    for expected in [
+        format!("#SBATCH --array=0-{}", arrays[1].tasks.len() - 1),
+        "#SBATCH --partition=gpu".into(),
+        "#SBATCH --gres=gpu:1".into(),
+        "#SBATCH --time=02:00:00".into(),
+        "#SBATCH --kill-on-invalid-dep=yes".into(),
+        "'/data with space'".into(),
+        "exec --manifest".into(),
+        "--task \"$SLURM_ARRAY_TASK_ID\" --devices 1".into(),
+    ] {
+        assert!(script.contains(&expected), "{expected} not in\n{script}");
+    }
+    assert_eq!(
+        std::fs::read(submission.dir.join("rewind")).expect("copy"),
+        b"binary"
+    );
+    let manifest = submission.dir.join("stage-01.json");
+    assert_eq!(task(&manifest, 0).expect("task"), arrays[1].tasks[0]);
+    assert!(task(&manifest, 99).is_err());
+    // Bad limits are refused before anything is submitted.
+    let bad = SlurmConfig {
+        time: Some("2 hours".into()),
+        ..SlurmConfig::default()
+    };
+    assert!(submit(&store, arrays, &commands, &bad).is_err());
 }
