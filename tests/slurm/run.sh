@@ -29,7 +29,7 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
 fi
-sinfo --version
+slurmctld -V
 
 say "building rewind"
 cargo build --quiet -p cli
@@ -88,25 +88,52 @@ done
 [ "$state" = idle ] || { echo "the node did not come up ($state)"; tail -20 "$work"/slurm*.log; exit 1; }
 sinfo
 
+submit() {
+    "$rewind" --data-dir "$data" --no-download reproduce --scale smoke --executor slurm \
+        --partition rewind --cpus-per-job 1 --time 01:00:00 \
+        --store "$work/store-slurm" --out "$work/report-slurm" "${extra[@]}"
+}
+wait_for_jobs() {
+    local start=$1
+    while [ -n "$(squeue -h -o %i)" ]; do
+        if [ $(( $(date +%s) - start )) -gt "$limit" ]; then
+            echo "jobs still queued after $limit s:"; squeue; exit 1
+        fi
+        sleep 3
+    done
+    "$rewind" runs --store "$work/store-slurm" list | tail -1
+    if [ ! -f "$work/report-slurm/results.json" ]; then
+        echo "the Slurm run wrote no report; job logs:"
+        tail -n 30 "$work"/store-slurm/slurm/*/logs/*.out
+        exit 1
+    fi
+}
+
 say "submitting the smoke reproduction to Slurm (${extra[*]})"
 start=$(date +%s)
-"$rewind" --data-dir "$data" --no-download reproduce --scale smoke --executor slurm \
-    --partition rewind --cpus-per-job 1 --time 01:00:00 \
-    --store "$work/store-slurm" --out "$work/report-slurm" "${extra[@]}" | tee "$work/submit.txt"
-while [ -n "$(squeue -h -o %i)" ]; do
-    if [ $(( $(date +%s) - start )) -gt "$limit" ]; then
-        echo "jobs still queued after $limit s:"; squeue; exit 1
-    fi
-    sleep 5
-done
-slurm_s=$(( $(date +%s) - start ))
-"$rewind" runs --store "$work/store-slurm" list | tail -1
-if [ ! -f "$work/report-slurm/results.json" ]; then
-    echo "the Slurm run wrote no report; job logs:"
-    tail -n 30 "$work"/store-slurm/slurm/*/logs/*.out
-    exit 1
-fi
-echo "Slurm: every job finished in $slurm_s s"
+submit | tee "$work/submit.txt"
+wait_for_jobs "$start"
+echo "Slurm: every job finished in $(( $(date +%s) - start )) s"
+
+say "a crashed job: a run loses its result and last checkpoint, its lock is left by a dead node"
+crashed=$(cd "$work/store-slurm" && ls -d train-* | head -1)
+cp "$work/store-slurm/$crashed/result.json" "$work/crashed-result.json"
+rm "$work/store-slurm/$crashed/result.json"
+last=$(ls -d "$work/store-slurm/$crashed"/checkpoints/step-* | tail -1)
+rm -r "$last"
+echo '{"host":"node-that-crashed","machine":"gone","pid":1,"token":"crashed","job":"7 task 0"}' \
+    > "$work/store-slurm/$crashed/lock"
+touch -d '10 minutes ago' "$work/store-slurm/$crashed/lock"
+mv "$work/report-slurm" "$work/report-slurm-first"
+start=$(date +%s)
+submit | tee "$work/resubmit.txt"
+grep -q "submitted 1 of" "$work/resubmit.txt" \
+    || { echo "the resubmission should hold exactly the crashed run"; exit 1; }
+wait_for_jobs "$start"
+[ ! -e "$work/store-slurm/$crashed/lock" ] || { echo "the stale lock is still there"; exit 1; }
+python3 tests/slurm/same_results.py "$work/crashed-result.json" "$work/store-slurm/$crashed/result.json" \
+    || { echo "$crashed was recomputed differently"; exit 1; }
+echo "resubmitted: $crashed taken over from the dead node's lock, resumed from its remaining checkpoint and recomputed identically in $(( $(date +%s) - start )) s"
 
 say "the same plan locally"
 start=$(date +%s)
@@ -115,38 +142,5 @@ start=$(date +%s)
 echo "local: $(( $(date +%s) - start )) s"
 
 say "comparing the results"
-python3 - "$work/report-slurm/results.json" "$work/report-local/results.json" <<'PY'
-import json, sys
-
-# Wall-clock times and the commit differ by nature; everything else must
-# be equal: every accuracy, error curve, instability and distance.
-VOLATILE = ("seconds", "commit")
-
-def strip(v):
-    if isinstance(v, dict):
-        return {k: strip(x) for k, x in v.items() if not any(w in k for w in VOLATILE)}
-    if isinstance(v, list):
-        return [strip(x) for x in v]
-    return v
-
-def leaves(v, path=""):
-    if isinstance(v, dict):
-        for k, x in v.items():
-            yield from leaves(x, f"{path}.{k}")
-    elif isinstance(v, list):
-        for i, x in enumerate(v):
-            yield from leaves(x, f"{path}[{i}]")
-    else:
-        yield path, v
-
-a, b = (strip(json.load(open(p))) for p in sys.argv[1:3])
-la, lb = dict(leaves(a)), dict(leaves(b))
-numbers = sum(isinstance(v, float) for v in la.values())
-if la != lb:
-    diff = [k for k in sorted(set(la) | set(lb)) if la.get(k) != lb.get(k)]
-    for k in diff[:20]:
-        print(f"differs: {k}: slurm {la.get(k)!r} local {lb.get(k)!r}")
-    sys.exit(f"{len(diff)} of {len(la)} values differ")
-print(f"equal: {len(la)} values ({numbers} floating-point numbers) in results.json")
-PY
+python3 tests/slurm/same_results.py "$work/report-slurm/results.json" "$work/report-local/results.json"
 say "ok"

@@ -290,6 +290,7 @@ fn submit_to_slurm(
     for s in &args.substitute {
         last.extend(["--substitute".into(), s.clone()]);
     }
+    runner.register(plan)?;
     let arrays = job_arrays(plan, |id| runner.is_complete(plan, id), c.max_array_size);
     let commands = JobCommands {
         rewind: std::env::current_exe().context("cannot find the rewind binary")?,

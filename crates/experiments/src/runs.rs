@@ -696,12 +696,7 @@ impl Runner {
         workers: usize,
         progress: &indicatif::ProgressBar,
     ) -> Result<()> {
-        // Every run of the plan appears in the store at once (`rewind runs list`: planned).
-        for id in plan.ids() {
-            if let Some(job) = plan.job(id) {
-                self.store.create(job.kind(), job)?;
-            }
-        }
+        self.register(plan)?;
         let done: BTreeSet<RunId> = plan
             .ids()
             .iter()
@@ -799,6 +794,17 @@ impl Runner {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Writes the identity of every run of `plan` into the store (`rewind runs list` shows
+    /// them as planned), so that any process can execute them from the store alone.
+    pub fn register(&self, plan: &Plan) -> Result<()> {
+        for id in plan.ids() {
+            if let Some(job) = plan.job(id) {
+                self.store.create(job.kind(), job)?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether run `id` is finished with every checkpoint `plan` needs from it.
