@@ -15,6 +15,23 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// Training allocates and frees tensors of megabytes every step; glibc's malloc returns each one
+// to the kernel and takes it back (page faults and zeroed pages: a third of a Lenet step).
+// mimalloc keeps them (see BENCHMARKS.md, "Where the time goes").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Keeps freed memory for 10 s before returning it to the OS (mimalloc's default is 10 ms, so
+/// the buffers of a Resnet step, freed and needed again a second later, were purged and
+/// faulted back in every step: 20% of it).
+#[allow(unsafe_code)]
+fn keep_freed_memory() {
+    // `mi_option_purge_delay` in mimalloc.h's `mi_option_e` (v2), in milliseconds.
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: sets a plain integer option; mimalloc reads it on its next purge.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10_000) }
+}
+
 /// Instability analysis and lottery-ticket experiments on burn.
 #[derive(Parser, Debug)]
 #[command(name = "rewind", version, about, long_about = None)]
@@ -68,6 +85,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
