@@ -6,6 +6,7 @@
 //! subsets), and every cut is written down in [`ModelSetup::cuts`] so that the report can say
 //! what was run.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use data::DatasetName;
@@ -696,6 +697,15 @@ pub struct ModelResults {
     pub sparse: Vec<SparseAnalysis>,
 }
 
+/// Compute time of one kind of run of one network (see [`crate::runs::run_kind`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeShare {
+    pub network: String,
+    pub kind: String,
+    pub runs: usize,
+    pub seconds: f64,
+}
+
 /// A whole reproduction: what the renderer reads (`results.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Results {
@@ -707,6 +717,9 @@ pub struct Results {
     pub wall_seconds: f64,
     /// Sum of the wall times of every run the figures use, as recorded when each was trained.
     pub compute_seconds: f64,
+    /// `compute_seconds` by network and kind of run.
+    #[serde(default)]
+    pub time: Vec<TimeShare>,
     pub runs: usize,
 }
 
@@ -782,12 +795,8 @@ pub fn collect(
             sparse,
         });
     }
-    let compute_seconds = plan
-        .ids()
-        .iter()
-        .filter_map(|id| store.result::<crate::runs::TrainResult>(id).ok().flatten())
-        .map(|r| r.wall_seconds)
-        .sum();
+    let time = time_by_kind(plan, store)?;
+    let compute_seconds = time.iter().map(|t| t.seconds).sum();
     Ok(Results {
         config: config.clone(),
         models: out,
@@ -795,8 +804,41 @@ pub fn collect(
         git_commit: git_commit(),
         wall_seconds: started.elapsed().as_secs_f64(),
         compute_seconds,
+        time,
         runs: plan.len(),
     })
+}
+
+/// Recorded compute time of the plan's runs, by network and kind of run.
+fn time_by_kind(plan: &Plan, store: &Store) -> Result<Vec<TimeShare>> {
+    use crate::runs::{Job, PairResult, TrainResult, run_kind};
+    let mut shares: BTreeMap<(String, &'static str), TimeShare> = BTreeMap::new();
+    for id in plan.ids() {
+        let Some(job) = plan.job(id) else { continue };
+        let (network, seconds) = match job {
+            Job::Train(spec) => (
+                spec.recipe.name.clone(),
+                store.finished::<TrainResult>(id)?.wall_seconds,
+            ),
+            Job::Pair(pair) => (
+                plan.train_spec(&pair.a)
+                    .map_or_else(|_| "?".to_string(), |s| s.recipe.name.clone()),
+                store.finished::<PairResult>(id)?.wall_seconds,
+            ),
+        };
+        let kind = run_kind(job);
+        let share = shares
+            .entry((network.clone(), kind))
+            .or_insert_with(|| TimeShare {
+                network,
+                kind: kind.to_string(),
+                runs: 0,
+                seconds: 0.0,
+            });
+        share.runs += 1;
+        share.seconds += seconds;
+    }
+    Ok(shares.into_values().collect())
 }
 
 fn summarise_levels(runs: &[LevelResult]) -> Vec<LevelSummary> {

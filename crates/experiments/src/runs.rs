@@ -159,6 +159,9 @@ pub struct PairResult {
     pub l2: L2Distance,
     /// Test error (%) of `a` and `b`.
     pub endpoint_test_errors: [f32; 2],
+    /// Time the interpolation took (absent in results of older versions).
+    #[serde(default)]
+    pub wall_seconds: f64,
 }
 
 /// A graph of runs, deduplicated by id, with the checkpoints other runs need from each.
@@ -637,6 +640,7 @@ impl Runner {
     }
 
     fn interpolate(&self, spec: &PairSpec) -> Result<PairResult> {
+        let started = Instant::now();
         let (sa, sb) = (self.spec(&spec.a)?, self.spec(&spec.b)?);
         if sa.recipe.model != sb.recipe.model || sa.rule != sb.rule {
             return Err(Error::Invalid(format!(
@@ -684,6 +688,7 @@ impl Runner {
             ],
             curve,
             l2,
+            wall_seconds: started.elapsed().as_secs_f64(),
         })
     }
 
@@ -824,6 +829,27 @@ impl Runner {
             Ok(Some(r)) if step < r.start_step => true,
             _ => train::CheckpointStore::new(&self.store.dir(id)).has(step),
         }
+    }
+}
+
+/// What kind of run a job is, for time accounting: `dense`, `child` (a branch keeping its
+/// parent's mask and weights), `imp` (a pruned level), `random-prune`, `reinit` or
+/// `interpolation`.
+pub fn run_kind(job: &Job) -> &'static str {
+    match job {
+        Job::Pair(_) => "interpolation",
+        Job::Train(s) => match &s.start {
+            Start::Init => "dense",
+            Start::Branch {
+                weights: WeightSource::Reinit { .. },
+                ..
+            } => "reinit",
+            Start::Branch { mask, .. } => match mask {
+                MaskSource::Parent => "child",
+                MaskSource::Prune { .. } => "imp",
+                MaskSource::RandomLike { .. } => "random-prune",
+            },
+        },
     }
 }
 

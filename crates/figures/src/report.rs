@@ -120,6 +120,29 @@ pub fn markdown(r: &Results) -> String {
         "- BN statistics along the interpolation path: {:?} (paper: interpolated)",
         r.config.bn_policy
     );
+    if !r.time.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Where the time went\n\nCompute time recorded by each run (wall time while it \
+             ran; runs of several workers overlap), by network and kind of run:\n"
+        );
+        let _ = writeln!(
+            s,
+            "| network | runs | count | time | share |\n|---|---|---|---|---|"
+        );
+        let total = r.compute_seconds.max(1e-9);
+        for t in &r.time {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:.1}% |",
+                t.network,
+                t.kind,
+                t.runs,
+                duration(t.seconds),
+                100.0 * t.seconds / total
+            );
+        }
+    }
     let _ = writeln!(s, "\n## Data actually used\n");
     let _ = writeln!(s, "| network | paper's data | data used |\n|---|---|---|");
     for m in &r.models {

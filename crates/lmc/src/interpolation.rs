@@ -143,6 +143,10 @@ pub struct CurveData<'a> {
     pub bn_batches: Option<&'a SeededBatches>,
 }
 
+/// Most bytes of images an error curve keeps on the device per evaluation set (the MNIST and
+/// CIFAR-10 test and train sets fit; ImageNet's are streamed).
+const CURVE_CACHE_BYTES: usize = 1 << 30;
+
 /// Test (and train) error of `alpha * a + (1 - alpha) * b` at `points` evenly spaced alphas
 /// in [0, 1], ends included, alpha ascending (alpha 0 is `b`, alpha 1 is `a`). `finish` is
 /// applied to every interpolated network before evaluation (e.g. re-applying a sparse mask).
@@ -160,6 +164,26 @@ pub fn error_curve<M: Classifier>(
             "an error curve needs at least 2 points".into(),
         ));
     }
+    // Every point is evaluated on the same images: build them once where they fit.
+    let test_set = train::EvalSet::new(
+        data.test,
+        data.transform,
+        data.batch_size,
+        data.test_subset,
+        device,
+        CURVE_CACHE_BYTES,
+    )?;
+    let train_set = match data.train_subset {
+        Some(0) => None,
+        limit => Some(train::EvalSet::new(
+            data.train,
+            data.transform,
+            data.batch_size,
+            limit,
+            device,
+            CURVE_CACHE_BYTES,
+        )?),
+    };
     let mut out = Vec::with_capacity(points);
     for i in 0..points {
         let alpha = i as f32 / (points - 1) as f32;
@@ -170,27 +194,10 @@ pub fn error_curve<M: Classifier>(
                 .ok_or_else(|| Error::Invalid("BN re-estimation needs training batches".into()))?;
             model = finish(reestimate_bn(&model, source, batches, device)?);
         }
-        let test = train::evaluate(
-            &model,
-            data.test,
-            data.transform,
-            data.batch_size,
-            data.test_subset,
-            device,
-        )?;
-        let train_error = match data.train_subset {
-            Some(0) => None,
-            limit => Some(
-                train::evaluate(
-                    &model,
-                    data.train,
-                    data.transform,
-                    data.batch_size,
-                    limit,
-                    device,
-                )?
-                .error_percent(),
-            ),
+        let test = test_set.evaluate(&model)?;
+        let train_error = match &train_set {
+            Some(set) => Some(set.evaluate(&model)?.error_percent()),
+            None => None,
         };
         out.push(CurvePoint {
             alpha,

@@ -1,5 +1,5 @@
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::Device;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::tensor::{Device, Int, Tensor};
 use data::{ImageSource, Transform, eval_batches};
 use nets::Classifier;
 use serde::{Deserialize, Serialize};
@@ -31,14 +31,97 @@ pub fn evaluate<M: Classifier>(
     limit: Option<usize>,
     device: &Device,
 ) -> Result<EvalResult> {
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
-    let mut loss_sum = 0.0f64;
-    let mut correct = 0i64;
-    let mut examples = 0usize;
-    for batch in eval_batches(source, transform, batch_size, limit) {
-        let batch = batch?;
-        let n = batch.len();
-        let (images, labels) = batch.into_tensors(device);
+    EvalSet::new(source, transform, batch_size, limit, device, 0)?.evaluate(model)
+}
+
+/// The examples one evaluation sees, ready to evaluate many networks: an interpolation sweep
+/// evaluates 30 networks on the same images. Where the decoded, normalised images fit
+/// `cache_bytes`, they are built once and kept as tensors on the device; otherwise (ImageNet)
+/// they are built batch by batch for every evaluation.
+pub struct EvalSet {
+    source: ImageSource,
+    transform: Transform,
+    batch_size: usize,
+    limit: Option<usize>,
+    device: Device,
+    cached: Option<Vec<(Tensor<4>, Tensor<1, Int>)>>,
+}
+
+impl EvalSet {
+    pub fn new(
+        source: &ImageSource,
+        transform: &Transform,
+        batch_size: usize,
+        limit: Option<usize>,
+        device: &Device,
+        cache_bytes: usize,
+    ) -> Result<EvalSet> {
+        let examples = limit.map_or(source.len(), |l| l.min(source.len()));
+        let side = transform.size;
+        let bytes = examples * transform.channels() * side * side * std::mem::size_of::<f32>();
+        let cached = if bytes <= cache_bytes {
+            Some(
+                eval_batches(source, transform, batch_size, limit)
+                    .map(|b| b.map(|b| b.into_tensors(device)))
+                    .collect::<std::result::Result<Vec<_>, _>>()?,
+            )
+        } else {
+            None
+        };
+        Ok(EvalSet {
+            source: source.clone(),
+            transform: transform.clone(),
+            batch_size,
+            limit,
+            device: device.clone(),
+            cached,
+        })
+    }
+
+    /// Whether the images are kept as tensors.
+    pub fn is_cached(&self) -> bool {
+        self.cached.is_some()
+    }
+
+    /// Mean loss and accuracy of `model` (pass `model.valid()`) on this set.
+    pub fn evaluate<M: Classifier>(&self, model: &M) -> Result<EvalResult> {
+        let loss_fn = CrossEntropyLossConfig::new().init(&self.device);
+        let mut total = Tally::default();
+        match &self.cached {
+            Some(batches) => {
+                for (images, labels) in batches {
+                    total.add(model, images.clone(), labels.clone(), &loss_fn);
+                }
+            }
+            None => {
+                let batches =
+                    eval_batches(&self.source, &self.transform, self.batch_size, self.limit);
+                for batch in batches {
+                    let (images, labels) = batch?.into_tensors(&self.device);
+                    total.add(model, images, labels, &loss_fn);
+                }
+            }
+        }
+        Ok(total.result())
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    loss_sum: f64,
+    correct: i64,
+    examples: usize,
+}
+
+impl Tally {
+    fn add<M: Classifier>(
+        &mut self,
+        model: &M,
+        images: Tensor<4>,
+        labels: Tensor<1, Int>,
+        loss_fn: &CrossEntropyLoss,
+    ) {
+        let n = labels.dims()[0];
         let logits = model.forward(images);
         let loss: f32 = loss_fn
             .forward(logits.clone(), labels.clone())
@@ -50,14 +133,17 @@ pub fn evaluate<M: Classifier>(
             .int()
             .sum()
             .into_scalar::<i64>();
-        loss_sum += loss as f64 * n as f64;
-        correct += hits;
-        examples += n;
+        self.loss_sum += loss as f64 * n as f64;
+        self.correct += hits;
+        self.examples += n;
     }
-    let n = examples.max(1) as f64;
-    Ok(EvalResult {
-        loss: (loss_sum / n) as f32,
-        accuracy: (correct as f64 / n) as f32,
-        examples,
-    })
+
+    fn result(&self) -> EvalResult {
+        let n = self.examples.max(1) as f64;
+        EvalResult {
+            loss: (self.loss_sum / n) as f32,
+            accuracy: (self.correct as f64 / n) as f32,
+            examples: self.examples,
+        }
+    }
 }

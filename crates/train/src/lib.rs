@@ -24,7 +24,7 @@ pub mod trainer;
 pub use backend::{backend_name, default_device, devices};
 pub use checkpoint::{Checkpoint, CheckpointStore, claim_toml, write_atomic};
 pub use error::{Error, Result};
-pub use eval::{EvalResult, evaluate};
+pub use eval::{EvalResult, EvalSet, evaluate};
 pub use metrics::{MetricRecord, Metrics};
 pub use recipe::{DataConfig, IMAGENET_PRESETS, OptimizerConfig, PRESETS, Recipe};
 pub use schedule::LrSchedule;

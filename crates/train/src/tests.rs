@@ -328,3 +328,24 @@ fn resnet50_and_inception_v3_train_on_an_imagenet_folder() {
         );
     }
 }
+
+#[test]
+fn an_evaluation_set_kept_as_tensors_scores_like_one_built_per_call() {
+    let t = trainer(resnet(), 1);
+    let model = t.build_model().expect("model").valid();
+    let device = default_device();
+    let (source, transform) = (&t.data.train, &t.data.transform);
+    let streamed = crate::EvalSet::new(source, transform, 7, Some(30), &device, 0).expect("set");
+    let cached =
+        crate::EvalSet::new(source, transform, 7, Some(30), &device, usize::MAX).expect("set");
+    assert!(!streamed.is_cached() && cached.is_cached());
+    let a = streamed.evaluate(&model).expect("eval");
+    assert_eq!(a.examples, 30);
+    // Twice from the cache (its tensors are reused, not consumed), and equal to streaming.
+    assert_eq!(cached.evaluate(&model).expect("eval"), a);
+    assert_eq!(cached.evaluate(&model).expect("eval"), a);
+    assert_eq!(
+        crate::evaluate(&model, source, transform, 7, Some(30), &device).expect("eval"),
+        a
+    );
+}
