@@ -332,7 +332,7 @@ fn resnet50_and_inception_v3_train_on_an_imagenet_folder() {
 #[test]
 fn an_evaluation_set_kept_as_tensors_scores_like_one_built_per_call() {
     let t = trainer(resnet(), 1);
-    let model = t.build_model().expect("model").valid();
+    let model = burn::module::Module::valid(&t.build_model().expect("model"));
     let device = default_device();
     let (source, transform) = (&t.data.train, &t.data.transform);
     let streamed = crate::EvalSet::new(source, transform, 7, Some(30), &device, 0).expect("set");
