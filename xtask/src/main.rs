@@ -15,6 +15,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per invocation
 enum Command {
     /// Benchmark against PyTorch: our training steps, evaluation, interpolation sweep and peak
     /// memory (release build) beside the same work in `bench/reference.py` (CPU torch, installed
