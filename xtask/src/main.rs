@@ -187,7 +187,7 @@ fn bench(o: BenchOptions) -> Result<()> {
          assembly, augmentation), the reference feeds ready tensors. Medians of {} timed steps \
          after {} warm-up steps. Ratio = ours / PyTorch in time (for images/s: PyTorch / \
          ours), so below 1 means faster than PyTorch.\n\nMachine: {cpu}, {} logical cores; \
-         threads: {} on both sides; backend: {}; reference: {torch}.\n\n{table}{BENCH_END}\n",
+         threads: {} on both sides; backend: {}; reference: {torch}.\n\n{table}{BENCH_END}\n\n",
         o.steps,
         o.warmup,
         std::thread::available_parallelism()

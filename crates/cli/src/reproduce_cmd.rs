@@ -300,10 +300,11 @@ fn submit_to_slurm(
     };
     let submission = submit(runner.store.root(), arrays, &commands, &config)?;
     for (array, job) in submission.arrays.iter().zip(&submission.array_jobs) {
+        let n = array.tasks.len();
         println!(
-            "job {job}: {} ({} runs){}",
+            "job {job}: {} ({n} run{}){}",
             array.name,
-            array.tasks.len(),
+            if n == 1 { "" } else { "s" },
             if array.after.is_empty() {
                 String::new()
             } else {

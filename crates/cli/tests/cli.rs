@@ -266,6 +266,45 @@ fn reproduce_says_how_to_substitute_cifar_and_plans_without_running() {
     );
     let (ok, _, stderr) = run(rewind().args(["reproduce", "--substitute", "cifar10", "--dry-run"]));
     assert!(!ok && stderr.contains("PAPER=USED"), "{stderr}");
+
+    // The Slurm executor: the dry run names the job arrays; a bad limit and a missing sbatch
+    // are one clear message each, and nothing is submitted.
+    let slurm = |extra: &[&str]| {
+        run(rewind()
+            .arg("--data-dir")
+            .arg(&data)
+            .args([
+                "--no-download",
+                "reproduce",
+                "--scale",
+                "smoke",
+                "--models",
+                "lenet",
+                "--executor",
+                "slurm",
+                "--store",
+            ])
+            .arg(store.path())
+            .args(extra)
+            .env("PATH", "/nonexistent"))
+    };
+    let (ok, stdout, stderr) = slurm(&["--dry-run"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("Slurm: 5 job arrays: stage-00 (2), stage-01 (7)")
+            && stdout.contains("then the report job"),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = slurm(&["--time", "2 hours"]);
+    assert!(
+        !ok && stderr.contains("HH:MM:SS") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = slurm(&[]);
+    assert!(
+        !ok && stderr.contains("needs Slurm's sbatch on PATH") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }
 
 /// An ImageNet-format tree (`train/<class>/*.JPEG`, `val/<class>/*.JPEG`): 3 classes of

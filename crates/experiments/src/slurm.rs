@@ -281,6 +281,11 @@ pub fn submit(
     config: &SlurmConfig,
 ) -> Result<Submission> {
     config.validate()?;
+    // Nothing is written where nothing can be submitted.
+    Command::new(&config.sbatch)
+        .arg("--version")
+        .output()
+        .map_err(|e| no_sbatch(config, e))?;
     let store_root = std::path::absolute(store_root).map_err(|e| io(store_root, e))?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -344,6 +349,14 @@ pub fn submit(
     })
 }
 
+fn no_sbatch(config: &SlurmConfig, e: std::io::Error) -> Error {
+    Error::Invalid(format!(
+        "cannot run `{}` ({e}): --executor slurm needs Slurm's sbatch on PATH; run this on the \
+         cluster's login node",
+        config.sbatch.display()
+    ))
+}
+
 /// Submits one script; Slurm's job id.
 fn sbatch(config: &SlurmConfig, script: &Path, after: &[&str]) -> Result<String> {
     let mut cmd = Command::new(&config.sbatch);
@@ -352,13 +365,7 @@ fn sbatch(config: &SlurmConfig, script: &Path, after: &[&str]) -> Result<String>
         cmd.arg(format!("--dependency=afterok:{}", after.join(":")));
     }
     cmd.arg(script);
-    let output = cmd.output().map_err(|e| {
-        Error::Invalid(format!(
-            "cannot run `{}` ({e}): --executor slurm needs Slurm's sbatch on PATH; run this on \
-             the cluster's login node",
-            config.sbatch.display()
-        ))
-    })?;
+    let output = cmd.output().map_err(|e| no_sbatch(config, e))?;
     if !output.status.success() {
         return Err(Error::Invalid(format!(
             "sbatch refused {}: {}",

@@ -459,7 +459,8 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
     std::fs::write(
         &bin,
         format!(
-            "#!/bin/sh\necho \"$@\" >> {0}\nn=$(wc -l < {0})\necho $((100 + n))\n",
+            "#!/bin/sh\n[ \"$1\" = --version ] && {{ echo slurm 0; exit 0; }}\n\
+             echo \"$@\" >> {0}\nn=$(wc -l < {0})\necho $((100 + n))\n",
             calls.display()
         ),
     )
@@ -521,5 +522,15 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
         time: Some("2 hours".into()),
         ..SlurmConfig::default()
     };
-    assert!(submit(&store, arrays, &commands, &bad).is_err());
+    assert!(submit(&store, arrays.clone(), &commands, &bad).is_err());
+    // Without sbatch nothing is written.
+    let missing = SlurmConfig {
+        sbatch: dir.path().join("no-sbatch-here"),
+        ..SlurmConfig::default()
+    };
+    let submissions = || std::fs::read_dir(store.join("slurm")).expect("dir").count();
+    let before = submissions();
+    let err = submit(&store, arrays, &commands, &missing).expect_err("no sbatch");
+    assert!(err.to_string().contains("sbatch on PATH"), "{err}");
+    assert_eq!(submissions(), before);
 }
