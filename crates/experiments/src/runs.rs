@@ -859,24 +859,7 @@ pub fn describe(job: &Job) -> String {
         Job::Train(s) => {
             let what = match &s.start {
                 Start::Init => "dense".to_string(),
-                Start::Branch {
-                    step,
-                    mask,
-                    weights,
-                    ..
-                } => {
-                    let m = match mask {
-                        MaskSource::Parent => "child",
-                        MaskSource::Prune { .. } => "imp",
-                        MaskSource::RandomLike { .. } => "random-prune",
-                    };
-                    let m = if matches!(weights, WeightSource::Reinit { .. }) {
-                        "reinit"
-                    } else {
-                        m
-                    };
-                    format!("{m} from step {step}")
-                }
+                Start::Branch { step, .. } => format!("{} from step {step}", run_kind(job)),
             };
             format!(
                 "{} {what} (init {}, data {})",
