@@ -1,6 +1,4 @@
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
+use burn::optim::ModuleOptimizer;
 use data::{Augmentation, DatasetName};
 use nets::{BnInit, ModelConfig};
 use serde::{Deserialize, Serialize};
@@ -25,26 +23,23 @@ pub enum OptimizerConfig {
 }
 
 impl OptimizerConfig {
+    /// The optimiser: `kernels`' Adam and SGD, the same update as burn's (and PyTorch's),
+    /// computed in one fused pass on the CPU backend.
     pub fn init(&self) -> ModuleOptimizer {
-        let decay = |wd: f64| (wd > 0.0).then(|| WeightDecayConfig::new(wd as f32));
         match *self {
-            OptimizerConfig::Adam { weight_decay } => AdamConfig::new()
-                .with_epsilon(1e-8)
-                .with_weight_decay(decay(weight_decay))
-                .init(),
+            OptimizerConfig::Adam { weight_decay } => {
+                kernels::optim::Adam::new(weight_decay as f32).init()
+            }
             OptimizerConfig::Sgd {
                 momentum,
                 weight_decay,
                 nesterov,
-            } => SgdConfig::new()
-                .with_momentum((momentum > 0.0).then(|| {
-                    MomentumConfig::new()
-                        .with_momentum(momentum)
-                        .with_dampening(0.0)
-                        .with_nesterov(nesterov)
-                }))
-                .with_weight_decay(decay(weight_decay))
-                .init(),
+            } => kernels::optim::Sgd {
+                momentum: momentum as f32,
+                weight_decay: weight_decay as f32,
+                nesterov,
+            }
+            .init(),
         }
     }
 }

@@ -1,0 +1,348 @@
+//! 2-D convolution on NCHW `f32` slices: forward, and the gradients of input, weight and bias.
+//!
+//! Each image is lowered to a `K x P` column matrix (`K = C·kh·kw` patch entries, `P` output
+//! pixels) built from whole-row copies, and one matrix multiply writes straight into the output.
+//! The input gradient is `Wᵀ·dY` per image followed by a column-to-image scatter; the weight
+//! gradient sums `dY·colᵀ` over fixed chunks of the batch. Work is split over images and
+//! chunks whose boundaries depend only on the shapes, so results do not depend on the number
+//! of threads: same inputs, bit-identical outputs.
+
+use rayon::prelude::*;
+
+use crate::matmul::{Layout, matmul};
+
+/// The shape of one convolution (dilation 1, one group).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShape {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub out_channels: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    /// Zero padding (before, after) of height and width.
+    pub padding: [(usize, usize); 2],
+}
+
+impl ConvShape {
+    pub fn out_height(&self) -> usize {
+        (self.height + self.padding[0].0 + self.padding[0].1 - self.kernel[0]) / self.stride[0] + 1
+    }
+    pub fn out_width(&self) -> usize {
+        (self.width + self.padding[1].0 + self.padding[1].1 - self.kernel[1]) / self.stride[1] + 1
+    }
+    /// Entries of one patch: `C·kh·kw`.
+    pub fn patch(&self) -> usize {
+        self.in_channels * self.kernel[0] * self.kernel[1]
+    }
+    /// Output pixels per image.
+    pub fn pixels(&self) -> usize {
+        self.out_height() * self.out_width()
+    }
+    fn image_len(&self) -> usize {
+        self.in_channels * self.height * self.width
+    }
+    fn out_image_len(&self) -> usize {
+        self.out_channels * self.pixels()
+    }
+    /// A 1x1, stride 1, unpadded convolution: the image already is its column matrix.
+    fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [(0, 0), (0, 0)]
+    }
+    /// Whether the shape describes a convolution at all (kernel fits the padded input).
+    pub fn is_valid(&self) -> bool {
+        self.kernel[0] >= 1
+            && self.kernel[1] >= 1
+            && self.stride[0] >= 1
+            && self.stride[1] >= 1
+            && self.height + self.padding[0].0 + self.padding[0].1 >= self.kernel[0]
+            && self.width + self.padding[1].0 + self.padding[1].1 >= self.kernel[1]
+    }
+
+    /// The range of output columns `ox` whose input column `ox·s + kj - p` lies inside the image.
+    fn valid_columns(&self, kj: usize) -> (usize, usize) {
+        let (s, p, w, ow) = (self.stride[1], self.padding[1].0, self.width, self.out_width());
+        let lo = if kj >= p { 0 } else { (p - kj).div_ceil(s) };
+        let hi = if w + p > kj { ((w + p - kj - 1) / s + 1).min(ow) } else { 0 };
+        (lo.min(hi), hi)
+    }
+
+    /// The input row of output row `oy` under kernel row `ki`, if inside the image.
+    fn input_row(&self, oy: usize, ki: usize) -> Option<usize> {
+        (oy * self.stride[0] + ki).checked_sub(self.padding[0].0).filter(|&iy| iy < self.height)
+    }
+}
+
+/// Fills `col` (`K x P`, row-major) with the patches of one image (`C x H x W`).
+fn im2col(shape: &ConvShape, image: &[f32], col: &mut [f32]) {
+    let [kh, kw] = shape.kernel;
+    let (ow, p, hw) = (shape.out_width(), shape.pixels(), shape.height * shape.width);
+    let sw = shape.stride[1];
+    for c in 0..shape.in_channels {
+        let plane = &image[c * hw..(c + 1) * hw];
+        for ki in 0..kh {
+            for kj in 0..kw {
+                let row = &mut col[((c * kh + ki) * kw + kj) * p..][..p];
+                let (lo, hi) = shape.valid_columns(kj);
+                for (oy, seg) in row.chunks_exact_mut(ow).enumerate() {
+                    let Some(iy) = shape.input_row(oy, ki) else {
+                        seg.fill(0.0);
+                        continue;
+                    };
+                    let src = &plane[iy * shape.width..(iy + 1) * shape.width];
+                    seg[..lo].fill(0.0);
+                    seg[hi..].fill(0.0);
+                    let first = lo * sw + kj - shape.padding[1].0;
+                    if sw == 1 {
+                        seg[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+                    } else {
+                        for (dst, src) in seg[lo..hi].iter_mut().zip(src[first..].iter().step_by(sw)) {
+                            *dst = *src;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds the columns of `col` (`K x P`) back onto one image's gradient (`C x H x W`), which the
+/// caller has zeroed.
+fn col2im(shape: &ConvShape, col: &[f32], image: &mut [f32]) {
+    let [kh, kw] = shape.kernel;
+    let (ow, p, hw) = (shape.out_width(), shape.pixels(), shape.height * shape.width);
+    let sw = shape.stride[1];
+    for c in 0..shape.in_channels {
+        let plane = &mut image[c * hw..(c + 1) * hw];
+        for ki in 0..kh {
+            for kj in 0..kw {
+                let row = &col[((c * kh + ki) * kw + kj) * p..][..p];
+                let (lo, hi) = shape.valid_columns(kj);
+                for (oy, seg) in row.chunks_exact(ow).enumerate() {
+                    let Some(iy) = shape.input_row(oy, ki) else { continue };
+                    let dst = &mut plane[iy * shape.width..(iy + 1) * shape.width];
+                    let first = lo * sw + kj - shape.padding[1].0;
+                    if sw == 1 {
+                        for (d, s) in dst[first..first + hi - lo].iter_mut().zip(&seg[lo..hi]) {
+                            *d += *s;
+                        }
+                    } else {
+                        for (d, s) in dst[first..].iter_mut().step_by(sw).zip(&seg[lo..hi]) {
+                            *d += *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `y = conv(x, w) + b`: `x` is `N x C x H x W`, `w` is `O x C x kh x kw`, `y` is
+/// `N x O x OH x OW`, all contiguous.
+pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let (k, p, o) = (shape.patch(), shape.pixels(), shape.out_channels);
+    assert_eq!(x.len(), shape.batch * shape.image_len(), "conv2d: input length");
+    assert_eq!(weight.len(), o * k, "conv2d: weight length");
+    assert_eq!(y.len(), shape.batch * shape.out_image_len(), "conv2d: output length");
+    let w = Layout::row_major(o, k);
+    let out = Layout::row_major(o, p);
+    let cols = Layout::row_major(k, p);
+    y.par_chunks_mut(shape.out_image_len().max(1))
+        .zip(x.par_chunks(shape.image_len().max(1)))
+        .for_each_init(
+            || if shape.is_pointwise() { Vec::new() } else { vec![0.0; k * p] },
+            |col, (y, x)| {
+                let col: &[f32] = if shape.is_pointwise() {
+                    x
+                } else {
+                    im2col(shape, x, col);
+                    col
+                };
+                match bias {
+                    Some(bias) => {
+                        for (row, b) in y.chunks_exact_mut(p).zip(bias) {
+                            row.fill(*b);
+                        }
+                        matmul(y, out, weight, w, col, cols, true);
+                    }
+                    None => matmul(y, out, weight, w, col, cols, false),
+                }
+            },
+        );
+}
+
+/// The gradient of the input: `dx = col2im(Wᵀ · dy)` per image.
+pub fn backward_input(shape: &ConvShape, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let (k, p, o) = (shape.patch(), shape.pixels(), shape.out_channels);
+    assert_eq!(dy.len(), shape.batch * shape.out_image_len(), "conv2d backward: grad length");
+    assert_eq!(dx.len(), shape.batch * shape.image_len(), "conv2d backward: input length");
+    let wt = Layout::row_major(o, k).t();
+    let grads = Layout::row_major(o, p);
+    let cols = Layout::row_major(k, p);
+    dx.par_chunks_mut(shape.image_len().max(1))
+        .zip(dy.par_chunks(shape.out_image_len().max(1)))
+        .for_each_init(
+            || if shape.is_pointwise() { Vec::new() } else { vec![0.0; k * p] },
+            |col, (dx, dy)| {
+                if shape.is_pointwise() {
+                    matmul(dx, cols, weight, wt, dy, grads, false);
+                } else {
+                    matmul(col, cols, weight, wt, dy, grads, false);
+                    dx.fill(0.0);
+                    col2im(shape, col, dx);
+                }
+            },
+        );
+}
+
+/// Number of partial sums the weight gradient is split into: a function of the shape only (so
+/// the summation order, and the result, never depends on the thread count), at most 16, and at
+/// most about 64 MiB of partial sums.
+fn weight_chunks(shape: &ConvShape) -> usize {
+    let per_chunk = shape.out_channels * shape.patch() * 4;
+    (64 << 20) / per_chunk.max(1)
+}
+
+/// The gradient of the weight: `dw = Σ_n dy_n · col_nᵀ`, in fixed chunks of the batch.
+pub fn backward_weight(shape: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let (k, p, o, n) = (shape.patch(), shape.pixels(), shape.out_channels, shape.batch);
+    assert_eq!(x.len(), n * shape.image_len(), "conv2d backward: input length");
+    assert_eq!(dy.len(), n * shape.out_image_len(), "conv2d backward: grad length");
+    assert_eq!(dw.len(), o * k, "conv2d backward: weight length");
+    let chunks = weight_chunks(shape).clamp(1, 16).min(n.max(1));
+    let per_chunk = n.div_ceil(chunks).max(1);
+    let dw_layout = Layout::row_major(o, k);
+    let grads = Layout::row_major(o, p);
+    let cols_t = Layout::row_major(k, p).t();
+    let partials: Vec<Vec<f32>> = (0..chunks)
+        .into_par_iter()
+        .map(|chunk| {
+            let mut acc = vec![0.0f32; o * k];
+            let mut col = if shape.is_pointwise() { Vec::new() } else { vec![0.0; k * p] };
+            let images = (chunk * per_chunk)..((chunk + 1) * per_chunk).min(n);
+            for (i, image) in images.enumerate() {
+                let x = &x[image * shape.image_len()..][..shape.image_len()];
+                let dy = &dy[image * shape.out_image_len()..][..shape.out_image_len()];
+                let col: &[f32] = if shape.is_pointwise() {
+                    x
+                } else {
+                    im2col(shape, x, &mut col);
+                    &col
+                };
+                matmul(&mut acc, dw_layout, dy, grads, col, cols_t, i > 0);
+            }
+            acc
+        })
+        .collect();
+    sum_in_order(&partials, dw);
+}
+
+/// `out = Σ parts`, added in the order given, parallel over elements.
+fn sum_in_order(parts: &[Vec<f32>], out: &mut [f32]) {
+    const BLOCK: usize = 4096;
+    out.par_chunks_mut(BLOCK).enumerate().for_each(|(b, out)| {
+        let range = b * BLOCK..b * BLOCK + out.len();
+        out.fill(0.0);
+        for part in parts {
+            for (o, v) in out.iter_mut().zip(&part[range.clone()]) {
+                *o += *v;
+            }
+        }
+    });
+}
+
+/// The gradient of the bias: `db_o = Σ_n Σ_pixels dy[n, o]`.
+pub fn backward_bias(shape: &ConvShape, dy: &[f32], db: &mut [f32]) {
+    let (p, o) = (shape.pixels(), shape.out_channels);
+    assert_eq!(db.len(), o, "conv2d backward: bias length");
+    db.par_iter_mut().enumerate().for_each(|(c, db)| {
+        *db = (0..shape.batch)
+            .map(|n| sum(&dy[(n * o + c) * p..][..p]))
+            .fold(0.0, |a, b| a + b);
+    });
+}
+
+/// A sum with eight independent accumulators (vectorises; a fixed order, so deterministic).
+pub(crate) fn sum(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (l, v) in lanes.iter_mut().zip(chunk) {
+            *l += *v;
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, one multiply-add at a time.
+    fn naive_forward(s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+        let (oh, ow) = (s.out_height(), s.out_width());
+        let mut y = vec![0.0; s.batch * s.out_channels * oh * ow];
+        for n in 0..s.batch {
+            for o in 0..s.out_channels {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = b.map_or(0.0, |b| b[o]) as f64;
+                        for c in 0..s.in_channels {
+                            for ki in 0..s.kernel[0] {
+                                for kj in 0..s.kernel[1] {
+                                    let iy = (oy * s.stride[0] + ki) as isize - s.padding[0].0 as isize;
+                                    let ix = (ox * s.stride[1] + kj) as isize - s.padding[1].0 as isize;
+                                    if iy < 0 || ix < 0 || iy >= s.height as isize || ix >= s.width as isize {
+                                        continue;
+                                    }
+                                    let xv = x[((n * s.in_channels + c) * s.height + iy as usize) * s.width + ix as usize];
+                                    let wv = w[((o * s.in_channels + c) * s.kernel[0] + ki) * s.kernel[1] + kj];
+                                    acc += (xv * wv) as f64;
+                                }
+                            }
+                        }
+                        y[((n * s.out_channels + o) * oh + oy) * ow + ox] = acc as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0).collect()
+    }
+
+    #[test]
+    fn forward_matches_the_definition_on_odd_shapes() {
+        for (kernel, stride, padding) in [([3, 3], [1, 1], [(1, 1), (1, 1)]), ([3, 3], [2, 2], [(1, 1), (1, 1)]), ([1, 1], [1, 1], [(0, 0), (0, 0)]), ([1, 1], [2, 2], [(0, 0), (0, 0)]), ([3, 2], [2, 1], [(0, 0), (1, 1)]), ([3, 3], [2, 2], [(0, 1), (2, 0)])] {
+            let s = ConvShape { batch: 3, in_channels: 5, height: 7, width: 6, out_channels: 4, kernel, stride, padding };
+            let x = values(s.batch * s.image_len(), 1);
+            let w = values(s.out_channels * s.patch(), 2);
+            let b = values(s.out_channels, 3);
+            let mut y = vec![f32::NAN; s.batch * s.out_image_len()];
+            forward(&s, &x, &w, Some(&b), &mut y);
+            let expected = naive_forward(&s, &x, &w, Some(&b));
+            for (a, e) in y.iter().zip(&expected) {
+                assert!((a - e).abs() < 1e-4, "{s:?}: {a} vs {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        // <im2col(x), c> = <x, col2im(c)> for every x, c: the input gradient is exact.
+        let s = ConvShape { batch: 1, in_channels: 2, height: 5, width: 6, out_channels: 1, kernel: [3, 3], stride: [2, 2], padding: [(1, 0), (1, 2)] };
+        let x = values(s.image_len(), 4);
+        let c = values(s.patch() * s.pixels(), 5);
+        let mut col = vec![0.0; c.len()];
+        im2col(&s, &x, &mut col);
+        let mut back = vec![0.0; x.len()];
+        col2im(&s, &c, &mut back);
+        let lhs: f64 = col.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum();
+        let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
+        assert!((lhs - rhs).abs() < 1e-4, "{lhs} vs {rhs}");
+    }
+}

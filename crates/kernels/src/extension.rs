@@ -1,0 +1,241 @@
+//! The convolution as a burn backend extension: the flex implementation runs [`crate::conv`],
+//! the autodiff implementation records a node whose backward calls the flex gradients.
+
+use std::borrow::Cow;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor, TensorData};
+
+use crate::conv::{self, ConvShape};
+
+#[backend_extension(Flex, Autodiff)]
+pub trait ConvKernels: Backend {
+    /// `conv2d(x, weight)`, dilation 1, one group.
+    fn fast_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+
+    /// `conv2d(x, weight) + bias`, dilation 1, one group.
+    fn fast_conv2d_biased(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+
+    /// The gradients of input, weight and bias that are asked for.
+    fn fast_conv2d_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        wanted: [bool; 3],
+    ) -> (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>, Option<FloatTensor<Self>>) {
+        let _ = (x, weight, grad, options, wanted);
+        unreachable!("the convolution's gradients are computed by the inner backend")
+    }
+}
+
+/// Whether the fast kernel covers this call (else burn's own `conv2d` runs).
+pub(crate) fn applies(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> bool {
+    let [_, channels, height, width] = x.dims();
+    let [_, weight_channels, kh, kw] = weight.dims();
+    crate::is_flex(&x.device())
+        && x.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+        && options.dilation == [1, 1]
+        && options.groups == 1
+        && channels == weight_channels
+        && height + options.padding[0].0 + options.padding[0].1 >= kh
+        && width + options.padding[1].0 + options.padding[1].1 >= kw
+}
+
+pub(crate) fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let (x, weight) = (x.into_dispatch(), weight.into_dispatch());
+    Tensor::from_dispatch(match bias {
+        Some(bias) => Dispatch::fast_conv2d_biased(x, weight, bias.into_dispatch(), options),
+        None => Dispatch::fast_conv2d(x, weight, options),
+    })
+}
+
+fn shape_of(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> ConvShape {
+    let [batch, in_channels, height, width] = x.shape().dims();
+    let [out_channels, _, kh, kw] = weight.shape().dims();
+    ConvShape {
+        batch,
+        in_channels,
+        height,
+        width,
+        out_channels,
+        kernel: [kh, kw],
+        stride: options.stride,
+        padding: options.padding,
+    }
+}
+
+/// The values of a float tensor in row-major order (borrowed when already laid out so).
+fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(values) => Cow::Borrowed(values),
+        None => Cow::Owned(t.to_contiguous().into_data().try_into_vec::<f32>().unwrap_or_default()),
+    }
+}
+
+fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+fn flex_forward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    options: ConvOptions<2>,
+) -> FlexTensor {
+    let shape = shape_of(&x, &weight, &options);
+    let bias = bias.as_ref().map(values);
+    let mut y = vec![0.0; shape.batch * shape.out_channels * shape.pixels()];
+    conv::forward(&shape, &values(&x), &values(&weight), bias.as_deref(), &mut y);
+    let dims = vec![shape.batch, shape.out_channels, shape.out_height(), shape.out_width()];
+    tensor(y, dims)
+}
+
+impl ConvKernels for Flex {
+    fn fast_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        flex_forward(x, weight, None, options)
+    }
+
+    fn fast_conv2d_biased(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        flex_forward(x, weight, Some(bias), options)
+    }
+
+    fn fast_conv2d_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        options: ConvOptions<2>,
+        [want_x, want_weight, want_bias]: [bool; 3],
+    ) -> (Option<FlexTensor>, Option<FlexTensor>, Option<FlexTensor>) {
+        let shape = shape_of(&x, &weight, &options);
+        let dy = values(&grad);
+        let dx = want_x.then(|| {
+            let mut dx = vec![0.0; x.shape().num_elements()];
+            conv::backward_input(&shape, &values(&weight), &dy, &mut dx);
+            tensor(dx, x.shape().dims::<4>().to_vec())
+        });
+        let dw = want_weight.then(|| {
+            let mut dw = vec![0.0; weight.shape().num_elements()];
+            conv::backward_weight(&shape, &values(&x), &dy, &mut dw);
+            tensor(dw, weight.shape().dims::<4>().to_vec())
+        });
+        let db = want_bias.then(|| {
+            let mut db = vec![0.0; shape.out_channels];
+            conv::backward_bias(&shape, &dy, &mut db);
+            tensor(db, vec![shape.out_channels])
+        });
+        (dx, dw, db)
+    }
+}
+
+#[derive(Debug)]
+struct ConvWithBias;
+#[derive(Debug)]
+struct ConvNoBias;
+
+type ConvState = (NodeId, NodeId, ConvOptions<2>);
+
+impl<B: ConvKernels> Backward<B, 3> for ConvWithBias {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<ConvState, 3>, grads: &mut Gradients, ck: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, w, options) = ops.state;
+        let x = ck.retrieve_node_output::<FloatTensor<B>>(x);
+        let w = ck.retrieve_node_output::<FloatTensor<B>>(w);
+        let wanted = [node_x.is_some(), node_w.is_some(), node_b.is_some()];
+        let (dx, dw, db) = B::fast_conv2d_backward(x, w, grad, options, wanted);
+        for (node, g) in [(node_x, dx), (node_w, dw), (node_b, db)] {
+            if let (Some(node), Some(g)) = (node, g) {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
+impl<B: ConvKernels> Backward<B, 2> for ConvNoBias {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<ConvState, 2>, grads: &mut Gradients, ck: &mut Checkpointer) {
+        let [node_x, node_w] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, w, options) = ops.state;
+        let x = ck.retrieve_node_output::<FloatTensor<B>>(x);
+        let w = ck.retrieve_node_output::<FloatTensor<B>>(w);
+        let wanted = [node_x.is_some(), node_w.is_some(), false];
+        let (dx, dw, _) = B::fast_conv2d_backward(x, w, grad, options, wanted);
+        for (node, g) in [(node_x, dx), (node_w, dw)] {
+            if let (Some(node), Some(g)) = (node, g) {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
+impl<B: ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B, C> {
+    fn fast_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        match ConvNoBias.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&weight), options.clone());
+                let y = B::fast_conv2d(x.into_primitive(), weight.into_primitive(), options);
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::fast_conv2d(x.into_primitive(), weight.into_primitive(), options))
+            }
+        }
+    }
+
+    fn fast_conv2d_biased(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let nodes = [x.node(), weight.node(), bias.node()];
+        match ConvWithBias.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&weight), options.clone());
+                let (x, w, b) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
+                prep.finish(state, B::fast_conv2d_biased(x, w, b, options))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (x, w, b) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
+                prep.finish(B::fast_conv2d_biased(x, w, b, options))
+            }
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Adam and SGD whose update is one fused pass on the flex backend.
+//!
+//! burn's `Adam` and `Sgd` build each update from a dozen whole-tensor operations, each a
+//! single-threaded pass that allocates. These optimisers compute the same update, operation for
+//! operation in the same `f32` order (so the numbers are bit-identical to burn's), in one
+//! parallel pass that updates parameter and moments in place. On other backends they compute
+//! it with burn's tensor operations. Adam's state record is burn's `AdamState`; SGD's record
+//! uses the names of burn's `SgdState` (`momentum.velocity`), so checkpoints written with
+//! burn's optimisers load into these and back.
+
+use burn::optim::{
+    AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer,
+    RecordState, StateSink, StateSource, join_path,
+};
+use burn::tensor::{Device, Tensor};
+
+/// Adam (Kingma & Ba) with PyTorch's conventions: L2 weight decay added to the gradient,
+/// bias-corrected moments, epsilon added to the corrected second moment's root.
+#[derive(Clone, Debug)]
+pub struct Adam {
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+    pub weight_decay: f32,
+}
+
+impl Adam {
+    /// PyTorch's defaults: betas (0.9, 0.999), epsilon 1e-8.
+    pub fn new(weight_decay: f32) -> Self {
+        Adam { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-8, weight_decay }
+    }
+
+    pub fn init(self) -> ModuleOptimizer {
+        ModuleOptimizer::from(self)
+    }
+
+    /// burn's own Adam with the same settings (the reference the fused step is checked against).
+    pub fn burn_reference(&self) -> burn::optim::Adam {
+        AdamConfig::new()
+            .with_beta_1(self.beta_1)
+            .with_beta_2(self.beta_2)
+            .with_epsilon(self.epsilon)
+            .with_weight_decay(
+                (self.weight_decay > 0.0)
+                    .then(|| burn::optim::decay::WeightDecayConfig::new(self.weight_decay)),
+            )
+            .build()
+    }
+}
+
+impl Optimizer for Adam {
+    type State<const D: usize> = AdamState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamState<D>>,
+    ) -> (Tensor<D>, Option<AdamState<D>>) {
+        let time = state.as_ref().map_or(0, |s| s.momentum.time) + 1;
+        let (m, v) = match state {
+            Some(s) => (Some(s.momentum.moment_1), Some(s.momentum.moment_2)),
+            None => (None, None),
+        };
+        #[cfg(feature = "flex")]
+        if fused::applies(&tensor, &grad) {
+            let (tensor, m, v) = fused::adam(self, lr, time, tensor, grad, m, v);
+            let state = AdamState::new(AdaptiveMomentumState::new(time, m, v));
+            return (tensor, Some(state));
+        }
+        // The same arithmetic with burn's tensor operations.
+        let grad = if self.weight_decay > 0.0 {
+            tensor.clone().mul_scalar(self.weight_decay).add(grad)
+        } else {
+            grad
+        };
+        let m = match m {
+            Some(m) => m.mul_scalar(self.beta_1).add(grad.clone().mul_scalar(1.0 - self.beta_1)),
+            None => grad.clone().mul_scalar(1.0 - self.beta_1),
+        };
+        let v = match v {
+            Some(v) => v.mul_scalar(self.beta_2).add(grad.square().mul_scalar(1.0 - self.beta_2)),
+            None => grad.square().mul_scalar(1.0 - self.beta_2),
+        };
+        let (factor, epsilon) = adam_factors(self, time);
+        let update = m.clone().mul_scalar(factor).div(v.clone().sqrt().add_scalar(epsilon));
+        let tensor = tensor - update.mul_scalar(lr);
+        (tensor, Some(AdamState::new(AdaptiveMomentumState::new(time, m, v))))
+    }
+
+    fn to_device<const D: usize>(mut state: AdamState<D>, device: &Device) -> AdamState<D> {
+        state.momentum = state.momentum.to_device(device);
+        state
+    }
+}
+
+/// The bias corrections folded into one factor on the first moment and one epsilon, as burn
+/// and PyTorch compute them: `m·(√bc2 / bc1) / (√v + ε·√bc2)`.
+fn adam_factors(adam: &Adam, time: usize) -> (f32, f32) {
+    let time = time as i32;
+    let bc2_sqrt = (1.0 - adam.beta_2.powi(time)).sqrt();
+    (bc2_sqrt / (1.0 - adam.beta_1.powi(time)), adam.epsilon * bc2_sqrt)
+}
+
+/// Stochastic gradient descent with PyTorch's conventions: L2 weight decay added to the
+/// gradient, momentum without dampening (`v = μ·v + g`, the first step `v = g`), optional
+/// Nesterov.
+#[derive(Clone, Debug)]
+pub struct Sgd {
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub nesterov: bool,
+}
+
+impl Sgd {
+    pub fn init(self) -> ModuleOptimizer {
+        ModuleOptimizer::from(self)
+    }
+}
+
+/// SGD's state: the momentum buffer, when there is momentum.
+#[derive(Clone)]
+pub struct SgdState<const D: usize> {
+    pub velocity: Option<Tensor<D>>,
+}
+
+impl<const D: usize> RecordState for SgdState<D> {
+    fn state_flatten(&self, prefix: &str, out: &mut StateSink) {
+        if let Some(velocity) = &self.velocity {
+            out.push_tensor(&join_path(prefix, "momentum"), "velocity", velocity.to_data());
+        }
+    }
+
+    fn state_unflatten(prefix: &str, src: &mut StateSource, device: &Device) -> Option<Self> {
+        let velocity = src
+            .take_tensor(&join_path(prefix, "momentum"), "velocity")
+            .map(|data| Tensor::from_data(data, device));
+        Some(SgdState { velocity })
+    }
+}
+
+impl Optimizer for Sgd {
+    type State<const D: usize> = SgdState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<SgdState<D>>,
+    ) -> (Tensor<D>, Option<SgdState<D>>) {
+        let velocity = state.and_then(|s| s.velocity);
+        #[cfg(feature = "flex")]
+        if fused::applies(&tensor, &grad) {
+            let (tensor, velocity) = fused::sgd(self, lr, tensor, grad, velocity);
+            return (tensor, Some(SgdState { velocity }));
+        }
+        let grad = if self.weight_decay > 0.0 {
+            tensor.clone().mul_scalar(self.weight_decay).add(grad)
+        } else {
+            grad
+        };
+        let (update, velocity) = if self.momentum > 0.0 {
+            let velocity = match velocity {
+                Some(v) => grad.clone().add(v.mul_scalar(self.momentum)),
+                None => grad.clone(),
+            };
+            let update = if self.nesterov {
+                velocity.clone().mul_scalar(self.momentum).add(grad)
+            } else {
+                velocity.clone()
+            };
+            (update, Some(velocity))
+        } else {
+            (grad, None)
+        };
+        (tensor - update.mul_scalar(lr), Some(SgdState { velocity }))
+    }
+
+    fn to_device<const D: usize>(state: SgdState<D>, device: &Device) -> SgdState<D> {
+        SgdState { velocity: state.velocity.map(|v| v.to_device(device)) }
+    }
+}
+
+#[cfg(feature = "flex")]
+mod fused {
+    //! The flex path: parameter, moments and gradient as slices, one parallel pass.
+
+    use burn::backend::Flex;
+    use burn::backend::flex::FlexTensor;
+    use burn::tensor::{DType, Tensor, TensorData};
+    use rayon::prelude::*;
+
+    use super::{Adam, Sgd, adam_factors};
+
+    /// Elements per parallel task; small tensors run on the calling thread.
+    const CHUNK: usize = 1 << 14;
+
+    pub(super) fn applies<const D: usize>(tensor: &Tensor<D>, grad: &Tensor<D>) -> bool {
+        crate::is_flex(&tensor.device())
+            && crate::is_flex(&grad.device())
+            && tensor.dtype() == DType::F32
+            && grad.dtype() == DType::F32
+    }
+
+    fn primitive<const D: usize>(t: Tensor<D>) -> FlexTensor {
+        match t.try_into_primitive::<Flex>() {
+            Ok(p) => p,
+            Err(e) => unreachable!("checked to be a flex tensor: {e:?}"),
+        }
+    }
+
+    /// A uniquely owned, contiguous f32 buffer with the tensor's values.
+    fn owned<const D: usize>(t: Tensor<D>) -> (Vec<f32>, Vec<usize>) {
+        let dims = t.dims().to_vec();
+        let values = primitive(t).into_data().try_into_vec::<f32>().unwrap_or_default();
+        (values, dims)
+    }
+
+    fn wrap<const D: usize>(values: Vec<f32>, dims: &[usize]) -> Tensor<D> {
+        Tensor::from_primitive::<Flex>(FlexTensor::from_data(TensorData::new(values, dims.to_vec())))
+    }
+
+    pub(super) fn adam<const D: usize>(
+        adam: &Adam,
+        lr: f64,
+        time: usize,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        m: Option<Tensor<D>>,
+        v: Option<Tensor<D>>,
+    ) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+        let (mut p, dims) = owned(tensor);
+        let (g, _) = owned(grad);
+        let mut m = m.map_or_else(|| vec![0.0; p.len()], |m| owned(m).0);
+        let mut v = v.map_or_else(|| vec![0.0; p.len()], |v| owned(v).0);
+        let first = time == 1;
+        let (factor, epsilon) = adam_factors(adam, time);
+        let (b1, b2, wd, lr) = (adam.beta_1, adam.beta_2, adam.weight_decay, lr as f32);
+        let (c1, c2) = (1.0 - b1, 1.0 - b2);
+        let step = |p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]| {
+            for (((p, m), v), g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                let g = if wd > 0.0 { *p * wd + *g } else { *g };
+                if first {
+                    *m = g * c1;
+                    *v = (g * g) * c2;
+                } else {
+                    *m = *m * b1 + g * c1;
+                    *v = *v * b2 + (g * g) * c2;
+                }
+                *p -= (*m * factor / (v.sqrt() + epsilon)) * lr;
+            }
+        };
+        par_zip4(&mut p, &mut m, &mut v, &g, step);
+        (wrap(p, &dims), wrap(m, &dims), wrap(v, &dims))
+    }
+
+    pub(super) fn sgd<const D: usize>(
+        sgd: &Sgd,
+        lr: f64,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        velocity: Option<Tensor<D>>,
+    ) -> (Tensor<D>, Option<Tensor<D>>) {
+        let (mut p, dims) = owned(tensor);
+        let (g, _) = owned(grad);
+        let (mu, wd, lr, nesterov) = (sgd.momentum, sgd.weight_decay, lr as f32, sgd.nesterov);
+        if mu > 0.0 {
+            let first = velocity.is_none();
+            let mut vel = velocity.map_or_else(|| vec![0.0; p.len()], |v| owned(v).0);
+            let step = |p: &mut [f32], vel: &mut [f32], _: &mut [f32], g: &[f32]| {
+                for ((p, v), g) in p.iter_mut().zip(vel.iter_mut()).zip(g) {
+                    let g = if wd > 0.0 { *p * wd + *g } else { *g };
+                    *v = if first { g } else { g + *v * mu };
+                    let update = if nesterov { *v * mu + g } else { *v };
+                    *p -= update * lr;
+                }
+            };
+            par_zip4(&mut p, &mut vel, &mut [], &g, step);
+            (wrap(p, &dims), Some(wrap(vel, &dims)))
+        } else {
+            let step = |p: &mut [f32], _: &mut [f32], _: &mut [f32], g: &[f32]| {
+                for (p, g) in p.iter_mut().zip(g) {
+                    let g = if wd > 0.0 { *p * wd + *g } else { *g };
+                    *p -= g * lr;
+                }
+            };
+            par_zip4(&mut p, &mut [], &mut [], &g, step);
+            (wrap(p, &dims), None)
+        }
+    }
+
+    fn chunks(buf: &mut [f32]) -> Vec<&mut [f32]> {
+        if buf.is_empty() { Vec::new() } else { buf.chunks_mut(CHUNK).collect() }
+    }
+
+    /// Runs `f` over matching chunks of up to three mutable buffers (empty ones stay empty) and
+    /// the gradient, in parallel for large tensors.
+    fn par_zip4<F>(a: &mut [f32], b: &mut [f32], c: &mut [f32], g: &[f32], f: F)
+    where
+        F: Fn(&mut [f32], &mut [f32], &mut [f32], &[f32]) + Sync,
+    {
+        let n = a.len().div_ceil(CHUNK).max(1);
+        let mut a = chunks(a);
+        let mut b = chunks(b);
+        let mut c = chunks(c);
+        b.resize_with(n, Default::default);
+        c.resize_with(n, Default::default);
+        a.par_iter_mut()
+            .zip(b.par_iter_mut())
+            .zip(c.par_iter_mut())
+            .zip(g.par_chunks(CHUNK))
+            .for_each(|(((a, b), c), g)| f(a, b, c, g));
+    }
+}
