@@ -14,7 +14,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use kernels::Conv2dForward;
+use kernels::{BatchNormForward, Conv2dForward};
 use burn::nn::pool::{
     AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, AvgPool2d, AvgPool2dConfig, MaxPool2d,
     MaxPool2dConfig,
@@ -88,7 +88,7 @@ impl ConvBnRelu {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward_fast(x)))
+        relu(self.bn.forward_fast(self.conv.forward_fast(x)))
     }
 }
 

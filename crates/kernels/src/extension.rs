@@ -10,11 +10,12 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor, TensorData};
 
 use crate::conv::{self, ConvShape};
+use crate::norm::{self, NormShape};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait ConvKernels: Backend {
@@ -237,5 +238,164 @@ impl<B: ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B, C> {
                 prep.finish(B::fast_conv2d_biased(x, w, b, options))
             }
         }
+    }
+}
+
+#[backend_extension(Flex, Autodiff)]
+pub trait NormKernels: Backend {
+    /// Training-mode batch normalisation over dim 1: the output, the batch mean and the batch's
+    /// biased variance.
+    fn fast_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Inference-mode batch normalisation as one pass: `y = x · scale_c + shift_c`.
+    fn fast_channel_affine(
+        x: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let _ = (x, scale, shift);
+        unreachable!("only called on the flex backend without autodiff")
+    }
+
+    /// The gradients of input, gamma and beta.
+    fn fast_batch_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        var: FloatTensor<Self>,
+        epsilon: f64,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let _ = (x, gamma, mean, var, epsilon, grad);
+        unreachable!("the batch norm's gradients are computed by the inner backend")
+    }
+}
+
+/// Whether the fast batch norm covers this call (else burn's own module runs).
+pub(crate) fn batch_norm_applies(x: &Tensor<4>) -> bool {
+    crate::is_flex(&x.device()) && x.dtype() == DType::F32
+}
+
+/// Training-mode batch normalisation: (output, batch mean, biased batch variance).
+pub(crate) fn batch_norm_train(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+    let (y, mean, var) = Dispatch::fast_batch_norm_train(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+    );
+    (Tensor::from_dispatch(y), Tensor::from_dispatch(mean), Tensor::from_dispatch(var))
+}
+
+/// `x · scale_c + shift_c` over dim 1 (no autodiff).
+pub(crate) fn channel_affine(x: Tensor<4>, scale: Tensor<1>, shift: Tensor<1>) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::fast_channel_affine(
+        x.into_dispatch(),
+        scale.into_dispatch(),
+        shift.into_dispatch(),
+    ))
+}
+
+fn norm_shape(x: &FlexTensor) -> NormShape {
+    let dims = x.shape().dims::<4>();
+    NormShape { batch: dims[0], channels: dims[1], spatial: dims[2] * dims[3] }
+}
+
+impl NormKernels for Flex {
+    fn fast_channel_affine(x: FlexTensor, scale: FlexTensor, shift: FlexTensor) -> FlexTensor {
+        let shape = norm_shape(&x);
+        let affine: Vec<(f32, f32)> =
+            values(&scale).iter().copied().zip(values(&shift).iter().copied()).collect();
+        let mut y = vec![0.0; x.shape().num_elements()];
+        norm::apply(&shape, &values(&x), &affine, &mut y);
+        tensor(y, x.shape().dims::<4>().to_vec())
+    }
+
+    fn fast_batch_norm_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = norm_shape(&x);
+        let mut y = vec![0.0; x.shape().num_elements()];
+        let (mean, var) =
+            norm::forward_train(&shape, &values(&x), &values(&gamma), &values(&beta), epsilon, &mut y);
+        let c = vec![shape.channels];
+        (tensor(y, x.shape().dims::<4>().to_vec()), tensor(mean, c.clone()), tensor(var, c))
+    }
+
+    fn fast_batch_norm_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        var: FlexTensor,
+        epsilon: f64,
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = norm_shape(&x);
+        let mut dx = vec![0.0; x.shape().num_elements()];
+        let (dgamma, dbeta) = norm::backward(
+            &shape,
+            &values(&x),
+            &values(&gamma),
+            &values(&mean),
+            &values(&var),
+            epsilon,
+            &values(&grad),
+            &mut dx,
+        );
+        let c = vec![shape.channels];
+        (tensor(dx, x.shape().dims::<4>().to_vec()), tensor(dgamma, c.clone()), tensor(dbeta, c))
+    }
+}
+
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl<B: NormKernels> Backward<B, 3> for BatchNormBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f64);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, gamma, mean, var, epsilon) = ops.state;
+        let (dx, dgamma, dbeta) = B::fast_batch_norm_backward(x, gamma, mean, var, epsilon, grad);
+        for (node, g) in [(node_x, dx), (node_gamma, dgamma), (node_beta, dbeta)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
+impl<B: NormKernels, C: CheckpointStrategy> NormKernels for Autodiff<B, C> {
+    fn fast_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let nodes = [x.node(), gamma.node(), beta.node()];
+        let prep = BatchNormBackward.prepare::<C>(nodes).compute_bound().stateful();
+        let (x, gamma, beta) = (x.into_primitive(), gamma.into_primitive(), beta.into_primitive());
+        let (y, mean, var) = B::fast_batch_norm_train(x.clone(), gamma.clone(), beta, epsilon);
+        let y = match prep {
+            OpsKind::Tracked(prep) => {
+                prep.finish((x, gamma, mean.clone(), var.clone(), epsilon), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        };
+        (y, Self::from_inner(mean), Self::from_inner(var))
     }
 }

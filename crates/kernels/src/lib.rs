@@ -23,9 +23,11 @@ pub mod conv;
 mod extension;
 #[cfg(feature = "flex")]
 pub mod matmul;
+#[cfg(feature = "flex")]
+pub mod norm;
 pub mod optim;
 
-use burn::nn::PaddingConfig2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::nn::conv::Conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
@@ -82,6 +84,45 @@ impl Conv2dForward for Conv2d {
         let options =
             ConvOptions::new_with_padding(self.stride, [rows, cols], self.dilation, self.groups);
         conv2d(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()), options)
+    }
+}
+
+/// The forward pass of burn's [`BatchNorm`] module on 4-D input: in training (autodiff device,
+/// training flag on) batch statistics with this crate's kernel and the running statistics
+/// updated exactly as burn's module updates them; in inference one fused pass. Other backends
+/// and dtypes run burn's module.
+pub trait BatchNormForward {
+    fn forward_fast(&self, x: Tensor<4>) -> Tensor<4>;
+}
+
+impl BatchNormForward for BatchNorm {
+    fn forward_fast(&self, x: Tensor<4>) -> Tensor<4> {
+        #[cfg(feature = "flex")]
+        if extension::batch_norm_applies(&x) {
+            let device = x.device();
+            if !device.is_autodiff() {
+                let mean = self.running_mean.value().to_device(&device);
+                let var = self.running_var.value().to_device(&device);
+                let scale = self.gamma.val().div(var.add_scalar(self.epsilon).sqrt());
+                let shift = self.beta.val().sub(mean.mul(scale.clone()));
+                return extension::channel_affine(x, scale, shift);
+            }
+            if self.training.is_enabled() {
+                let (y, mean, var) =
+                    extension::batch_norm_train(x, self.gamma.val(), self.beta.val(), self.epsilon);
+                let keep = 1.0 - self.momentum;
+                let running_mean = self.running_mean.value_sync().to_device(&device);
+                let running_var = self.running_var.value_sync().to_device(&device);
+                let running_mean =
+                    running_mean.mul_scalar(keep).add(mean.detach().mul_scalar(self.momentum));
+                let running_var =
+                    running_var.mul_scalar(keep).add(var.detach().mul_scalar(self.momentum));
+                self.running_mean.update(running_mean.detach());
+                self.running_var.update(running_var.detach());
+                return y;
+            }
+        }
+        self.forward(x)
     }
 }
 

@@ -235,3 +235,58 @@ fn the_fast_path_is_taken_on_flex_and_only_there() {
     assert!(crate::is_flex(&Device::flex().autodiff()));
     assert!(!crate::is_flex(&Device::default().autodiff()) || crate::is_flex(&Device::default()));
 }
+
+#[test]
+fn batch_norm_matches_burns_module_in_training_and_inference() {
+    use crate::BatchNormForward;
+    use burn::nn::BatchNormConfig;
+    let device = device();
+    device.seed(13);
+    for (batch, channels, size) in [(4, 3, 5), (128, 16, 8), (1, 7, 3)] {
+        let ours = BatchNormConfig::new(channels).init(&device);
+        let theirs = BatchNormConfig::new(channels).init(&device);
+        // The same parameters in both (fresh copies: clones share running statistics).
+        let gamma = random([channels], &device);
+        let beta = random([channels], &device);
+        let set = |bn: burn::nn::BatchNorm| {
+            let mut bn = bn;
+            bn.gamma = Param::from_tensor(gamma.clone());
+            bn.beta = Param::from_tensor(beta.clone());
+            bn
+        };
+        let (ours, theirs) = (set(ours), set(theirs));
+        let x = random([batch, channels, size, size], &device).mul_scalar(3.0).add_scalar(1.5);
+        let r = random([batch, channels, size, size], &device);
+        let case = format!("{batch}x{channels}x{size}x{size}");
+        let mut outputs = Vec::new();
+        for step in 0..2 {
+            let run = |y: Tensor<4>, x: &Tensor<4>, bn: &burn::nn::BatchNorm| {
+                let grads = (y.clone() * r.clone()).sum().backward();
+                let g = |t: &Tensor<1>| values(&t.grad(&grads).expect("gradient"));
+                (values(&y), values(&x.grad(&grads).expect("dx")), g(&bn.gamma.val()), g(&bn.beta.val()))
+            };
+            let xa = (x.clone() + step as f32).require_grad();
+            let xb = (x.clone() + step as f32).require_grad();
+            let a = run(ours.forward_fast(xa.clone()), &xa, &ours);
+            let b = run(theirs.forward(xb.clone()), &xb, &theirs);
+            for (name, a, b) in [("y", &a.0, &b.0), ("dx", &a.1, &b.1), ("dgamma", &a.2, &b.2), ("dbeta", &a.3, &b.3)] {
+                let err = relative_error(a, b);
+                assert!(err < 1e-5, "{case} step {step}: {name} differs by {err:e} of its scale");
+            }
+            outputs.push(a.0);
+        }
+        let synced = |bn: &burn::nn::BatchNorm| {
+            let bn = bn.clone().valid();
+            (values(&bn.running_mean.value()), values(&bn.running_var.value()))
+        };
+        let (mean_a, var_a) = synced(&ours);
+        let (mean_b, var_b) = synced(&theirs);
+        assert!(relative_error(&mean_a, &mean_b) < 1e-5, "{case}: running mean");
+        assert!(relative_error(&var_a, &var_b) < 1e-5, "{case}: running variance");
+        // Inference: the running statistics, one fused pass against burn's formula.
+        let x = x.inner();
+        let a = values(&ours.clone().valid().forward_fast(x.clone()));
+        let b = values(&theirs.clone().valid().forward(x));
+        assert!(relative_error(&a, &b) < 1e-5, "{case}: inference");
+    }
+}

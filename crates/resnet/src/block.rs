@@ -1,4 +1,4 @@
-use kernels::Conv2dForward;
+use kernels::{BatchNormForward, Conv2dForward};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
@@ -26,7 +26,7 @@ impl ConvBn {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward_fast(x))
+        self.bn.forward_fast(self.conv.forward_fast(x))
     }
 }
 

@@ -12,7 +12,7 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxP
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use kernels::Conv2dForward;
+use kernels::{BatchNormForward, Conv2dForward};
 
 /// The VGG-16 plan: channel counts, with 0 standing for a 2x2 max pool.
 pub const VGG16_PLAN: [usize; 17] = [
@@ -98,7 +98,7 @@ impl Vgg {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let mut x = images;
         for (layer, &pool) in self.layers.iter().zip(&self.pool_after) {
-            x = relu(layer.bn.forward(layer.conv.forward_fast(x)));
+            x = relu(layer.bn.forward_fast(layer.conv.forward_fast(x)));
             if pool {
                 x = self.max_pool.forward(x);
             }

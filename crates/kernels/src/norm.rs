@@ -1,0 +1,133 @@
+//! Batch normalisation in training mode on NCHW `f32` slices, one channel per task: statistics
+//! in `f64` in a fixed order, the output in one pass, the gradients in two.
+
+use rayon::prelude::*;
+
+/// `N x C x S` (S: pixels per channel and image).
+#[derive(Clone, Copy, Debug)]
+pub struct NormShape {
+    pub batch: usize,
+    pub channels: usize,
+    pub spatial: usize,
+}
+
+impl NormShape {
+    fn per_channel(&self) -> f64 {
+        (self.batch * self.spatial) as f64
+    }
+
+    /// The `batch` contiguous runs of channel `c`.
+    fn runs<'a>(&self, x: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
+        let (s, cs) = (self.spatial, self.channels * self.spatial);
+        (0..self.batch).map(move |n| &x[n * cs + c * s..][..s])
+    }
+}
+
+/// Per channel: mean and biased variance of `x`.
+fn statistics(shape: &NormShape, x: &[f32]) -> Vec<(f64, f64)> {
+    (0..shape.channels)
+        .into_par_iter()
+        .map(|c| {
+            let sum: f64 = shape.runs(x, c).map(|r| r.iter().map(|&v| v as f64).sum::<f64>()).sum();
+            let mean = sum / shape.per_channel();
+            let squares: f64 = shape
+                .runs(x, c)
+                .map(|r| r.iter().map(|&v| (v as f64 - mean) * (v as f64 - mean)).sum::<f64>())
+                .sum();
+            (mean, squares / shape.per_channel())
+        })
+        .collect()
+}
+
+/// Training-mode batch normalisation: `y = (x - mean) / sqrt(var + eps) * gamma + beta` with the
+/// batch's mean and (biased) variance, which are returned.
+pub fn forward_train(
+    shape: &NormShape,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+    y: &mut [f32],
+) -> (Vec<f32>, Vec<f32>) {
+    assert_eq!(x.len(), shape.batch * shape.channels * shape.spatial, "batch norm: input length");
+    assert_eq!(y.len(), x.len(), "batch norm: output length");
+    assert_eq!(gamma.len(), shape.channels, "batch norm: gamma length");
+    assert_eq!(beta.len(), shape.channels, "batch norm: beta length");
+    let stats = statistics(shape, x);
+    let affine: Vec<(f32, f32)> = stats
+        .iter()
+        .zip(gamma.iter().zip(beta))
+        .map(|(&(mean, var), (&g, &b))| {
+            let scale = g as f64 / (var + epsilon).sqrt();
+            (scale as f32, (b as f64 - mean * scale) as f32)
+        })
+        .collect();
+    apply(shape, x, &affine, y);
+    stats.iter().map(|&(m, v)| (m as f32, v as f32)).unzip()
+}
+
+/// `y = x · scale_c + shift_c`, parallel over images and channels.
+pub fn apply(shape: &NormShape, x: &[f32], affine: &[(f32, f32)], y: &mut [f32]) {
+    let s = shape.spatial.max(1);
+    y.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().for_each(|(i, (y, x))| {
+        let (scale, shift) = affine[i % shape.channels];
+        for (y, x) in y.iter_mut().zip(x) {
+            *y = *x * scale + shift;
+        }
+    });
+}
+
+/// The gradients of input, gamma and beta, given the forward's batch statistics.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    shape: &NormShape,
+    x: &[f32],
+    gamma: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    epsilon: f64,
+    dy: &[f32],
+    dx: &mut [f32],
+) -> (Vec<f32>, Vec<f32>) {
+    assert_eq!(dy.len(), x.len(), "batch norm backward: gradient length");
+    assert_eq!(dx.len(), x.len(), "batch norm backward: input gradient length");
+    let inv_std: Vec<f64> = var.iter().map(|&v| 1.0 / (v as f64 + epsilon).sqrt()).collect();
+    // Per channel: Σ dy and Σ dy·x̂.
+    let sums: Vec<(f64, f64)> = (0..shape.channels)
+        .into_par_iter()
+        .map(|c| {
+            let (m, is) = (mean[c] as f64, inv_std[c]);
+            shape.runs(x, c).zip(shape.runs(dy, c)).fold((0.0, 0.0), |(sd, sdx), (x, dy)| {
+                x.iter().zip(dy).fold((sd, sdx), |(sd, sdx), (&x, &g)| {
+                    (sd + g as f64, sdx + g as f64 * (x as f64 - m) * is)
+                })
+            })
+        })
+        .collect();
+    // dx = gamma·inv_std·(dy - Σdy/M - x̂·Σdy·x̂/M) = dy·a + x·b + c per channel.
+    let m = shape.per_channel();
+    let coefficients: Vec<(f32, f32, f32)> = (0..shape.channels)
+        .map(|c| {
+            let (sum_dy, sum_dy_xhat) = sums[c];
+            let scale = gamma[c] as f64 * inv_std[c];
+            let k = sum_dy_xhat / m * inv_std[c];
+            let a = scale;
+            let b = -scale * k;
+            let shift = -scale * (sum_dy / m - k * mean[c] as f64);
+            (a as f32, b as f32, shift as f32)
+        })
+        .collect();
+    let s = shape.spatial.max(1);
+    dx.par_chunks_mut(s)
+        .zip(x.par_chunks(s).zip(dy.par_chunks(s)))
+        .enumerate()
+        .for_each(|(i, (dx, (x, dy)))| {
+            let (a, b, c) = coefficients[i % shape.channels];
+            for ((dx, x), dy) in dx.iter_mut().zip(x).zip(dy) {
+                *dx = *dy * a + *x * b + c;
+            }
+        });
+    let dgamma = sums.iter().map(|&(_, s)| s as f32).collect();
+    let dbeta = sums.iter().map(|&(s, _)| s as f32).collect();
+    (dgamma, dbeta)
+}
