@@ -184,8 +184,10 @@ fn bench(o: BenchOptions) -> Result<()> {
     let generated = format!(
         "{BENCH_START}\nWritten by `cargo xtask bench` (release build). Both sides do the same \
          work on random data of the datasets' shapes; ours includes its data pipeline (batch \
-         assembly, augmentation), the reference feeds ready tensors. Medians of {} timed steps \
-         after {} warm-up steps. Ratio = ours / PyTorch in time (for images/s: PyTorch / \
+         assembly, augmentation) in training steps, the reference feeds ready tensors; both \
+         evaluate images already built as tensors, after one untimed pass. Medians of {} timed \
+         samples after {} warm-up steps; a sample is one step, or as many steps as take 100 ms \
+         (Lenet), divided. Ratio = ours / PyTorch in time (for images/s: PyTorch / \
          ours), so below 1 means faster than PyTorch.\n\nMachine: {cpu}, {} logical cores; \
          threads: {} on both sides; backend: {}; reference: {torch}.\n\n{table}{BENCH_END}\n\n",
         o.steps,

@@ -33,10 +33,14 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 /// Whether `device` is burn's flex CPU backend (directly or under autodiff), where this crate's
-/// kernels run.
+/// kernels run, and they are not switched off (`REWIND_KERNELS=burn` runs burn's own ops
+/// everywhere: for comparisons and for hunting numerical differences).
 pub fn is_flex(device: &Device) -> bool {
     #[cfg(feature = "flex")]
     {
+        if !enabled() {
+            return false;
+        }
         use burn::backend::DispatchDevice;
         match device.as_dispatch() {
             DispatchDevice::Flex(_) => true,
@@ -50,6 +54,12 @@ pub fn is_flex(device: &Device) -> bool {
         let _ = device;
         false
     }
+}
+
+/// False when the environment says `REWIND_KERNELS=burn` (read once per process).
+pub fn enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("REWIND_KERNELS").map_or(true, |v| v != "burn"))
 }
 
 /// 2-D convolution, `x`: `[N, C, H, W]`, `weight`: `[O, C, kh, kw]`, `bias`: `[O]`. Computes what

@@ -235,23 +235,16 @@ mod fused {
         let (g, _) = owned(grad);
         let mut m = m.map_or_else(|| vec![0.0; p.len()], |m| owned(m).0);
         let mut v = v.map_or_else(|| vec![0.0; p.len()], |v| owned(v).0);
-        let first = time == 1;
         let (factor, epsilon) = adam_factors(adam, time);
-        let (b1, b2, wd, lr) = (adam.beta_1, adam.beta_2, adam.weight_decay, lr as f32);
-        let (c1, c2) = (1.0 - b1, 1.0 - b2);
-        let step = |p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]| {
-            for (((p, m), v), g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
-                let g = if wd > 0.0 { *p * wd + *g } else { *g };
-                if first {
-                    *m = g * c1;
-                    *v = (g * g) * c2;
-                } else {
-                    *m = *m * b1 + g * c1;
-                    *v = *v * b2 + (g * g) * c2;
-                }
-                *p -= (*m * factor / (v.sqrt() + epsilon)) * lr;
-            }
+        let (b1, b2) = (adam.beta_1, adam.beta_2);
+        let k = AdamScalars { b1, b2, c1: 1.0 - b1, c2: 1.0 - b2, wd: adam.weight_decay, factor, epsilon, lr: lr as f32 };
+        let step = match (time == 1, k.wd > 0.0) {
+            (true, true) => adam_kernel::<true, true>,
+            (true, false) => adam_kernel::<true, false>,
+            (false, true) => adam_kernel::<false, true>,
+            (false, false) => adam_kernel::<false, false>,
         };
+        let step = |p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]| step(&k, p, m, v, g);
         par_zip4(&mut p, &mut m, &mut v, &g, step);
         (wrap(p, &dims), wrap(m, &dims), wrap(v, &dims))
     }
@@ -265,29 +258,92 @@ mod fused {
     ) -> (Tensor<D>, Option<Tensor<D>>) {
         let (mut p, dims) = owned(tensor);
         let (g, _) = owned(grad);
-        let (mu, wd, lr, nesterov) = (sgd.momentum, sgd.weight_decay, lr as f32, sgd.nesterov);
-        if mu > 0.0 {
+        let k = SgdScalars { mu: sgd.momentum, wd: sgd.weight_decay, lr: lr as f32 };
+        if k.mu > 0.0 {
             let first = velocity.is_none();
             let mut vel = velocity.map_or_else(|| vec![0.0; p.len()], |v| owned(v).0);
-            let step = |p: &mut [f32], vel: &mut [f32], _: &mut [f32], g: &[f32]| {
-                for ((p, v), g) in p.iter_mut().zip(vel.iter_mut()).zip(g) {
-                    let g = if wd > 0.0 { *p * wd + *g } else { *g };
-                    *v = if first { g } else { g + *v * mu };
-                    let update = if nesterov { *v * mu + g } else { *v };
-                    *p -= update * lr;
-                }
+            let step = match (first, k.wd > 0.0, sgd.nesterov) {
+                (true, true, true) => momentum_kernel::<true, true, true>,
+                (true, true, false) => momentum_kernel::<true, true, false>,
+                (true, false, true) => momentum_kernel::<true, false, true>,
+                (true, false, false) => momentum_kernel::<true, false, false>,
+                (false, true, true) => momentum_kernel::<false, true, true>,
+                (false, true, false) => momentum_kernel::<false, true, false>,
+                (false, false, true) => momentum_kernel::<false, false, true>,
+                (false, false, false) => momentum_kernel::<false, false, false>,
             };
+            let step = |p: &mut [f32], vel: &mut [f32], _: &mut [f32], g: &[f32]| step(&k, p, vel, g);
             par_zip4(&mut p, &mut vel, &mut [], &g, step);
             (wrap(p, &dims), Some(wrap(vel, &dims)))
         } else {
             let step = |p: &mut [f32], _: &mut [f32], _: &mut [f32], g: &[f32]| {
-                for (p, g) in p.iter_mut().zip(g) {
-                    let g = if wd > 0.0 { *p * wd + *g } else { *g };
-                    *p -= g * lr;
+                let g = &g[..p.len()];
+                for i in 0..p.len() {
+                    let g = if k.wd > 0.0 { p[i] * k.wd + g[i] } else { g[i] };
+                    p[i] -= g * k.lr;
                 }
             };
             par_zip4(&mut p, &mut [], &mut [], &g, step);
             (wrap(p, &dims), None)
+        }
+    }
+
+    struct AdamScalars {
+        b1: f32,
+        b2: f32,
+        c1: f32,
+        c2: f32,
+        wd: f32,
+        factor: f32,
+        epsilon: f32,
+        lr: f32,
+    }
+
+    /// One Adam update of a chunk, in burn's operation order; the branches are constants so the
+    /// loop vectorises.
+    fn adam_kernel<const FIRST: bool, const DECAY: bool>(
+        k: &AdamScalars,
+        p: &mut [f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        g: &[f32],
+    ) {
+        let n = p.len();
+        let (m, v, g) = (&mut m[..n], &mut v[..n], &g[..n]);
+        for i in 0..n {
+            let g = if DECAY { p[i] * k.wd + g[i] } else { g[i] };
+            let (mi, vi) = if FIRST {
+                (g * k.c1, (g * g) * k.c2)
+            } else {
+                (m[i] * k.b1 + g * k.c1, v[i] * k.b2 + (g * g) * k.c2)
+            };
+            m[i] = mi;
+            v[i] = vi;
+            p[i] -= (mi * k.factor / (vi.sqrt() + k.epsilon)) * k.lr;
+        }
+    }
+
+    struct SgdScalars {
+        mu: f32,
+        wd: f32,
+        lr: f32,
+    }
+
+    /// One SGD-with-momentum update of a chunk, in burn's operation order.
+    fn momentum_kernel<const FIRST: bool, const DECAY: bool, const NESTEROV: bool>(
+        k: &SgdScalars,
+        p: &mut [f32],
+        vel: &mut [f32],
+        g: &[f32],
+    ) {
+        let n = p.len();
+        let (vel, g) = (&mut vel[..n], &g[..n]);
+        for i in 0..n {
+            let g = if DECAY { p[i] * k.wd + g[i] } else { g[i] };
+            let v = if FIRST { g } else { g + vel[i] * k.mu };
+            vel[i] = v;
+            let update = if NESTEROV { v * k.mu + g } else { v };
+            p[i] -= update * k.lr;
         }
     }
 
