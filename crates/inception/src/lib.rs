@@ -14,7 +14,6 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use kernels::{BatchNormForward, Conv2dForward};
 use burn::nn::pool::{
     AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, AvgPool2d, AvgPool2dConfig, MaxPool2d,
     MaxPool2dConfig,
@@ -24,6 +23,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use kernels::{BatchNormForward, Conv2dForward};
 
 /// Weight of the auxiliary classifier's loss in the training loss.
 pub const AUX_LOSS_WEIGHT: f32 = 0.4;

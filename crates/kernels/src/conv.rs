@@ -62,22 +62,37 @@ impl ConvShape {
 
     /// The range of output columns `ox` whose input column `ox·s + kj - p` lies inside the image.
     fn valid_columns(&self, kj: usize) -> (usize, usize) {
-        let (s, p, w, ow) = (self.stride[1], self.padding[1].0, self.width, self.out_width());
+        let (s, p, w, ow) = (
+            self.stride[1],
+            self.padding[1].0,
+            self.width,
+            self.out_width(),
+        );
         let lo = if kj >= p { 0 } else { (p - kj).div_ceil(s) };
-        let hi = if w + p > kj { ((w + p - kj - 1) / s + 1).min(ow) } else { 0 };
+        let hi = if w + p > kj {
+            ((w + p - kj - 1) / s + 1).min(ow)
+        } else {
+            0
+        };
         (lo.min(hi), hi)
     }
 
     /// The input row of output row `oy` under kernel row `ki`, if inside the image.
     fn input_row(&self, oy: usize, ki: usize) -> Option<usize> {
-        (oy * self.stride[0] + ki).checked_sub(self.padding[0].0).filter(|&iy| iy < self.height)
+        (oy * self.stride[0] + ki)
+            .checked_sub(self.padding[0].0)
+            .filter(|&iy| iy < self.height)
     }
 }
 
 /// Fills `col` (`K x P`, row-major) with the patches of one image (`C x H x W`).
 fn im2col(shape: &ConvShape, image: &[f32], col: &mut [f32]) {
     let [kh, kw] = shape.kernel;
-    let (ow, p, hw) = (shape.out_width(), shape.pixels(), shape.height * shape.width);
+    let (ow, p, hw) = (
+        shape.out_width(),
+        shape.pixels(),
+        shape.height * shape.width,
+    );
     let sw = shape.stride[1];
     for c in 0..shape.in_channels {
         let plane = &image[c * hw..(c + 1) * hw];
@@ -97,7 +112,9 @@ fn im2col(shape: &ConvShape, image: &[f32], col: &mut [f32]) {
                     if sw == 1 {
                         seg[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
                     } else {
-                        for (dst, src) in seg[lo..hi].iter_mut().zip(src[first..].iter().step_by(sw)) {
+                        for (dst, src) in
+                            seg[lo..hi].iter_mut().zip(src[first..].iter().step_by(sw))
+                        {
                             *dst = *src;
                         }
                     }
@@ -111,7 +128,11 @@ fn im2col(shape: &ConvShape, image: &[f32], col: &mut [f32]) {
 /// caller has zeroed.
 fn col2im(shape: &ConvShape, col: &[f32], image: &mut [f32]) {
     let [kh, kw] = shape.kernel;
-    let (ow, p, hw) = (shape.out_width(), shape.pixels(), shape.height * shape.width);
+    let (ow, p, hw) = (
+        shape.out_width(),
+        shape.pixels(),
+        shape.height * shape.width,
+    );
     let sw = shape.stride[1];
     for c in 0..shape.in_channels {
         let plane = &mut image[c * hw..(c + 1) * hw];
@@ -120,7 +141,9 @@ fn col2im(shape: &ConvShape, col: &[f32], image: &mut [f32]) {
                 let row = &col[((c * kh + ki) * kw + kj) * p..][..p];
                 let (lo, hi) = shape.valid_columns(kj);
                 for (oy, seg) in row.chunks_exact(ow).enumerate() {
-                    let Some(iy) = shape.input_row(oy, ki) else { continue };
+                    let Some(iy) = shape.input_row(oy, ki) else {
+                        continue;
+                    };
                     let dst = &mut plane[iy * shape.width..(iy + 1) * shape.width];
                     let first = lo * sw + kj - shape.padding[1].0;
                     if sw == 1 {
@@ -142,16 +165,30 @@ fn col2im(shape: &ConvShape, col: &[f32], image: &mut [f32]) {
 /// `N x O x OH x OW`, all contiguous.
 pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let (k, p, o) = (shape.patch(), shape.pixels(), shape.out_channels);
-    assert_eq!(x.len(), shape.batch * shape.image_len(), "conv2d: input length");
+    assert_eq!(
+        x.len(),
+        shape.batch * shape.image_len(),
+        "conv2d: input length"
+    );
     assert_eq!(weight.len(), o * k, "conv2d: weight length");
-    assert_eq!(y.len(), shape.batch * shape.out_image_len(), "conv2d: output length");
+    assert_eq!(
+        y.len(),
+        shape.batch * shape.out_image_len(),
+        "conv2d: output length"
+    );
     let w = Layout::row_major(o, k);
     let out = Layout::row_major(o, p);
     let cols = Layout::row_major(k, p);
     y.par_chunks_mut(shape.out_image_len().max(1))
         .zip(x.par_chunks(shape.image_len().max(1)))
         .for_each_init(
-            || if shape.is_pointwise() { Vec::new() } else { vec![0.0; k * p] },
+            || {
+                if shape.is_pointwise() {
+                    Vec::new()
+                } else {
+                    vec![0.0; k * p]
+                }
+            },
             |col, (y, x)| {
                 let col: &[f32] = if shape.is_pointwise() {
                     x
@@ -175,15 +212,29 @@ pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]
 /// The gradient of the input: `dx = col2im(Wᵀ · dy)` per image.
 pub fn backward_input(shape: &ConvShape, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (k, p, o) = (shape.patch(), shape.pixels(), shape.out_channels);
-    assert_eq!(dy.len(), shape.batch * shape.out_image_len(), "conv2d backward: grad length");
-    assert_eq!(dx.len(), shape.batch * shape.image_len(), "conv2d backward: input length");
+    assert_eq!(
+        dy.len(),
+        shape.batch * shape.out_image_len(),
+        "conv2d backward: grad length"
+    );
+    assert_eq!(
+        dx.len(),
+        shape.batch * shape.image_len(),
+        "conv2d backward: input length"
+    );
     let wt = Layout::row_major(o, k).t();
     let grads = Layout::row_major(o, p);
     let cols = Layout::row_major(k, p);
     dx.par_chunks_mut(shape.image_len().max(1))
         .zip(dy.par_chunks(shape.out_image_len().max(1)))
         .for_each_init(
-            || if shape.is_pointwise() { Vec::new() } else { vec![0.0; k * p] },
+            || {
+                if shape.is_pointwise() {
+                    Vec::new()
+                } else {
+                    vec![0.0; k * p]
+                }
+            },
             |col, (dx, dy)| {
                 if shape.is_pointwise() {
                     matmul(dx, cols, weight, wt, dy, grads, false);
@@ -206,9 +257,22 @@ fn weight_chunks(shape: &ConvShape) -> usize {
 
 /// The gradient of the weight: `dw = Σ_n dy_n · col_nᵀ`, in fixed chunks of the batch.
 pub fn backward_weight(shape: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    let (k, p, o, n) = (shape.patch(), shape.pixels(), shape.out_channels, shape.batch);
-    assert_eq!(x.len(), n * shape.image_len(), "conv2d backward: input length");
-    assert_eq!(dy.len(), n * shape.out_image_len(), "conv2d backward: grad length");
+    let (k, p, o, n) = (
+        shape.patch(),
+        shape.pixels(),
+        shape.out_channels,
+        shape.batch,
+    );
+    assert_eq!(
+        x.len(),
+        n * shape.image_len(),
+        "conv2d backward: input length"
+    );
+    assert_eq!(
+        dy.len(),
+        n * shape.out_image_len(),
+        "conv2d backward: grad length"
+    );
     assert_eq!(dw.len(), o * k, "conv2d backward: weight length");
     let chunks = weight_chunks(shape).clamp(1, 16).min(n.max(1));
     let per_chunk = n.div_ceil(chunks).max(1);
@@ -219,7 +283,11 @@ pub fn backward_weight(shape: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32])
         .into_par_iter()
         .map(|chunk| {
             let mut acc = vec![0.0f32; o * k];
-            let mut col = if shape.is_pointwise() { Vec::new() } else { vec![0.0; k * p] };
+            let mut col = if shape.is_pointwise() {
+                Vec::new()
+            } else {
+                vec![0.0; k * p]
+            };
             let images = (chunk * per_chunk)..((chunk + 1) * per_chunk).min(n);
             for (i, image) in images.enumerate() {
                 let x = &x[image * shape.image_len()..][..shape.image_len()];
@@ -292,13 +360,23 @@ mod tests {
                         for c in 0..s.in_channels {
                             for ki in 0..s.kernel[0] {
                                 for kj in 0..s.kernel[1] {
-                                    let iy = (oy * s.stride[0] + ki) as isize - s.padding[0].0 as isize;
-                                    let ix = (ox * s.stride[1] + kj) as isize - s.padding[1].0 as isize;
-                                    if iy < 0 || ix < 0 || iy >= s.height as isize || ix >= s.width as isize {
+                                    let iy =
+                                        (oy * s.stride[0] + ki) as isize - s.padding[0].0 as isize;
+                                    let ix =
+                                        (ox * s.stride[1] + kj) as isize - s.padding[1].0 as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= s.height as isize
+                                        || ix >= s.width as isize
+                                    {
                                         continue;
                                     }
-                                    let xv = x[((n * s.in_channels + c) * s.height + iy as usize) * s.width + ix as usize];
-                                    let wv = w[((o * s.in_channels + c) * s.kernel[0] + ki) * s.kernel[1] + kj];
+                                    let xv = x[((n * s.in_channels + c) * s.height + iy as usize)
+                                        * s.width
+                                        + ix as usize];
+                                    let wv = w[((o * s.in_channels + c) * s.kernel[0] + ki)
+                                        * s.kernel[1]
+                                        + kj];
                                     acc += (xv * wv) as f64;
                                 }
                             }
@@ -312,13 +390,33 @@ mod tests {
     }
 
     fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0).collect()
+        (0..len)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0
+            })
+            .collect()
     }
 
     #[test]
     fn forward_matches_the_definition_on_odd_shapes() {
-        for (kernel, stride, padding) in [([3, 3], [1, 1], [(1, 1), (1, 1)]), ([3, 3], [2, 2], [(1, 1), (1, 1)]), ([1, 1], [1, 1], [(0, 0), (0, 0)]), ([1, 1], [2, 2], [(0, 0), (0, 0)]), ([3, 2], [2, 1], [(0, 0), (1, 1)]), ([3, 3], [2, 2], [(0, 1), (2, 0)])] {
-            let s = ConvShape { batch: 3, in_channels: 5, height: 7, width: 6, out_channels: 4, kernel, stride, padding };
+        for (kernel, stride, padding) in [
+            ([3, 3], [1, 1], [(1, 1), (1, 1)]),
+            ([3, 3], [2, 2], [(1, 1), (1, 1)]),
+            ([1, 1], [1, 1], [(0, 0), (0, 0)]),
+            ([1, 1], [2, 2], [(0, 0), (0, 0)]),
+            ([3, 2], [2, 1], [(0, 0), (1, 1)]),
+            ([3, 3], [2, 2], [(0, 1), (2, 0)]),
+        ] {
+            let s = ConvShape {
+                batch: 3,
+                in_channels: 5,
+                height: 7,
+                width: 6,
+                out_channels: 4,
+                kernel,
+                stride,
+                padding,
+            };
             let x = values(s.batch * s.image_len(), 1);
             let w = values(s.out_channels * s.patch(), 2);
             let b = values(s.out_channels, 3);
@@ -334,7 +432,16 @@ mod tests {
     #[test]
     fn col2im_is_the_adjoint_of_im2col() {
         // <im2col(x), c> = <x, col2im(c)> for every x, c: the input gradient is exact.
-        let s = ConvShape { batch: 1, in_channels: 2, height: 5, width: 6, out_channels: 1, kernel: [3, 3], stride: [2, 2], padding: [(1, 0), (1, 2)] };
+        let s = ConvShape {
+            batch: 1,
+            in_channels: 2,
+            height: 5,
+            width: 6,
+            out_channels: 1,
+            kernel: [3, 3],
+            stride: [2, 2],
+            padding: [(1, 0), (1, 2)],
+        };
         let x = values(s.image_len(), 4);
         let c = values(s.patch() * s.pixels(), 5);
         let mut col = vec![0.0; c.len()];

@@ -35,13 +35,18 @@ pub trait ConvKernels: Backend {
     ) -> FloatTensor<Self>;
 
     /// The gradients of input, weight and bias that are asked for.
+    #[allow(clippy::type_complexity)]
     fn fast_conv2d_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         options: ConvOptions<2>,
         wanted: [bool; 3],
-    ) -> (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>, Option<FloatTensor<Self>>) {
+    ) -> (
+        Option<FloatTensor<Self>>,
+        Option<FloatTensor<Self>>,
+        Option<FloatTensor<Self>>,
+    ) {
         let _ = (x, weight, grad, options, wanted);
         unreachable!("the convolution's gradients are computed by the inner backend")
     }
@@ -93,7 +98,12 @@ fn shape_of(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Co
 fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(values) => Cow::Borrowed(values),
-        None => Cow::Owned(t.to_contiguous().into_data().try_into_vec::<f32>().unwrap_or_default()),
+        None => Cow::Owned(
+            t.to_contiguous()
+                .into_data()
+                .try_into_vec::<f32>()
+                .unwrap_or_default(),
+        ),
     }
 }
 
@@ -110,8 +120,19 @@ fn flex_forward(
     let shape = shape_of(&x, &weight, &options);
     let bias = bias.as_ref().map(values);
     let mut y = vec![0.0; shape.batch * shape.out_channels * shape.pixels()];
-    conv::forward(&shape, &values(&x), &values(&weight), bias.as_deref(), &mut y);
-    let dims = vec![shape.batch, shape.out_channels, shape.out_height(), shape.out_width()];
+    conv::forward(
+        &shape,
+        &values(&x),
+        &values(&weight),
+        bias.as_deref(),
+        &mut y,
+    );
+    let dims = vec![
+        shape.batch,
+        shape.out_channels,
+        shape.out_height(),
+        shape.out_width(),
+    ];
     tensor(y, dims)
 }
 
@@ -208,15 +229,25 @@ impl<B: ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B, C> {
         weight: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        match ConvNoBias.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+        match ConvNoBias
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&weight), options.clone());
+                let state = (
+                    prep.checkpoint(&x),
+                    prep.checkpoint(&weight),
+                    options.clone(),
+                );
                 let y = B::fast_conv2d(x.into_primitive(), weight.into_primitive(), options);
                 prep.finish(state, y)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::fast_conv2d(x.into_primitive(), weight.into_primitive(), options))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fast_conv2d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                options,
+            )),
         }
     }
 
@@ -229,12 +260,24 @@ impl<B: ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B, C> {
         let nodes = [x.node(), weight.node(), bias.node()];
         match ConvWithBias.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&weight), options.clone());
-                let (x, w, b) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
+                let state = (
+                    prep.checkpoint(&x),
+                    prep.checkpoint(&weight),
+                    options.clone(),
+                );
+                let (x, w, b) = (
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
                 prep.finish(state, B::fast_conv2d_biased(x, w, b, options))
             }
             OpsKind::UnTracked(prep) => {
-                let (x, w, b) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
+                let (x, w, b) = (
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
                 prep.finish(B::fast_conv2d_biased(x, w, b, options))
             }
         }
@@ -294,7 +337,11 @@ pub(crate) fn batch_norm_train(
         beta.into_dispatch(),
         epsilon,
     );
-    (Tensor::from_dispatch(y), Tensor::from_dispatch(mean), Tensor::from_dispatch(var))
+    (
+        Tensor::from_dispatch(y),
+        Tensor::from_dispatch(mean),
+        Tensor::from_dispatch(var),
+    )
 }
 
 /// `x · scale_c + shift_c` over dim 1 (no autodiff).
@@ -308,14 +355,21 @@ pub(crate) fn channel_affine(x: Tensor<4>, scale: Tensor<1>, shift: Tensor<1>) -
 
 fn norm_shape(x: &FlexTensor) -> NormShape {
     let dims = x.shape().dims::<4>();
-    NormShape { batch: dims[0], channels: dims[1], spatial: dims[2] * dims[3] }
+    NormShape {
+        batch: dims[0],
+        channels: dims[1],
+        spatial: dims[2] * dims[3],
+    }
 }
 
 impl NormKernels for Flex {
     fn fast_channel_affine(x: FlexTensor, scale: FlexTensor, shift: FlexTensor) -> FlexTensor {
         let shape = norm_shape(&x);
-        let affine: Vec<(f32, f32)> =
-            values(&scale).iter().copied().zip(values(&shift).iter().copied()).collect();
+        let affine: Vec<(f32, f32)> = values(&scale)
+            .iter()
+            .copied()
+            .zip(values(&shift).iter().copied())
+            .collect();
         let mut y = vec![0.0; x.shape().num_elements()];
         norm::apply(&shape, &values(&x), &affine, &mut y);
         tensor(y, x.shape().dims::<4>().to_vec())
@@ -329,10 +383,20 @@ impl NormKernels for Flex {
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let shape = norm_shape(&x);
         let mut y = vec![0.0; x.shape().num_elements()];
-        let (mean, var) =
-            norm::forward_train(&shape, &values(&x), &values(&gamma), &values(&beta), epsilon, &mut y);
+        let (mean, var) = norm::forward_train(
+            &shape,
+            &values(&x),
+            &values(&gamma),
+            &values(&beta),
+            epsilon,
+            &mut y,
+        );
         let c = vec![shape.channels];
-        (tensor(y, x.shape().dims::<4>().to_vec()), tensor(mean, c.clone()), tensor(var, c))
+        (
+            tensor(y, x.shape().dims::<4>().to_vec()),
+            tensor(mean, c.clone()),
+            tensor(var, c),
+        )
     }
 
     fn fast_batch_norm_backward(
@@ -356,7 +420,11 @@ impl NormKernels for Flex {
             &mut dx,
         );
         let c = vec![shape.channels];
-        (tensor(dx, x.shape().dims::<4>().to_vec()), tensor(dgamma, c.clone()), tensor(dbeta, c))
+        (
+            tensor(dx, x.shape().dims::<4>().to_vec()),
+            tensor(dgamma, c.clone()),
+            tensor(dbeta, c),
+        )
     }
 }
 
@@ -364,7 +432,13 @@ impl NormKernels for Flex {
 struct BatchNormBackward;
 
 impl<B: NormKernels> Backward<B, 3> for BatchNormBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f64);
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        f64,
+    );
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_gamma, node_beta] = ops.parents;
@@ -387,8 +461,15 @@ impl<B: NormKernels, C: CheckpointStrategy> NormKernels for Autodiff<B, C> {
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let nodes = [x.node(), gamma.node(), beta.node()];
-        let prep = BatchNormBackward.prepare::<C>(nodes).compute_bound().stateful();
-        let (x, gamma, beta) = (x.into_primitive(), gamma.into_primitive(), beta.into_primitive());
+        let prep = BatchNormBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful();
+        let (x, gamma, beta) = (
+            x.into_primitive(),
+            gamma.into_primitive(),
+            beta.into_primitive(),
+        );
         let (y, mean, var) = B::fast_batch_norm_train(x.clone(), gamma.clone(), beta, epsilon);
         let y = match prep {
             OpsKind::Tracked(prep) => {

@@ -27,8 +27,8 @@ pub mod matmul;
 pub mod norm;
 pub mod optim;
 
-use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
@@ -93,7 +93,12 @@ impl Conv2dForward for Conv2d {
         };
         let options =
             ConvOptions::new_with_padding(self.stride, [rows, cols], self.dilation, self.groups);
-        conv2d(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()), options)
+        conv2d(
+            x,
+            self.weight.val(),
+            self.bias.as_ref().map(|b| b.val()),
+            options,
+        )
     }
 }
 
@@ -123,10 +128,12 @@ impl BatchNormForward for BatchNorm {
                 let keep = 1.0 - self.momentum;
                 let running_mean = self.running_mean.value_sync().to_device(&device);
                 let running_var = self.running_var.value_sync().to_device(&device);
-                let running_mean =
-                    running_mean.mul_scalar(keep).add(mean.detach().mul_scalar(self.momentum));
-                let running_var =
-                    running_var.mul_scalar(keep).add(var.detach().mul_scalar(self.momentum));
+                let running_mean = running_mean
+                    .mul_scalar(keep)
+                    .add(mean.detach().mul_scalar(self.momentum));
+                let running_var = running_var
+                    .mul_scalar(keep)
+                    .add(var.detach().mul_scalar(self.momentum));
                 self.running_mean.update(running_mean.detach());
                 self.running_var.update(running_var.detach());
                 return y;

@@ -14,7 +14,12 @@ pub struct Layout {
 impl Layout {
     /// A row-major `rows x cols` matrix.
     pub fn row_major(rows: usize, cols: usize) -> Self {
-        Layout { rows, cols, row_stride: cols, col_stride: 1 }
+        Layout {
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
     }
 
     /// The transpose of this view (no data moves).
@@ -53,10 +58,23 @@ pub fn matmul(
 ) {
     let (m, k, n) = (lhs_layout.rows, lhs_layout.cols, rhs_layout.cols);
     assert_eq!(rhs_layout.rows, k, "matmul: inner dimensions differ");
-    assert_eq!((dst_layout.rows, dst_layout.cols), (m, n), "matmul: output shape differs");
-    assert!(dst_layout.extent() <= dst.len(), "matmul: output view past its slice");
-    assert!(lhs_layout.extent() <= lhs.len(), "matmul: lhs view past its slice");
-    assert!(rhs_layout.extent() <= rhs.len(), "matmul: rhs view past its slice");
+    assert_eq!(
+        (dst_layout.rows, dst_layout.cols),
+        (m, n),
+        "matmul: output shape differs"
+    );
+    assert!(
+        dst_layout.extent() <= dst.len(),
+        "matmul: output view past its slice"
+    );
+    assert!(
+        lhs_layout.extent() <= lhs.len(),
+        "matmul: lhs view past its slice"
+    );
+    assert!(
+        rhs_layout.extent() <= rhs.len(),
+        "matmul: rhs view past its slice"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -121,7 +139,15 @@ mod tests {
         let expected = naive(m, n, k, &a, &b);
 
         let mut c = vec![f32::NAN; m * n];
-        matmul(&mut c, Layout::row_major(m, n), &a, Layout::row_major(m, k), &b, Layout::row_major(k, n), false);
+        matmul(
+            &mut c,
+            Layout::row_major(m, n),
+            &a,
+            Layout::row_major(m, k),
+            &b,
+            Layout::row_major(k, n),
+            false,
+        );
         for (x, y) in c.iter().zip(&expected) {
             assert!((x - y).abs() < 1e-5, "{x} vs {y}");
         }
@@ -129,8 +155,24 @@ mod tests {
         // c^T = b^T a^T, written through transposed views, then accumulated once more.
         let mut ct = vec![0.0; m * n];
         let dst = Layout::row_major(m, n);
-        matmul(&mut ct, dst.t(), &b, Layout::row_major(k, n).t(), &a, Layout::row_major(m, k).t(), false);
-        matmul(&mut ct, dst.t(), &b, Layout::row_major(k, n).t(), &a, Layout::row_major(m, k).t(), true);
+        matmul(
+            &mut ct,
+            dst.t(),
+            &b,
+            Layout::row_major(k, n).t(),
+            &a,
+            Layout::row_major(m, k).t(),
+            false,
+        );
+        matmul(
+            &mut ct,
+            dst.t(),
+            &b,
+            Layout::row_major(k, n).t(),
+            &a,
+            Layout::row_major(m, k).t(),
+            true,
+        );
         for (x, y) in ct.iter().zip(&expected) {
             assert!((x - 2.0 * y).abs() < 1e-4, "{x} vs 2 x {y}");
         }
@@ -140,6 +182,14 @@ mod tests {
     #[should_panic(expected = "past its slice")]
     fn a_view_past_its_slice_is_refused() {
         let mut c = vec![0.0; 4];
-        matmul(&mut c, Layout::row_major(2, 2), &[1.0; 3], Layout::row_major(2, 2), &[1.0; 4], Layout::row_major(2, 2), false);
+        matmul(
+            &mut c,
+            Layout::row_major(2, 2),
+            &[1.0; 3],
+            Layout::row_major(2, 2),
+            &[1.0; 4],
+            Layout::row_major(2, 2),
+            false,
+        );
     }
 }

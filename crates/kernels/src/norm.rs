@@ -28,11 +28,18 @@ fn statistics(shape: &NormShape, x: &[f32]) -> Vec<(f64, f64)> {
     (0..shape.channels)
         .into_par_iter()
         .map(|c| {
-            let sum: f64 = shape.runs(x, c).map(|r| r.iter().map(|&v| v as f64).sum::<f64>()).sum();
+            let sum: f64 = shape
+                .runs(x, c)
+                .map(|r| r.iter().map(|&v| v as f64).sum::<f64>())
+                .sum();
             let mean = sum / shape.per_channel();
             let squares: f64 = shape
                 .runs(x, c)
-                .map(|r| r.iter().map(|&v| (v as f64 - mean) * (v as f64 - mean)).sum::<f64>())
+                .map(|r| {
+                    r.iter()
+                        .map(|&v| (v as f64 - mean) * (v as f64 - mean))
+                        .sum::<f64>()
+                })
                 .sum();
             (mean, squares / shape.per_channel())
         })
@@ -49,7 +56,11 @@ pub fn forward_train(
     epsilon: f64,
     y: &mut [f32],
 ) -> (Vec<f32>, Vec<f32>) {
-    assert_eq!(x.len(), shape.batch * shape.channels * shape.spatial, "batch norm: input length");
+    assert_eq!(
+        x.len(),
+        shape.batch * shape.channels * shape.spatial,
+        "batch norm: input length"
+    );
     assert_eq!(y.len(), x.len(), "batch norm: output length");
     assert_eq!(gamma.len(), shape.channels, "batch norm: gamma length");
     assert_eq!(beta.len(), shape.channels, "batch norm: beta length");
@@ -69,12 +80,15 @@ pub fn forward_train(
 /// `y = x · scale_c + shift_c`, parallel over images and channels.
 pub fn apply(shape: &NormShape, x: &[f32], affine: &[(f32, f32)], y: &mut [f32]) {
     let s = shape.spatial.max(1);
-    y.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().for_each(|(i, (y, x))| {
-        let (scale, shift) = affine[i % shape.channels];
-        for (y, x) in y.iter_mut().zip(x) {
-            *y = *x * scale + shift;
-        }
-    });
+    y.par_chunks_mut(s)
+        .zip(x.par_chunks(s))
+        .enumerate()
+        .for_each(|(i, (y, x))| {
+            let (scale, shift) = affine[i % shape.channels];
+            for (y, x) in y.iter_mut().zip(x) {
+                *y = *x * scale + shift;
+            }
+        });
 }
 
 /// The gradients of input, gamma and beta, given the forward's batch statistics.
@@ -90,18 +104,28 @@ pub fn backward(
     dx: &mut [f32],
 ) -> (Vec<f32>, Vec<f32>) {
     assert_eq!(dy.len(), x.len(), "batch norm backward: gradient length");
-    assert_eq!(dx.len(), x.len(), "batch norm backward: input gradient length");
-    let inv_std: Vec<f64> = var.iter().map(|&v| 1.0 / (v as f64 + epsilon).sqrt()).collect();
+    assert_eq!(
+        dx.len(),
+        x.len(),
+        "batch norm backward: input gradient length"
+    );
+    let inv_std: Vec<f64> = var
+        .iter()
+        .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
+        .collect();
     // Per channel: Σ dy and Σ dy·x̂.
     let sums: Vec<(f64, f64)> = (0..shape.channels)
         .into_par_iter()
         .map(|c| {
             let (m, is) = (mean[c] as f64, inv_std[c]);
-            shape.runs(x, c).zip(shape.runs(dy, c)).fold((0.0, 0.0), |(sd, sdx), (x, dy)| {
-                x.iter().zip(dy).fold((sd, sdx), |(sd, sdx), (&x, &g)| {
-                    (sd + g as f64, sdx + g as f64 * (x as f64 - m) * is)
+            shape
+                .runs(x, c)
+                .zip(shape.runs(dy, c))
+                .fold((0.0, 0.0), |(sd, sdx), (x, dy)| {
+                    x.iter().zip(dy).fold((sd, sdx), |(sd, sdx), (&x, &g)| {
+                        (sd + g as f64, sdx + g as f64 * (x as f64 - m) * is)
+                    })
                 })
-            })
         })
         .collect();
     // dx = gamma·inv_std·(dy - Σdy/M - x̂·Σdy·x̂/M) = dy·a + x·b + c per channel.

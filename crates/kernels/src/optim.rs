@@ -27,7 +27,12 @@ pub struct Adam {
 impl Adam {
     /// PyTorch's defaults: betas (0.9, 0.999), epsilon 1e-8.
     pub fn new(weight_decay: f32) -> Self {
-        Adam { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-8, weight_decay }
+        Adam {
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+            weight_decay,
+        }
     }
 
     pub fn init(self) -> ModuleOptimizer {
@@ -76,17 +81,27 @@ impl Optimizer for Adam {
             grad
         };
         let m = match m {
-            Some(m) => m.mul_scalar(self.beta_1).add(grad.clone().mul_scalar(1.0 - self.beta_1)),
+            Some(m) => m
+                .mul_scalar(self.beta_1)
+                .add(grad.clone().mul_scalar(1.0 - self.beta_1)),
             None => grad.clone().mul_scalar(1.0 - self.beta_1),
         };
         let v = match v {
-            Some(v) => v.mul_scalar(self.beta_2).add(grad.square().mul_scalar(1.0 - self.beta_2)),
+            Some(v) => v
+                .mul_scalar(self.beta_2)
+                .add(grad.square().mul_scalar(1.0 - self.beta_2)),
             None => grad.square().mul_scalar(1.0 - self.beta_2),
         };
         let (factor, epsilon) = adam_factors(self, time);
-        let update = m.clone().mul_scalar(factor).div(v.clone().sqrt().add_scalar(epsilon));
+        let update = m
+            .clone()
+            .mul_scalar(factor)
+            .div(v.clone().sqrt().add_scalar(epsilon));
         let tensor = tensor - update.mul_scalar(lr);
-        (tensor, Some(AdamState::new(AdaptiveMomentumState::new(time, m, v))))
+        (
+            tensor,
+            Some(AdamState::new(AdaptiveMomentumState::new(time, m, v))),
+        )
     }
 
     fn to_device<const D: usize>(mut state: AdamState<D>, device: &Device) -> AdamState<D> {
@@ -100,7 +115,10 @@ impl Optimizer for Adam {
 fn adam_factors(adam: &Adam, time: usize) -> (f32, f32) {
     let time = time as i32;
     let bc2_sqrt = (1.0 - adam.beta_2.powi(time)).sqrt();
-    (bc2_sqrt / (1.0 - adam.beta_1.powi(time)), adam.epsilon * bc2_sqrt)
+    (
+        bc2_sqrt / (1.0 - adam.beta_1.powi(time)),
+        adam.epsilon * bc2_sqrt,
+    )
 }
 
 /// Stochastic gradient descent with PyTorch's conventions: L2 weight decay added to the
@@ -128,7 +146,11 @@ pub struct SgdState<const D: usize> {
 impl<const D: usize> RecordState for SgdState<D> {
     fn state_flatten(&self, prefix: &str, out: &mut StateSink) {
         if let Some(velocity) = &self.velocity {
-            out.push_tensor(&join_path(prefix, "momentum"), "velocity", velocity.to_data());
+            out.push_tensor(
+                &join_path(prefix, "momentum"),
+                "velocity",
+                velocity.to_data(),
+            );
         }
     }
 
@@ -179,7 +201,9 @@ impl Optimizer for Sgd {
     }
 
     fn to_device<const D: usize>(state: SgdState<D>, device: &Device) -> SgdState<D> {
-        SgdState { velocity: state.velocity.map(|v| v.to_device(device)) }
+        SgdState {
+            velocity: state.velocity.map(|v| v.to_device(device)),
+        }
     }
 }
 
@@ -214,12 +238,18 @@ mod fused {
     /// A uniquely owned, contiguous f32 buffer with the tensor's values.
     fn owned<const D: usize>(t: Tensor<D>) -> (Vec<f32>, Vec<usize>) {
         let dims = t.dims().to_vec();
-        let values = primitive(t).into_data().try_into_vec::<f32>().unwrap_or_default();
+        let values = primitive(t)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap_or_default();
         (values, dims)
     }
 
     fn wrap<const D: usize>(values: Vec<f32>, dims: &[usize]) -> Tensor<D> {
-        Tensor::from_primitive::<Flex>(FlexTensor::from_data(TensorData::new(values, dims.to_vec())))
+        Tensor::from_primitive::<Flex>(FlexTensor::from_data(TensorData::new(
+            values,
+            dims.to_vec(),
+        )))
     }
 
     pub(super) fn adam<const D: usize>(
@@ -237,7 +267,16 @@ mod fused {
         let mut v = v.map_or_else(|| vec![0.0; p.len()], |v| owned(v).0);
         let (factor, epsilon) = adam_factors(adam, time);
         let (b1, b2) = (adam.beta_1, adam.beta_2);
-        let k = AdamScalars { b1, b2, c1: 1.0 - b1, c2: 1.0 - b2, wd: adam.weight_decay, factor, epsilon, lr: lr as f32 };
+        let k = AdamScalars {
+            b1,
+            b2,
+            c1: 1.0 - b1,
+            c2: 1.0 - b2,
+            wd: adam.weight_decay,
+            factor,
+            epsilon,
+            lr: lr as f32,
+        };
         let step = match (time == 1, k.wd > 0.0) {
             (true, true) => adam_kernel::<true, true>,
             (true, false) => adam_kernel::<true, false>,
@@ -258,7 +297,11 @@ mod fused {
     ) -> (Tensor<D>, Option<Tensor<D>>) {
         let (mut p, dims) = owned(tensor);
         let (g, _) = owned(grad);
-        let k = SgdScalars { mu: sgd.momentum, wd: sgd.weight_decay, lr: lr as f32 };
+        let k = SgdScalars {
+            mu: sgd.momentum,
+            wd: sgd.weight_decay,
+            lr: lr as f32,
+        };
         if k.mu > 0.0 {
             let first = velocity.is_none();
             let mut vel = velocity.map_or_else(|| vec![0.0; p.len()], |v| owned(v).0);
@@ -272,7 +315,8 @@ mod fused {
                 (false, false, true) => momentum_kernel::<false, false, true>,
                 (false, false, false) => momentum_kernel::<false, false, false>,
             };
-            let step = |p: &mut [f32], vel: &mut [f32], _: &mut [f32], g: &[f32]| step(&k, p, vel, g);
+            let step =
+                |p: &mut [f32], vel: &mut [f32], _: &mut [f32], g: &[f32]| step(&k, p, vel, g);
             par_zip4(&mut p, &mut vel, &mut [], &g, step);
             (wrap(p, &dims), Some(wrap(vel, &dims)))
         } else {
@@ -348,7 +392,11 @@ mod fused {
     }
 
     fn chunks(buf: &mut [f32]) -> Vec<&mut [f32]> {
-        if buf.is_empty() { Vec::new() } else { buf.chunks_mut(CHUNK).collect() }
+        if buf.is_empty() {
+            Vec::new()
+        } else {
+            buf.chunks_mut(CHUNK).collect()
+        }
     }
 
     /// Runs `f` over matching chunks of up to three mutable buffers (empty ones stay empty) and

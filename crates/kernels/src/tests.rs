@@ -24,7 +24,10 @@ fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
 fn relative_error(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+    a.iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+        / scale
 }
 
 struct ConvRun {
@@ -82,8 +85,15 @@ fn convolution_values_and_gradients_match_burns_on_many_shapes() {
         let inputs = (x, w, b, r);
         let ours = run_conv(crate::conv2d, &inputs, &options);
         let burns = run_conv(burn::tensor::module::conv2d, &inputs, &options);
-        let case = format!("batch {batch}, {cin}->{cout}, {size}x{}, k {k}, s {stride}", size + 1);
-        for (name, a, b) in [("y", &ours.y, &burns.y), ("dx", &ours.dx, &burns.dx), ("dw", &ours.dw, &burns.dw)] {
+        let case = format!(
+            "batch {batch}, {cin}->{cout}, {size}x{}, k {k}, s {stride}",
+            size + 1
+        );
+        for (name, a, b) in [
+            ("y", &ours.y, &burns.y),
+            ("dx", &ours.dx, &burns.dx),
+            ("dw", &ours.dw, &burns.dw),
+        ] {
             let err = relative_error(a, b);
             assert!(err < 1e-5, "{case}: {name} differs by {err:e} of its scale");
         }
@@ -106,7 +116,10 @@ fn convolution_results_do_not_depend_on_the_thread_count() {
         random([37, 10, 5, 5], &device),
     );
     let run_on = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
         pool.install(|| run_conv(crate::conv2d, &inputs, &options))
     };
     let one = run_on(1);
@@ -126,8 +139,14 @@ fn other_configurations_fall_back_to_burns_convolution() {
     device.seed(5);
     let x = random([2, 4, 9, 9], &device);
     for (options, w) in [
-        (ConvOptions::new([1, 1], [2, 2], [2, 2], 1), random([3, 4, 3, 3], &device)),
-        (ConvOptions::new([1, 1], [1, 1], [1, 1], 2), random([6, 2, 3, 3], &device)),
+        (
+            ConvOptions::new([1, 1], [2, 2], [2, 2], 1),
+            random([3, 4, 3, 3], &device),
+        ),
+        (
+            ConvOptions::new([1, 1], [1, 1], [1, 1], 2),
+            random([6, 2, 3, 3], &device),
+        ),
     ] {
         let ours = crate::conv2d(x.clone(), w.clone(), None, options.clone());
         let burns = burn::tensor::module::conv2d(x.clone(), w, None, options);
@@ -153,8 +172,15 @@ fn two_layers() -> (TwoLayers, Tensor<2>) {
 }
 
 /// Optimiser step number `step` on a loss that changes with the step.
-fn take_step(model: TwoLayers, x: &Tensor<2>, optim: &mut ModuleOptimizer, step: usize) -> TwoLayers {
-    let y = model.b.forward(burn::tensor::activation::relu(model.a.forward(x.clone())));
+fn take_step(
+    model: TwoLayers,
+    x: &Tensor<2>,
+    optim: &mut ModuleOptimizer,
+    step: usize,
+) -> TwoLayers {
+    let y = model
+        .b
+        .forward(burn::tensor::activation::relu(model.a.forward(x.clone())));
     let loss = (y.clone() * y).mean().mul_scalar(1.0 + step as f32);
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     optim.step(0.01 * (1.0 + step as f64), model, grads)
@@ -170,7 +196,11 @@ fn train_steps(mut optim: ModuleOptimizer, steps: usize) -> TwoLayers {
 
 fn weights(model: &TwoLayers) -> Vec<Vec<f32>> {
     let w = |p: &Param<Tensor<2>>| values(&p.val());
-    vec![w(&model.a.weight), w(&model.b.weight), values(&model.a.bias.as_ref().expect("bias").val())]
+    vec![
+        w(&model.a.weight),
+        w(&model.b.weight),
+        values(&model.a.bias.as_ref().expect("bias").val()),
+    ]
 }
 
 #[test]
@@ -188,8 +218,14 @@ fn fused_adam_is_burns_adam_bit_for_bit() {
 fn fused_sgd_is_burns_sgd_bit_for_bit() {
     use burn::optim::decay::WeightDecayConfig;
     use burn::optim::momentum::MomentumConfig;
-    for (momentum, weight_decay, nesterov) in [(0.9, 1e-4, false), (0.9, 0.0, true), (0.0, 1e-4, false)] {
-        let ours = Sgd { momentum, weight_decay, nesterov };
+    for (momentum, weight_decay, nesterov) in
+        [(0.9, 1e-4, false), (0.9, 0.0, true), (0.0, 1e-4, false)]
+    {
+        let ours = Sgd {
+            momentum,
+            weight_decay,
+            nesterov,
+        };
         let reference = SgdConfig::new()
             .with_momentum((momentum > 0.0).then(|| {
                 MomentumConfig::new()
@@ -201,7 +237,11 @@ fn fused_sgd_is_burns_sgd_bit_for_bit() {
             .init();
         let a = train_steps(ours.init(), 6);
         let b = train_steps(reference, 6);
-        assert_eq!(weights(&a), weights(&b), "momentum {momentum}, wd {weight_decay}, nesterov {nesterov}");
+        assert_eq!(
+            weights(&a),
+            weights(&b),
+            "momentum {momentum}, wd {weight_decay}, nesterov {nesterov}"
+        );
     }
 }
 
@@ -209,11 +249,21 @@ fn fused_sgd_is_burns_sgd_bit_for_bit() {
 fn optimiser_state_written_by_burns_optimisers_loads_into_the_fused_ones() {
     use burn::optim::momentum::MomentumConfig;
     let burn_sgd = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
+        .with_momentum(Some(
+            MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+        ))
         .init();
-    let sgd = Sgd { momentum: 0.9, weight_decay: 0.0, nesterov: false }.init();
+    let sgd = Sgd {
+        momentum: 0.9,
+        weight_decay: 0.0,
+        nesterov: false,
+    }
+    .init();
     let adam = Adam::new(0.0);
-    for (reference, ours) in [(burn_sgd, sgd), (ModuleOptimizer::from(adam.burn_reference()), adam.init())] {
+    for (reference, ours) in [
+        (burn_sgd, sgd),
+        (ModuleOptimizer::from(adam.burn_reference()), adam.init()),
+    ] {
         // Two steps with burn's optimiser; the third with burn's, or with ours after a round
         // trip of burn's record: the same weights only if every moment was restored.
         let (mut model, x) = two_layers();
@@ -255,7 +305,9 @@ fn batch_norm_matches_burns_module_in_training_and_inference() {
             bn
         };
         let (ours, theirs) = (set(ours), set(theirs));
-        let x = random([batch, channels, size, size], &device).mul_scalar(3.0).add_scalar(1.5);
+        let x = random([batch, channels, size, size], &device)
+            .mul_scalar(3.0)
+            .add_scalar(1.5);
         let r = random([batch, channels, size, size], &device);
         let case = format!("{batch}x{channels}x{size}x{size}");
         let mut outputs = Vec::new();
@@ -263,26 +315,48 @@ fn batch_norm_matches_burns_module_in_training_and_inference() {
             let run = |y: Tensor<4>, x: &Tensor<4>, bn: &burn::nn::BatchNorm| {
                 let grads = (y.clone() * r.clone()).sum().backward();
                 let g = |t: &Tensor<1>| values(&t.grad(&grads).expect("gradient"));
-                (values(&y), values(&x.grad(&grads).expect("dx")), g(&bn.gamma.val()), g(&bn.beta.val()))
+                (
+                    values(&y),
+                    values(&x.grad(&grads).expect("dx")),
+                    g(&bn.gamma.val()),
+                    g(&bn.beta.val()),
+                )
             };
             let xa = (x.clone() + step as f32).require_grad();
             let xb = (x.clone() + step as f32).require_grad();
             let a = run(ours.forward_fast(xa.clone()), &xa, &ours);
             let b = run(theirs.forward(xb.clone()), &xb, &theirs);
-            for (name, a, b) in [("y", &a.0, &b.0), ("dx", &a.1, &b.1), ("dgamma", &a.2, &b.2), ("dbeta", &a.3, &b.3)] {
+            for (name, a, b) in [
+                ("y", &a.0, &b.0),
+                ("dx", &a.1, &b.1),
+                ("dgamma", &a.2, &b.2),
+                ("dbeta", &a.3, &b.3),
+            ] {
                 let err = relative_error(a, b);
-                assert!(err < 1e-5, "{case} step {step}: {name} differs by {err:e} of its scale");
+                assert!(
+                    err < 1e-5,
+                    "{case} step {step}: {name} differs by {err:e} of its scale"
+                );
             }
             outputs.push(a.0);
         }
         let synced = |bn: &burn::nn::BatchNorm| {
             let bn = bn.clone().valid();
-            (values(&bn.running_mean.value()), values(&bn.running_var.value()))
+            (
+                values(&bn.running_mean.value()),
+                values(&bn.running_var.value()),
+            )
         };
         let (mean_a, var_a) = synced(&ours);
         let (mean_b, var_b) = synced(&theirs);
-        assert!(relative_error(&mean_a, &mean_b) < 1e-5, "{case}: running mean");
-        assert!(relative_error(&var_a, &var_b) < 1e-5, "{case}: running variance");
+        assert!(
+            relative_error(&mean_a, &mean_b) < 1e-5,
+            "{case}: running mean"
+        );
+        assert!(
+            relative_error(&var_a, &var_b) < 1e-5,
+            "{case}: running variance"
+        );
         // Inference: the running statistics, one fused pass against burn's formula.
         let x = x.inner();
         let a = values(&ours.clone().valid().forward_fast(x.clone()));

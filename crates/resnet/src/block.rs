@@ -1,9 +1,9 @@
-use kernels::{BatchNormForward, Conv2dForward};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use kernels::{BatchNormForward, Conv2dForward};
 
 /// A convolution without bias followed by batch normalisation.
 #[derive(Module, Debug)]
