@@ -50,6 +50,15 @@ impl ConvShape {
     fn is_pointwise(&self) -> bool {
         self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [(0, 0), (0, 0)]
     }
+    /// A scratch column matrix (`K x P`); none for pointwise convolutions, which need none.
+    fn column_buffer(&self) -> Vec<f32> {
+        if self.is_pointwise() {
+            Vec::new()
+        } else {
+            vec![0.0; self.patch() * self.pixels()]
+        }
+    }
+
     /// Whether the shape describes a convolution at all (kernel fits the padded input).
     pub fn is_valid(&self) -> bool {
         self.kernel[0] >= 1
@@ -182,13 +191,7 @@ pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]
     y.par_chunks_mut(shape.out_image_len().max(1))
         .zip(x.par_chunks(shape.image_len().max(1)))
         .for_each_init(
-            || {
-                if shape.is_pointwise() {
-                    Vec::new()
-                } else {
-                    vec![0.0; k * p]
-                }
-            },
+            || shape.column_buffer(),
             |col, (y, x)| {
                 let col: &[f32] = if shape.is_pointwise() {
                     x
@@ -228,13 +231,7 @@ pub fn backward_input(shape: &ConvShape, weight: &[f32], dy: &[f32], dx: &mut [f
     dx.par_chunks_mut(shape.image_len().max(1))
         .zip(dy.par_chunks(shape.out_image_len().max(1)))
         .for_each_init(
-            || {
-                if shape.is_pointwise() {
-                    Vec::new()
-                } else {
-                    vec![0.0; k * p]
-                }
-            },
+            || shape.column_buffer(),
             |col, (dx, dy)| {
                 if shape.is_pointwise() {
                     matmul(dx, cols, weight, wt, dy, grads, false);
@@ -283,11 +280,7 @@ pub fn backward_weight(shape: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32])
         .into_par_iter()
         .map(|chunk| {
             let mut acc = vec![0.0f32; o * k];
-            let mut col = if shape.is_pointwise() {
-                Vec::new()
-            } else {
-                vec![0.0; k * p]
-            };
+            let mut col = shape.column_buffer();
             let images = (chunk * per_chunk)..((chunk + 1) * per_chunk).min(n);
             for (i, image) in images.enumerate() {
                 let x = &x[image * shape.image_len()..][..shape.image_len()];
