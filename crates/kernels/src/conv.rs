@@ -26,6 +26,28 @@ pub struct ConvShape {
 }
 
 impl ConvShape {
+    /// The shape of `conv(x, weight)` from the dims of `x` (`N x C x H x W`) and of the weight
+    /// (`O x C x kh x kw`).
+    pub fn new(
+        x: [usize; 4],
+        weight: [usize; 4],
+        stride: [usize; 2],
+        padding: [(usize, usize); 2],
+    ) -> Self {
+        let [batch, in_channels, height, width] = x;
+        let [out_channels, _, kh, kw] = weight;
+        ConvShape {
+            batch,
+            in_channels,
+            height,
+            width,
+            out_channels,
+            kernel: [kh, kw],
+            stride,
+            padding,
+        }
+    }
+
     pub fn out_height(&self) -> usize {
         (self.height + self.padding[0].0 + self.padding[0].1 - self.kernel[0]) / self.stride[0] + 1
     }
@@ -94,80 +116,106 @@ impl ConvShape {
     }
 }
 
-/// Fills `col` (`K x P`, row-major) with the patches of one image (`C x H x W`).
-fn im2col(shape: &ConvShape, image: &[f32], col: &mut [f32]) {
+/// One output row of one patch entry: `col[col..col + OW]` holds the input values
+/// `image[first + i·sw]` for `i` in `lo..hi` (zeros elsewhere), or only zeros when its input
+/// row lies in the padding (`first` is `None`).
+struct Segment {
+    col: usize,
+    first: Option<usize>,
+    lo: usize,
+    hi: usize,
+}
+
+/// Calls `f` on every segment of one image's column matrix, in order: the index arithmetic that
+/// im2col and its adjoint col2im share (nested loops, not an iterator: this is the hot path and
+/// must inline).
+#[inline(always)]
+fn for_each_segment(shape: &ConvShape, mut f: impl FnMut(Segment)) {
     let [kh, kw] = shape.kernel;
-    let (ow, p, hw) = (
+    let (oh, ow, hw) = (
+        shape.out_height(),
         shape.out_width(),
-        shape.pixels(),
         shape.height * shape.width,
     );
-    let sw = shape.stride[1];
+    let (sw, pw) = (shape.stride[1], shape.padding[1].0);
     for c in 0..shape.in_channels {
-        let plane = &image[c * hw..(c + 1) * hw];
         for ki in 0..kh {
             for kj in 0..kw {
-                let row = &mut col[((c * kh + ki) * kw + kj) * p..][..p];
+                let row = (c * kh + ki) * kw + kj;
                 let (lo, hi) = shape.valid_columns(kj);
-                for (oy, seg) in row.chunks_exact_mut(ow).enumerate() {
-                    let Some(iy) = shape.input_row(oy, ki) else {
-                        seg.fill(0.0);
-                        continue;
-                    };
-                    let src = &plane[iy * shape.width..(iy + 1) * shape.width];
-                    seg[..lo].fill(0.0);
-                    seg[hi..].fill(0.0);
-                    let first = lo * sw + kj - shape.padding[1].0;
-                    if sw == 1 {
-                        seg[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
-                    } else {
-                        for (dst, src) in
-                            seg[lo..hi].iter_mut().zip(src[first..].iter().step_by(sw))
-                        {
-                            *dst = *src;
-                        }
-                    }
+                for oy in 0..oh {
+                    let first = shape
+                        .input_row(oy, ki)
+                        .map(|iy| c * hw + iy * shape.width + lo * sw + kj - pw);
+                    f(Segment {
+                        col: (row * oh + oy) * ow,
+                        first,
+                        lo,
+                        hi,
+                    });
                 }
             }
         }
     }
 }
 
+/// Fills `col` (`K x P`, row-major) with the patches of one image (`C x H x W`).
+fn im2col(shape: &ConvShape, image: &[f32], col: &mut [f32]) {
+    let (ow, sw) = (shape.out_width(), shape.stride[1]);
+    for_each_segment(
+        shape,
+        |Segment {
+             col: at,
+             first,
+             lo,
+             hi,
+         }| {
+            let seg = &mut col[at..at + ow];
+            let Some(first) = first else {
+                seg.fill(0.0);
+                return;
+            };
+            seg[..lo].fill(0.0);
+            seg[hi..].fill(0.0);
+            if sw == 1 {
+                seg[lo..hi].copy_from_slice(&image[first..first + hi - lo]);
+            } else {
+                for (dst, src) in seg[lo..hi]
+                    .iter_mut()
+                    .zip(image[first..].iter().step_by(sw))
+                {
+                    *dst = *src;
+                }
+            }
+        },
+    );
+}
+
 /// Adds the columns of `col` (`K x P`) back onto one image's gradient (`C x H x W`), which the
 /// caller has zeroed.
 fn col2im(shape: &ConvShape, col: &[f32], image: &mut [f32]) {
-    let [kh, kw] = shape.kernel;
-    let (ow, p, hw) = (
-        shape.out_width(),
-        shape.pixels(),
-        shape.height * shape.width,
-    );
     let sw = shape.stride[1];
-    for c in 0..shape.in_channels {
-        let plane = &mut image[c * hw..(c + 1) * hw];
-        for ki in 0..kh {
-            for kj in 0..kw {
-                let row = &col[((c * kh + ki) * kw + kj) * p..][..p];
-                let (lo, hi) = shape.valid_columns(kj);
-                for (oy, seg) in row.chunks_exact(ow).enumerate() {
-                    let Some(iy) = shape.input_row(oy, ki) else {
-                        continue;
-                    };
-                    let dst = &mut plane[iy * shape.width..(iy + 1) * shape.width];
-                    let first = lo * sw + kj - shape.padding[1].0;
-                    if sw == 1 {
-                        for (d, s) in dst[first..first + hi - lo].iter_mut().zip(&seg[lo..hi]) {
-                            *d += *s;
-                        }
-                    } else {
-                        for (d, s) in dst[first..].iter_mut().step_by(sw).zip(&seg[lo..hi]) {
-                            *d += *s;
-                        }
-                    }
+    for_each_segment(
+        shape,
+        |Segment {
+             col: at,
+             first,
+             lo,
+             hi,
+         }| {
+            let Some(first) = first else { return };
+            let seg = &col[at + lo..at + hi];
+            if sw == 1 {
+                for (d, s) in image[first..first + hi - lo].iter_mut().zip(seg) {
+                    *d += *s;
+                }
+            } else {
+                for (d, s) in image[first..].iter_mut().step_by(sw).zip(seg) {
+                    *d += *s;
                 }
             }
-        }
-    }
+        },
+    );
 }
 
 /// `y = conv(x, w) + b`: `x` is `N x C x H x W`, `w` is `O x C x kh x kw`, `y` is

@@ -54,16 +54,14 @@ pub trait ConvKernels: Backend {
 
 /// Whether the fast kernel covers this call (else burn's own `conv2d` runs).
 pub(crate) fn applies(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> bool {
-    let [_, channels, height, width] = x.dims();
-    let [_, weight_channels, kh, kw] = weight.dims();
+    let (x_dims, weight_dims) = (x.dims(), weight.dims());
     crate::is_flex(&x.device())
         && x.dtype() == DType::F32
         && weight.dtype() == DType::F32
         && options.dilation == [1, 1]
         && options.groups == 1
-        && channels == weight_channels
-        && height + options.padding[0].0 + options.padding[0].1 >= kh
-        && width + options.padding[1].0 + options.padding[1].1 >= kw
+        && x_dims[1] == weight_dims[1]
+        && ConvShape::new(x_dims, weight_dims, options.stride, options.padding).is_valid()
 }
 
 pub(crate) fn conv2d(
@@ -80,18 +78,12 @@ pub(crate) fn conv2d(
 }
 
 fn shape_of(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> ConvShape {
-    let [batch, in_channels, height, width] = x.shape().dims();
-    let [out_channels, _, kh, kw] = weight.shape().dims();
-    ConvShape {
-        batch,
-        in_channels,
-        height,
-        width,
-        out_channels,
-        kernel: [kh, kw],
-        stride: options.stride,
-        padding: options.padding,
-    }
+    ConvShape::new(
+        x.shape().dims(),
+        weight.shape().dims(),
+        options.stride,
+        options.padding,
+    )
 }
 
 /// The values of a float tensor in row-major order (borrowed when already laid out so).
@@ -185,18 +177,28 @@ struct ConvNoBias;
 
 type ConvState = (NodeId, NodeId, ConvOptions<2>);
 
+/// The gradients a convolution node's parents ask for (`wanted`: input, weight, bias), from the
+/// checkpointed input and weight.
+fn conv_gradients<B: ConvKernels>(
+    (x, w, options): ConvState,
+    grad: FloatTensor<B>,
+    ck: &mut Checkpointer,
+    wanted: [bool; 3],
+) -> [Option<FloatTensor<B>>; 3] {
+    let x = ck.retrieve_node_output::<FloatTensor<B>>(x);
+    let w = ck.retrieve_node_output::<FloatTensor<B>>(w);
+    let (dx, dw, db) = B::fast_conv2d_backward(x, w, grad, options, wanted);
+    [dx, dw, db]
+}
+
 impl<B: ConvKernels> Backward<B, 3> for ConvWithBias {
     type State = ConvState;
 
     fn backward(self, ops: Ops<ConvState, 3>, grads: &mut Gradients, ck: &mut Checkpointer) {
-        let [node_x, node_w, node_b] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (x, w, options) = ops.state;
-        let x = ck.retrieve_node_output::<FloatTensor<B>>(x);
-        let w = ck.retrieve_node_output::<FloatTensor<B>>(w);
-        let wanted = [node_x.is_some(), node_w.is_some(), node_b.is_some()];
-        let (dx, dw, db) = B::fast_conv2d_backward(x, w, grad, options, wanted);
-        for (node, g) in [(node_x, dx), (node_w, dw), (node_b, db)] {
+        let wanted = ops.parents.each_ref().map(Option::is_some);
+        let gradients = conv_gradients::<B>(ops.state, grad, ck, wanted);
+        for (node, g) in ops.parents.into_iter().zip(gradients) {
             if let (Some(node), Some(g)) = (node, g) {
                 grads.register::<B>(node.id, g);
             }
@@ -208,14 +210,10 @@ impl<B: ConvKernels> Backward<B, 2> for ConvNoBias {
     type State = ConvState;
 
     fn backward(self, ops: Ops<ConvState, 2>, grads: &mut Gradients, ck: &mut Checkpointer) {
-        let [node_x, node_w] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (x, w, options) = ops.state;
-        let x = ck.retrieve_node_output::<FloatTensor<B>>(x);
-        let w = ck.retrieve_node_output::<FloatTensor<B>>(w);
-        let wanted = [node_x.is_some(), node_w.is_some(), false];
-        let (dx, dw, _) = B::fast_conv2d_backward(x, w, grad, options, wanted);
-        for (node, g) in [(node_x, dx), (node_w, dw)] {
+        let [want_x, want_w] = ops.parents.each_ref().map(Option::is_some);
+        let gradients = conv_gradients::<B>(ops.state, grad, ck, [want_x, want_w, false]);
+        for (node, g) in ops.parents.into_iter().zip(gradients) {
             if let (Some(node), Some(g)) = (node, g) {
                 grads.register::<B>(node.id, g);
             }

@@ -155,24 +155,17 @@ mod tests {
         // c^T = b^T a^T, written through transposed views, then accumulated once more.
         let mut ct = vec![0.0; m * n];
         let dst = Layout::row_major(m, n);
-        matmul(
-            &mut ct,
-            dst.t(),
-            &b,
-            Layout::row_major(k, n).t(),
-            &a,
-            Layout::row_major(m, k).t(),
-            false,
-        );
-        matmul(
-            &mut ct,
-            dst.t(),
-            &b,
-            Layout::row_major(k, n).t(),
-            &a,
-            Layout::row_major(m, k).t(),
-            true,
-        );
+        for accumulate in [false, true] {
+            matmul(
+                &mut ct,
+                dst.t(),
+                &b,
+                Layout::row_major(k, n).t(),
+                &a,
+                Layout::row_major(m, k).t(),
+                accumulate,
+            );
+        }
         for (x, y) in ct.iter().zip(&expected) {
             assert!((x - 2.0 * y).abs() < 1e-4, "{x} vs 2 x {y}");
         }

@@ -9,8 +9,8 @@
 //! burn's optimisers load into these and back.
 
 use burn::optim::{
-    AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer,
-    RecordState, StateSink, StateSource, join_path,
+    AdamConfig, AdamState, LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSink,
+    StateSource, join_path,
 };
 use burn::tensor::{Device, Tensor};
 
@@ -63,62 +63,25 @@ impl Optimizer for Adam {
         grad: Tensor<D>,
         state: Option<AdamState<D>>,
     ) -> (Tensor<D>, Option<AdamState<D>>) {
-        let time = state.as_ref().map_or(0, |s| s.momentum.time) + 1;
-        let (m, v) = match state {
-            Some(s) => (Some(s.momentum.moment_1), Some(s.momentum.moment_2)),
-            None => (None, None),
-        };
         #[cfg(feature = "flex")]
         if fused::applies(&tensor, &grad) {
+            let time = state.as_ref().map_or(0, |s| s.momentum.time) + 1;
+            let (m, v) = state
+                .map(|s| (s.momentum.moment_1, s.momentum.moment_2))
+                .unzip();
             let (tensor, m, v) = fused::adam(self, lr, time, tensor, grad, m, v);
-            let state = AdamState::new(AdaptiveMomentumState::new(time, m, v));
+            let momentum = burn::optim::AdaptiveMomentumState::new(time, m, v);
+            let state = AdamState::new(momentum);
             return (tensor, Some(state));
         }
-        // The same arithmetic with burn's tensor operations.
-        let grad = if self.weight_decay > 0.0 {
-            tensor.clone().mul_scalar(self.weight_decay).add(grad)
-        } else {
-            grad
-        };
-        let m = match m {
-            Some(m) => m
-                .mul_scalar(self.beta_1)
-                .add(grad.clone().mul_scalar(1.0 - self.beta_1)),
-            None => grad.clone().mul_scalar(1.0 - self.beta_1),
-        };
-        let v = match v {
-            Some(v) => v
-                .mul_scalar(self.beta_2)
-                .add(grad.square().mul_scalar(1.0 - self.beta_2)),
-            None => grad.square().mul_scalar(1.0 - self.beta_2),
-        };
-        let (factor, epsilon) = adam_factors(self, time);
-        let update = m
-            .clone()
-            .mul_scalar(factor)
-            .div(v.clone().sqrt().add_scalar(epsilon));
-        let tensor = tensor - update.mul_scalar(lr);
-        (
-            tensor,
-            Some(AdamState::new(AdaptiveMomentumState::new(time, m, v))),
-        )
+        // Elsewhere burn's own Adam, whose state this optimiser shares.
+        Optimizer::step(&self.burn_reference(), lr, tensor, grad, state)
     }
 
     fn to_device<const D: usize>(mut state: AdamState<D>, device: &Device) -> AdamState<D> {
         state.momentum = state.momentum.to_device(device);
         state
     }
-}
-
-/// The bias corrections folded into one factor on the first moment and one epsilon, as burn
-/// and PyTorch compute them: `m·(√bc2 / bc1) / (√v + ε·√bc2)`.
-fn adam_factors(adam: &Adam, time: usize) -> (f32, f32) {
-    let time = time as i32;
-    let bc2_sqrt = (1.0 - adam.beta_2.powi(time)).sqrt();
-    (
-        bc2_sqrt / (1.0 - adam.beta_1.powi(time)),
-        adam.epsilon * bc2_sqrt,
-    )
 }
 
 /// Stochastic gradient descent with PyTorch's conventions: L2 weight decay added to the
@@ -216,10 +179,21 @@ mod fused {
     use burn::tensor::{DType, Tensor, TensorData};
     use rayon::prelude::*;
 
-    use super::{Adam, Sgd, adam_factors};
+    use super::{Adam, Sgd};
 
     /// Elements per parallel task; small tensors run on the calling thread.
     const CHUNK: usize = 1 << 14;
+
+    /// The bias corrections folded into one factor on the first moment and one epsilon, as burn
+    /// and PyTorch compute them: `m·(√bc2 / bc1) / (√v + ε·√bc2)`.
+    fn adam_factors(adam: &Adam, time: usize) -> (f32, f32) {
+        let time = time as i32;
+        let bc2_sqrt = (1.0 - adam.beta_2.powi(time)).sqrt();
+        (
+            bc2_sqrt / (1.0 - adam.beta_1.powi(time)),
+            adam.epsilon * bc2_sqrt,
+        )
+    }
 
     pub(super) fn applies<const D: usize>(tensor: &Tensor<D>, grad: &Tensor<D>) -> bool {
         crate::is_flex(&tensor.device())
