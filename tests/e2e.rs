@@ -8,7 +8,7 @@ use train::{NoHooks, Recipe, Steps, TrainConfig, TrainData, Trainer};
 /// Lenet 300-100 with the paper's recipe for one epoch (1000 steps of 60) on real MNIST.
 #[test]
 fn lenet_reaches_95_percent_on_mnist_in_one_epoch() {
-    let recipe = Recipe::preset("lenet").expect("preset");
+    let recipe = experiments::registry::recipe("lenet").expect("preset");
     let data = TrainData::load(&recipe, &data_dir(), false).expect("MNIST");
     let recipe = recipe.with_length(Steps::epochs(1), 1000);
     let mut config = TrainConfig::new(recipe, 1, 1);
@@ -43,7 +43,7 @@ fn runner(dir: &std::path::Path) -> Runner {
 }
 
 fn lenet_one_epoch() -> (Recipe, train::EvalConfig) {
-    let recipe = Recipe::preset("lenet")
+    let recipe = experiments::registry::recipe("lenet")
         .expect("preset")
         .with_length(Steps::epochs(1), 1000);
     let eval = train::EvalConfig {
@@ -63,9 +63,7 @@ fn imp_lenet_matches_dense_at_51_percent_with_nested_masks() {
     use sparsity::PruneRule;
     let (recipe, eval) = lenet_one_epoch();
     let imp = ImpConfig {
-        rule: PruneRule {
-            unpruned_layers: recipe.model.default_unpruned_layers(),
-        },
+        rule: PruneRule::for_model(&recipe.model),
         recipe,
         eval,
         init_seed: 1,
@@ -160,12 +158,12 @@ fn lenet_is_stable_at_k0_on_mnist() {
 /// must hold. Running it again trains nothing.
 #[test]
 fn smoke_reproduction_renders_every_figure_and_the_report() {
-    use experiments::reproduce::{Figure, ReproduceConfig, Scale, run};
+    use experiments::reproduce::{Figure, Scale, config, run_here};
     let dir = tempfile::tempdir().expect("tmp");
     let runner = runner(&dir.path().join("runs"));
-    let mut config = ReproduceConfig::new(Scale::Smoke);
+    let mut config = config(Scale::Smoke);
     config.substitutes = vec![(data::DatasetName::Cifar10, data::DatasetName::FashionMnist)];
-    let results = run(&config, &runner, 2, &indicatif::ProgressBar::hidden()).expect("smoke");
+    let results = run_here(&config, &runner, 2).expect("smoke");
     assert_eq!(results.models.len(), 3);
     let out = dir.path().join("report");
     let written = figures::write_report(&results, &out).expect("render");
@@ -202,7 +200,7 @@ fn smoke_reproduction_renders_every_figure_and_the_report() {
     assert!(report.contains("Scale: smoke"));
     // Everything is in the store now: a second invocation trains nothing.
     let before: Vec<_> = runner.store.list().expect("list");
-    let again = run(&config, &runner, 1, &indicatif::ProgressBar::hidden()).expect("again");
+    let again = run_here(&config, &runner, 1).expect("again");
     assert_eq!(again.models, results.models);
     assert_eq!(runner.store.list().expect("list").len(), before.len());
 }

@@ -13,7 +13,7 @@ use burn::module::Module;
 use clap::Args;
 use data::synthetic::Noise;
 use data::{DatasetName, ImageSource};
-use train::{Recipe, TrainConfig, TrainData, TrainState, Trainer};
+use train::{TrainConfig, TrainData, TrainState, Trainer};
 
 /// Shortest timed sample, ms: short steps are timed in groups.
 const SAMPLE_MS: f64 = 100.0;
@@ -78,7 +78,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
-    let mut recipe = Recipe::preset(name)?;
+    let mut recipe = experiments::registry::recipe(name)?;
     if let Some(batch) = args.batch_size {
         recipe.data.batch_size = batch;
         recipe.data.micro_batches = recipe.data.micro_batches.min(batch.max(1));
@@ -164,7 +164,7 @@ fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
 /// initialisations over `images` MNIST-shaped test images, through `lmc::error_curve` (the code
 /// path of every instability measurement). Milliseconds.
 fn bench_interpolation(points: usize, images: usize) -> Result<f64> {
-    let recipe = Recipe::preset("lenet")?;
+    let recipe = experiments::registry::recipe("lenet")?;
     let test: ImageSource = Arc::new(Noise::new(images.max(1), 1, 28));
     let train: ImageSource = Arc::new(Noise::new(1, 1, 28));
     let data = TrainData::from_sources(&recipe, DatasetName::Mnist, train, test)?;

@@ -69,18 +69,19 @@ enum RewindOptimizer {
 }
 
 /// The `--unpruned` list: `none` for no layer, the network's default when absent.
-pub fn unpruned_layers(arg: Option<Vec<String>>, model: &nets::ModelConfig) -> Vec<String> {
+fn prune_rule(arg: Option<Vec<String>>, model: &nets::ModelConfig) -> PruneRule {
     match arg {
-        Some(list) if list.iter().any(|l| l == "none") => vec![],
-        Some(list) => list,
-        None => model.default_unpruned_layers(),
+        Some(list) if list.iter().any(|l| l == "none") => PruneRule::default(),
+        Some(unpruned_layers) => PruneRule { unpruned_layers },
+        None => PruneRule::for_model(model),
     }
 }
 
 pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
     let trainer = args.run.trainer(data_dir, allow_download, &[])?;
     let config = &trainer.config;
-    let imagenet = train::IMAGENET_PRESETS.contains(&args.run.preset.as_str());
+    let one_shot = experiments::registry::entry(&args.run.preset)
+        .is_ok_and(|e| e.pruning.is_one_shot());
     let (levels, fraction) = match (args.one_shot, args.levels, args.fraction) {
         (Some(density), _, _) => {
             if !(density > 0.0 && density < 1.0) {
@@ -88,7 +89,7 @@ pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
             }
             (1, 1.0 - density)
         }
-        (None, None, None) if imagenet => (1, 0.7),
+        (None, None, None) if one_shot => (1, 0.7),
         (None, levels, fraction) => (levels.unwrap_or(10), fraction.unwrap_or(0.2)),
     };
     let imp = ImpConfig {
@@ -99,9 +100,7 @@ pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
         rewind: trainer.resolve(args.rewind),
         levels,
         fraction,
-        rule: PruneRule {
-            unpruned_layers: unpruned_layers(args.unpruned, &config.recipe.model),
-        },
+        rule: prune_rule(args.unpruned, &config.recipe.model),
         optimizer_at_rewind: match args.optimizer_at_rewind {
             RewindOptimizer::Fresh => OptimizerAtRewind::Fresh,
             RewindOptimizer::Rewound => OptimizerAtRewind::Rewound,
@@ -138,7 +137,7 @@ pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
             r.run
         );
     }
-    let name = experiments::store::run_id("imp", &imp)?;
+    let name = experiments::store::summary_name("imp", &imp)?;
     let path = write_summary(&runner.store, &name, &(&imp, &results))?;
     println!("Summary in {}", path.display());
     Ok(())

@@ -3,7 +3,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use experiments::instability::{InstabilityConfig, ParentRun, instability_summary};
+use experiments::reproduce::EpochLength;
 use experiments::runs::{Job, Plan, Start};
+use results::RunId;
 use lmc::BnPolicy;
 use sparsity::PruneRule;
 use train::Steps;
@@ -71,7 +73,8 @@ pub fn run(args: InstabilityArgs, data_dir: &Path, allow_download: bool) -> Resu
     };
     let (parents, total, curve_every, eval) = match &args.sparse_start {
         Some(id) => {
-            let job: Job = runner.store.identity(id).with_context(|| {
+            let id: RunId = id.parse()?;
+            let job: Job = runner.store.identity(&id).with_context(|| {
                 format!(
                     "{id} is not a run of the store {}",
                     runner.store.root().display()
@@ -87,11 +90,11 @@ pub fn run(args: InstabilityArgs, data_dir: &Path, allow_download: bool) -> Resu
             let total = spec.recipe.training_steps.resolve(ipe);
             let every = args.curve_every.map(|s| s.resolve(ipe));
             let eval = spec.eval.clone();
-            plan.adopt(id, Job::Train(spec))?;
+            plan.adopt(&id, Job::Train(spec))?;
             (
                 vec![ParentRun {
                     init_seed: 0,
-                    run: id.clone(),
+                    run: id,
                     ks: vec![step],
                 }],
                 total,
@@ -102,9 +105,7 @@ pub fn run(args: InstabilityArgs, data_dir: &Path, allow_download: bool) -> Resu
         None => {
             let trainer = args.run.trainer(data_dir, allow_download, &[])?;
             let config = &trainer.config;
-            let rule = PruneRule {
-                unpruned_layers: config.recipe.model.default_unpruned_layers(),
-            };
+            let rule = PruneRule::for_model(&config.recipe.model);
             let parents = (1..=args.inits)
                 .map(|init| {
                     Ok(ParentRun {
@@ -152,7 +153,7 @@ pub fn run(args: InstabilityArgs, data_dir: &Path, allow_download: bool) -> Resu
             ),
         );
     }
-    let name = experiments::store::run_id("instability", &(&instability, &parents))?;
+    let name = experiments::store::summary_name("instability", &(&instability, &parents))?;
     let path = write_summary(&runner.store, &name, &(&instability, &summary))?;
     println!("Summary in {}", path.display());
     Ok(())

@@ -1,16 +1,23 @@
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use data::DatasetName;
-use experiments::reproduce::{Figure, ReproduceConfig, Scale, collect, default_models, plan};
-use experiments::slurm::{JobCommands, SlurmConfig, job_arrays, submit};
+use experiments::executor::{Executor, Local};
+use experiments::reproduce::{Figure, Outcome, PublishedSizes, ReproduceConfig, Scale, plan};
+use experiments::runs::Runner;
+use experiments::slurm::{JobCommands, ReportJob, Slurm, SlurmConfig, Submission};
 
-use crate::store_args::{StoreArgs, execute};
+use crate::store_args::{StoreArgs, progress_bar};
 
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
+    /// A reproduction config (TOML: scale, models, figures, substitutes, bn_policy), as
+    /// written to `<out>/reproduce.toml` by an earlier run, instead of --scale, --only,
+    /// --models and --substitute.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["scale", "only", "models", "substitute"])]
+    config: Option<PathBuf>,
+
     /// smoke: the whole pipeline in minutes; quick: a few hours on a 2-core CPU (Lenet at
     /// full length, the conv nets shortened and narrowed, one init, two data orders); paper:
     /// Table 1 exactly (3 inits x 3 data orders, every k). Every cut is listed in the report.
@@ -41,7 +48,8 @@ pub struct ReproduceArgs {
     #[arg(long)]
     quiet: bool,
 
-    /// Print the plan (networks, cuts, runs to train and already finished) and stop.
+    /// Print the plan (networks, cuts, runs to train and already finished) and stop. Needs
+    /// no data: epoch lengths come from the datasets' published sizes.
     #[arg(long)]
     dry_run: bool,
 
@@ -54,7 +62,7 @@ pub struct ReproduceArgs {
 
 /// Where the runs are executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Executor {
+pub enum ExecutorKind {
     /// Here, `--jobs` runs at a time.
     Local,
     /// On a Slurm cluster: submit job arrays with `sbatch` and return.
@@ -71,7 +79,7 @@ struct ClusterArgs {
     /// Follow progress with `rewind runs list --store DIR`; submit again after a failure to
     /// resume (finished runs are reused, interrupted ones resume from their checkpoints).
     #[arg(long, value_enum, default_value = "local")]
-    executor: Executor,
+    executor: ExecutorKind,
 
     /// Slurm partition of the jobs.
     #[arg(long)]
@@ -105,148 +113,175 @@ fn parse_substitute(s: &str) -> Result<(DatasetName, DatasetName)> {
     Ok((from.parse()?, to.parse()?))
 }
 
-pub fn run(args: ReproduceArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
-    let started = Instant::now();
-    let mut config = ReproduceConfig::new(args.scale);
+/// What to reproduce: the config file, or the options.
+fn reproduce_config(args: &ReproduceArgs) -> Result<ReproduceConfig> {
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return toml::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a reproduction config (see a reproduce.toml written beside a report)",
+                path.display()
+            )
+        });
+    }
+    let mut config = experiments::reproduce::config(args.scale);
     if !args.only.is_empty() {
         config.figures = args.only.clone();
     }
-    config.models = if args.models.is_empty() {
-        default_models(args.scale)
-    } else {
-        args.models.clone()
-    };
+    if !args.models.is_empty() {
+        config.models = args.models.clone();
+    }
     config.substitutes = args
         .substitute
         .iter()
         .map(|s| parse_substitute(s))
         .collect::<Result<_>>()?;
+    Ok(config)
+}
+
+pub fn run(args: ReproduceArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
+    let config = reproduce_config(&args)?;
+    experiments::reproduce::entries(&config)?;
     let runner = args.store.runner(data_dir, allow_download, args.quiet)?;
-    let (plan, models) = plan(&config, &runner.data).map_err(|e| {
-        let text = e.to_string();
-        if text.contains("cifar") && config.substitutes.is_empty() {
-            anyhow::anyhow!(
-                "{text}\nCIFAR-10 is not available here. Put it under {}/cifar10, or pass \
-                 --substitute cifar10=fashion-mnist to run the CIFAR experiments on \
-                 Fashion-MNIST (every figure and table then says so).",
-                data_dir.display()
-            )
-        } else if text.contains("imagenet") {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(config.scale.as_str()));
+    if args.dry_run {
+        return dry_run(&args, &config, &runner, &out, data_dir, allow_download);
+    }
+    let local = Local {
+        runner: &runner,
+        workers: args.store.jobs,
+        progress: progress_bar(args.quiet),
+    };
+    let slurm;
+    let executor: &dyn Executor = match args.cluster.executor {
+        ExecutorKind::Local => &local,
+        ExecutorKind::Slurm => {
+            slurm = slurm_executor(&args, &config, &runner, &out, data_dir, allow_download)?;
+            &slurm
+        }
+    };
+    let outcome =
+        experiments::reproduce::run(&config, &runner.data, executor, &runner.store)
+            .map_err(|e| explain(e, &config, data_dir))?;
+    match outcome {
+        Outcome::Finished(results) => {
+            let written = figures::write_report(&results, &out)?;
+            let toml = toml::to_string(&config)?;
+            train::write_atomic(&out.join("reproduce.toml"), toml.as_bytes())?;
+            println!(
+                "{} runs ({} s of training in total); {} figures and the report in {}",
+                results.runs,
+                results.compute_seconds.round(),
+                written.figures.len(),
+                out.display()
+            );
+        }
+        Outcome::Submitted(submission) => print_submission(&submission, &runner, &out),
+    }
+    Ok(())
+}
+
+/// A missing dataset, with what to do about it.
+fn explain(e: experiments::Error, config: &ReproduceConfig, data_dir: &Path) -> anyhow::Error {
+    match e.missing_dataset() {
+        Some(DatasetName::Cifar10) if config.substitutes.is_empty() => anyhow::anyhow!(
+            "{e}\nCIFAR-10 is not available here. Put it under {}/cifar10, or pass \
+             --substitute cifar10=fashion-mnist to run the CIFAR experiments on \
+             Fashion-MNIST (every figure and table then says so).",
+            data_dir.display()
+        ),
+        Some(DatasetName::Imagenet) => {
             let others: Vec<&str> = config
                 .models
                 .iter()
                 .map(String::as_str)
-                .filter(|m| !experiments::reproduce::is_imagenet(m))
+                .filter(|m| {
+                    experiments::registry::recipe(m)
+                        .is_ok_and(|r| r.data.dataset != DatasetName::Imagenet)
+                })
                 .collect();
             anyhow::anyhow!(
-                "{text}\nResnet-50 and Inception-v3 need ImageNet under {}/imagenet. To run \
+                "{e}\nResnet-50 and Inception-v3 need ImageNet under {}/imagenet. To run \
                  the other networks only, pass --models {}.",
                 data_dir.display(),
                 others.join(",")
             )
-        } else {
-            anyhow::anyhow!(text)
         }
-    })?;
-    if plan.is_empty() {
-        bail!("nothing to run: no figure needs a run for these networks");
+        _ => e.into(),
     }
-    for m in &models {
-        tracing::info!(
-            "{}: {} ({} steps){}",
-            m.setup.preset,
-            m.setup.recipe.model,
-            m.setup.total_steps,
-            if m.setup.cuts.is_empty() {
-                String::new()
-            } else {
-                format!("; cuts: {}", m.setup.cuts.join("; "))
-            }
-        );
-    }
-    if args.dry_run {
-        let trains = plan
-            .ids()
-            .iter()
-            .filter(|id| id.starts_with("train-"))
-            .count();
-        let done = plan
-            .ids()
-            .iter()
-            .filter(|id| runner.store.is_done(id))
-            .count();
-        for m in &models {
-            println!(
-                "{}: {} for {} steps, {} inits x {} data orders, dense k {:?}, sparse k {:?}, {} pruning rounds of {:.1}%",
-                m.setup.preset,
-                m.setup.recipe.model,
-                m.setup.total_steps,
-                m.setup.init_seeds.len(),
-                m.setup.data_seeds.len(),
-                m.setup.dense_ks,
-                m.setup.sparse_ks,
-                m.setup.levels,
-                100.0 * m.setup.fraction
-            );
-        }
-        println!(
-            "{} runs ({} trainings, {} interpolations), {} already finished in {}",
-            plan.len(),
-            trains,
-            plan.len() - trains,
-            done,
-            runner.store.root().display()
-        );
-        if args.cluster.executor == Executor::Slurm {
-            let arrays = job_arrays(
-                &plan,
-                |id| runner.is_complete(&plan, id),
-                args.cluster.max_array_size,
-            );
-            let sizes: Vec<String> = arrays
-                .iter()
-                .map(|a| format!("{} ({})", a.name, a.tasks.len()))
-                .collect();
-            println!(
-                "Slurm: {} job arrays: {}, then the report job",
-                arrays.len(),
-                sizes.join(", ")
-            );
-        }
-        return Ok(());
-    }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("reports").join(args.scale.as_str()));
-    if args.cluster.executor == Executor::Slurm {
-        return submit_to_slurm(&args, &runner, &plan, &out, data_dir, allow_download);
-    }
-    execute(&runner, &plan, args.store.jobs, args.quiet)?;
-    let results = collect(&config, &models, &plan, &runner.store, started)?;
-    let written = figures::write_report(&results, &out)?;
-    println!(
-        "{} runs ({} s of training in total); {} figures and the report in {}",
-        results.runs,
-        results.compute_seconds.round(),
-        written.figures.len(),
-        out.display()
-    );
-    Ok(())
 }
 
-/// Submits the unfinished runs of `plan` as Slurm job arrays, with a last job that runs this
-/// same command locally on the finished store (which only renders the report).
-fn submit_to_slurm(
+/// Prints the plan: networks, cuts, runs, and the job arrays Slurm would get.
+fn dry_run(
     args: &ReproduceArgs,
-    runner: &experiments::runs::Runner,
-    plan: &experiments::runs::Plan,
+    config: &ReproduceConfig,
+    runner: &Runner,
     out: &Path,
     data_dir: &Path,
     allow_download: bool,
 ) -> Result<()> {
+    let (plan, models) = plan(config, &PublishedSizes)?;
+    for m in &models {
+        let s = &m.setup;
+        println!(
+            "{}: {} for {} steps, {} inits x {} data orders, dense k {:?}, sparse k {:?}, {} pruning rounds of {:.1}%",
+            s.preset,
+            s.recipe.model,
+            s.total_steps,
+            s.init_seeds.len(),
+            s.data_seeds.len(),
+            s.dense_ks,
+            s.sparse_ks,
+            s.levels,
+            100.0 * s.fraction
+        );
+    }
+    let trains = plan.ids().iter().filter(|id| id.is_training()).count();
+    let done = plan
+        .ids()
+        .iter()
+        .filter(|id| runner.store.is_done(id))
+        .count();
+    println!(
+        "{} runs ({} trainings, {} interpolations), {} already finished in {}",
+        plan.len(),
+        trains,
+        plan.len() - trains,
+        done,
+        runner.store.root().display()
+    );
+    if args.cluster.executor == ExecutorKind::Slurm {
+        let slurm = slurm_executor(args, config, runner, out, data_dir, allow_download)?;
+        let arrays = slurm.arrays(&plan);
+        let sizes: Vec<String> = arrays
+            .iter()
+            .map(|a| format!("{} ({})", a.name, a.tasks.len()))
+            .collect();
+        println!(
+            "Slurm: {} job arrays: {}, then the report job",
+            arrays.len(),
+            sizes.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The Slurm executor of these options: job arrays of `rewind runs exec` tasks, and a last
+/// job that runs `rewind reproduce --config <the reproduction>` on the finished store.
+fn slurm_executor<'a>(
+    args: &ReproduceArgs,
+    config: &ReproduceConfig,
+    runner: &'a Runner,
+    out: &Path,
+    data_dir: &Path,
+    allow_download: bool,
+) -> Result<Slurm<'a>> {
     let c = &args.cluster;
-    let config = SlurmConfig {
+    let slurm = SlurmConfig {
         partition: c.partition.clone(),
         gpus_per_job: c.gpus_per_job,
         cpus_per_job: c.cpus_per_job,
@@ -255,11 +290,14 @@ fn submit_to_slurm(
         extra: c.sbatch_arg.clone(),
         ..SlurmConfig::default()
     };
-    config.validate()?;
-    let absolute = |p: &Path| {
-        std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))
+    slurm.validate()?;
+    let absolute = |p: &Path| -> Result<String> {
+        Ok(std::path::absolute(p)
+            .with_context(|| format!("cannot resolve {}", p.display()))?
+            .display()
+            .to_string())
     };
-    let mut global = vec!["--data-dir".to_string(), path_arg(&absolute(data_dir)?)];
+    let mut global = vec!["--data-dir".to_string(), absolute(data_dir)?];
     if !allow_download {
         global.push("--no-download".into());
     }
@@ -268,37 +306,31 @@ fn submit_to_slurm(
     } else {
         args.store.devices
     };
-    let mut last = vec![
-        "reproduce".to_string(),
-        "--scale".into(),
-        args.scale.as_str().into(),
-        "--store".into(),
-        path_arg(&absolute(&args.store.store)?),
-        "--out".into(),
-        path_arg(&absolute(out)?),
-        "--devices".into(),
-        devices.to_string(),
-        "--quiet".into(),
-    ];
-    if !args.only.is_empty() {
-        let only: Vec<&str> = args.only.iter().map(|f| f.as_str()).collect();
-        last.extend(["--only".into(), only.join(",")]);
-    }
-    if !args.models.is_empty() {
-        last.extend(["--models".into(), args.models.join(",")]);
-    }
-    for s in &args.substitute {
-        last.extend(["--substitute".into(), s.clone()]);
-    }
-    runner.register(plan)?;
-    let arrays = job_arrays(plan, |id| runner.is_complete(plan, id), c.max_array_size);
-    let commands = JobCommands {
-        rewind: std::env::current_exe().context("cannot find the rewind binary")?,
-        global,
-        exec: vec!["--devices".into(), devices.to_string()],
-        last: Some(last),
+    let report = ReportJob {
+        config: config.clone(),
+        options: vec![
+            "--store".into(),
+            absolute(&args.store.store)?,
+            "--out".into(),
+            absolute(out)?,
+            "--devices".into(),
+            devices.to_string(),
+            "--quiet".into(),
+        ],
     };
-    let submission = submit(runner.store.root(), arrays, &commands, &config)?;
+    Ok(Slurm {
+        runner,
+        config: slurm,
+        commands: JobCommands {
+            rewind: std::env::current_exe().context("cannot find the rewind binary")?,
+            global,
+            exec: vec!["--devices".into(), devices.to_string()],
+            report: Some(report),
+        },
+    })
+}
+
+fn print_submission(submission: &Submission, runner: &Runner, out: &Path) {
     for (array, job) in submission.arrays.iter().zip(&submission.array_jobs) {
         let n = array.tasks.len();
         println!(
@@ -321,19 +353,11 @@ fn submit_to_slurm(
         println!("job {job}: the report, into {}", out.display());
     }
     println!(
-        "submitted {} of {} runs ({} already finished) in {} job arrays; scripts and logs in \
-         {}\nfollow with `rewind runs list --store {}` or `squeue --me`; if a job fails, \
-         submit again to resume",
+        "submitted {} runs in {} job arrays; scripts and logs in {}\nfollow with `rewind runs \
+         list --store {}` or `squeue --me`; if a job fails, submit again to resume",
         submission.runs(),
-        plan.len(),
-        plan.len() - submission.runs(),
         submission.arrays.len(),
         submission.dir.display(),
         runner.store.root().display()
     );
-    Ok(())
-}
-
-fn path_arg(p: &Path) -> String {
-    p.display().to_string()
 }

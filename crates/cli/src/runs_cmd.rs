@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use experiments::runs::{DataCache, Job, Runner, describe};
 use experiments::store::{RunStatus, Store};
+use results::RunId;
 
 #[derive(Args, Debug)]
 pub struct RunsArgs {
@@ -101,6 +102,7 @@ pub fn run(args: RunsArgs, data_dir: &Path, allow_download: bool) -> Result<()> 
             );
         }
         RunsCommand::Show { id } => {
+            let id: RunId = id.parse()?;
             let dir = store.dir(&id);
             if !dir.is_dir() {
                 bail!("no run {id} in {}", args.store.display());

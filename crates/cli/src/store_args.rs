@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
+use experiments::executor::{Executor, Local};
 use experiments::runs::{DataCache, Plan, Runner};
 use experiments::store::Store;
 
@@ -41,26 +42,19 @@ impl StoreArgs {
     }
 }
 
-/// Runs a plan with an overall progress bar (runs done / total, ETA).
+/// Runs a plan here with an overall progress bar (runs done / total, ETA).
 pub fn execute(runner: &Runner, plan: &Plan, jobs: usize, quiet: bool) -> Result<()> {
-    let bar = progress_bar(quiet);
-    tracing::info!(
-        "{} runs in {} ({} already finished)",
-        plan.len(),
-        runner.store.root().display(),
-        plan.ids()
-            .iter()
-            .filter(|id| runner.store.is_done(id))
-            .count()
-    );
-    let outcome = runner.execute_plan(plan, jobs, &bar);
-    bar.finish_and_clear();
-    outcome?;
+    Local {
+        runner,
+        workers: jobs,
+        progress: progress_bar(quiet),
+    }
+    .execute(plan)?;
     Ok(())
 }
 
 /// The overall bar of a plan: runs done / total, elapsed, ETA, and what runs now.
-fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
+pub fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
     if quiet {
         return indicatif::ProgressBar::hidden();
     }

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use data::{Augmentation, DatasetName};
-use train::{NoHooks, Recipe, Steps, TrainConfig, TrainData, Trainer};
+use train::{NoHooks, Steps, TrainConfig, TrainData, Trainer};
 
 /// Options that choose the recipe, the seeds and the evaluation of a run (shared by `train`
 /// and `imp`).
@@ -145,7 +145,7 @@ impl RunArgs {
         let mut config = match &self.config {
             Some(path) => read_config(path)?,
             None => {
-                let mut recipe = Recipe::preset(&self.preset)?;
+                let mut recipe = experiments::registry::recipe(&self.preset)?;
                 if let Some(d) = self.dataset {
                     recipe.data.dataset = d;
                     recipe.name = format!("{}@{d}", recipe.name);
@@ -252,9 +252,7 @@ fn run_in_store(
     };
     let runner = store.runner(data_dir, allow_download, args.run.quiet)?;
     let mut plan = experiments::runs::Plan::new();
-    let rule = sparsity::PruneRule {
-        unpruned_layers: config.recipe.model.default_unpruned_layers(),
-    };
+    let rule = sparsity::PruneRule::for_model(&config.recipe.model);
     let id = plan.train_from_init(
         &config.recipe,
         config.init_seed,
@@ -289,8 +287,8 @@ pub fn list_presets() -> Result<()> {
         "{:<16} {:<14} {:<9} {:>6} {:>9}  {:<24} schedule",
         "preset", "network", "data", "batch", "steps", "optimiser"
     );
-    for name in train::PRESETS {
-        let r = Recipe::preset(name)?;
+    for entry in experiments::registry::ENTRIES {
+        let (name, r) = (entry.name, (entry.recipe)());
         let optimiser = match &r.optimizer {
             train::OptimizerConfig::Adam { .. } => "adam".to_string(),
             train::OptimizerConfig::Sgd {

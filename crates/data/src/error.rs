@@ -3,8 +3,8 @@ use std::path::PathBuf;
 /// Everything that can go wrong while finding, downloading or reading a dataset.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unknown dataset `{0}`: expected one of mnist, fashion-mnist, cifar10, imagenet")]
-    UnknownDataset(String),
+    #[error(transparent)]
+    Name(#[from] results::Error),
     #[error("{dataset} is missing from {dir}: expected the files {expected}. {hint}")]
     Missing {
         dataset: String,

@@ -4,7 +4,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::RawImage;
+use crate::{DatasetName, RawImage};
 
 /// Training-time augmentation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -18,6 +18,17 @@ pub enum Augmentation {
     /// Random resized crop (scale 0.08-1, aspect 3/4-4/3) to `S x S`, then a random flip
     /// (ImageNet in the paper).
     RandomResizedCropFlip,
+}
+
+impl Augmentation {
+    /// The training augmentation of the paper's recipe for `dataset`.
+    pub fn default_for(dataset: DatasetName) -> Augmentation {
+        match dataset {
+            DatasetName::Mnist | DatasetName::FashionMnist => Augmentation::None,
+            DatasetName::Cifar10 => Augmentation::CropFlip { padding: 4 },
+            DatasetName::Imagenet => Augmentation::RandomResizedCropFlip,
+        }
+    }
 }
 
 /// The per-example transform: geometry to `size x size`, optional augmentation, per-channel

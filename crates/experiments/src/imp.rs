@@ -8,12 +8,14 @@
 //! with the same per-layer densities on the rewound weights, or level L's mask on freshly
 //! initialised weights.
 
+pub use results::LevelResult;
+use results::{Branch, RunId};
 use serde::{Deserialize, Serialize};
-use sparsity::{LayerDensity, PruneRule};
+use sparsity::PruneRule;
 use train::{EvalConfig, Recipe};
 
 use crate::runs::{MaskSource, OptimizerAtRewind, Plan, TrainResult, WeightSource};
-use crate::store::{RunId, Store};
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// A baseline branch trained with the same recipe from the same step.
@@ -30,9 +32,14 @@ impl Baseline {
     pub const ALL: [Baseline; 2] = [Baseline::RandomPrune, Baseline::Reinit];
 
     pub fn as_str(self) -> &'static str {
+        self.branch().as_str()
+    }
+
+    /// The branch of an IMP experiment this baseline trains.
+    pub fn branch(self) -> Branch {
         match self {
-            Baseline::RandomPrune => "random-prune",
-            Baseline::Reinit => "reinit",
+            Baseline::RandomPrune => Branch::RandomPrune,
+            Baseline::Reinit => Branch::Reinit,
         }
     }
 }
@@ -43,9 +50,11 @@ impl std::str::FromStr for Baseline {
         match s {
             "random-prune" => Ok(Baseline::RandomPrune),
             "reinit" => Ok(Baseline::Reinit),
-            other => Err(Error::Invalid(format!(
-                "unknown baseline `{other}`: use random-prune or reinit"
-            ))),
+            other => Err(Error::Results(results::Error::Unknown {
+                what: "baseline",
+                value: other.to_string(),
+                expected: "random-prune or reinit".into(),
+            })),
         }
     }
 }
@@ -86,32 +95,17 @@ pub struct ImpRuns {
 }
 
 impl ImpRuns {
-    /// The run of `branch` (`None`: IMP itself) at `level`.
-    pub fn run(&self, level: usize, branch: Option<Baseline>) -> Option<&RunId> {
+    /// The run of `branch` at `level`.
+    pub fn run(&self, level: usize, branch: Branch) -> Option<&RunId> {
         match branch {
-            None => self.levels.get(level),
-            Some(b) => self
+            Branch::Imp => self.levels.get(level),
+            other => self
                 .baselines
                 .iter()
-                .find(|(l, x, _)| *l == level && *x == b)
+                .find(|(l, b, _)| *l == level && b.branch() == other)
                 .map(|(_, _, id)| id),
         }
     }
-}
-
-/// One finished run of an IMP experiment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LevelResult {
-    pub level: usize,
-    /// `imp`, `random-prune` or `reinit`.
-    pub branch: String,
-    /// Fraction of prunable weights kept.
-    pub density: f64,
-    pub layers: Vec<LayerDensity>,
-    pub test_accuracy: f32,
-    pub test_loss: f32,
-    pub train_accuracy: Option<f32>,
-    pub run: RunId,
 }
 
 impl ImpConfig {
@@ -192,11 +186,11 @@ impl ImpConfig {
 /// The finished runs of an IMP experiment, level by level (baselines after their level).
 pub fn imp_results(store: &Store, runs: &ImpRuns) -> Result<Vec<LevelResult>> {
     let mut out = Vec::new();
-    let read = |level: usize, branch: &str, id: &RunId| -> Result<LevelResult> {
+    let read = |level: usize, branch: Branch, id: &RunId| -> Result<LevelResult> {
         let r: TrainResult = store.finished(id)?;
         Ok(LevelResult {
             level,
-            branch: branch.to_string(),
+            branch,
             density: r.density,
             layers: r.layers,
             test_accuracy: r.last.test_accuracy,
@@ -206,10 +200,10 @@ pub fn imp_results(store: &Store, runs: &ImpRuns) -> Result<Vec<LevelResult>> {
         })
     };
     for (level, id) in runs.levels.iter().enumerate() {
-        out.push(read(level, "imp", id)?);
+        out.push(read(level, Branch::Imp, id)?);
         for (l, b, id) in &runs.baselines {
             if *l == level {
-                out.push(read(level, b.as_str(), id)?);
+                out.push(read(level, b.branch(), id)?);
             }
         }
     }

@@ -7,14 +7,14 @@
 //! A child whose data order is its parent's is the parent's own continuation and is not
 //! trained twice.
 
-use std::collections::BTreeMap;
-
 use lmc::BnPolicy;
+pub use results::{InstabilitySummary, KSummary, MeanStd, PairRecord};
+use results::{PairResult, RunId};
 use serde::{Deserialize, Serialize};
 use train::EvalConfig;
 
-use crate::runs::{MaskSource, OptimizerAtRewind, PairResult, PairSpec, Plan, WeightSource};
-use crate::store::{RunId, Store};
+use crate::runs::{MaskSource, OptimizerAtRewind, PairSpec, Plan, WeightSource};
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// How children are spawned and compared.
@@ -53,68 +53,6 @@ pub struct PairRuns {
     pub total_steps: u64,
     /// (step, interpolation) during training, for Figure 4.
     pub throughout: Vec<(u64, RunId)>,
-}
-
-/// The interpolation of one pair, read back from the store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PairRecord {
-    pub init_seed: u64,
-    pub k: u64,
-    pub data_seeds: [u64; 2],
-    pub result: PairResult,
-    /// (step, test instability) during training; the last entry is the end of training.
-    pub throughout: Vec<(u64, f32)>,
-}
-
-/// Mean and standard deviation.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct MeanStd {
-    pub mean: f64,
-    pub std: f64,
-    pub n: usize,
-}
-
-impl MeanStd {
-    /// Population statistics of `values` (NaN for none).
-    pub fn of(values: &[f64]) -> MeanStd {
-        let n = values.len();
-        if n == 0 {
-            return MeanStd {
-                mean: f64::NAN,
-                std: f64::NAN,
-                n,
-            };
-        }
-        let mean = values.iter().sum::<f64>() / n as f64;
-        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
-        MeanStd {
-            mean,
-            std: var.sqrt(),
-            n,
-        }
-    }
-}
-
-/// Aggregates at one k over all inits and pairs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KSummary {
-    pub k: u64,
-    pub test_instability: MeanStd,
-    pub train_instability: Option<MeanStd>,
-    pub l2_prunable: MeanStd,
-    pub l2_all: MeanStd,
-    /// Test accuracy (%) of the children at the end of training, each child once.
-    pub child_test_accuracy: MeanStd,
-    /// Mean test instability per step during training (Figure 4).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub throughout: Vec<(u64, MeanStd)>,
-}
-
-/// An analysis read back from the store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InstabilitySummary {
-    pub per_k: Vec<KSummary>,
-    pub pairs: Vec<PairRecord>,
 }
 
 impl InstabilityConfig {
@@ -219,68 +157,5 @@ pub fn instability_summary(store: &Store, pairs: &[PairRuns]) -> Result<Instabil
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(summarise(records))
-}
-
-fn summarise(pairs: Vec<PairRecord>) -> InstabilitySummary {
-    let mut ks: Vec<u64> = pairs.iter().map(|p| p.k).collect();
-    ks.sort_unstable();
-    ks.dedup();
-    let per_k = ks
-        .into_iter()
-        .map(|k| {
-            let at: Vec<&PairRecord> = pairs.iter().filter(|p| p.k == k).collect();
-            let values = |f: &dyn Fn(&PairRecord) -> f64| -> MeanStd {
-                MeanStd::of(&at.iter().map(|p| f(p)).collect::<Vec<_>>())
-            };
-            let train: Option<Vec<f64>> = at
-                .iter()
-                .map(|p| p.result.instability.train.map(f64::from))
-                .collect();
-            // Each child once, though it ends several pairs.
-            let children: BTreeMap<(u64, u64), f32> = at
-                .iter()
-                .flat_map(|p| {
-                    (0..2).map(|i| {
-                        (
-                            (p.init_seed, p.data_seeds[i]),
-                            p.result.endpoint_test_errors[i],
-                        )
-                    })
-                })
-                .collect();
-            let mut steps: Vec<u64> = at
-                .iter()
-                .flat_map(|p| p.throughout.iter().map(|(s, _)| *s))
-                .collect();
-            steps.sort_unstable();
-            steps.dedup();
-            let throughout = steps
-                .into_iter()
-                .map(|s| {
-                    let v: Vec<f64> = at
-                        .iter()
-                        .filter_map(|p| p.throughout.iter().find(|(x, _)| *x == s))
-                        .map(|(_, v)| f64::from(*v))
-                        .collect();
-                    (s, MeanStd::of(&v))
-                })
-                .collect();
-            KSummary {
-                k,
-                test_instability: values(&|p| f64::from(p.result.instability.test)),
-                train_instability: train.map(|v| MeanStd::of(&v)),
-                l2_prunable: values(&|p| p.result.l2.prunable),
-                l2_all: values(&|p| p.result.l2.all_parameters),
-                child_test_accuracy: MeanStd::of(
-                    &children
-                        .values()
-                        .map(|e| 100.0 - f64::from(*e))
-                        .collect::<Vec<_>>(),
-                ),
-                throughout,
-            }
-        })
-        .collect();
-    InstabilitySummary { per_k, pairs }
+    Ok(InstabilitySummary::of(records))
 }

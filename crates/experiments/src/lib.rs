@@ -1,26 +1,34 @@
 //! Experiments of Frankle et al. (2020) as graphs of runs in a content-addressed store.
 //!
+//! * [`registry`]: the paper's networks, one entry each (recipe, pruning schedule, k values,
+//!   the paper's numbers, per-scale cuts).
 //! * [`store`]: one directory per run, named by the hash of everything that determines it;
 //!   finished runs are reused, interrupted ones resumed, and a lock keeps two processes off
 //!   the same run, also across the machines of a cluster ([`lock`]).
 //! * [`runs`]: what a run is ([`runs::TrainSpec`]: recipe, seeds, pruning rule and where its
 //!   first state comes from; [`runs::PairSpec`]: an interpolation), the [`runs::Plan`] that
-//!   deduplicates them, and the [`runs::Runner`] that executes a plan with parallel workers.
+//!   deduplicates them, and the [`runs::Runner`] that executes runs in the store.
+//! * [`executor`]: a plan brought to completion here ([`executor::Local`]) or on a Slurm
+//!   cluster ([`slurm::Slurm`]), behind one trait.
 //! * [`imp`]: iterative magnitude pruning with rewinding and its baselines (Algorithm 2).
 //! * [`instability`]: instability analysis (Algorithm 1) for dense and sparse parents.
-//! * [`slurm`]: a plan handed to Slurm as job arrays, stage by stage, instead of run here.
-//! * [`reproduce`]: every run the paper's figures need, at a chosen scale, and the results
-//!   the figures are drawn from.
+//! * [`reproduce`]: every run the paper's figures need, at a chosen scale, planned from the
+//!   registry without touching data, and the `results::Results` the figures are drawn from.
 
+pub mod executor;
 pub mod imp;
 pub mod instability;
 pub mod lock;
+pub mod registry;
 pub mod reproduce;
 pub mod runs;
 pub mod slurm;
 pub mod store;
 
 use std::path::PathBuf;
+
+use data::DatasetName;
+use results::RunId;
 
 /// Errors of the store and of experiments.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +41,32 @@ pub enum Error {
     Lmc(#[from] lmc::Error),
     #[error(transparent)]
     Sparsity(#[from] sparsity::Error),
+    #[error(transparent)]
+    Results(#[from] results::Error),
+    /// The files of a dataset a run needs are not there (and could not be downloaded).
+    #[error("{source}")]
+    MissingDataset {
+        dataset: DatasetName,
+        #[source]
+        source: data::Error,
+    },
+    #[error("unknown network `{name}`: the registry has {known}")]
+    UnknownNetwork { name: String, known: String },
+    #[error("run {0} has not finished")]
+    NotFinished(RunId),
+    #[error("{0} is not a training run of this plan or store")]
+    NotATrainingRun(RunId),
+    #[error(
+        "{0}: this process lost the run's lock (no heartbeat for longer than the lease, \
+         REWIND_LOCK_LEASE_SECS) and another process took the run over; it records the result"
+    )]
+    LostLock(RunId),
+    #[error("run {id} failed: {source}")]
+    RunFailed {
+        id: RunId,
+        #[source]
+        source: Box<Error>,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -40,6 +74,17 @@ pub enum Error {
     },
     #[error("{0}")]
     Invalid(String),
+}
+
+impl Error {
+    /// The dataset that was missing, if that is what went wrong (also inside a failed run).
+    pub fn missing_dataset(&self) -> Option<DatasetName> {
+        match self {
+            Error::MissingDataset { dataset, .. } => Some(*dataset),
+            Error::RunFailed { source, .. } => source.missing_dataset(),
+            _ => None,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

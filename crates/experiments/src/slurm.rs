@@ -13,6 +13,7 @@
 //! <store>/slurm/<submission>/rewind              copy of the binary (rebuilding is safe)
 //! <store>/slurm/<submission>/stage-03.json       the runs of one array: id and kept steps
 //! <store>/slurm/<submission>/stage-03.sbatch     its batch script
+//! <store>/slurm/<submission>/reproduce.toml      what the report job reproduces
 //! <store>/slurm/<submission>/logs/               one log per array task
 //! ```
 
@@ -20,10 +21,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use results::{ReproduceConfig, RunId};
 use serde::{Deserialize, Serialize};
 
-use crate::runs::Plan;
-use crate::store::RunId;
+use crate::executor::{Execution, Executor};
+use crate::runs::{Plan, Runner};
 use crate::{Error, Result};
 
 /// How the jobs are submitted.
@@ -104,10 +106,10 @@ pub struct JobArray {
 /// The job arrays of the runs of `plan` that are not `complete` yet, in submission order.
 pub fn job_arrays(
     plan: &Plan,
-    complete: impl Fn(&str) -> bool,
+    complete: impl Fn(&RunId) -> bool,
     max_array_size: usize,
 ) -> Vec<JobArray> {
-    let mut stage_of: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut stage_of: BTreeMap<&RunId, usize> = BTreeMap::new();
     // The plan lists dependencies before dependents, so one pass sets every stage.
     for id in plan.ids() {
         if complete(id) {
@@ -116,7 +118,7 @@ pub fn job_arrays(
         let stage = plan.job(id).map_or(0, |job| {
             job.dependencies()
                 .iter()
-                .filter_map(|d| stage_of.get(d.as_str()))
+                .filter_map(|d| stage_of.get(d))
                 .map(|s| s + 1)
                 .max()
                 .unwrap_or(0)
@@ -127,17 +129,16 @@ pub fn job_arrays(
     let mut arrays: Vec<JobArray> = Vec::new();
     let mut arrays_of_stage: Vec<Vec<usize>> = Vec::new();
     for stage in 0..stages {
-        let ids: Vec<&str> = plan
+        let ids: Vec<&RunId> = plan
             .ids()
             .iter()
-            .map(String::as_str)
             .filter(|id| stage_of.get(id) == Some(&stage))
             .collect();
         let parent_stages: BTreeSet<usize> = ids
             .iter()
             .filter_map(|id| plan.job(id))
             .flat_map(|job| job.dependencies())
-            .filter_map(|d| stage_of.get(d.as_str()).copied())
+            .filter_map(|d| stage_of.get(&d).copied())
             .collect();
         let after: Vec<usize> = parent_stages
             .iter()
@@ -158,7 +159,7 @@ pub fn job_arrays(
                 tasks: chunk
                     .iter()
                     .map(|id| Task {
-                        id: id.to_string(),
+                        id: (*id).clone(),
                         keep: plan.kept_steps(id),
                     })
                     .collect(),
@@ -196,8 +197,51 @@ pub struct JobCommands {
     pub global: Vec<String>,
     /// Options `rewind runs exec` gets after `--task` (e.g. `--devices 2`).
     pub exec: Vec<String>,
-    /// The subcommand and options of the last job (e.g. `reproduce ... --out DIR`).
-    pub last: Option<Vec<String>>,
+    /// The last job, which renders the report once every run has finished.
+    pub report: Option<ReportJob>,
+}
+
+/// The job that renders a reproduction's report: `rewind reproduce --config <file>` with the
+/// reproduction written beside the batch scripts, plus where it reads and writes.
+#[derive(Debug, Clone)]
+pub struct ReportJob {
+    pub config: ReproduceConfig,
+    /// Options after `--config FILE`: the store, the output directory, devices.
+    pub options: Vec<String>,
+}
+
+/// A plan handed to Slurm: the unfinished runs of the plan as job arrays, submitted with
+/// `sbatch` (the call returns once they are queued).
+pub struct Slurm<'a> {
+    /// Registers the plan in the store and tells which runs are complete.
+    pub runner: &'a Runner,
+    pub config: SlurmConfig,
+    pub commands: JobCommands,
+}
+
+impl Slurm<'_> {
+    /// The job arrays that [`Executor::execute`] would submit for `plan`.
+    pub fn arrays(&self, plan: &Plan) -> Vec<JobArray> {
+        job_arrays(
+            plan,
+            |id| self.runner.is_complete(plan, id),
+            self.config.max_array_size,
+        )
+    }
+}
+
+impl Executor for Slurm<'_> {
+    fn execute(&self, plan: &Plan) -> Result<Execution> {
+        self.config.validate()?;
+        self.runner.register(plan)?;
+        let submission = submit(
+            self.runner.store.root(),
+            self.arrays(plan),
+            &self.commands,
+            &self.config,
+        )?;
+        Ok(Execution::Submitted(submission))
+    }
 }
 
 /// Quotes `s` for a POSIX shell.
@@ -330,10 +374,19 @@ pub fn submit(
             .collect();
         array_jobs.push(sbatch(config, &path, &after)?);
     }
-    let final_job = match &commands.last {
-        Some(last) => {
+    let final_job = match &commands.report {
+        Some(report) => {
+            let file = dir.join("reproduce.toml");
+            let text = toml::to_string(&report.config).map_err(|e| Error::Invalid(e.to_string()))?;
+            train::write_atomic(&file, text.as_bytes())?;
+            let mut last = vec![
+                "reproduce".to_string(),
+                "--config".into(),
+                file.display().to_string(),
+            ];
+            last.extend(report.options.iter().cloned());
             let script = header(config, "report", &logs, None)
-                + &command_line(&rewind, &commands.global, last);
+                + &command_line(&rewind, &commands.global, &last);
             let path = dir.join("report.sbatch");
             train::write_atomic(&path, script.as_bytes())?;
             let after: Vec<&str> = array_jobs.iter().map(String::as_str).collect();

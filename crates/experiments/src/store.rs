@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use results::{JobKind, RunId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -21,9 +22,6 @@ use sha2::{Digest, Sha256};
 use crate::lock::LockState;
 pub use crate::lock::RunLock;
 use crate::{Error, Result};
-
-/// The name of a run in the store: `<kind>-<16 hex digits>`.
-pub type RunId = String;
 
 const IDENTITY: &str = "identity.json";
 const RESULT: &str = "result.json";
@@ -65,7 +63,6 @@ impl std::fmt::Display for RunStatus {
 #[derive(Debug, Clone)]
 pub struct RunEntry {
     pub id: RunId,
-    pub kind: String,
     pub status: RunStatus,
     pub bytes: u64,
     pub identity: Option<serde_json::Value>,
@@ -81,11 +78,20 @@ pub struct GcReport {
 }
 
 /// The id of a run of `kind` with this identity (no file is touched).
-pub fn run_id(kind: &str, identity: &impl Serialize) -> Result<RunId> {
+pub fn run_id(kind: JobKind, identity: &impl Serialize) -> Result<RunId> {
+    Ok(RunId::new(kind, hash(identity)?))
+}
+
+/// `<what>-<hash of identity>`: the file name of a summary of an experiment (`imp-…`).
+pub fn summary_name(what: &str, identity: &impl Serialize) -> Result<String> {
+    Ok(format!("{what}-{}", hash(identity)?))
+}
+
+/// 16 hex digits of the SHA-256 of the canonical JSON of `identity`.
+fn hash(identity: &impl Serialize) -> Result<String> {
     let text = canonical_json(identity)?;
     let digest = Sha256::digest(text.as_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("{kind}-{hex}"))
+    Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn canonical_json(value: &impl Serialize) -> Result<String> {
@@ -122,13 +128,13 @@ impl Store {
         &self.root
     }
 
-    pub fn dir(&self, id: &str) -> PathBuf {
-        self.root.join(id)
+    pub fn dir(&self, id: &RunId) -> PathBuf {
+        self.root.join(id.to_string())
     }
 
     /// Creates the directory of a run and writes its identity, or checks that the identity
     /// already there is this one. Returns the run's id.
-    pub fn create(&self, kind: &str, identity: &impl Serialize) -> Result<RunId> {
+    pub fn create(&self, kind: JobKind, identity: &impl Serialize) -> Result<RunId> {
         let id = run_id(kind, identity)?;
         let dir = self.dir(&id);
         let text = canonical_json(identity)?;
@@ -147,12 +153,12 @@ impl Store {
     }
 
     /// The identity of a run, parsed.
-    pub fn identity<T: DeserializeOwned>(&self, id: &str) -> Result<T> {
+    pub fn identity<T: DeserializeOwned>(&self, id: &RunId) -> Result<T> {
         read_json(&self.dir(id).join(IDENTITY))
     }
 
     /// The result of a finished run, `None` when it has not finished.
-    pub fn result<T: DeserializeOwned>(&self, id: &str) -> Result<Option<T>> {
+    pub fn result<T: DeserializeOwned>(&self, id: &RunId) -> Result<Option<T>> {
         let path = self.dir(id).join(RESULT);
         if !path.is_file() {
             return Ok(None);
@@ -161,17 +167,17 @@ impl Store {
     }
 
     /// The result of a run that must have finished (an error names the run otherwise).
-    pub fn finished<T: DeserializeOwned>(&self, id: &str) -> Result<T> {
+    pub fn finished<T: DeserializeOwned>(&self, id: &RunId) -> Result<T> {
         self.result(id)?
-            .ok_or_else(|| Error::Invalid(format!("{id} has not finished")))
+            .ok_or_else(|| Error::NotFinished(id.clone()))
     }
 
-    pub fn is_done(&self, id: &str) -> bool {
+    pub fn is_done(&self, id: &RunId) -> bool {
         self.dir(id).join(RESULT).is_file()
     }
 
     /// Marks a run finished with its result (atomically; the last write of a run).
-    pub fn finish(&self, id: &str, result: &impl Serialize) -> Result<()> {
+    pub fn finish(&self, id: &RunId, result: &impl Serialize) -> Result<()> {
         let json = serde_json::to_vec_pretty(result).map_err(|e| Error::Invalid(e.to_string()))?;
         train::write_atomic(&self.dir(id).join(RESULT), &json)?;
         Ok(())
@@ -179,25 +185,21 @@ impl Store {
 
     /// [`Store::finish`] under `lock`, refused when the lock was lost meanwhile (taken over
     /// after a lapsed heartbeat): the process that took it over records the result.
-    pub fn finish_locked(&self, lock: &RunLock, id: &str, result: &impl Serialize) -> Result<()> {
+    pub fn finish_locked(&self, lock: &RunLock, id: &RunId, result: &impl Serialize) -> Result<()> {
         if !lock.is_held() {
-            return Err(Error::Invalid(format!(
-                "{id}: this process lost the run's lock (no heartbeat for longer than the \
-                 lease, REWIND_LOCK_LEASE_SECS) and another process took the run over; it \
-                 records the result"
-            )));
+            return Err(Error::LostLock(id.clone()));
         }
         self.finish(id, result)
     }
 
     /// Takes the lock of a run, waiting while a live process (on any machine sharing the
     /// store) holds it. A stale lock is taken over (see [`crate::lock`]).
-    pub fn lock(&self, id: &str) -> Result<RunLock> {
-        crate::lock::acquire(&self.dir(id).join(LOCK), id, self.lease)
+    pub fn lock(&self, id: &RunId) -> Result<RunLock> {
+        crate::lock::acquire(&self.dir(id).join(LOCK), &id.to_string(), self.lease)
     }
 
     /// Takes the lock of a run if no live process holds it.
-    pub fn try_lock(&self, id: &str) -> Result<Option<RunLock>> {
+    pub fn try_lock(&self, id: &RunId) -> Result<Option<RunLock>> {
         crate::lock::try_acquire(&self.dir(id).join(LOCK), self.lease)
     }
 
@@ -210,28 +212,27 @@ impl Store {
             if !path.is_dir() {
                 continue;
             }
-            let id = entry.file_name().to_string_lossy().into_owned();
+            let name = entry.file_name().to_string_lossy().into_owned();
             // Only `<kind>-<16 hex>` directories are runs; anything else is left alone.
-            let Some((kind, hash)) = id.rsplit_once('-') else {
+            let Ok(id) = name.parse::<RunId>() else {
                 continue;
             };
-            if hash.len() != 16 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+            if name.len() != id.kind().as_str().len() + 17 {
                 continue;
             }
             let identity = read_json(&path.join(IDENTITY)).ok();
             entries.push(RunEntry {
-                kind: kind.to_string(),
                 status: self.status(&id),
                 bytes: dir_size(&path),
                 identity,
                 id,
             });
         }
-        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        entries.sort_by_key(|e| e.id.to_string());
         Ok(entries)
     }
 
-    pub fn status(&self, id: &str) -> RunStatus {
+    pub fn status(&self, id: &RunId) -> RunStatus {
         let dir = self.dir(id);
         if dir.join(RESULT).is_file() {
             return RunStatus::Done;

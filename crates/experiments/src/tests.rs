@@ -6,6 +6,7 @@ use data::{Augmentation, DatasetName, ImageSource};
 use lmc::BnPolicy;
 use nets::ModelConfig;
 use nets::params::tensor_values;
+use results::{Branch, JobKind, RunId};
 use sparsity::PruneRule;
 use train::{DataConfig, EvalConfig, LrSchedule, OptimizerConfig, Recipe, Steps};
 
@@ -164,7 +165,7 @@ fn curves_end_at_the_childrens_own_errors_and_rerunning_reuses_everything() {
     assert_eq!(summary.per_k[0].test_instability.n, 3);
     assert_eq!(summary.per_k[0].child_test_accuracy.n, 3, "each child once");
     for (runs, pair) in pairs.iter().zip(&summary.pairs) {
-        let error = |id: &str| {
+        let error = |id: &RunId| {
             let r: TrainResult = runner.store.result(id).expect("read").expect("done");
             100.0 * (1.0 - r.last.test_accuracy)
         };
@@ -280,7 +281,7 @@ fn imp_levels_rewind_nest_and_are_reused() {
     );
     assert!((results[1].density - 0.8).abs() < 1e-3 && (results[2].density - 0.64).abs() < 1e-3);
     assert!((results[3].density - results[2].density).abs() < 1e-9);
-    let final_model = |id: &str| runner.state_at(id, 30).expect("final").model;
+    let final_model = |id: &RunId| runner.state_at(id, 30).expect("final").model;
     let (m1, m2) = (final_model(&runs.levels[1]), final_model(&runs.levels[2]));
     assert!(m2.mask.is_subset_of(&m1.mask));
     // Level 2 started from W_5 of the dense run, masked.
@@ -310,8 +311,8 @@ fn imp_levels_rewind_nest_and_are_reused() {
                 .all(|(w, m)| *m == 1.0 || *w == 0.0)
         );
     }
-    let reinit = final_model(runs.run(2, Some(Baseline::Reinit)).expect("reinit"));
-    let random = final_model(runs.run(2, Some(Baseline::RandomPrune)).expect("random"));
+    let reinit = final_model(runs.run(2, Branch::Reinit).expect("reinit"));
+    let random = final_model(runs.run(2, Branch::RandomPrune).expect("random"));
     assert_eq!(reinit.mask.to_host(), m2.mask.to_host());
     assert_ne!(random.mask.to_host(), m2.mask.to_host());
     // A second plan of the same experiment trains nothing new.
@@ -360,12 +361,12 @@ fn the_store_locks_runs_and_takes_over_stale_locks() {
         .expect("store")
         .with_lease(std::time::Duration::from_millis(200));
     let id = store
-        .create("train", &serde_json::json!({"x": 1}))
+        .create(JobKind::Train, &serde_json::json!({"x": 1}))
         .expect("create");
     assert_eq!(store.status(&id), RunStatus::Planned);
     assert_eq!(
         store
-            .create("train", &serde_json::json!({"x": 1}))
+            .create(JobKind::Train, &serde_json::json!({"x": 1}))
             .expect("same"),
         id
     );
@@ -391,12 +392,12 @@ fn the_store_locks_runs_and_takes_over_stale_locks() {
     assert_eq!(store.result::<i32>(&id).expect("read"), Some(1));
     // A directory whose identity does not match its name is refused.
     std::fs::write(store.dir(&id).join("identity.json"), "{}").expect("tamper");
-    assert!(store.create("train", &serde_json::json!({"x": 1})).is_err());
+    assert!(store.create(JobKind::Train, &serde_json::json!({"x": 1})).is_err());
 }
 
 #[test]
 fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
-    use crate::slurm::{JobArray, JobCommands, SlurmConfig, job_arrays, submit, task};
+    use crate::slurm::{JobArray, JobCommands, ReportJob, SlurmConfig, job_arrays, submit, task};
     let recipe = resnet_recipe();
     let mut plan = Plan::new();
     let parent = plan
@@ -413,11 +414,11 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
             24,
         )
         .expect("plan");
-    let check = |arrays: &[JobArray], skipped: &[&str]| {
-        let array_of = |id: &str| {
+    let check = |arrays: &[JobArray], skipped: &[&RunId]| {
+        let array_of = |id: &RunId| {
             arrays
                 .iter()
-                .position(|a| a.tasks.iter().any(|t| t.id == id))
+                .position(|a| a.tasks.iter().any(|t| t.id == *id))
         };
         let listed: usize = arrays.iter().map(|a| a.tasks.len()).sum();
         assert_eq!(listed, plan.len() - skipped.len());
@@ -430,7 +431,7 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
                             assert!(j < i, "{dep} is submitted after its child");
                             assert!(array.after.contains(&j), "{} waits for {dep}", t.id);
                         }
-                        None => assert!(skipped.contains(&dep.as_str())),
+                        None => assert!(skipped.contains(&&dep)),
                     }
                 }
             }
@@ -444,7 +445,7 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
     assert!(arrays[0].after.is_empty());
     check(&arrays, &[]);
     // A finished parent is not submitted, and nothing waits for it.
-    let without_parent = job_arrays(&plan, |id| id == parent, 1000);
+    let without_parent = job_arrays(&plan, |id| *id == parent, 1000);
     check(&without_parent, &[&parent]);
     // Arrays larger than the cluster allows are split; dependencies follow the parts.
     let small = job_arrays(&plan, |_| false, 1);
@@ -480,7 +481,10 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
         rewind: fake_rewind,
         global: vec!["--data-dir".into(), "/data with space".into()],
         exec: vec!["--devices".into(), "1".into()],
-        last: Some(vec!["reproduce".into(), "--scale".into(), "smoke".into()]),
+        report: Some(ReportJob {
+            config: crate::reproduce::config(crate::reproduce::Scale::Smoke),
+            options: vec!["--out".into(), "/reports/smoke".into()],
+        }),
     };
     let store = dir.path().join("store");
     let submission = submit(&store, arrays.clone(), &commands, &config).expect("submit");
@@ -514,6 +518,16 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
         std::fs::read(submission.dir.join("rewind")).expect("copy"),
         b"binary"
     );
+    // The report job reproduces the serialised config, not a command line rebuilt by hand.
+    let report = std::fs::read_to_string(submission.dir.join("report.sbatch")).expect("report");
+    let file = submission.dir.join("reproduce.toml");
+    assert!(
+        report.contains(&format!("reproduce --config {} --out /reports/smoke", file.display())),
+        "{report}"
+    );
+    let written: crate::reproduce::ReproduceConfig =
+        toml::from_str(&std::fs::read_to_string(&file).expect("config")).expect("toml");
+    assert_eq!(written, crate::reproduce::config(crate::reproduce::Scale::Smoke));
     let manifest = submission.dir.join("stage-01.json");
     assert_eq!(task(&manifest, 0).expect("task"), arrays[1].tasks[0]);
     assert!(task(&manifest, 99).is_err());

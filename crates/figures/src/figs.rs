@@ -2,30 +2,22 @@
 
 use std::path::Path;
 
-use experiments::instability::{InstabilitySummary, MeanStd, PairRecord};
-use experiments::reproduce::{Figure, ModelResults, Results};
+use results::{
+    Branch, Figure, InstabilitySummary, KUnit, MeanStd, ModelResults, PairRecord, Results,
+};
 
+use crate::Result;
 use crate::plot::{PALETTE, Panel, Reference, Series, render};
-use crate::{Result, paper};
-
-const BRANCHES: [(&str, &str); 3] = [
-    ("imp", "IMP"),
-    ("random-prune", "random pruning"),
-    ("reinit", "random reinit"),
-];
 
 /// Title of a network's panel: what was trained, on what.
 pub fn model_label(m: &ModelResults) -> String {
     let s = &m.setup;
-    let network = paper::row(&s.preset).map_or(s.preset.as_str(), |r| r.network);
+    let n = &s.network;
     let data = match s.substituted_for {
-        Some(paper) => format!("{} for {paper}", s.recipe.data.dataset),
-        None => s.recipe.data.dataset.to_string(),
+        Some(paper) => format!("{} for {paper}", n.dataset),
+        None => n.dataset.to_string(),
     };
-    format!(
-        "{network} ({}, {data}, {} it)",
-        s.recipe.model, s.total_steps
-    )
+    format!("{} ({}, {data}, {} it)", n.title, n.model, s.total_steps)
 }
 
 fn mean_curve(pairs: &[&PairRecord], train: bool) -> (Vec<(f64, f64)>, Vec<f64>) {
@@ -92,7 +84,7 @@ fn categorical_axis(panel: &mut Panel, labels: Vec<String>) {
 /// networks (the paper's linear epoch axis).
 fn k_axis(panel: &mut Panel, ks: &[u64], m: &ModelResults) {
     let ipe = m.setup.iterations_per_epoch.max(1);
-    if experiments::reproduce::is_imagenet(&m.setup.preset) {
+    if m.setup.network.k_unit == KUnit::Epochs {
         panel.x_desc = panel
             .x_desc
             .replace("iterations", "epochs")
@@ -152,7 +144,7 @@ fn level_densities(m: &ModelResults) -> Vec<f64> {
     let mut out: Vec<(usize, f64)> = m
         .imp
         .iter()
-        .flat_map(|s| s.levels.iter().filter(|l| l.branch == "imp"))
+        .flat_map(|s| s.levels.iter().filter(|l| l.branch == Branch::Imp))
         .map(|l| (l.level, l.density))
         .collect();
     out.sort_by_key(|x| x.0);
@@ -212,21 +204,21 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                 }
             }
             Figure::Fig5 => {
-                if let Some(series) = m.imp.iter().find(|s| s.k == 0) {
+                if let Some(series) = m.imp_at(0) {
                     let mut p = Panel::new(label, "% of weights remaining", "test accuracy (%)");
-                    for (i, (branch, name)) in BRANCHES.iter().enumerate() {
+                    for (i, branch) in Branch::ALL.into_iter().enumerate() {
+                        // Every branch starts from the dense network (IMP's level 0).
                         let mut values: Vec<(f64, MeanStd)> = series
                             .levels
                             .iter()
                             .filter(|l| {
-                                l.branch == *branch
-                                    || (l.level == 0 && *branch != "imp" && l.branch == "imp")
+                                l.branch == branch || (l.level == 0 && l.branch == Branch::Imp)
                             })
                             .map(|l| (l.level as f64, l.test_accuracy))
                             .collect();
                         values.sort_by(|a, b| a.0.total_cmp(&b.0));
-                        if values.len() > 1 || *branch == "imp" {
-                            p.series.push(ms_series(name, i, &values));
+                        if values.len() > 1 || branch == Branch::Imp {
+                            p.series.push(ms_series(branch.label(), i, &values));
                         }
                     }
                     p.reference = dense_reference(m);
@@ -235,7 +227,7 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                 }
             }
             Figure::Fig6 => {
-                if let Some(s) = m.sparse.iter().find(|s| s.k == 0 && s.branch == "imp") {
+                if let Some(s) = m.sparse_at(0, Branch::Imp) {
                     out.push(curve_panel(
                         format!("{label}, {:.1}% weights", 100.0 * s.density),
                         &s.summary,
@@ -251,12 +243,13 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                 let mut inst =
                     Panel::new(label.clone(), "rewind iteration k", "test instability (pp)");
                 let mut acc = Panel::new(label, "rewind iteration k", "test accuracy (%)");
-                for (i, (branch, name)) in BRANCHES.iter().enumerate() {
+                for (i, branch) in Branch::ALL.into_iter().enumerate() {
+                    let name = branch.label();
                     let at: Vec<(f64, MeanStd, MeanStd)> = ks
                         .iter()
                         .enumerate()
                         .filter_map(|(x, k)| {
-                            let s = m.sparse.iter().find(|s| s.k == *k && s.branch == *branch)?;
+                            let s = m.sparse_at(*k, branch)?;
                             let ks = s.summary.per_k.first()?;
                             Some((x as f64, ks.test_instability, ks.child_test_accuracy))
                         })
@@ -283,7 +276,7 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                     .flat_map(|s| {
                         s.levels
                             .iter()
-                            .filter(|l| l.branch == "imp")
+                            .filter(|l| l.branch == Branch::Imp)
                             .map(|l| l.level)
                     })
                     .collect();
@@ -294,21 +287,17 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                     .filter_map(|&level| {
                         m.imp
                             .iter()
-                            .filter_map(|s| {
-                                s.levels
-                                    .iter()
-                                    .find(|l| l.level == level && l.branch == "imp")
-                            })
+                            .filter_map(|s| s.level(level, Branch::Imp))
                             .max_by(|a, b| a.test_accuracy.mean.total_cmp(&b.test_accuracy.mean))
                             .map(|l| (l.level as f64, l.test_accuracy))
                     })
                     .collect();
                 p.series.push(ms_series("IMP, best rewind k", 0, &best));
-                if let Some(s0) = m.imp.iter().find(|s| s.k == 0) {
+                if let Some(s0) = m.imp_at(0) {
                     let v: Vec<(f64, MeanStd)> = s0
                         .levels
                         .iter()
-                        .filter(|l| l.branch == "imp")
+                        .filter(|l| l.branch == Branch::Imp)
                         .map(|l| (l.level as f64, l.test_accuracy))
                         .collect();
                     p.series.push(ms_series("IMP, k = 0", 1, &v).dashed());
@@ -340,7 +329,7 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                 }
                 let mut p = Panel::new(label, "interpolation α", "test error (%)");
                 for (i, k) in ks.iter().enumerate() {
-                    if let Some(s) = m.sparse.iter().find(|s| s.k == *k && s.branch == "imp") {
+                    if let Some(s) = m.sparse_at(*k, Branch::Imp) {
                         let pairs: Vec<&PairRecord> = s.summary.pairs.iter().collect();
                         let (points, std) = mean_curve(&pairs, false);
                         p.series.push(
@@ -384,16 +373,16 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                     continue;
                 }
                 let mut p = Panel::new(label, "rewind iteration k", "L2 distance");
-                for (i, (branch, name)) in BRANCHES.iter().enumerate() {
+                for (i, branch) in Branch::ALL.into_iter().enumerate() {
                     let v: Vec<(f64, MeanStd)> = ks
                         .iter()
                         .enumerate()
                         .filter_map(|(x, k)| {
-                            let s = m.sparse.iter().find(|s| s.k == *k && s.branch == *branch)?;
+                            let s = m.sparse_at(*k, branch)?;
                             Some((x as f64, s.summary.per_k.first()?.l2_prunable))
                         })
                         .collect();
-                    p.series.push(ms_series(name, i, &v));
+                    p.series.push(ms_series(branch.label(), i, &v));
                 }
                 k_axis(&mut p, &ks, m);
                 out.push(p);
@@ -426,20 +415,7 @@ pub fn render_figure(results: &Results, figure: Figure, path: &Path) -> Result<(
 
 /// "Figure 3: Instability ..." / "Appendix B: ...".
 pub fn figure_name(figure: Figure) -> String {
-    let id = match figure {
-        Figure::Fig2 => "Figure 2",
-        Figure::Fig3 => "Figure 3",
-        Figure::Fig4 => "Figure 4",
-        Figure::Fig5 => "Figure 5",
-        Figure::Fig6 => "Figure 6",
-        Figure::Fig7 => "Figure 7",
-        Figure::Fig8 => "Figure 8",
-        Figure::AppB => "Appendix B",
-        Figure::AppC => "Appendix C",
-        Figure::AppD => "Appendix D",
-        Figure::AppE => "Appendix E",
-    };
-    format!("{id}: {}", figure.title())
+    format!("{}: {}", figure.number(), figure.title())
 }
 
 /// The series a figure holds, by panel (for tests and the report).

@@ -1,22 +1,21 @@
 //! Figures and report of a reproduction (`rewind reproduce`, `cargo xtask reproduce-all`).
 //!
-//! Reads the [`experiments::reproduce::Results`] of a run of the experiment plan and writes
+//! Reads the [`Results`] of a reproduction (the `results` crate: no burn, so a report can be
+//! re-rendered from `results.json` without building the training code) and writes
 //! one PNG per figure of the paper (one panel per network, as in the paper) and `REPORT.md`:
 //! every figure, the measured numbers beside the paper's, the scale and every cut, the data
 //! actually used, backend, git commit and times. Text is rendered with the font embedded
 //! from `assets/` through plotters' pure-Rust path: no fontconfig, no system fonts.
 
 mod figs;
-mod paper;
 mod plot;
 mod report;
 
 use std::path::{Path, PathBuf};
 
-use experiments::reproduce::Results;
+pub use results::Results;
 
 pub use figs::{figure_name, model_label, render_figure, series_names};
-pub use paper::{PAPER, PaperRow};
 
 /// Errors of rendering.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +28,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Train(#[from] train::Error),
+    Write(#[from] results::Error),
     #[error("{0}")]
     Invalid(String),
 }
@@ -44,6 +43,20 @@ pub struct Written {
     pub results: PathBuf,
 }
 
+/// Reads a `results.json` written by [`write_report`].
+pub fn read_results(path: &Path) -> Result<Results> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Invalid(format!(
+            "{} is not the results.json of a reproduction: {e}",
+            path.display()
+        ))
+    })
+}
+
 /// Writes `results.json`, one PNG per requested figure and `REPORT.md` into `dir`.
 pub fn write_report(results: &Results, dir: &Path) -> Result<Written> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Io {
@@ -52,7 +65,7 @@ pub fn write_report(results: &Results, dir: &Path) -> Result<Written> {
     })?;
     let json = serde_json::to_vec_pretty(results).map_err(|e| Error::Invalid(e.to_string()))?;
     let results_path = dir.join("results.json");
-    train::write_atomic(&results_path, &json)?;
+    results::write_atomic(&results_path, &json)?;
     let mut figures = Vec::new();
     for &figure in &results.config.figures {
         let path = dir.join(format!("{}.png", figure.as_str()));
@@ -66,7 +79,7 @@ pub fn write_report(results: &Results, dir: &Path) -> Result<Written> {
         figures.push(path);
     }
     let report = dir.join("REPORT.md");
-    train::write_atomic(&report, report::markdown(results).as_bytes())?;
+    results::write_atomic(&report, report::markdown(results).as_bytes())?;
     Ok(Written {
         figures,
         report,

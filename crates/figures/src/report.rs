@@ -2,11 +2,9 @@
 
 use std::fmt::Write;
 
-use experiments::instability::MeanStd;
-use experiments::reproduce::{ModelResults, Results, Scale};
+use results::{Branch, MeanStd, ModelResults, Results};
 
 use crate::figs::{figure_name, model_label};
-use crate::paper;
 
 /// The paper's threshold for "stable": instability below 2 percentage points.
 pub const STABLE_PP: f64 = 2.0;
@@ -58,11 +56,7 @@ fn stable_from(m: &ModelResults) -> Option<u64> {
 
 /// IMP accuracy at the target density for rewind k, and whether it is matching.
 fn imp_at_target(m: &ModelResults, k: u64) -> Option<(MeanStd, bool)> {
-    let series = m.imp.iter().find(|s| s.k == k)?;
-    let level = series
-        .levels
-        .iter()
-        .find(|l| l.level == m.setup.levels && l.branch == "imp")?;
+    let level = m.imp_at(k)?.level(m.setup.levels, Branch::Imp)?;
     let dense = m.dense_accuracy?;
     let tolerance = if dense.std.is_finite() {
         dense.std
@@ -86,18 +80,6 @@ fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-fn scale_words(scale: Scale) -> &'static str {
-    match scale {
-        Scale::Smoke => {
-            "smoke: a pipeline check in minutes; the numbers say nothing about the paper's claims"
-        }
-        Scale::Quick => {
-            "quick: a few hours on a 2-core CPU; Lenet at full length, the conv nets shortened and narrowed (cuts below)"
-        }
-        Scale::Paper => "paper: Table 1 exactly (3 inits x 3 data orders, every k)",
-    }
-}
-
 /// The report as Markdown.
 pub fn markdown(r: &Results) -> String {
     let mut s = String::new();
@@ -105,7 +87,7 @@ pub fn markdown(r: &Results) -> String {
         s,
         "# Reproduction report: Linear Mode Connectivity and the Lottery Ticket Hypothesis\n"
     );
-    let _ = writeln!(s, "- **Scale: {}**", scale_words(r.config.scale));
+    let _ = writeln!(s, "- **Scale: {}**", r.config.scale.description());
     let _ = writeln!(
         s,
         "- Backend: {}; git commit: `{}`; {} runs; training time of all runs: {}; wall time of this invocation (finished runs are reused): {}",
@@ -146,16 +128,16 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(s, "\n## Data actually used\n");
     let _ = writeln!(s, "| network | paper's data | data used |\n|---|---|---|");
     for m in &r.models {
-        let p = paper::row(&m.setup.preset);
+        let p = m.setup.network.paper.as_ref();
         let used = match m.setup.substituted_for {
-            Some(_) => format!("**{} (substituted)**", m.setup.recipe.data.dataset),
-            None => m.setup.recipe.data.dataset.to_string(),
+            Some(_) => format!("**{} (substituted)**", m.setup.network.dataset),
+            None => m.setup.network.dataset.to_string(),
         };
         let _ = writeln!(
             s,
             "| {} | {} | {} |",
             model_label(m),
-            p.map_or("?", |p| p.dataset),
+            p.map_or("?", |p| p.dataset.title()),
             used
         );
     }
@@ -181,7 +163,7 @@ pub fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for m in &r.models {
-        let p = paper::row(&m.setup.preset);
+        let p = m.setup.network.paper.as_ref();
         let imp0 = imp_at_target(m, 0);
         let _ = writeln!(
             s,
@@ -195,14 +177,14 @@ pub fn markdown(r: &Results) -> String {
             instability_at(m, 0).map_or("–".into(), pm),
             p.map_or("–", |p| yes(p.stable_at_init)),
             stable_from(m).map_or("none measured".into(), |k| k.to_string()),
-            p.map_or("–", |p| p.stable_from),
+            p.map_or("–", |p| &p.stable_from),
             imp0.map_or("–".into(), |(a, _)| {
                 format!("{} at {:.1}%", pm(a), 100.0 * m.setup.target_density())
             }),
             imp0.map_or("–", |(_, ok)| yes(ok)),
             p.map_or("–", |p| yes(p.imp_matching_at_init)),
             matching_from(m).map_or("none measured".into(), |k| k.to_string()),
-            p.map_or("–", |p| p.matching_from),
+            p.map_or("–", |p| &p.matching_from),
         );
     }
     let _ = writeln!(s, "\n## Findings of the paper, checked\n");
@@ -294,7 +276,7 @@ fn agrees(measured: bool, paper: bool) -> &'static str {
 /// One sentence per claim of SPEC section 5 that this network's results can speak to.
 fn findings(m: &ModelResults) -> Vec<String> {
     let name = &m.setup.preset;
-    let Some(p) = paper::row(name) else {
+    let Some(p) = &m.setup.network.paper else {
         return vec![];
     };
     let mut out = Vec::new();
@@ -316,14 +298,7 @@ fn findings(m: &ModelResults) -> Vec<String> {
                 .pairs
                 .iter()
                 .filter(|x| x.k == 0)
-                .filter_map(|x| {
-                    x.result
-                        .curve
-                        .points
-                        .iter()
-                        .map(|c| c.test_error)
-                        .reduce(f32::max)
-                })
+                .filter_map(|x| x.result.curve.worst_test_error())
                 .fold(f32::NAN, f32::max);
             if !stable && midpoint_worst.is_finite() {
                 out.push(format!(
@@ -360,9 +335,7 @@ fn findings(m: &ModelResults) -> Vec<String> {
     for k in sparse_ks {
         if let Some((acc, ok)) = imp_at_target(m, k) {
             let inst = m
-                .sparse
-                .iter()
-                .find(|a| a.k == k && a.branch == "imp")
+                .sparse_at(k, Branch::Imp)
                 .and_then(|a| a.summary.per_k.first())
                 .map(|x| x.test_instability.mean);
             out.push(format!(
@@ -374,7 +347,7 @@ fn findings(m: &ModelResults) -> Vec<String> {
             ));
         }
     }
-    for a in m.sparse.iter().filter(|a| a.branch != "imp") {
+    for a in m.sparse.iter().filter(|a| a.branch != Branch::Imp) {
         if let (Some(k), Some(dense)) = (a.summary.per_k.first(), m.dense_accuracy) {
             let matching = k.child_test_accuracy.mean >= dense.mean - dense.std.max(0.0);
             out.push(format!(

@@ -5,21 +5,9 @@ use burn::tensor::{Device, Tensor};
 use data::{ImageSource, SeededBatches, Transform};
 use nets::Classifier;
 use nets::params::{TensorInfo, TensorRole, map_tensors, tensor_infos, visit_tensors};
-use serde::{Deserialize, Serialize};
+use results::{BnPolicy, CurvePoint, ErrorCurve, L2Distance};
 
 use crate::{Error, Result};
-
-/// What happens to BN running statistics of an interpolated network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum BnPolicy {
-    /// Interpolate them like every other tensor (what the paper did).
-    #[default]
-    Interpolate,
-    /// Reset them and re-estimate them from `batches` training batches in train mode, without
-    /// touching the weights (REPAIR-style, Jordan et al. 2022).
-    Reestimate { batches: usize },
-}
 
 /// `alpha * a + (1 - alpha) * b` for every float tensor, parameters and BN buffers alike,
 /// matched by path. The result is a new inference-mode module (built from `a.valid()`, so it
@@ -88,46 +76,6 @@ pub fn reestimate_bn<M: Classifier>(
         let _ = training.forward(images);
     }
     Ok(training.valid())
-}
-
-/// One point of an error curve.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct CurvePoint {
-    pub alpha: f32,
-    /// Test error in percent.
-    pub test_error: f32,
-    /// Train error in percent (on the evaluated train subset), if evaluated.
-    pub train_error: Option<f32>,
-}
-
-/// Errors along the linear path between two networks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErrorCurve {
-    pub points: Vec<CurvePoint>,
-    pub bn_policy: BnPolicy,
-}
-
-/// Instability: the rise of the error along the path above the mean of the endpoints'.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Instability {
-    pub test: f32,
-    pub train: Option<f32>,
-}
-
-impl ErrorCurve {
-    pub fn instability(&self) -> Instability {
-        let rise = |f: &dyn Fn(&CurvePoint) -> Option<f32>| -> Option<f32> {
-            let values: Vec<f32> = self.points.iter().map(f).collect::<Option<Vec<f32>>>()?;
-            let first = *values.first()?;
-            let last = *values.last()?;
-            let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            Some(max - (first + last) / 2.0)
-        };
-        Instability {
-            test: rise(&|p| Some(p.test_error)).unwrap_or(0.0),
-            train: rise(&|p| p.train_error),
-        }
-    }
 }
 
 /// What [`error_curve`] evaluates on.
@@ -209,15 +157,6 @@ pub fn error_curve<M: Classifier>(
         points: out,
         bn_policy,
     })
-}
-
-/// Euclidean distance between two networks' weights.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct L2Distance {
-    /// Over conv and linear weights that `prunable` accepts.
-    pub prunable: f64,
-    /// Over all trained parameters (weights, biases, BN scale and shift; no buffers).
-    pub all_parameters: f64,
 }
 
 /// L2 distances between `a` and `b` (matched by path).

@@ -15,10 +15,8 @@
 
 mod interpolation;
 
-pub use interpolation::{
-    BnPolicy, CurveData, CurvePoint, ErrorCurve, Instability, L2Distance, error_curve, interpolate,
-    l2_distance, reestimate_bn,
-};
+pub use interpolation::{CurveData, error_curve, interpolate, l2_distance, reestimate_bn};
+pub use results::{BnPolicy, CurvePoint, ErrorCurve, Instability, L2Distance};
 
 /// Errors of interpolation and instability analysis.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +25,6 @@ pub enum Error {
     Train(#[from] train::Error),
     #[error(transparent)]
     Data(#[from] data::Error),
-    #[error(transparent)]
-    Sparsity(#[from] sparsity::Error),
     #[error("the two networks differ: {0}")]
     Mismatch(String),
     #[error("{0}")]

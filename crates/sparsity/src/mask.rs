@@ -8,6 +8,8 @@ use rand::SeedableRng;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 
+pub use results::LayerDensity;
+
 use crate::{Error, Result};
 
 /// Which tensors may be pruned: conv and linear weights, except those of the listed layers
@@ -18,6 +20,14 @@ pub struct PruneRule {
 }
 
 impl PruneRule {
+    /// The paper's framework's rule for `model`: every conv and linear weight except the
+    /// layers the architecture leaves unpruned (see [`nets::ModelConfig::default_unpruned_layers`]).
+    pub fn for_model(model: &nets::ModelConfig) -> PruneRule {
+        PruneRule {
+            unpruned_layers: model.default_unpruned_layers(),
+        }
+    }
+
     pub fn is_prunable(&self, info: &TensorInfo) -> bool {
         info.role.is_layer_weight() && !self.unpruned_layers.iter().any(|l| l == info.layer())
     }
@@ -62,14 +72,6 @@ impl MaskSet {
                     a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| *x <= *y)
                 })
     }
-}
-
-/// Kept / total weights of one layer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerDensity {
-    pub path: String,
-    pub kept: usize,
-    pub total: usize,
 }
 
 /// Density overall (over prunable weights) and per layer.

@@ -205,7 +205,7 @@ fn pruned_weights_stay_exactly_zero_through_adam_and_sgd_with_momentum_and_weigh
             })
         };
         trainer
-            .run_from(dir.path(), None, start, template, &mut MaskHook)
+            .run_from(dir.path(), start, template, &mut MaskHook)
             .expect("training");
         let trained = trainer
             .load_state_into(dir.path(), 60, template().expect("template"))

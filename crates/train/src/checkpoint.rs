@@ -10,17 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, MetricRecord, Result};
 
-/// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
+/// Writes `bytes` to `path` atomically ([`results::write_atomic`]): whole or not at all, and
+/// a failed write leaves no temporary behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    Ok(results::write_atomic(path, bytes)?)
 }
 
 /// Writes `value` as TOML to `path` or, when the file exists, checks that it holds the same
@@ -119,25 +112,16 @@ impl CheckpointStore {
             .root
             .join(format!(".step-{step:010}.tmp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let fail = |path: &Path, reason: String| Error::Checkpoint {
-            path: path.to_path_buf(),
-            reason,
-        };
-        model
-            .valid()
-            .save_file(tmp.join("model.bpk"))
-            .map_err(|e| fail(&tmp, e.to_string()))?;
-        optimizer
-            .save(tmp.join("optimizer.bpk"))
-            .map_err(|e| fail(&tmp, e.to_string()))?;
-        let metrics_json =
-            serde_json::to_vec_pretty(metrics).map_err(|e| fail(&tmp, e.to_string()))?;
-        std::fs::write(tmp.join("metrics.json"), metrics_json).map_err(|e| Error::io(&tmp, e))?;
-        let state =
-            serde_json::to_vec(&StateFile { step }).map_err(|e| fail(&tmp, e.to_string()))?;
-        std::fs::write(tmp.join("state.json"), state).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &target).map_err(|e| Error::io(&target, e))
+        let written = write_checkpoint(&tmp, step, model, optimizer, metrics)
+            .and_then(|()| std::fs::rename(&tmp, &target).map_err(|e| e.to_string()));
+        written.map_err(|reason| {
+            // A checkpoint is whole or absent: nothing half-written stays behind.
+            let _ = std::fs::remove_dir_all(&tmp);
+            Error::CheckpointWrite {
+                path: target,
+                reason,
+            }
+        })
     }
 
     /// Loads the checkpoint of `step` into `model` (a freshly built module of the same
@@ -186,6 +170,28 @@ impl CheckpointStore {
         }
         Ok(())
     }
+}
+
+/// Writes the files of a checkpoint into the fresh directory `dir`.
+fn write_checkpoint<M: Module>(
+    dir: &Path,
+    step: u64,
+    model: &M,
+    optimizer: &ModuleOptimizer,
+    metrics: &[MetricRecord],
+) -> std::result::Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    model
+        .valid()
+        .save_file(dir.join("model.bpk"))
+        .map_err(|e| e.to_string())?;
+    optimizer
+        .save(dir.join("optimizer.bpk"))
+        .map_err(|e| e.to_string())?;
+    let metrics_json = serde_json::to_vec_pretty(metrics).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("metrics.json"), metrics_json).map_err(|e| e.to_string())?;
+    let state = serde_json::to_vec(&StateFile { step }).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("state.json"), state).map_err(|e| e.to_string())
 }
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

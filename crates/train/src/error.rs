@@ -11,8 +11,8 @@ pub enum Error {
         "invalid step string `{0}`: use iterations and/or epochs such as `500it`, `2ep` or `120ep50it`"
     )]
     Steps(String),
-    #[error("unknown preset `{0}`; available presets: {1}")]
-    UnknownPreset(String, String),
+    #[error(transparent)]
+    Write(#[from] results::Error),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error(
@@ -40,6 +40,12 @@ pub enum Error {
         "checkpoint {path} cannot be loaded ({reason}). Delete it to restart from the previous one."
     )]
     Checkpoint { path: PathBuf, reason: String },
+    #[error(
+        "could not write checkpoint {path} ({reason}). Nothing of it was kept; free disk space (or fix permissions) and run the same command again: the run resumes from its last complete checkpoint."
+    )]
+    CheckpointWrite { path: PathBuf, reason: String },
+    #[error("the first state of the run could not be made: {0}")]
+    Start(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(
         "{dir} holds a run with a different configuration. Use another --out directory, or delete it to start over.\n  existing: {existing}\n  new:      {new}"
     )]

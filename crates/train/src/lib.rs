@@ -2,9 +2,10 @@
 //!
 //! * [`Steps`]: lengths as `500it`, `2ep` or `120ep50it`, resolved against the number of
 //!   iterations per epoch.
-//! * [`LrSchedule`], [`OptimizerConfig`], [`Recipe`]: the Table 1 recipes as named presets
-//!   (`lenet`, `resnet20`, `resnet20-low`, ...). The learning rate is a pure function of the
-//!   step, so a run rewound to step k continues the schedule exactly as from k.
+//! * [`LrSchedule`], [`OptimizerConfig`], [`Recipe`]: what a run trains (network, data,
+//!   length, optimiser, schedule); the paper's Table 1 recipes are entries of the
+//!   `experiments` crate's registry. The learning rate is a pure function of the step, so a
+//!   run rewound to step k continues the schedule exactly as from k.
 //! * [`Trainer`]: a custom loop (no `Learner`) with hooks after every optimiser step (the
 //!   `sparsity` crate re-applies masks there), checkpoints of the full state (weights, BN
 //!   buffers, optimiser state, step) written atomically, and resumption that is bit-identical
@@ -26,7 +27,7 @@ pub use checkpoint::{Checkpoint, CheckpointStore, claim_toml, write_atomic};
 pub use error::{Error, Result};
 pub use eval::{EvalResult, EvalSet, evaluate};
 pub use metrics::{MetricRecord, Metrics};
-pub use recipe::{DataConfig, IMAGENET_PRESETS, OptimizerConfig, PRESETS, Recipe};
+pub use recipe::{DataConfig, OptimizerConfig, Recipe};
 pub use schedule::LrSchedule;
 pub use steps::Steps;
 pub use trainer::{

@@ -296,9 +296,28 @@ fn resnet50_and_inception_v3_train_on_an_imagenet_folder() {
     let root = tempfile::tempdir().expect("tempdir");
     let data_dir = root.path().join("data");
     tiny_imagenet(&data_dir.join("imagenet"));
-    for (preset, size, micro_batches) in [("resnet50", 64, 2), ("inception-v3", 75, 1)] {
-        let mut recipe = Recipe::preset(preset).expect("preset");
-        recipe.data.batch_size = 4;
+    let imagenet = |name: &str, model: ModelConfig| Recipe {
+        name: name.into(),
+        model,
+        data: crate::DataConfig::new(
+            data::DatasetName::Imagenet,
+            4,
+            data::Augmentation::RandomResizedCropFlip,
+        ),
+        training_steps: Steps::iterations(2),
+        optimizer: OptimizerConfig::Sgd {
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            nesterov: false,
+        },
+        schedule: LrSchedule::constant(0.01),
+        bn_init: nets::BnInit::Ones,
+    };
+    for (preset, model, size, micro_batches) in [
+        ("resnet50", ModelConfig::resnet50(), 64, 2),
+        ("inception-v3", ModelConfig::inception_v3(), 75, 1),
+    ] {
+        let mut recipe = imagenet(preset, model);
         recipe.data.micro_batches = micro_batches;
         recipe.data.image_size = Some(size);
         recipe = recipe.with_length(Steps::iterations(2), 3);

@@ -138,16 +138,6 @@ impl TrainData {
     }
 }
 
-/// `config.toml` of a run: the configuration, plus where its starting state came from when
-/// it did not start from the seeded initialisation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct StoredConfig {
-    #[serde(flatten)]
-    config: TrainConfig,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    origin: Option<toml::Value>,
-}
-
 /// Called by the loop; the `sparsity` crate re-applies masks in `after_step`.
 pub trait TrainHooks<M> {
     /// After the optimiser update of step `step` (0-based); returns the model to continue with.
@@ -296,7 +286,6 @@ impl Trainer {
     pub fn run(&self, dir: &Path, hooks: &mut impl TrainHooks<Network>) -> Result<RunOutcome> {
         self.run_from(
             dir,
-            None,
             || self.initial_state(),
             || self.build_model(),
             hooks,
@@ -304,19 +293,18 @@ impl Trainer {
     }
 
     /// Runs the configuration in `dir` from a custom starting state (a rewound, pruned or
-    /// re-initialised network, with its step counter). `origin` describes where that state
-    /// comes from; it is stored in `config.toml` beside the configuration and is part of the
-    /// run's identity. `start` is called only when the directory has no checkpoint yet;
+    /// re-initialised network, with its step counter). Where that state comes from is the
+    /// caller's to record (the experiment store names it in the run's identity). `start` is
+    /// called only when the directory has no checkpoint yet;
     /// `template` builds an empty module of the right architecture to load checkpoints into.
     pub fn run_from<M: Classifier>(
         &self,
         dir: &Path,
-        origin: Option<toml::Value>,
         start: impl FnOnce() -> Result<TrainState<M>>,
         template: impl Fn() -> Result<M>,
         hooks: &mut impl TrainHooks<M>,
     ) -> Result<RunOutcome> {
-        self.run_until(dir, origin, start, template, self.total_steps, hooks)
+        self.run_until(dir, start, template, self.total_steps, hooks)
     }
 
     /// Like [`Trainer::run_from`], but stops after step `until` (the schedule still runs to
@@ -325,14 +313,13 @@ impl Trainer {
     pub fn run_until<M: Classifier>(
         &self,
         dir: &Path,
-        origin: Option<toml::Value>,
         start: impl FnOnce() -> Result<TrainState<M>>,
         template: impl Fn() -> Result<M>,
         until: u64,
         hooks: &mut impl TrainHooks<M>,
     ) -> Result<RunOutcome> {
         let until = until.min(self.total_steps);
-        self.claim_dir(dir, origin)?;
+        self.claim_dir(dir)?;
         let store = CheckpointStore::new(dir);
         let metrics_path = dir.join("metrics.json");
         if store.has(until) && (metrics_path.is_file() || until < self.total_steps) {
@@ -393,17 +380,13 @@ impl Trainer {
     /// Writes `config.toml`, or checks that the one there is this configuration. Which
     /// checkpoints are written and kept does not change the result, so those two settings may
     /// differ between the sessions of one run.
-    fn claim_dir(&self, dir: &Path, origin: Option<toml::Value>) -> Result<()> {
-        let identity = |c: &TrainConfig| TrainConfig {
+    fn claim_dir(&self, dir: &Path) -> Result<()> {
+        let identity = TrainConfig {
             checkpoint_every: None,
             keep_checkpoints: vec![],
-            ..c.clone()
+            ..self.config.clone()
         };
-        let stored = StoredConfig {
-            config: identity(&self.config),
-            origin,
-        };
-        crate::claim_toml(&dir.join("config.toml"), &stored)
+        crate::claim_toml(&dir.join("config.toml"), &identity)
     }
 
     /// Writes the checkpoint of `step` of the finished or interrupted run in `dir` when it is

@@ -1,0 +1,603 @@
+//! The networks of the paper, one [`Entry`] each: its Table 1 recipe, how IMP reaches its
+//! Table 1 density, its k values and their unit, the paper's numbers, and what the smoke and
+//! quick scales cut. Everything the framework knows about a network outside its model crate
+//! (and its `nets::ModelConfig` arm) is here; the rest of the code is generic over entries.
+//!
+//! Adding a network: its model crate, one arm of `nets::ModelConfig` / `nets::Network`, and
+//! one entry in [`ENTRIES`].
+
+use std::borrow::Cow;
+
+use data::{Augmentation, DatasetName};
+use nets::{BnInit, ModelConfig};
+use results::{KUnit, PaperReference, Scale};
+use train::{DataConfig, LrSchedule, OptimizerConfig, Recipe, Steps};
+
+use crate::{Error, Result};
+
+/// One network of the paper.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The name on the command line, in recipes and in reports: `resnet20`.
+    pub name: &'static str,
+    /// How the paper names it: "Resnet-20 Low".
+    pub title: &'static str,
+    /// Its Table 1 recipe.
+    pub recipe: fn() -> Recipe,
+    /// How IMP reaches the Table 1 density.
+    pub pruning: Pruning,
+    /// The paper's k values.
+    pub ks: PaperKs,
+    /// What the paper reports.
+    pub paper: PaperNumbers,
+    /// Whether `reproduce` runs it when no network is named at smoke and quick scale (at paper
+    /// scale it runs every entry).
+    pub in_quick_set: bool,
+    /// What the smoke scale changes.
+    pub smoke: Cut,
+    /// What the quick scale changes.
+    pub quick: Cut,
+}
+
+/// IMP's schedule: `rounds` rounds, each pruning `fraction` of the surviving weights.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pruning {
+    pub rounds: usize,
+    pub fraction: f64,
+}
+
+impl Pruning {
+    /// 20% of the surviving weights per round (the CIFAR-size networks).
+    pub const fn rounds_of_20_percent(rounds: usize) -> Pruning {
+        Pruning {
+            rounds,
+            fraction: 0.2,
+        }
+    }
+
+    /// One round straight to `density` (Resnet-50 and Inception-v3: 30%).
+    pub const fn one_shot_to(density: f64) -> Pruning {
+        Pruning {
+            rounds: 1,
+            fraction: 1.0 - density,
+        }
+    }
+
+    pub fn is_one_shot(self) -> bool {
+        self.rounds == 1
+    }
+
+    /// The density IMP reaches.
+    pub fn density(self) -> f64 {
+        (1.0 - self.fraction).powi(self.rounds as i32)
+    }
+}
+
+/// The k values of the paper's Figures 3 and 7 for a network.
+#[derive(Debug, Clone, Copy)]
+pub struct PaperKs {
+    /// In `unit`.
+    pub values: &'static [u64],
+    pub unit: KUnit,
+    /// The k from which the paper finds the dense network stable, in `unit`; the shortened
+    /// scales keep the k nearest to it (scaled to their length).
+    pub stable_from: u64,
+}
+
+impl PaperKs {
+    /// The k values (and the stable k) in iterations.
+    pub fn iterations(&self, iterations_per_epoch: u64) -> (Vec<u64>, u64) {
+        let per = match self.unit {
+            KUnit::Iterations => 1,
+            KUnit::Epochs => iterations_per_epoch,
+        };
+        (
+            self.values.iter().map(|k| k * per).collect(),
+            self.stable_from * per,
+        )
+    }
+}
+
+const CIFAR_KS: PaperKs = PaperKs {
+    values: &[0, 25, 100, 500, 2000, 10_000],
+    unit: KUnit::Iterations,
+    stable_from: 2000,
+};
+
+/// Resnet-50 and Inception-v3 have a linear epoch axis: dense networks become stable around
+/// epoch 18-20, sparse ones (rewinding) from about epoch 4.
+const IMAGENET_KS: PaperKs = PaperKs {
+    values: &[0, 2, 4, 6, 10, 14, 20],
+    unit: KUnit::Epochs,
+    stable_from: 20,
+};
+
+/// What the paper reports for a network (SPEC.md sections 3 and 5).
+#[derive(Debug, Clone, Copy)]
+pub struct PaperNumbers {
+    pub dataset: DatasetName,
+    /// Test accuracy (%): mean and std.
+    pub accuracy: (f64, f64),
+    /// Table 1 IMP density (%).
+    pub density: f64,
+    pub stable_at_init: bool,
+    pub stable_from: &'static str,
+    pub imp_matching_at_init: bool,
+    pub matching_from: &'static str,
+}
+
+impl PaperNumbers {
+    pub fn reference(&self) -> PaperReference {
+        PaperReference {
+            dataset: self.dataset,
+            accuracy: self.accuracy,
+            density: self.density,
+            stable_at_init: self.stable_at_init,
+            stable_from: Cow::Borrowed(self.stable_from),
+            imp_matching_at_init: self.imp_matching_at_init,
+            matching_from: Cow::Borrowed(self.matching_from),
+        }
+    }
+}
+
+/// How a smaller scale shrinks a network's experiments. Seeds, k scaling, pruning rounds and
+/// the wording of every cut are the same for all networks (see `reproduce::setup`).
+#[derive(Debug, Clone, Copy)]
+pub struct Cut {
+    /// The architecture as run (`None`: the paper's).
+    pub model: Option<fn() -> ModelConfig>,
+    /// Crops and batch size instead of the recipe's, in one micro-batch (ImageNet networks).
+    pub images: Option<ImageCut>,
+    /// What `model` and `images` change, in words.
+    pub note: Option<&'static str>,
+    /// Training iterations (`None`: the paper's length).
+    pub steps: Option<u64>,
+    pub dense_ks: KChoice,
+    pub sparse_ks: KChoice,
+    pub eval: EvalCut,
+    /// Words for the evaluation cuts.
+    pub eval_notes: &'static [&'static str],
+    /// Figure 4 interpolates the children every `steps / throughout_divisor` iterations.
+    pub throughout_divisor: u64,
+}
+
+/// Crop side and batch size of a shortened ImageNet run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageCut {
+    pub size: usize,
+    pub batch: usize,
+}
+
+/// Which of the paper's k values (scaled to the run's length) a scale measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KChoice {
+    /// These iterations.
+    Listed(&'static [u64]),
+    /// 0, the stable k and the largest.
+    ZeroStableLast,
+    /// 0 and the stable k.
+    ZeroStable,
+    /// 0 and a quarter of training.
+    ZeroQuarter,
+}
+
+/// Evaluation of a shortened run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvalCut {
+    /// Evaluate every this many iterations (and at the end).
+    pub every: Option<u64>,
+    pub train_subset: usize,
+    pub test_subset: Option<usize>,
+    pub batch_size: usize,
+    /// Points on an interpolation path.
+    pub points: usize,
+}
+
+/// Every smoke cut but the architecture and length: a pipeline check.
+const SMOKE: Cut = Cut {
+    model: None,
+    images: None,
+    note: None,
+    steps: Some(16),
+    dense_ks: KChoice::ZeroQuarter,
+    sparse_ks: KChoice::ZeroQuarter,
+    eval: EvalCut {
+        every: None,
+        train_subset: 200,
+        test_subset: Some(200),
+        batch_size: 200,
+        points: 5,
+    },
+    eval_notes: &["accuracy on 200 test and train examples, 5 interpolation points"],
+    throughout_divisor: 2,
+};
+
+/// The quick scale of the conv nets: short runs, evaluated on 2,000 examples.
+const QUICK_CONV: Cut = Cut {
+    model: None,
+    images: None,
+    note: None,
+    steps: Some(300),
+    dense_ks: KChoice::ZeroStableLast,
+    sparse_ks: KChoice::ZeroStable,
+    eval: EvalCut {
+        every: Some(100),
+        train_subset: 2000,
+        test_subset: Some(2000),
+        batch_size: 1000,
+        points: 12,
+    },
+    eval_notes: &[
+        "accuracy on the first 2,000 test and train examples",
+        "12 interpolation points instead of 30",
+    ],
+    throughout_divisor: 4,
+};
+
+const RESNET20_QUICK: Cut = Cut {
+    model: Some(|| ModelConfig::Resnet { depth: 20, width: 8 }),
+    note: Some("Resnet-20 at half width (8/16/32 channels)"),
+    steps: Some(200),
+    ..QUICK_CONV
+};
+
+const RESNET20_SMOKE: Cut = Cut {
+    model: Some(|| ModelConfig::Resnet { depth: 8, width: 4 }),
+    note: Some("Resnet-8 at width 4 instead of Resnet-20"),
+    ..SMOKE
+};
+
+const VGG16_QUICK: Cut = Cut {
+    model: Some(|| ModelConfig::Vgg16 { width_divisor: 8 }),
+    note: Some("VGG-16 at 1/8 width (8..64 channels)"),
+    ..QUICK_CONV
+};
+
+const VGG16_SMOKE: Cut = Cut {
+    model: Some(|| ModelConfig::Vgg16 { width_divisor: 16 }),
+    note: Some("VGG-16 at 1/16 width"),
+    ..SMOKE
+};
+
+/// A CIFAR-10 recipe of Table 1: batch 128, 63K iterations (160 epochs), SGD with momentum
+/// 0.9 and weight decay 1e-4, learning rate x0.1 at 32K and 48K, optional 30K warmup.
+fn cifar(name: &str, model: ModelConfig, lr: f64, warmup: bool) -> Recipe {
+    Recipe {
+        name: name.to_string(),
+        model,
+        data: DataConfig::new(
+            DatasetName::Cifar10,
+            128,
+            Augmentation::default_for(DatasetName::Cifar10),
+        ),
+        training_steps: Steps::iterations(63_000),
+        optimizer: OptimizerConfig::Sgd {
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            nesterov: false,
+        },
+        schedule: LrSchedule {
+            warmup: warmup.then_some(Steps::iterations(30_000)),
+            milestones: vec![Steps::iterations(32_000), Steps::iterations(48_000)],
+            ..LrSchedule::constant(lr)
+        },
+        bn_init: BnInit::Uniform,
+    }
+}
+
+/// ImageNet in batches of 1024 as `micro_batches` pieces (one per GPU of a node, or
+/// accumulated on one), SGD with momentum 0.9 and weight decay 1e-4.
+fn imagenet(
+    name: &str,
+    model: ModelConfig,
+    micro_batches: usize,
+    epochs: u64,
+    schedule: LrSchedule,
+) -> Recipe {
+    Recipe {
+        name: name.to_string(),
+        model,
+        data: DataConfig {
+            micro_batches,
+            ..DataConfig::new(
+                DatasetName::Imagenet,
+                1024,
+                Augmentation::default_for(DatasetName::Imagenet),
+            )
+        },
+        training_steps: Steps::epochs(epochs),
+        optimizer: OptimizerConfig::Sgd {
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            nesterov: false,
+        },
+        schedule,
+        bn_init: BnInit::Ones,
+    }
+}
+
+const fn cifar_paper(
+    accuracy: (f64, f64),
+    density: f64,
+    stable_at_init: bool,
+    stable_from: &'static str,
+    matching_from: &'static str,
+) -> PaperNumbers {
+    PaperNumbers {
+        dataset: DatasetName::Cifar10,
+        accuracy,
+        density,
+        stable_at_init,
+        stable_from,
+        imp_matching_at_init: stable_at_init,
+        matching_from,
+    }
+}
+
+/// The paper's networks, in Table 1 order.
+pub const ENTRIES: &[Entry] = &[
+    Entry {
+        name: "lenet",
+        title: "Lenet 300-100",
+        recipe: || Recipe {
+            name: "lenet".into(),
+            model: ModelConfig::lenet_300_100(),
+            data: DataConfig::new(DatasetName::Mnist, 60, Augmentation::None),
+            training_steps: Steps::iterations(24_000),
+            optimizer: OptimizerConfig::Adam { weight_decay: 0.0 },
+            schedule: LrSchedule::constant(1.2e-3),
+            bn_init: BnInit::Uniform,
+        },
+        pruning: Pruning::rounds_of_20_percent(15), // 3.5%
+        ks: PaperKs {
+            stable_from: 0,
+            ..CIFAR_KS
+        },
+        paper: PaperNumbers {
+            dataset: DatasetName::Mnist,
+            accuracy: (98.3, 0.1),
+            density: 3.5,
+            stable_at_init: true,
+            stable_from: "0",
+            imp_matching_at_init: true,
+            matching_from: "0",
+        },
+        in_quick_set: true,
+        smoke: Cut {
+            steps: Some(60),
+            ..SMOKE
+        },
+        // Lenet trains in about a minute: the whole length, the whole test set, 30 points.
+        quick: Cut {
+            model: None,
+            images: None,
+            note: None,
+            steps: None,
+            dense_ks: KChoice::Listed(&[0, 100, 2000]),
+            // Stable at k = 0 already: rewinding adds little to its story.
+            sparse_ks: KChoice::Listed(&[0]),
+            eval: EvalCut {
+                every: Some(4000),
+                train_subset: 10_000,
+                test_subset: None,
+                batch_size: 1000,
+                points: 30,
+            },
+            eval_notes: &[],
+            throughout_divisor: 8,
+        },
+    },
+    Entry {
+        name: "resnet20",
+        title: "Resnet-20",
+        recipe: || cifar("resnet20", ModelConfig::resnet20(), 0.1, false),
+        pruning: Pruning::rounds_of_20_percent(8), // 16.8%
+        ks: CIFAR_KS,
+        paper: cifar_paper((91.7, 0.1), 16.8, false, "~2000 it (3%)", "~500 it"),
+        in_quick_set: true,
+        smoke: RESNET20_SMOKE,
+        quick: RESNET20_QUICK,
+    },
+    Entry {
+        name: "resnet20-low",
+        title: "Resnet-20 Low",
+        recipe: || cifar("resnet20-low", ModelConfig::resnet20(), 0.01, false),
+        pruning: Pruning::rounds_of_20_percent(11), // 8.6%
+        ks: CIFAR_KS,
+        paper: cifar_paper((88.8, 0.1), 8.6, true, "0", "0"),
+        in_quick_set: false,
+        smoke: RESNET20_SMOKE,
+        quick: RESNET20_QUICK,
+    },
+    Entry {
+        name: "resnet20-warmup",
+        title: "Resnet-20 Warmup",
+        recipe: || cifar("resnet20-warmup", ModelConfig::resnet20(), 0.03, true),
+        pruning: Pruning::rounds_of_20_percent(12), // 6.9%
+        ks: CIFAR_KS,
+        paper: cifar_paper((89.7, 0.3), 6.9, true, "0", "0"),
+        in_quick_set: false,
+        smoke: RESNET20_SMOKE,
+        quick: RESNET20_QUICK,
+    },
+    Entry {
+        name: "vgg16",
+        title: "VGG-16",
+        recipe: || cifar("vgg16", ModelConfig::vgg16(), 0.1, false),
+        pruning: Pruning::rounds_of_20_percent(19), // 1.4% (Table 1: 1.5%)
+        ks: CIFAR_KS,
+        paper: cifar_paper((93.7, 0.1), 1.5, false, "~2000 it (3%)", "~1000 it"),
+        in_quick_set: true,
+        smoke: VGG16_SMOKE,
+        quick: VGG16_QUICK,
+    },
+    Entry {
+        name: "vgg16-low",
+        title: "VGG-16 Low",
+        recipe: || cifar("vgg16-low", ModelConfig::vgg16(), 0.01, false),
+        pruning: Pruning::rounds_of_20_percent(13), // 5.5%
+        ks: CIFAR_KS,
+        paper: cifar_paper((91.7, 0.1), 5.5, true, "0", "0"),
+        in_quick_set: false,
+        smoke: VGG16_SMOKE,
+        quick: VGG16_QUICK,
+    },
+    Entry {
+        name: "vgg16-warmup",
+        title: "VGG-16 Warmup",
+        recipe: || cifar("vgg16-warmup", ModelConfig::vgg16(), 0.1, true),
+        pruning: Pruning::rounds_of_20_percent(19), // 1.4% (Table 1: 1.5%)
+        ks: CIFAR_KS,
+        paper: cifar_paper((93.4, 0.1), 1.5, true, "0", "0"),
+        in_quick_set: false,
+        smoke: VGG16_SMOKE,
+        quick: VGG16_QUICK,
+    },
+    Entry {
+        name: "resnet50",
+        title: "Resnet-50",
+        // 90 epochs, lr 0.4 with a 5-epoch warmup, x0.1 at epochs 30, 60 and 80; batch 1024
+        // as 4 micro-batches of 256.
+        recipe: || {
+            imagenet(
+                "resnet50",
+                ModelConfig::resnet50(),
+                4,
+                90,
+                LrSchedule {
+                    warmup: Some(Steps::epochs(5)),
+                    milestones: vec![Steps::epochs(30), Steps::epochs(60), Steps::epochs(80)],
+                    ..LrSchedule::constant(0.4)
+                },
+            )
+        },
+        pruning: Pruning::one_shot_to(0.3),
+        ks: IMAGENET_KS,
+        paper: PaperNumbers {
+            dataset: DatasetName::Imagenet,
+            accuracy: (76.1, 0.1),
+            density: 30.0,
+            stable_at_init: false,
+            stable_from: "~epoch 18-20 (20%)",
+            imp_matching_at_init: false,
+            matching_from: "~epoch 4",
+        },
+        in_quick_set: false,
+        smoke: Cut {
+            model: Some(|| ModelConfig::ImagenetResnet {
+                depth: 50,
+                width: 4,
+            }),
+            images: Some(ImageCut {
+                size: 64,
+                batch: 16,
+            }),
+            note: Some(
+                "Resnet-50 at width 4 (of 64), 64x64 crops, batch 16 instead of 1024",
+            ),
+            ..SMOKE
+        },
+        quick: Cut {
+            model: Some(|| ModelConfig::ImagenetResnet {
+                depth: 50,
+                width: 16,
+            }),
+            images: Some(ImageCut {
+                size: 112,
+                batch: 128,
+            }),
+            note: Some(
+                "Resnet-50 at width 16 (of 64), 112x112 crops, batch 128 instead of 1024",
+            ),
+            ..QUICK_CONV
+        },
+    },
+    Entry {
+        name: "inception-v3",
+        title: "Inception-v3",
+        // 171 epochs, lr 0.03 decaying linearly to 0.005; 299x299 crops in 8 micro-batches
+        // of 128.
+        recipe: || {
+            imagenet(
+                "inception-v3",
+                ModelConfig::inception_v3(),
+                8,
+                171,
+                LrSchedule {
+                    final_lr: Some(0.005),
+                    ..LrSchedule::constant(0.03)
+                },
+            )
+        },
+        pruning: Pruning::one_shot_to(0.3),
+        ks: IMAGENET_KS,
+        paper: PaperNumbers {
+            dataset: DatasetName::Imagenet,
+            accuracy: (78.1, 0.1),
+            density: 30.0,
+            stable_at_init: false,
+            stable_from: "~epoch 18-20 (20%)",
+            imp_matching_at_init: false,
+            matching_from: "with rewinding (k not stated)",
+        },
+        in_quick_set: false,
+        smoke: Cut {
+            images: Some(ImageCut { size: 75, batch: 16 }),
+            note: Some(
+                "Inception-v3 on 75x75 crops (auxiliary head inactive below 299), batch 16 instead of 1024",
+            ),
+            ..SMOKE
+        },
+        quick: Cut {
+            images: Some(ImageCut {
+                size: 150,
+                batch: 128,
+            }),
+            note: Some(
+                "Inception-v3 on 150x150 crops (auxiliary head inactive below 299), batch 128 instead of 1024",
+            ),
+            ..QUICK_CONV
+        },
+    },
+];
+
+/// The entry called `name` (a name given on the command line or in a config).
+pub fn entry(name: &str) -> Result<&'static Entry> {
+    ENTRIES
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| Error::UnknownNetwork {
+            name: name.to_string(),
+            known: names().join(", "),
+        })
+}
+
+/// The names of every entry, in Table 1 order.
+pub fn names() -> Vec<&'static str> {
+    ENTRIES.iter().map(|e| e.name).collect()
+}
+
+/// The Table 1 recipe called `name`.
+pub fn recipe(name: &str) -> Result<Recipe> {
+    Ok((entry(name)?.recipe)())
+}
+
+/// The networks `reproduce` runs at `scale` when none are named.
+pub fn default_networks(scale: Scale) -> Vec<String> {
+    ENTRIES
+        .iter()
+        .filter(|e| scale == Scale::Paper || e.in_quick_set)
+        .map(|e| e.name.to_string())
+        .collect()
+}
+
+impl Entry {
+    /// What `scale` changes (`None` at paper scale: Table 1 as published).
+    pub fn cut(&self, scale: Scale) -> Option<&Cut> {
+        match scale {
+            Scale::Smoke => Some(&self.smoke),
+            Scale::Quick => Some(&self.quick),
+            Scale::Paper => None,
+        }
+    }
+}

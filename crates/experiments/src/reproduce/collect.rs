@@ -1,0 +1,148 @@
+//! Reading a finished plan back from the store into [`Results`].
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use results::{
+    Branch, ImpSeries, LevelSummary, ModelResults, ReproduceConfig, Results, SparseAnalysis,
+    TimeShare,
+};
+
+use super::ModelRuns;
+use crate::Result;
+use crate::imp::imp_results;
+use crate::instability::instability_summary;
+use crate::runs::{Job, PairResult, Plan, TrainResult, run_kind};
+use crate::store::Store;
+
+/// Reads every planned run back from the store (all must be finished).
+pub fn collect(
+    config: &ReproduceConfig,
+    models: &[ModelRuns],
+    plan: &Plan,
+    store: &Store,
+    started: Instant,
+) -> Result<Results> {
+    let models = models
+        .iter()
+        .map(|m| model_results(m, store))
+        .collect::<Result<Vec<_>>>()?;
+    let time = time_by_kind(plan, store)?;
+    let compute_seconds = time.iter().map(|t| t.seconds).sum();
+    Ok(Results {
+        config: config.clone(),
+        models,
+        backend: train::backend_name().to_string(),
+        git_commit: git_commit(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        compute_seconds,
+        time,
+        runs: plan.len(),
+    })
+}
+
+fn model_results(m: &ModelRuns, store: &Store) -> Result<ModelResults> {
+    let entry = crate::registry::entry(&m.setup.preset)?;
+    let dense = if m.dense_pairs.is_empty() {
+        None
+    } else {
+        Some(instability_summary(store, &m.dense_pairs)?)
+    };
+    let mut imp = Vec::new();
+    let mut ks: Vec<u64> = m.imp.iter().map(|(k, _, _)| *k).collect();
+    ks.dedup();
+    for k in ks {
+        let mut runs = Vec::new();
+        for (_, _, r) in m.imp.iter().filter(|(x, _, _)| *x == k) {
+            runs.extend(imp_results(store, r)?);
+        }
+        imp.push(ImpSeries {
+            k,
+            levels: LevelSummary::of(&runs),
+            runs,
+        });
+    }
+    // The dense networks trained from k = 0 (every init and data order) when there are
+    // several, else the dense IMP runs.
+    let dense_accuracy = dense
+        .as_ref()
+        .and_then(|d| d.at(0))
+        .map(|k| k.child_test_accuracy)
+        .filter(|a| a.n >= 2)
+        .or_else(|| {
+            imp.iter()
+                .find(|s| s.k == 0)
+                .and_then(|s| s.level(0, Branch::Imp))
+                .map(|l| l.test_accuracy)
+        });
+    let sparse = m
+        .sparse_pairs
+        .iter()
+        .map(|(k, branch, pairs)| {
+            let density = imp
+                .iter()
+                .find(|s| s.k == *k)
+                .and_then(|s| s.level(m.setup.levels, *branch))
+                .map_or(f64::NAN, |l| l.density);
+            Ok(SparseAnalysis {
+                k: *k,
+                branch: *branch,
+                density,
+                summary: instability_summary(store, pairs)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ModelResults {
+        setup: m.setup.record(entry)?,
+        dense_accuracy,
+        dense,
+        imp,
+        sparse,
+    })
+}
+
+/// Recorded compute time of the plan's runs, by network and kind of run.
+fn time_by_kind(plan: &Plan, store: &Store) -> Result<Vec<TimeShare>> {
+    // By network, then kind in alphabetical order.
+    let mut shares: BTreeMap<(String, &'static str), TimeShare> = BTreeMap::new();
+    for id in plan.ids() {
+        let Some(job) = plan.job(id) else { continue };
+        let (network, seconds) = match job {
+            Job::Train(spec) => (
+                spec.recipe.name.clone(),
+                store.finished::<TrainResult>(id)?.wall_seconds,
+            ),
+            Job::Pair(pair) => (
+                plan.train_spec(&pair.a)
+                    .map_or_else(|_| "?".to_string(), |s| s.recipe.name.clone()),
+                store.finished::<PairResult>(id)?.wall_seconds,
+            ),
+        };
+        let kind = run_kind(job);
+        let share = shares
+            .entry((network.clone(), kind.as_str()))
+            .or_insert_with(|| TimeShare {
+                network,
+                kind,
+                runs: 0,
+                seconds: 0.0,
+            });
+        share.runs += 1;
+        share.seconds += seconds;
+    }
+    Ok(shares.into_values().collect())
+}
+
+/// The commit the report names: `REWIND_GIT_COMMIT` (set by the xtask), else `git`'s.
+fn git_commit() -> String {
+    if let Ok(commit) = std::env::var("REWIND_GIT_COMMIT") {
+        return commit;
+    }
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}

@@ -1,0 +1,191 @@
+//! Every run the paper's figures need, at a chosen scale, deduplicated across figures, and
+//! the results the figures are drawn from.
+//!
+//! One code path serves every scale and every network: [`ModelSetup::new`] reads a network's
+//! registry entry and the scale's cut of it (training length, width, seeds, k values,
+//! pruning rounds, evaluation subsets) and writes every cut down in words, so that the report
+//! can say what was run. Planning needs the length of an epoch ([`EpochLength`]), never the
+//! data itself.
+
+mod collect;
+mod setup;
+
+use std::time::Instant;
+
+pub use results::{Figure, ReproduceConfig, Scale};
+use serde::{Deserialize, Serialize};
+
+pub use self::collect::collect;
+pub use self::setup::{EpochLength, ModelSetup, PublishedSizes, entries};
+use crate::Result;
+use crate::executor::{Execution, Executor, Local};
+use crate::imp::{Baseline, ImpConfig, ImpRuns};
+use crate::instability::{InstabilityConfig, PairRuns, ParentRun};
+use crate::runs::{OptimizerAtRewind, Plan, Runner};
+use crate::slurm::Submission;
+use crate::store::Store;
+use results::{Branch, Results};
+
+/// Every figure of the networks `reproduce` runs by default at `scale`.
+pub fn config(scale: Scale) -> ReproduceConfig {
+    ReproduceConfig::new(scale, crate::registry::default_networks(scale))
+}
+
+/// The runs of one network's experiments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRuns {
+    pub setup: ModelSetup,
+    pub dense_pairs: Vec<PairRuns>,
+    /// One IMP experiment per (rewind k, init seed).
+    pub imp: Vec<(u64, u64, ImpRuns)>,
+    /// Sparse analyses: (k, branch, pairs).
+    pub sparse_pairs: Vec<(u64, Branch, Vec<PairRuns>)>,
+}
+
+/// Plans every run of `config` (nothing is trained, no data is read).
+pub fn plan(config: &ReproduceConfig, epochs: &dyn EpochLength) -> Result<(Plan, Vec<ModelRuns>)> {
+    let mut plan = Plan::new();
+    let mut models = Vec::new();
+    for entry in entries(config)? {
+        let setup = ModelSetup::new(entry, config, epochs)?;
+        models.push(plan_model(config, setup, &mut plan)?);
+    }
+    if plan.is_empty() {
+        return Err(crate::Error::Invalid(
+            "nothing to run: no requested figure needs a run of these networks".into(),
+        ));
+    }
+    Ok((plan, models))
+}
+
+fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> Result<ModelRuns> {
+    let instability = InstabilityConfig {
+        data_seeds: setup.data_seeds.clone(),
+        points: setup.points,
+        bn_policy: setup.bn_policy,
+        eval: setup.curve_eval.clone(),
+        throughout_every: config
+            .figures
+            .contains(&Figure::Fig4)
+            .then_some(setup.throughout_every),
+    };
+    let mut dense_pairs = Vec::new();
+    if config.wants(Figure::needs_dense) {
+        let parents = setup
+            .init_seeds
+            .iter()
+            .map(|&init| {
+                Ok(ParentRun {
+                    init_seed: init,
+                    run: plan.train_from_init(
+                        &setup.recipe,
+                        init,
+                        setup.parent_data_seed,
+                        &setup.eval,
+                        &setup.rule,
+                    )?,
+                    ks: setup.dense_ks.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        dense_pairs = instability.plan(plan, &parents, setup.total_steps)?;
+    }
+    let mut imp = Vec::new();
+    let mut sparse_pairs = Vec::new();
+    if config.wants(Figure::needs_imp) {
+        let sparse_instability = InstabilityConfig {
+            throughout_every: None,
+            ..instability.clone()
+        };
+        for &k in &setup.sparse_ks {
+            let mut branches: Vec<(Branch, Vec<ParentRun>)> =
+                Branch::ALL.iter().map(|b| (*b, vec![])).collect();
+            for &init in &setup.init_seeds {
+                let experiment = ImpConfig {
+                    recipe: setup.recipe.clone(),
+                    eval: setup.eval.clone(),
+                    init_seed: init,
+                    data_seed: setup.parent_data_seed,
+                    rewind: k,
+                    levels: setup.levels,
+                    fraction: setup.fraction,
+                    rule: setup.rule.clone(),
+                    optimizer_at_rewind: OptimizerAtRewind::Fresh,
+                    baselines: Baseline::ALL.to_vec(),
+                    baseline_levels: if k == 0 {
+                        setup.baseline_levels.clone()
+                    } else {
+                        vec![setup.levels]
+                    },
+                    baseline_seed: 1000 + init,
+                };
+                let runs = experiment.plan(plan)?;
+                for (branch, parents) in branches.iter_mut() {
+                    if let Some(run) = runs.run(setup.levels, *branch) {
+                        parents.push(ParentRun {
+                            init_seed: init,
+                            run: run.clone(),
+                            ks: vec![k],
+                        });
+                    }
+                }
+                imp.push((k, init, runs));
+            }
+            if config.wants(Figure::needs_sparse) {
+                for (branch, parents) in branches {
+                    let pairs = sparse_instability.plan(plan, &parents, setup.total_steps)?;
+                    sparse_pairs.push((k, branch, pairs));
+                }
+            }
+        }
+    }
+    Ok(ModelRuns {
+        setup,
+        dense_pairs,
+        imp,
+        sparse_pairs,
+    })
+}
+
+/// What a reproduction came to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Every run finished: the results to draw.
+    Finished(Box<Results>),
+    /// The runs were handed to a scheduler (whose last job renders the report).
+    Submitted(Submission),
+}
+
+/// [`run`] in this process: `workers` runs at a time, data and store of `runner`, no
+/// progress bar.
+pub fn run_here(config: &ReproduceConfig, runner: &Runner, workers: usize) -> Result<Results> {
+    let local = Local {
+        runner,
+        workers,
+        progress: indicatif::ProgressBar::hidden(),
+    };
+    match run(config, &runner.data, &local, &runner.store)? {
+        Outcome::Finished(results) => Ok(*results),
+        Outcome::Submitted(_) => Err(crate::Error::Invalid(
+            "a local execution submitted its runs".into(),
+        )),
+    }
+}
+
+/// Plans everything `config` needs, has `executor` bring it to completion, and reads the
+/// results back from `store`: the whole of `reproduce` apart from rendering.
+pub fn run(
+    config: &ReproduceConfig,
+    epochs: &dyn EpochLength,
+    executor: &dyn Executor,
+    store: &Store,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    let (plan, models) = plan(config, epochs)?;
+    match executor.execute(&plan)? {
+        Execution::Finished => Ok(Outcome::Finished(Box::new(collect(
+            config, &models, &plan, store, started,
+        )?))),
+        Execution::Submitted(submission) => Ok(Outcome::Submitted(submission)),
+    }
+}

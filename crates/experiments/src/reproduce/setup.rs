@@ -1,0 +1,293 @@
+//! One network's experiments at one scale: the paper's settings, cut as the registry entry
+//! says, with every cut written down in words.
+
+use data::DatasetName;
+use lmc::BnPolicy;
+use results::{NetworkInfo, ReproduceConfig, Scale, Setup};
+use serde::{Deserialize, Serialize};
+use sparsity::PruneRule;
+use train::{EvalConfig, Recipe, Steps};
+
+use crate::registry::{Cut, Entry, KChoice};
+use crate::{Error, Result};
+
+/// Where planning gets the length of an epoch: the only fact of the data it needs.
+pub trait EpochLength {
+    /// Iterations per epoch of `recipe` on its dataset.
+    fn iterations_per_epoch(&self, recipe: &Recipe) -> Result<u64>;
+}
+
+/// The published sizes of the datasets' training splits (no file is read): planning without
+/// data, as `reproduce --dry-run` does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PublishedSizes;
+
+impl EpochLength for PublishedSizes {
+    fn iterations_per_epoch(&self, recipe: &Recipe) -> Result<u64> {
+        let examples = recipe.data.dataset.train_examples() as u64;
+        Ok(examples.div_ceil(recipe.data.batch_size.max(1) as u64))
+    }
+}
+
+/// Everything one network's experiments use at one scale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSetup {
+    pub preset: String,
+    /// The recipe as run (length, width and dataset already changed for the scale).
+    pub recipe: Recipe,
+    /// The dataset of the preset when another was substituted for it.
+    pub substituted_for: Option<DatasetName>,
+    pub eval: EvalConfig,
+    pub init_seeds: Vec<u64>,
+    /// Data orders of the children (all pairs are interpolated).
+    pub data_seeds: Vec<u64>,
+    /// Data order of the parents (W_0 -> W_k) and of the IMP runs.
+    pub parent_data_seed: u64,
+    /// Branch iterations of the dense analysis (Figures 3, 4, App. B, D).
+    pub dense_ks: Vec<u64>,
+    /// Rewind iterations of the sparse analysis (Figures 7, 8, App. C, E).
+    pub sparse_ks: Vec<u64>,
+    /// Steps between the interpolations of Figure 4.
+    pub throughout_every: u64,
+    pub points: usize,
+    pub curve_eval: EvalConfig,
+    /// Pruning rounds to the Table 1 density, and the fraction pruned per round.
+    pub levels: usize,
+    pub fraction: f64,
+    /// Levels with baselines at k = 0 (Figure 5); the last level always has them.
+    pub baseline_levels: Vec<usize>,
+    pub rule: PruneRule,
+    pub bn_policy: BnPolicy,
+    pub total_steps: u64,
+    pub iterations_per_epoch: u64,
+    /// What differs from the paper, in words.
+    pub cuts: Vec<String>,
+}
+
+impl ModelSetup {
+    /// The settings of `entry`'s experiments for `config` (its scale, substitutions and BN
+    /// policy).
+    pub fn new(
+        entry: &Entry,
+        config: &ReproduceConfig,
+        epochs: &dyn EpochLength,
+    ) -> Result<ModelSetup> {
+        let scale = config.scale;
+        let cut = entry.cut(scale);
+        let mut recipe = (entry.recipe)();
+        let mut cuts = Vec::new();
+        let paper_dataset = recipe.data.dataset;
+        let used = config.dataset_for(paper_dataset);
+        let substituted_for = (used != paper_dataset).then(|| {
+            recipe.data.dataset = used;
+            cuts.push(format!("trained on {used} instead of {paper_dataset}"));
+            paper_dataset
+        });
+        // Width and crops first: iterations per epoch depend on the batch size.
+        if let Some(cut) = cut {
+            if let Some(model) = cut.model {
+                recipe.model = model();
+            }
+            if let Some(images) = cut.images {
+                recipe.data = train::DataConfig {
+                    image_size: Some(images.size),
+                    batch_size: images.batch,
+                    micro_batches: 1,
+                    ..recipe.data
+                };
+            }
+            cuts.extend(cut.note.map(String::from));
+        }
+        let ipe = epochs.iterations_per_epoch(&recipe)?;
+        let paper_steps = recipe.training_steps.resolve(ipe);
+        let steps = cut.and_then(|c| c.steps).unwrap_or(paper_steps);
+        if steps != paper_steps {
+            recipe = recipe.with_length(Steps::iterations(steps), ipe);
+            cuts.push(format!(
+                "{steps} training iterations instead of {paper_steps} (schedule scaled to the length)"
+            ));
+        }
+        let (init_seeds, data_seeds, parent_data_seed) = match scale {
+            Scale::Paper => (vec![1, 2, 3], vec![1, 2, 3], 0),
+            Scale::Quick | Scale::Smoke => (vec![1], vec![1, 2], 1),
+        };
+        if scale != Scale::Paper {
+            cuts.push(
+                "1 init x 2 data orders (1 pair per k) instead of 3 x 3; the parent's order is the first child's"
+                    .into(),
+            );
+        }
+        let (unscaled_ks, paper_stable_k) = entry.ks.iterations(ipe);
+        let factor = steps as f64 / paper_steps as f64;
+        let mut paper_ks: Vec<u64> = unscaled_ks
+            .iter()
+            .map(|&k| (k as f64 * factor).round() as u64)
+            .filter(|&k| k < steps)
+            .collect();
+        paper_ks.dedup();
+        // The paper's "stable" k, scaled to the length.
+        let stable_k = paper_ks
+            .iter()
+            .copied()
+            .find(|&k| k as f64 >= (paper_stable_k as f64 * factor).round());
+        let choose = |choice: Option<KChoice>| -> Vec<u64> {
+            let mut ks = match choice {
+                None => paper_ks.clone(),
+                Some(KChoice::Listed(ks)) => ks.to_vec(),
+                Some(KChoice::ZeroStableLast) => std::iter::once(0)
+                    .chain(stable_k)
+                    .chain(paper_ks.last().copied())
+                    .collect(),
+                Some(KChoice::ZeroStable) => std::iter::once(0).chain(stable_k).collect(),
+                Some(KChoice::ZeroQuarter) => vec![0, steps / 4],
+            };
+            ks.dedup();
+            ks
+        };
+        let dense_ks = choose(cut.map(|c| c.dense_ks));
+        let sparse_ks = choose(cut.map(|c| c.sparse_ks));
+        if scale != Scale::Paper {
+            cuts.push(format!(
+                "k values: {dense_ks:?} (dense), {sparse_ks:?} (sparse) instead of the paper's {unscaled_ks:?}"
+            ));
+        }
+        let paper = entry.pruning;
+        // Fewer, larger rounds to the same density at the smaller scales.
+        let (levels, fraction) = match scale {
+            Scale::Paper => (paper.rounds, paper.fraction),
+            Scale::Quick | Scale::Smoke => {
+                let levels = if scale == Scale::Smoke {
+                    paper.rounds.min(2)
+                } else {
+                    paper.rounds.div_ceil(4)
+                };
+                (levels, 1.0 - paper.density().powf(1.0 / levels as f64))
+            }
+        };
+        if (levels, fraction) != (paper.rounds, paper.fraction) {
+            cuts.push(format!(
+                "IMP in {levels} rounds of {:.1}% instead of {} rounds of {:.0}% (same final density)",
+                100.0 * fraction,
+                paper.rounds,
+                100.0 * paper.fraction
+            ));
+        }
+        let baseline_levels: Vec<usize> = match scale {
+            Scale::Quick => vec![levels.div_ceil(2), levels],
+            Scale::Paper | Scale::Smoke => (1..=levels).collect(),
+        };
+        let (eval, curve_eval, points) = evaluation(cut, &mut cuts);
+        let throughout_every = match cut {
+            Some(cut) => steps / cut.throughout_divisor,
+            None => (steps / 8).max(1),
+        };
+        if scale != Scale::Paper {
+            cuts.push(format!(
+                "Figure 4 interpolates the children every {throughout_every} iterations"
+            ));
+        }
+        Ok(ModelSetup {
+            preset: entry.name.to_string(),
+            rule: PruneRule::for_model(&recipe.model),
+            recipe,
+            substituted_for,
+            eval,
+            init_seeds,
+            data_seeds,
+            parent_data_seed,
+            dense_ks,
+            sparse_ks,
+            throughout_every,
+            points,
+            curve_eval,
+            levels,
+            fraction,
+            baseline_levels,
+            bn_policy: config.bn_policy,
+            total_steps: steps,
+            iterations_per_epoch: ipe,
+            cuts,
+        })
+    }
+
+    /// The density IMP reaches.
+    pub fn target_density(&self) -> f64 {
+        (1.0 - self.fraction).powi(self.levels as i32)
+    }
+
+    /// The setup as `results.json` records it.
+    pub fn record(&self, entry: &Entry) -> Result<Setup> {
+        Ok(Setup {
+            preset: self.preset.clone(),
+            recipe: json(&self.recipe)?,
+            substituted_for: self.substituted_for,
+            eval: json(&self.eval)?,
+            init_seeds: self.init_seeds.clone(),
+            data_seeds: self.data_seeds.clone(),
+            parent_data_seed: self.parent_data_seed,
+            dense_ks: self.dense_ks.clone(),
+            sparse_ks: self.sparse_ks.clone(),
+            throughout_every: self.throughout_every,
+            points: self.points,
+            curve_eval: json(&self.curve_eval)?,
+            levels: self.levels,
+            fraction: self.fraction,
+            baseline_levels: self.baseline_levels.clone(),
+            rule: json(&self.rule)?,
+            bn_policy: self.bn_policy,
+            total_steps: self.total_steps,
+            iterations_per_epoch: self.iterations_per_epoch,
+            cuts: self.cuts.clone(),
+            network: NetworkInfo {
+                title: entry.title.to_string(),
+                model: self.recipe.model.to_string(),
+                dataset: self.recipe.data.dataset,
+                k_unit: entry.ks.unit,
+                paper: Some(entry.paper.reference()),
+            },
+        })
+    }
+}
+
+/// A configuration as JSON, for the record.
+fn json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// The evaluation of training runs and of interpolation curves, and the points per curve.
+fn evaluation(cut: Option<&Cut>, cuts: &mut Vec<String>) -> (EvalConfig, EvalConfig, usize) {
+    let Some(cut) = cut else {
+        let curve = EvalConfig {
+            every: None,
+            ..EvalConfig::default()
+        };
+        return (EvalConfig::default(), curve, 30);
+    };
+    let e = cut.eval;
+    let eval = EvalConfig {
+        every: e.every.map(Steps::iterations),
+        train_subset: Some(e.train_subset),
+        test_subset: e.test_subset,
+        batch_size: e.batch_size,
+    };
+    cuts.extend(cut.eval_notes.iter().map(|n| n.to_string()));
+    let curve = EvalConfig {
+        every: None,
+        ..eval.clone()
+    };
+    (eval, curve, e.points)
+}
+
+/// Checks the networks of `config` against the registry before anything is planned.
+pub fn entries(config: &ReproduceConfig) -> Result<Vec<&'static Entry>> {
+    if config.models.is_empty() {
+        return Err(Error::Invalid(
+            "no network to reproduce: name at least one (--models)".into(),
+        ));
+    }
+    config
+        .models
+        .iter()
+        .map(|name| crate::registry::entry(name))
+        .collect()
+}

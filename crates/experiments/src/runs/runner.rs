@@ -1,0 +1,455 @@
+//! The executor of single runs: trains a run from its start (or resumes it), interpolates a
+//! pair, and runs a whole plan with worker threads.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use burn::tensor::Device;
+use data::SeededBatches;
+use lmc::{CurveData, error_curve, l2_distance};
+use nets::Network;
+use results::{PairResult, RunId};
+use sparsity::{MaskHook, PruneRule, Sparse};
+use train::{NoHooks, Steps, TrainConfig, TrainState, Trainer};
+
+use super::{
+    DataCache, Job, MaskSource, OptimizerAtRewind, PairSpec, Plan, Start, TrainResult, TrainSpec,
+    WeightSource, describe,
+};
+use crate::store::Store;
+use crate::{Error, Result};
+
+type SparseNet = Sparse<Network>;
+
+/// Executes the jobs of a plan in a store.
+pub struct Runner {
+    pub store: Store,
+    pub data: DataCache,
+    pub device: Device,
+    /// Devices every training run uses data-parallel (empty or one: `device` alone).
+    pub devices: Vec<Device>,
+    /// Progress bars of the individual training runs.
+    pub show_run_progress: bool,
+}
+
+impl Runner {
+    pub fn new(store: Store, data: DataCache, device: &Device) -> Runner {
+        Runner {
+            store,
+            data,
+            device: device.clone(),
+            devices: vec![],
+            show_run_progress: true,
+        }
+    }
+
+    /// Trains every run data-parallel on `devices` (see [`Trainer::with_devices`]); the first
+    /// also evaluates and interpolates.
+    pub fn with_devices(mut self, devices: Vec<Device>) -> Runner {
+        if let Some(first) = devices.first() {
+            self.device = first.clone();
+        }
+        self.devices = devices;
+        self
+    }
+
+    fn spec(&self, id: &RunId) -> Result<TrainSpec> {
+        match self.store.identity::<Job>(id)? {
+            Job::Train(spec) => Ok(spec),
+            Job::Pair(_) => Err(Error::NotATrainingRun(id.clone())),
+        }
+    }
+
+    fn trainer(&self, spec: &TrainSpec, keep: &[u64]) -> Result<Trainer> {
+        let config = TrainConfig {
+            recipe: spec.recipe.clone(),
+            init_seed: spec.init_seed,
+            data_seed: spec.data_seed,
+            eval: spec.eval.clone(),
+            checkpoint_every: Some(Steps::epochs(1)),
+            keep_checkpoints: keep.iter().map(|&s| Steps::iterations(s)).collect(),
+        };
+        let data = self.data.for_recipe(&spec.recipe)?;
+        let trainer = Trainer::new(config, data, &self.device)?;
+        let trainer = if self.devices.len() > 1 {
+            trainer.with_devices(&self.devices)?
+        } else {
+            trainer
+        };
+        Ok(trainer.with_progress(self.show_run_progress))
+    }
+
+    fn template(&self, trainer: &Trainer, rule: &PruneRule) -> train::Result<SparseNet> {
+        Ok(Sparse::dense(trainer.build_model()?, rule))
+    }
+
+    /// True when the run (or an ancestor) has pruned weights.
+    fn is_sparse(&self, spec: &TrainSpec) -> Result<bool> {
+        match &spec.start {
+            Start::Init => Ok(false),
+            Start::Branch {
+                mask: MaskSource::Parent,
+                parent,
+                ..
+            } => self.is_sparse(&self.spec(parent)?),
+            Start::Branch { .. } => Ok(true),
+        }
+    }
+
+    /// The state of finished training run `id` at `step` (a kept checkpoint), mask applied.
+    pub fn state_at(&self, id: &RunId, step: u64) -> Result<TrainState<SparseNet>> {
+        let spec = self.spec(id)?;
+        let trainer = self.trainer(&spec, &[])?;
+        let template = self.template(&trainer, &spec.rule)?;
+        let mut state = trainer.load_state_into(&self.store.dir(id), step, template)?;
+        state.model = state.model.apply();
+        Ok(state)
+    }
+
+    /// Brings one job to completion (or reuses it), holding its lock meanwhile.
+    pub fn execute(&self, id: &RunId, job: &Job, keep: &[u64]) -> Result<()> {
+        let created = self.store.create(job.kind(), job)?;
+        if created != *id {
+            return Err(Error::Invalid(format!(
+                "{id}: the plan and the store disagree ({created})"
+            )));
+        }
+        let lock = self.store.lock(id)?;
+        match job {
+            Job::Train(spec) => match self.train(id, spec, keep)? {
+                Some(result) => self.store.finish_locked(&lock, id, &result),
+                None => Ok(()),
+            },
+            Job::Pair(spec) => {
+                if self.store.is_done(id) {
+                    return Ok(());
+                }
+                self.store
+                    .finish_locked(&lock, id, &self.interpolate(spec)?)
+            }
+        }
+    }
+
+    /// Trains run `id`; its result, or `None` when it had finished before.
+    fn train(&self, id: &RunId, spec: &TrainSpec, keep: &[u64]) -> Result<Option<TrainResult>> {
+        let dir = self.store.dir(id);
+        let trainer = self.trainer(spec, keep)?;
+        let sparse = self.is_sparse(spec)?;
+        if let Some(result) = self.store.result::<TrainResult>(id)? {
+            // Finished: only checkpoints asked for since then may be missing.
+            for &step in keep {
+                if step >= result.start_step && !train::CheckpointStore::new(&dir).has(step) {
+                    tracing::info!("{id}: recomputing its checkpoint at step {step}");
+                    let template = || self.template(&trainer, &spec.rule);
+                    if sparse {
+                        trainer.recompute_checkpoint(&dir, step, template, &mut MaskHook)?;
+                    } else {
+                        trainer.recompute_checkpoint(&dir, step, template, &mut NoHooks)?;
+                    }
+                }
+            }
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let template = || self.template(&trainer, &spec.rule);
+        let start = || self.start_state(spec, &trainer);
+        let outcome = if sparse {
+            trainer.run_from(&dir, start, template, &mut MaskHook)?
+        } else {
+            trainer.run_from(&dir, start, template, &mut NoHooks)?
+        };
+        let last = outcome
+            .final_record()
+            .cloned()
+            .ok_or_else(|| Error::Invalid(format!("{id} finished without an evaluation")))?;
+        let model = trainer
+            .load_state_into(&dir, trainer.total_steps(), template()?)?
+            .model;
+        let density = model.density();
+        let start_step = match &spec.start {
+            Start::Init => 0,
+            Start::Branch { step, .. } => *step,
+        };
+        Ok(Some(TrainResult {
+            total_steps: trainer.total_steps(),
+            start_step,
+            last,
+            density: density.fraction(),
+            layers: density.layers,
+            wall_seconds: started.elapsed().as_secs_f64(),
+            backend: train::backend_name().to_string(),
+        }))
+    }
+
+    fn start_state(
+        &self,
+        spec: &TrainSpec,
+        trainer: &Trainer,
+    ) -> train::Result<TrainState<SparseNet>> {
+        let to_train = |e: Error| train::Error::Start(Box::new(e));
+        match &spec.start {
+            Start::Init => {
+                let s = trainer.initial_state()?;
+                Ok(TrainState {
+                    model: Sparse::dense(s.model, &spec.rule),
+                    optimizer: s.optimizer,
+                    step: 0,
+                    metrics: vec![],
+                })
+            }
+            Start::Branch {
+                parent,
+                step,
+                mask,
+                weights,
+                optimizer,
+            } => {
+                let parent_spec = self.spec(parent).map_err(to_train)?;
+                if parent_spec.recipe.model != spec.recipe.model {
+                    return Err(train::Error::Config(format!(
+                        "{parent} trains another network than its branch"
+                    )));
+                }
+                let state = self.state_at(parent, *step).map_err(to_train)?;
+                let base = match weights {
+                    WeightSource::Parent => state.model.model.clone(),
+                    WeightSource::Reinit { seed } => {
+                        nets::initialize(trainer.build_model()?, *seed, spec.recipe.bn_init)
+                    }
+                };
+                let pruned = |run: &RunId, fraction: f64| -> train::Result<SparseNet> {
+                    let final_step = self
+                        .store
+                        .finished::<TrainResult>(run)
+                        .map_err(to_train)?
+                        .total_steps;
+                    self.state_at(run, final_step)
+                        .map_err(to_train)?
+                        .model
+                        .prune_magnitude(fraction)
+                        .map_err(|e| train::Error::Start(Box::new(e)))
+                };
+                let sparse_err = |e: sparsity::Error| train::Error::Start(Box::new(e));
+                let model = match mask {
+                    MaskSource::Parent => state.model.transplant(base).map_err(sparse_err)?,
+                    MaskSource::Prune { run, fraction } => pruned(run, *fraction)?
+                        .transplant(base)
+                        .map_err(sparse_err)?,
+                    MaskSource::RandomLike {
+                        run,
+                        fraction,
+                        seed,
+                    } => pruned(run, *fraction)?
+                        .random_mask_like(base, *seed)
+                        .map_err(sparse_err)?,
+                };
+                let optimizer = match optimizer {
+                    OptimizerAtRewind::Fresh => spec.recipe.optimizer.init(),
+                    OptimizerAtRewind::Rewound => state.optimizer,
+                };
+                Ok(TrainState {
+                    model: model.apply(),
+                    optimizer,
+                    step: *step,
+                    metrics: vec![],
+                })
+            }
+        }
+    }
+
+    fn interpolate(&self, spec: &PairSpec) -> Result<PairResult> {
+        let started = Instant::now();
+        let (sa, sb) = (self.spec(&spec.a)?, self.spec(&spec.b)?);
+        if sa.recipe.model != sb.recipe.model || sa.rule != sb.rule {
+            return Err(Error::Invalid(format!(
+                "{} and {} are different networks and cannot be interpolated",
+                spec.a, spec.b
+            )));
+        }
+        let a = self.state_at(&spec.a, spec.step)?.model;
+        let b = self.state_at(&spec.b, spec.step)?.model;
+        let data = self.data.for_recipe(&sa.recipe)?;
+        let bn_batches = SeededBatches::new(
+            data.train.clone(),
+            data.transform.clone(),
+            sa.recipe.data.batch_size,
+            sa.data_seed,
+        )?;
+        let curve_data = CurveData {
+            test: &data.test,
+            train: &data.train,
+            transform: &data.transform,
+            train_subset: if spec.with_train_error {
+                spec.eval.train_subset
+            } else {
+                Some(0)
+            },
+            test_subset: spec.eval.test_subset,
+            batch_size: spec.eval.batch_size,
+            bn_batches: Some(&bn_batches),
+        };
+        let curve = error_curve(
+            &a,
+            &b,
+            spec.points,
+            spec.bn_policy,
+            &curve_data,
+            &self.device,
+            |m: SparseNet| m.apply(),
+        )?;
+        let l2 = l2_distance(&a.model, &b.model, |i| sa.rule.is_prunable(i))?;
+        Ok(PairResult {
+            instability: curve.instability(),
+            endpoint_test_errors: [
+                curve.points.last().map_or(f32::NAN, |p| p.test_error),
+                curve.points.first().map_or(f32::NAN, |p| p.test_error),
+            ],
+            curve,
+            l2,
+            wall_seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Runs every job of `plan` with `workers` threads, dependencies first. Progress goes to
+    /// `progress` (runs done / total). Stops at the first error, letting running jobs finish
+    /// their current run; everything finished stays in the store.
+    pub fn execute_plan(
+        &self,
+        plan: &Plan,
+        workers: usize,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<()> {
+        self.register(plan)?;
+        let done: BTreeSet<RunId> = plan
+            .ids()
+            .iter()
+            .filter(|id| self.is_complete(plan, id))
+            .cloned()
+            .collect();
+        progress.set_length(plan.len() as u64);
+        progress.set_position(done.len() as u64);
+        progress.reset_eta();
+        struct Shared {
+            done: BTreeSet<RunId>,
+            running: BTreeSet<RunId>,
+            failed: Option<Error>,
+        }
+        let shared = Arc::new((
+            Mutex::new(Shared {
+                done,
+                running: BTreeSet::new(),
+                failed: None,
+            }),
+            Condvar::new(),
+        ));
+        let next = |s: &Shared| -> Option<RunId> {
+            plan.ids()
+                .iter()
+                .find(|id| {
+                    !s.done.contains(*id)
+                        && !s.running.contains(*id)
+                        && plan.job(id).is_some_and(|j| {
+                            j.dependencies()
+                                .iter()
+                                .all(|d| s.done.contains(d) || plan.job(d).is_none())
+                        })
+                })
+                .cloned()
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..workers.max(1) {
+                let shared = shared.clone();
+                scope.spawn(move || {
+                    let (lock, cvar) = &*shared;
+                    loop {
+                        let id = {
+                            let Ok(mut s) = lock.lock() else { return };
+                            loop {
+                                if s.failed.is_some() || s.done.len() == plan.len() {
+                                    cvar.notify_all();
+                                    return;
+                                }
+                                if let Some(id) = next(&s) {
+                                    s.running.insert(id.clone());
+                                    break id;
+                                }
+                                if s.running.is_empty() {
+                                    // Nothing runs and nothing is ready: a dependency is missing.
+                                    s.failed = Some(Error::Invalid(
+                                        "the plan has unreachable runs".into(),
+                                    ));
+                                    cvar.notify_all();
+                                    return;
+                                }
+                                s = match cvar.wait(s) {
+                                    Ok(s) => s,
+                                    Err(_) => return,
+                                };
+                            }
+                        };
+                        let Some(job) = plan.job(&id) else { return };
+                        progress.set_message(describe(job));
+                        let outcome = self.execute(&id, job, &plan.kept_steps(&id));
+                        let Ok(mut s) = lock.lock() else { return };
+                        s.running.remove(&id);
+                        match outcome {
+                            Ok(()) => {
+                                s.done.insert(id);
+                                progress.inc(1);
+                            }
+                            Err(e) => {
+                                if s.failed.is_none() {
+                                    s.failed = Some(Error::RunFailed {
+                                        id,
+                                        source: Box::new(e),
+                                    });
+                                }
+                            }
+                        }
+                        cvar.notify_all();
+                    }
+                });
+            }
+        });
+        let (lock, _) = &*shared;
+        let mut s = lock
+            .lock()
+            .map_err(|_| Error::Invalid("a worker panicked".into()))?;
+        match s.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the identity of every run of `plan` into the store (`rewind runs list` shows
+    /// them as planned), so that any process can execute them from the store alone.
+    pub fn register(&self, plan: &Plan) -> Result<()> {
+        for id in plan.ids() {
+            if let Some(job) = plan.job(id) {
+                self.store.create(job.kind(), job)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether run `id` is finished with every checkpoint `plan` needs from it.
+    pub fn is_complete(&self, plan: &Plan, id: &RunId) -> bool {
+        self.store.is_done(id)
+            && plan
+                .kept_steps(id)
+                .iter()
+                .all(|&s| self.has_checkpoint(id, s))
+    }
+
+    fn has_checkpoint(&self, id: &RunId, step: u64) -> bool {
+        if !id.is_training() {
+            return true;
+        }
+        match self.store.result::<TrainResult>(id) {
+            Ok(Some(r)) if step < r.start_step => true,
+            _ => train::CheckpointStore::new(&self.store.dir(id)).has(step),
+        }
+    }
+}
+

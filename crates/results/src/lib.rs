@@ -1,0 +1,55 @@
+//! The vocabulary of a reproduction, without burn: what every other crate names and what
+//! `results.json` holds.
+//!
+//! * [`RunId`], [`JobKind`], [`RunKind`], [`Branch`]: typed names of the runs of the store and
+//!   of what each run is.
+//! * [`Scale`], [`Figure`], [`DatasetName`], [`BnPolicy`], [`ReproduceConfig`]: what a
+//!   reproduction asks for (serde, TOML).
+//! * [`ErrorCurve`], [`Instability`], [`L2Distance`], [`LayerDensity`], [`MeanStd`]: measured
+//!   values, as the `lmc` and `sparsity` crates produce them.
+//! * [`Results`]: everything the figures and the report are drawn from, so that `figures`
+//!   renders a report from `results.json` without building burn.
+//! * [`write_atomic`]: files appear whole or not at all.
+
+mod curve;
+mod files;
+mod ids;
+mod names;
+mod schema;
+mod stats;
+
+pub use curve::{BnPolicy, CurvePoint, ErrorCurve, Instability, L2Distance, LayerDensity};
+pub use files::write_atomic;
+pub use ids::{Branch, JobKind, RunId, RunKind};
+pub use names::{DatasetName, Figure, KUnit, ReproduceConfig, Scale};
+pub use schema::{
+    ImpSeries, InstabilitySummary, KSummary, LevelResult, LevelSummary, ModelResults, NetworkInfo,
+    PairRecord, PairResult, PaperReference, Results, Setup, SparseAnalysis, TimeShare,
+};
+pub use stats::MeanStd;
+
+use std::path::PathBuf;
+
+/// Errors of parsing names and of writing files.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A name given by the user (on the command line or in a config) is not one we know.
+    #[error("unknown {what} `{value}`: use {expected}")]
+    Unknown {
+        what: &'static str,
+        value: String,
+        expected: String,
+    },
+    /// A file could not be written (full disk, permissions, ...). Nothing was left behind.
+    #[error("could not write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,335 @@
+//! What a reproduction asks for: scale, figures, networks, datasets.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{BnPolicy, Error};
+
+/// How much of the paper to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scale {
+    /// The whole pipeline in minutes (CI): tiny lengths and widths.
+    Smoke,
+    /// A few hours on a 2-core CPU: Lenet at full length, the conv nets shortened and
+    /// narrowed, one init, two data orders, fewer k values and coarser pruning rounds.
+    Quick,
+    /// Table 1 exactly: 3 inits x 3 data orders, every k, 20% pruning rounds.
+    Paper,
+}
+
+impl Scale {
+    pub const ALL: [Scale; 3] = [Scale::Smoke, Scale::Quick, Scale::Paper];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scale::Smoke => "smoke",
+            Scale::Quick => "quick",
+            Scale::Paper => "paper",
+        }
+    }
+
+    /// What the scale is, in words (for the report).
+    pub fn description(self) -> &'static str {
+        match self {
+            Scale::Smoke => {
+                "smoke: a pipeline check in minutes; the numbers say nothing about the paper's claims"
+            }
+            Scale::Quick => {
+                "quick: a few hours on a 2-core CPU; Lenet at full length, the conv nets shortened and narrowed (cuts below)"
+            }
+            Scale::Paper => "paper: Table 1 exactly (3 inits x 3 data orders, every k)",
+        }
+    }
+}
+
+impl fmt::Display for Scale {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Scale {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Scale, Error> {
+        Scale::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| Error::Unknown {
+                what: "scale",
+                value: s.to_string(),
+                expected: "smoke, quick or paper".into(),
+            })
+    }
+}
+
+/// The figures of the paper (main text and appendices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Figure {
+    Fig2,
+    Fig3,
+    Fig4,
+    Fig5,
+    Fig6,
+    Fig7,
+    Fig8,
+    AppB,
+    AppC,
+    AppD,
+    AppE,
+}
+
+impl Figure {
+    pub const ALL: [Figure; 11] = [
+        Figure::Fig2,
+        Figure::Fig3,
+        Figure::Fig4,
+        Figure::Fig5,
+        Figure::Fig6,
+        Figure::Fig7,
+        Figure::Fig8,
+        Figure::AppB,
+        Figure::AppC,
+        Figure::AppD,
+        Figure::AppE,
+    ];
+
+    /// The file stem and command-line name: `fig2` .. `fig8`, `appb` .. `appe`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Figure::Fig2 => "fig2",
+            Figure::Fig3 => "fig3",
+            Figure::Fig4 => "fig4",
+            Figure::Fig5 => "fig5",
+            Figure::Fig6 => "fig6",
+            Figure::Fig7 => "fig7",
+            Figure::Fig8 => "fig8",
+            Figure::AppB => "appb",
+            Figure::AppC => "appc",
+            Figure::AppD => "appd",
+            Figure::AppE => "appe",
+        }
+    }
+
+    /// How the paper numbers it: "Figure 3", "Appendix B".
+    pub fn number(self) -> &'static str {
+        match self {
+            Figure::Fig2 => "Figure 2",
+            Figure::Fig3 => "Figure 3",
+            Figure::Fig4 => "Figure 4",
+            Figure::Fig5 => "Figure 5",
+            Figure::Fig6 => "Figure 6",
+            Figure::Fig7 => "Figure 7",
+            Figure::Fig8 => "Figure 8",
+            Figure::AppB => "Appendix B",
+            Figure::AppC => "Appendix C",
+            Figure::AppD => "Appendix D",
+            Figure::AppE => "Appendix E",
+        }
+    }
+
+    /// What the figure shows (for captions).
+    pub fn title(self) -> &'static str {
+        match self {
+            Figure::Fig2 => "Error along the linear path between two children trained from k = 0",
+            Figure::Fig3 => "Instability (test and train) against the branch iteration k",
+            Figure::Fig4 => "Test instability throughout training, one line per k",
+            Figure::Fig5 => {
+                "Test accuracy against density: IMP, random pruning, random reinit (k = 0)"
+            }
+            Figure::Fig6 => "Error along the linear path for sparse IMP subnetworks (k = 0)",
+            Figure::Fig7 => {
+                "Sparse subnetworks: instability and accuracy against the rewind iteration k"
+            }
+            Figure::Fig8 => "Maximum test accuracy reached under rewinding, against density",
+            Figure::AppB => "Error along the linear path for unpruned networks at selected k",
+            Figure::AppC => "Error along the linear path for sparse IMP subnetworks at selected k",
+            Figure::AppD => "L2 distance between the children of unpruned networks against k",
+            Figure::AppE => "L2 distance between the children of sparse subnetworks against k",
+        }
+    }
+
+    /// Whether the figure shows the instability analysis of the dense networks.
+    pub fn needs_dense(self) -> bool {
+        matches!(
+            self,
+            Figure::Fig2 | Figure::Fig3 | Figure::Fig4 | Figure::AppB | Figure::AppD
+        )
+    }
+
+    /// Whether the figure shows IMP runs (accuracy against density or rewinding).
+    pub fn needs_imp(self) -> bool {
+        matches!(self, Figure::Fig5 | Figure::Fig8) || self.needs_sparse()
+    }
+
+    /// Whether the figure shows the instability analysis of sparse subnetworks.
+    pub fn needs_sparse(self) -> bool {
+        matches!(
+            self,
+            Figure::Fig6 | Figure::Fig7 | Figure::AppC | Figure::AppE
+        )
+    }
+}
+
+impl fmt::Display for Figure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Figure {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Figure, Error> {
+        let s = s.to_ascii_lowercase().replace(['-', '_'], "");
+        Figure::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| Error::Unknown {
+                what: "figure",
+                value: s,
+                expected: "fig2..fig8, appb, appc, appd or appe".into(),
+            })
+    }
+}
+
+/// The datasets the framework knows how to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetName {
+    Mnist,
+    FashionMnist,
+    Cifar10,
+    Imagenet,
+}
+
+impl DatasetName {
+    pub const ALL: [DatasetName; 4] = [
+        DatasetName::Mnist,
+        DatasetName::FashionMnist,
+        DatasetName::Cifar10,
+        DatasetName::Imagenet,
+    ];
+
+    /// The name used on the command line, in configs and as the sub-directory of the data dir.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetName::Mnist => "mnist",
+            DatasetName::FashionMnist => "fashion-mnist",
+            DatasetName::Cifar10 => "cifar10",
+            DatasetName::Imagenet => "imagenet",
+        }
+    }
+
+    /// How papers write it: MNIST, Fashion-MNIST, CIFAR-10, ImageNet.
+    pub fn title(self) -> &'static str {
+        match self {
+            DatasetName::Mnist => "MNIST",
+            DatasetName::FashionMnist => "Fashion-MNIST",
+            DatasetName::Cifar10 => "CIFAR-10",
+            DatasetName::Imagenet => "ImageNet",
+        }
+    }
+
+    /// Examples in the official training split (ImageNet: ILSVRC-2012).
+    pub fn train_examples(self) -> usize {
+        match self {
+            DatasetName::Mnist | DatasetName::FashionMnist => 60_000,
+            DatasetName::Cifar10 => 50_000,
+            DatasetName::Imagenet => 1_281_167,
+        }
+    }
+
+    pub fn num_classes(self) -> usize {
+        match self {
+            DatasetName::Imagenet => 1000,
+            _ => 10,
+        }
+    }
+
+    /// Per-channel mean and standard deviation used for normalisation (on pixel values in
+    /// `[0, 1]`). CIFAR-10 uses ImageNet's statistics, as the paper's framework (open_lth) does.
+    pub fn normalisation(self) -> (Vec<f32>, Vec<f32>) {
+        match self {
+            DatasetName::Mnist => (vec![0.1307], vec![0.3081]),
+            DatasetName::FashionMnist => (vec![0.2860], vec![0.3530]),
+            DatasetName::Cifar10 | DatasetName::Imagenet => {
+                (vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225])
+            }
+        }
+    }
+}
+
+impl fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DatasetName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        DatasetName::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| Error::Unknown {
+                what: "dataset",
+                value: s.to_string(),
+                expected: "mnist, fashion-mnist, cifar10 or imagenet".into(),
+            })
+    }
+}
+
+/// The unit of a network's k axis: the paper gives k in iterations for the CIFAR-size
+/// networks and in epochs for the ImageNet ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KUnit {
+    #[default]
+    Iterations,
+    Epochs,
+}
+
+/// What to reproduce: the one serialisable description of a reproduction that the CLI, the
+/// xtask and the report job of a Slurm submission pass around (`rewind reproduce --config`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReproduceConfig {
+    pub scale: Scale,
+    /// Networks by their registry name (`lenet`, `resnet20`, ...).
+    pub models: Vec<String>,
+    pub figures: Vec<Figure>,
+    /// (dataset of the paper, dataset used instead).
+    #[serde(default)]
+    pub substitutes: Vec<(DatasetName, DatasetName)>,
+    #[serde(default)]
+    pub bn_policy: BnPolicy,
+}
+
+impl ReproduceConfig {
+    /// Every figure of `models` at `scale`, on the paper's datasets.
+    pub fn new(scale: Scale, models: Vec<String>) -> ReproduceConfig {
+        ReproduceConfig {
+            scale,
+            models,
+            figures: Figure::ALL.to_vec(),
+            substitutes: vec![],
+            bn_policy: BnPolicy::Interpolate,
+        }
+    }
+
+    /// Whether any requested figure satisfies `f`.
+    pub fn wants(&self, f: impl Fn(Figure) -> bool) -> bool {
+        self.figures.iter().any(|&x| f(x))
+    }
+
+    /// The dataset that runs in place of `paper`'s (itself when nothing is substituted).
+    pub fn dataset_for(&self, paper: DatasetName) -> DatasetName {
+        self.substitutes
+            .iter()
+            .find(|(from, _)| *from == paper)
+            .map_or(paper, |(_, to)| *to)
+    }
+}
