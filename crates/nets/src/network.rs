@@ -23,6 +23,10 @@ pub enum ModelConfig {
     ImagenetResnet { depth: usize, width: usize },
     /// Inception-v3, with or without its auxiliary classifier.
     InceptionV3 { aux_logits: bool },
+    /// A network defined outside this workspace (see `examples/custom-model`): the trainer
+    /// never builds it; the caller hands its modules to `Trainer::run_from`. Images are fed
+    /// at their own size unless the recipe's `image_size` says otherwise.
+    External { name: String },
 }
 
 impl ModelConfig {
@@ -70,6 +74,7 @@ impl ModelConfig {
             ModelConfig::ImagenetResnet { depth, width } => format!("resnet-{depth}-w{width}"),
             ModelConfig::InceptionV3 { aux_logits: true } => "inception-v3".into(),
             ModelConfig::InceptionV3 { aux_logits: false } => "inception-v3-noaux".into(),
+            ModelConfig::External { name } => name.clone(),
         }
     }
 
@@ -79,7 +84,7 @@ impl ModelConfig {
     /// Inception-v3 299x299.
     pub fn image_size(&self, native: usize) -> usize {
         match self {
-            ModelConfig::Lenet { .. } => native,
+            ModelConfig::Lenet { .. } | ModelConfig::External { .. } => native,
             ModelConfig::Resnet { .. } | ModelConfig::Vgg16 { .. } => native.max(32),
             ModelConfig::ImagenetResnet { .. } => 224,
             ModelConfig::InceptionV3 { .. } => 299,
@@ -89,7 +94,7 @@ impl ModelConfig {
     /// The smallest image side the network can take.
     pub fn min_image_size(&self) -> usize {
         match self {
-            ModelConfig::Lenet { .. } => 1,
+            ModelConfig::Lenet { .. } | ModelConfig::External { .. } => 1,
             ModelConfig::Resnet { .. } => 4,
             ModelConfig::Vgg16 { .. } => 16,
             ModelConfig::ImagenetResnet { .. } => 32,
@@ -106,7 +111,8 @@ impl ModelConfig {
             ModelConfig::Vgg16 { .. } => vec!["Vgg.fc".into()],
             ModelConfig::Resnet { .. }
             | ModelConfig::ImagenetResnet { .. }
-            | ModelConfig::InceptionV3 { .. } => vec![],
+            | ModelConfig::InceptionV3 { .. }
+            | ModelConfig::External { .. } => vec![],
         }
     }
 
@@ -182,6 +188,12 @@ impl ModelConfig {
                         .with_aux_logits(*aux_logits)
                         .init(device),
                 )
+            }
+            ModelConfig::External { name } => {
+                return Err(Error::Invalid(format!(
+                    "`{name}` is defined outside this workspace: build it yourself and pass it \
+                     to `Trainer::run_from` (see examples/custom-model)"
+                )));
             }
         })
     }

@@ -368,3 +368,32 @@ fn an_evaluation_set_kept_as_tensors_scores_like_one_built_per_call() {
         a
     );
 }
+
+/// A checkpoint that cannot be written (a full disk, here a name that cannot be taken) is
+/// reported as a write failure, with what to do, and leaves no temporary directory behind.
+#[test]
+fn a_failed_checkpoint_write_says_so_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = CheckpointStore::new(dir.path());
+    let t = trainer(lenet(), 1);
+    let state = t.initial_state().expect("init");
+    // A dangling symlink where the checkpoint goes: every file is written, the final rename
+    // fails.
+    let target = store.dir_of(3);
+    std::fs::create_dir_all(target.parent().expect("parent")).expect("dir");
+    std::os::unix::fs::symlink("/nonexistent/rewind-test", &target).expect("symlink");
+    let err = store
+        .save(3, &state.model, &state.optimizer, &[])
+        .expect_err("cannot be written");
+    assert!(matches!(err, Error::CheckpointWrite { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("could not write checkpoint"), "{text}");
+    assert!(!text.contains("cannot be loaded"), "{text}");
+    let left: Vec<String> = std::fs::read_dir(target.parent().expect("parent"))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "temporaries left: {left:?}");
+    assert!(!store.has(3));
+}
