@@ -297,18 +297,21 @@ fn comparison_table(ours: &serde_json::Value, reference: Option<&serde_json::Val
     lines.join("\n") + "\n"
 }
 
-/// Options of `reproduce-all`, passed on to `rewind reproduce`.
+/// Options of `reproduce-all`: what to reproduce becomes a `ReproduceConfig` file (the one
+/// `rewind reproduce --config` reads, and the report job of a Slurm submission gets); where
+/// and how (store, output, workers, executor) are passed on to `rewind reproduce`.
 #[derive(Args)]
 struct Reproduce {
     /// smoke (minutes), quick (a few hours on a 2-core CPU) or paper (Table 1).
     #[arg(long, default_value = "quick")]
-    scale: String,
+    scale: results::Scale,
     /// Only these figures, comma separated (fig2..fig8, appb..appe).
-    #[arg(long)]
-    only: Option<String>,
-    /// Only these networks, comma separated (Table 1 presets).
-    #[arg(long)]
-    models: Option<String>,
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<results::Figure>,
+    /// Only these networks, comma separated (registry names: `rewind presets`). Default: the
+    /// scale's.
+    #[arg(long, value_delimiter = ',')]
+    models: Vec<String>,
     /// Runs trained at the same time.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
@@ -316,9 +319,9 @@ struct Reproduce {
     #[arg(long, default_value = "runs")]
     store: PathBuf,
     /// Datasets to substitute, e.g. `cifar10=fashion-mnist` (repeatable).
-    #[arg(long)]
+    #[arg(long, value_name = "PAPER=USED")]
     substitute: Vec<String>,
-    /// Output directory of the figures and the report.
+    /// Output directory of the figures and the report (default: `reports/<scale>`).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Cargo features selecting the backend: `cuda` or `wgpu` (default: the CPU).
@@ -351,9 +354,32 @@ struct Reproduce {
     sbatch_arg: Vec<String>,
 }
 
+/// The reproduction the options ask for.
+fn reproduce_config(r: &Reproduce) -> Result<results::ReproduceConfig> {
+    let mut config = results::ReproduceConfig::new(r.scale, r.models.clone());
+    if !r.only.is_empty() {
+        config.figures = r.only.clone();
+    }
+    for s in &r.substitute {
+        let (from, to) = s
+            .split_once('=')
+            .with_context(|| format!("--substitute takes PAPER=USED, got `{s}`"))?;
+        config.substitutes.push((from.parse()?, to.parse()?));
+    }
+    Ok(config)
+}
+
 fn reproduce_all(r: Reproduce) -> Result<()> {
+    let config = reproduce_config(&r)?;
+    let file = root()
+        .join("target")
+        .join("xtask")
+        .join(format!("reproduce-{}.toml", r.scale));
+    std::fs::create_dir_all(file.parent().context("target directory")?)?;
+    std::fs::write(&file, toml::to_string(&config)?)?;
     let mut cmd = Process::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["run", "--release", "--quiet", "-p", "cli"]);
+    // Without --quiet: a first release build takes minutes, and cargo shows its progress.
+    cmd.args(["run", "--release", "-p", "cli"]);
     if let Some(f) = &r.features {
         cmd.args(["--features", f]);
     }
@@ -361,27 +387,17 @@ fn reproduce_all(r: Reproduce) -> Result<()> {
     if let Some(d) = &r.data_dir {
         cmd.arg("--data-dir").arg(d);
     }
-    cmd.args([
-        "reproduce",
-        "--scale",
-        &r.scale,
-        "--jobs",
-        &r.jobs.to_string(),
-    ])
-    .arg("--store")
-    .arg(&r.store);
-    if let Some(o) = &r.only {
-        cmd.args(["--only", o]);
-    }
-    if let Some(m) = &r.models {
-        cmd.args(["--models", m]);
-    }
-    for s in &r.substitute {
-        cmd.args(["--substitute", s]);
-    }
-    if let Some(o) = &r.out {
-        cmd.arg("--out").arg(o);
-    }
+    cmd.args(["reproduce", "--config"])
+        .arg(&file)
+        .args(["--jobs", &r.jobs.to_string()])
+        .arg("--store")
+        .arg(&r.store)
+        .arg("--out")
+        .arg(
+            r.out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("reports").join(r.scale.as_str())),
+        );
     if r.dry_run {
         cmd.arg("--dry-run");
     }

@@ -80,8 +80,8 @@ fn prune_rule(arg: Option<Vec<String>>, model: &nets::ModelConfig) -> PruneRule 
 pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
     let trainer = args.run.trainer(data_dir, allow_download, &[])?;
     let config = &trainer.config;
-    let one_shot = experiments::registry::entry(&args.run.preset)
-        .is_ok_and(|e| e.pruning.is_one_shot());
+    let one_shot =
+        experiments::registry::entry(&args.run.preset).is_ok_and(|e| e.pruning.is_one_shot());
     let (levels, fraction) = match (args.one_shot, args.levels, args.fraction) {
         (Some(density), _, _) => {
             if !(density > 0.0 && density < 1.0) {

@@ -5,8 +5,8 @@ use clap::Args;
 use experiments::instability::{InstabilityConfig, ParentRun, instability_summary};
 use experiments::reproduce::EpochLength;
 use experiments::runs::{Job, Plan, Start};
-use results::RunId;
 use lmc::BnPolicy;
+use results::RunId;
 use sparsity::PruneRule;
 use train::Steps;
 

@@ -28,9 +28,9 @@ pub struct ReproduceArgs {
     #[arg(long, value_delimiter = ',')]
     only: Vec<Figure>,
 
-    /// Only these networks (comma separated Table 1 presets: lenet, resnet20, resnet20-low,
-    /// resnet20-warmup, vgg16, vgg16-low, vgg16-warmup). Default: lenet, resnet20, vgg16 at
-    /// smoke and quick scale, all seven at paper scale.
+    /// Only these networks (comma separated names from `rewind presets`). Default: the three
+    /// networks of the main text (Lenet, Resnet-20, VGG-16) at smoke and quick scale, every
+    /// network at paper scale.
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
 
@@ -118,12 +118,16 @@ fn reproduce_config(args: &ReproduceArgs) -> Result<ReproduceConfig> {
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        return toml::from_str(&text).with_context(|| {
+        let mut config: ReproduceConfig = toml::from_str(&text).with_context(|| {
             format!(
                 "{} is not a reproduction config (see a reproduce.toml written beside a report)",
                 path.display()
             )
-        });
+        })?;
+        if config.models.is_empty() {
+            config.models = experiments::registry::default_networks(config.scale);
+        }
+        return Ok(config);
     }
     let mut config = experiments::reproduce::config(args.scale);
     if !args.only.is_empty() {
@@ -164,9 +168,8 @@ pub fn run(args: ReproduceArgs, data_dir: &Path, allow_download: bool) -> Result
             &slurm
         }
     };
-    let outcome =
-        experiments::reproduce::run(&config, &runner.data, executor, &runner.store)
-            .map_err(|e| explain(e, &config, data_dir))?;
+    let outcome = experiments::reproduce::run(&config, &runner.data, executor, &runner.store)
+        .map_err(|e| explain(e, &config, data_dir))?;
     match outcome {
         Outcome::Finished(results) => {
             let written = figures::write_report(&results, &out)?;

@@ -9,8 +9,7 @@ use train::{NoHooks, Steps, TrainConfig, TrainData, Trainer};
 /// and `imp`).
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Table 1 recipe: lenet, resnet20, resnet20-low, resnet20-warmup, vgg16, vgg16-low,
-    /// vgg16-warmup, resnet50, inception-v3. Ignored with --config.
+    /// A Table 1 recipe by name (`rewind presets` lists them). Ignored with --config.
     #[arg(long, default_value = "lenet")]
     pub preset: String,
 

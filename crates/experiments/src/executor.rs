@@ -40,9 +40,7 @@ impl Executor for Local<'_> {
                 .filter(|id| self.runner.store.is_done(id))
                 .count()
         );
-        let outcome = self
-            .runner
-            .execute_plan(plan, self.workers, &self.progress);
+        let outcome = self.runner.execute_plan(plan, self.workers, &self.progress);
         self.progress.finish_and_clear();
         outcome.map(|()| Execution::Finished)
     }

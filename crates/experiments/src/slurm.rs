@@ -377,7 +377,8 @@ pub fn submit(
     let final_job = match &commands.report {
         Some(report) => {
             let file = dir.join("reproduce.toml");
-            let text = toml::to_string(&report.config).map_err(|e| Error::Invalid(e.to_string()))?;
+            let text =
+                toml::to_string(&report.config).map_err(|e| Error::Invalid(e.to_string()))?;
             train::write_atomic(&file, text.as_bytes())?;
             let mut last = vec![
                 "reproduce".to_string(),

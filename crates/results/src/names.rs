@@ -298,14 +298,22 @@ pub enum KUnit {
 #[serde(deny_unknown_fields)]
 pub struct ReproduceConfig {
     pub scale: Scale,
-    /// Networks by their registry name (`lenet`, `resnet20`, ...).
+    /// Networks by their registry name (`lenet`, `resnet20`, ...); empty: the networks the
+    /// scale runs by default.
+    #[serde(default)]
     pub models: Vec<String>,
+    /// Figures to draw (default: all).
+    #[serde(default = "all_figures")]
     pub figures: Vec<Figure>,
     /// (dataset of the paper, dataset used instead).
     #[serde(default)]
     pub substitutes: Vec<(DatasetName, DatasetName)>,
     #[serde(default)]
     pub bn_policy: BnPolicy,
+}
+
+fn all_figures() -> Vec<Figure> {
+    Figure::ALL.to_vec()
 }
 
 impl ReproduceConfig {

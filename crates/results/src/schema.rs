@@ -301,9 +301,7 @@ impl ModelResults {
 
     /// The sparse analysis of `branch` rewound to `k`.
     pub fn sparse_at(&self, k: u64, branch: Branch) -> Option<&SparseAnalysis> {
-        self.sparse
-            .iter()
-            .find(|s| s.k == k && s.branch == branch)
+        self.sparse.iter().find(|s| s.k == k && s.branch == branch)
     }
 }
 

@@ -284,12 +284,7 @@ impl Trainer {
     /// Runs the configuration in `dir`: reuses a finished run, resumes an interrupted one
     /// from its latest checkpoint, or starts from the seeded initialisation.
     pub fn run(&self, dir: &Path, hooks: &mut impl TrainHooks<Network>) -> Result<RunOutcome> {
-        self.run_from(
-            dir,
-            || self.initial_state(),
-            || self.build_model(),
-            hooks,
-        )
+        self.run_from(dir, || self.initial_state(), || self.build_model(), hooks)
     }
 
     /// Runs the configuration in `dir` from a custom starting state (a rewound, pruned or

@@ -220,7 +220,8 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
         template,
         &mut NoHooks,
     )?;
-    let state_at = |dir: &std::path::Path, step: u64| parent.load_state_into(dir, step, template()?);
+    let state_at =
+        |dir: &std::path::Path, step: u64| parent.load_state_into(dir, step, template()?);
 
     // Algorithm 1: a second child from W_k (weights, BN buffers and optimiser state) with data
     // order 2; the first child is the parent's own continuation.
@@ -261,11 +262,8 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     // Algorithm 2: prune the smallest weights of the last level's final network, rewind the
     // survivors to W_k, train from k to the end with the mask held (a fresh optimiser, as the
     // paper's code does after rewinding).
-    let accuracy = |outcome: &train::RunOutcome| {
-        outcome
-            .final_record()
-            .map_or(f32::NAN, |r| r.test_accuracy)
-    };
+    let accuracy =
+        |outcome: &train::RunOutcome| outcome.final_record().map_or(f32::NAN, |r| r.test_accuracy);
     let mut levels = vec![Level {
         level: 0,
         density: 1.0,

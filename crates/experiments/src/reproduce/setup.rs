@@ -278,12 +278,13 @@ fn evaluation(cut: Option<&Cut>, cuts: &mut Vec<String>) -> (EvalConfig, EvalCon
     (eval, curve, e.points)
 }
 
-/// Checks the networks of `config` against the registry before anything is planned.
+/// The registry entries of the networks of `config` (none named: the scale's defaults).
 pub fn entries(config: &ReproduceConfig) -> Result<Vec<&'static Entry>> {
     if config.models.is_empty() {
-        return Err(Error::Invalid(
-            "no network to reproduce: name at least one (--models)".into(),
-        ));
+        return entries(&ReproduceConfig {
+            models: crate::registry::default_networks(config.scale),
+            ..config.clone()
+        });
     }
     config
         .models

@@ -55,7 +55,6 @@ impl DataCache {
         let (train, test) = loaded[&name].clone();
         Ok(TrainData::from_sources(recipe, name, train, test)?)
     }
-
 }
 
 /// The epoch length of the data actually there (loading the dataset's index once).
@@ -65,4 +64,3 @@ impl EpochLength for DataCache {
         Ok((data.train.len() as u64).div_ceil(recipe.data.batch_size as u64))
     }
 }
-

@@ -1,102 +1,11 @@
-//! The networks of the paper, one [`Entry`] each: its Table 1 recipe, how IMP reaches its
-//! Table 1 density, its k values and their unit, the paper's numbers, and what the smoke and
-//! quick scales cut. Everything the framework knows about a network outside its model crate
-//! (and its `nets::ModelConfig` arm) is here; the rest of the code is generic over entries.
-//!
-//! Adding a network: its model crate, one arm of `nets::ModelConfig` / `nets::Network`, and
-//! one entry in [`ENTRIES`].
-
-use std::borrow::Cow;
+//! The table: one entry per network of the paper, in Table 1 order.
 
 use data::{Augmentation, DatasetName};
 use nets::{BnInit, ModelConfig};
-use results::{KUnit, PaperReference, Scale};
+use results::KUnit;
 use train::{DataConfig, LrSchedule, OptimizerConfig, Recipe, Steps};
 
-use crate::{Error, Result};
-
-/// One network of the paper.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    /// The name on the command line, in recipes and in reports: `resnet20`.
-    pub name: &'static str,
-    /// How the paper names it: "Resnet-20 Low".
-    pub title: &'static str,
-    /// Its Table 1 recipe.
-    pub recipe: fn() -> Recipe,
-    /// How IMP reaches the Table 1 density.
-    pub pruning: Pruning,
-    /// The paper's k values.
-    pub ks: PaperKs,
-    /// What the paper reports.
-    pub paper: PaperNumbers,
-    /// Whether `reproduce` runs it when no network is named at smoke and quick scale (at paper
-    /// scale it runs every entry).
-    pub in_quick_set: bool,
-    /// What the smoke scale changes.
-    pub smoke: Cut,
-    /// What the quick scale changes.
-    pub quick: Cut,
-}
-
-/// IMP's schedule: `rounds` rounds, each pruning `fraction` of the surviving weights.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Pruning {
-    pub rounds: usize,
-    pub fraction: f64,
-}
-
-impl Pruning {
-    /// 20% of the surviving weights per round (the CIFAR-size networks).
-    pub const fn rounds_of_20_percent(rounds: usize) -> Pruning {
-        Pruning {
-            rounds,
-            fraction: 0.2,
-        }
-    }
-
-    /// One round straight to `density` (Resnet-50 and Inception-v3: 30%).
-    pub const fn one_shot_to(density: f64) -> Pruning {
-        Pruning {
-            rounds: 1,
-            fraction: 1.0 - density,
-        }
-    }
-
-    pub fn is_one_shot(self) -> bool {
-        self.rounds == 1
-    }
-
-    /// The density IMP reaches.
-    pub fn density(self) -> f64 {
-        (1.0 - self.fraction).powi(self.rounds as i32)
-    }
-}
-
-/// The k values of the paper's Figures 3 and 7 for a network.
-#[derive(Debug, Clone, Copy)]
-pub struct PaperKs {
-    /// In `unit`.
-    pub values: &'static [u64],
-    pub unit: KUnit,
-    /// The k from which the paper finds the dense network stable, in `unit`; the shortened
-    /// scales keep the k nearest to it (scaled to their length).
-    pub stable_from: u64,
-}
-
-impl PaperKs {
-    /// The k values (and the stable k) in iterations.
-    pub fn iterations(&self, iterations_per_epoch: u64) -> (Vec<u64>, u64) {
-        let per = match self.unit {
-            KUnit::Iterations => 1,
-            KUnit::Epochs => iterations_per_epoch,
-        };
-        (
-            self.values.iter().map(|k| k * per).collect(),
-            self.stable_from * per,
-        )
-    }
-}
+use super::{Cut, Entry, EvalCut, ImageCut, KChoice, PaperKs, PaperNumbers, Pruning};
 
 const CIFAR_KS: PaperKs = PaperKs {
     values: &[0, 25, 100, 500, 2000, 10_000],
@@ -111,87 +20,6 @@ const IMAGENET_KS: PaperKs = PaperKs {
     unit: KUnit::Epochs,
     stable_from: 20,
 };
-
-/// What the paper reports for a network (SPEC.md sections 3 and 5).
-#[derive(Debug, Clone, Copy)]
-pub struct PaperNumbers {
-    pub dataset: DatasetName,
-    /// Test accuracy (%): mean and std.
-    pub accuracy: (f64, f64),
-    /// Table 1 IMP density (%).
-    pub density: f64,
-    pub stable_at_init: bool,
-    pub stable_from: &'static str,
-    pub imp_matching_at_init: bool,
-    pub matching_from: &'static str,
-}
-
-impl PaperNumbers {
-    pub fn reference(&self) -> PaperReference {
-        PaperReference {
-            dataset: self.dataset,
-            accuracy: self.accuracy,
-            density: self.density,
-            stable_at_init: self.stable_at_init,
-            stable_from: Cow::Borrowed(self.stable_from),
-            imp_matching_at_init: self.imp_matching_at_init,
-            matching_from: Cow::Borrowed(self.matching_from),
-        }
-    }
-}
-
-/// How a smaller scale shrinks a network's experiments. Seeds, k scaling, pruning rounds and
-/// the wording of every cut are the same for all networks (see `reproduce::setup`).
-#[derive(Debug, Clone, Copy)]
-pub struct Cut {
-    /// The architecture as run (`None`: the paper's).
-    pub model: Option<fn() -> ModelConfig>,
-    /// Crops and batch size instead of the recipe's, in one micro-batch (ImageNet networks).
-    pub images: Option<ImageCut>,
-    /// What `model` and `images` change, in words.
-    pub note: Option<&'static str>,
-    /// Training iterations (`None`: the paper's length).
-    pub steps: Option<u64>,
-    pub dense_ks: KChoice,
-    pub sparse_ks: KChoice,
-    pub eval: EvalCut,
-    /// Words for the evaluation cuts.
-    pub eval_notes: &'static [&'static str],
-    /// Figure 4 interpolates the children every `steps / throughout_divisor` iterations.
-    pub throughout_divisor: u64,
-}
-
-/// Crop side and batch size of a shortened ImageNet run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ImageCut {
-    pub size: usize,
-    pub batch: usize,
-}
-
-/// Which of the paper's k values (scaled to the run's length) a scale measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KChoice {
-    /// These iterations.
-    Listed(&'static [u64]),
-    /// 0, the stable k and the largest.
-    ZeroStableLast,
-    /// 0 and the stable k.
-    ZeroStable,
-    /// 0 and a quarter of training.
-    ZeroQuarter,
-}
-
-/// Evaluation of a shortened run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EvalCut {
-    /// Evaluate every this many iterations (and at the end).
-    pub every: Option<u64>,
-    pub train_subset: usize,
-    pub test_subset: Option<usize>,
-    pub batch_size: usize,
-    /// Points on an interpolation path.
-    pub points: usize,
-}
 
 /// Every smoke cut but the architecture and length: a pipeline check.
 const SMOKE: Cut = Cut {
@@ -235,7 +63,10 @@ const QUICK_CONV: Cut = Cut {
 };
 
 const RESNET20_QUICK: Cut = Cut {
-    model: Some(|| ModelConfig::Resnet { depth: 20, width: 8 }),
+    model: Some(|| ModelConfig::Resnet {
+        depth: 20,
+        width: 8,
+    }),
     note: Some("Resnet-20 at half width (8/16/32 channels)"),
     steps: Some(200),
     ..QUICK_CONV
@@ -492,9 +323,7 @@ pub const ENTRIES: &[Entry] = &[
                 size: 64,
                 batch: 16,
             }),
-            note: Some(
-                "Resnet-50 at width 4 (of 64), 64x64 crops, batch 16 instead of 1024",
-            ),
+            note: Some("Resnet-50 at width 4 (of 64), 64x64 crops, batch 16 instead of 1024"),
             ..SMOKE
         },
         quick: Cut {
@@ -506,9 +335,7 @@ pub const ENTRIES: &[Entry] = &[
                 size: 112,
                 batch: 128,
             }),
-            note: Some(
-                "Resnet-50 at width 16 (of 64), 112x112 crops, batch 128 instead of 1024",
-            ),
+            note: Some("Resnet-50 at width 16 (of 64), 112x112 crops, batch 128 instead of 1024"),
             ..QUICK_CONV
         },
     },
@@ -542,7 +369,10 @@ pub const ENTRIES: &[Entry] = &[
         },
         in_quick_set: false,
         smoke: Cut {
-            images: Some(ImageCut { size: 75, batch: 16 }),
+            images: Some(ImageCut {
+                size: 75,
+                batch: 16,
+            }),
             note: Some(
                 "Inception-v3 on 75x75 crops (auxiliary head inactive below 299), batch 16 instead of 1024",
             ),
@@ -560,44 +390,3 @@ pub const ENTRIES: &[Entry] = &[
         },
     },
 ];
-
-/// The entry called `name` (a name given on the command line or in a config).
-pub fn entry(name: &str) -> Result<&'static Entry> {
-    ENTRIES
-        .iter()
-        .find(|e| e.name == name)
-        .ok_or_else(|| Error::UnknownNetwork {
-            name: name.to_string(),
-            known: names().join(", "),
-        })
-}
-
-/// The names of every entry, in Table 1 order.
-pub fn names() -> Vec<&'static str> {
-    ENTRIES.iter().map(|e| e.name).collect()
-}
-
-/// The Table 1 recipe called `name`.
-pub fn recipe(name: &str) -> Result<Recipe> {
-    Ok((entry(name)?.recipe)())
-}
-
-/// The networks `reproduce` runs at `scale` when none are named.
-pub fn default_networks(scale: Scale) -> Vec<String> {
-    ENTRIES
-        .iter()
-        .filter(|e| scale == Scale::Paper || e.in_quick_set)
-        .map(|e| e.name.to_string())
-        .collect()
-}
-
-impl Entry {
-    /// What `scale` changes (`None` at paper scale: Table 1 as published).
-    pub fn cut(&self, scale: Scale) -> Option<&Cut> {
-        match scale {
-            Scale::Smoke => Some(&self.smoke),
-            Scale::Quick => Some(&self.quick),
-            Scale::Paper => None,
-        }
-    }
-}

@@ -1,0 +1,121 @@
+//! The registry and planning without data.
+
+use data::DatasetName;
+use train::{Recipe, Steps};
+
+use crate::Error;
+use crate::runs::DataCache;
+
+#[test]
+fn the_registry_holds_table_1() {
+    use crate::registry::{ENTRIES, entry, recipe};
+    let names = crate::registry::names();
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "one entry per name");
+    for e in ENTRIES {
+        let r = (e.recipe)();
+        assert_eq!(r.name, e.name, "a recipe is named after its entry");
+        r.validate().expect("valid");
+        let text = toml::to_string(&r).expect("toml");
+        assert_eq!(toml::from_str::<Recipe>(&text).expect("parse"), r, "{text}");
+        // The pruning schedule reaches the paper's density (Table 1 rounds 1.5% to 1.4%).
+        assert!(
+            (100.0 * e.pruning.density() - e.paper.density).abs() < 0.15,
+            "{}: {:.2}% vs {}%",
+            e.name,
+            100.0 * e.pruning.density(),
+            e.paper.density
+        );
+        assert_eq!(e.paper.dataset, r.data.dataset);
+    }
+    assert!(matches!(
+        entry("resnet56"),
+        Err(Error::UnknownNetwork { .. })
+    ));
+    let lenet = recipe("lenet").expect("lenet");
+    assert_eq!(
+        (lenet.data.batch_size, lenet.training_steps.resolve(1000)),
+        (60, 24_000)
+    );
+    assert_eq!(lenet.schedule.lr_at(20_000, 24_000, 1000), 1.2e-3);
+    let warm = recipe("resnet20-warmup").expect("warmup");
+    assert!((warm.schedule.lr_at(15_000, 63_000, 391) - 0.015).abs() < 1e-12);
+    assert!((warm.schedule.lr_at(50_000, 63_000, 391) - 0.0003).abs() < 1e-12);
+    // ImageNet: 1,281,167 images in batches of 1024 are 1252 iterations per epoch.
+    let r50 = recipe("resnet50").expect("resnet50");
+    assert_eq!(r50.training_steps.resolve(1252), 90 * 1252);
+    assert_eq!((r50.data.batch_size, r50.data.micro_batches), (1024, 4));
+    assert!((r50.schedule.lr_at(0, 112_680, 1252) - 0.0).abs() < 1e-12);
+    assert!((r50.schedule.lr_at(2 * 1252 + 626, 112_680, 1252) - 0.2).abs() < 1e-12);
+    assert!((r50.schedule.lr_at(29 * 1252, 112_680, 1252) - 0.4).abs() < 1e-12);
+    assert!((r50.schedule.lr_at(30 * 1252, 112_680, 1252) - 0.04).abs() < 1e-12);
+    assert!((r50.schedule.lr_at(85 * 1252, 112_680, 1252) - 0.0004).abs() < 1e-9);
+    let inc = recipe("inception-v3").expect("inception");
+    let total = inc.training_steps.resolve(1252);
+    assert_eq!(total, 171 * 1252);
+    assert!((inc.schedule.lr_at(0, total, 1252) - 0.03).abs() < 1e-12);
+    assert!((inc.schedule.lr_at(total / 2, total, 1252) - 0.0175).abs() < 1e-6);
+    assert!((inc.schedule.lr_at(total, total, 1252) - 0.005).abs() < 1e-12);
+    // Epoch-based positions such as the paper's k = 18 epochs.
+    assert_eq!(Steps::parse("18ep").expect("18ep").resolve(1252), 22_536);
+    let mut small = r50.clone();
+    small.data.image_size = Some(16);
+    assert!(matches!(small.validate(), Err(train::Error::Config(_))));
+    small.data.image_size = Some(64);
+    small.data.micro_batches = 2048;
+    assert!(matches!(small.validate(), Err(train::Error::Config(_))));
+    let short = recipe("resnet20")
+        .expect("r")
+        .with_length(Steps::iterations(630), 391);
+    assert_eq!(
+        short.schedule.milestones,
+        vec![Steps::iterations(320), Steps::iterations(480)]
+    );
+}
+
+/// Planning needs epoch lengths, not data: the plans of every scale are made from the
+/// datasets' published sizes, with the run counts of the reproduction before the registry
+/// (smoke 87 runs, quick 124; paper: 8,148 for the seven CIFAR-size networks).
+#[test]
+fn reproductions_are_planned_without_data() {
+    use crate::reproduce::{PublishedSizes, Scale, config, plan};
+    let sizes = |scale: Scale, models: Option<Vec<&str>>| {
+        let mut c = config(scale);
+        c.substitutes = vec![(DatasetName::Cifar10, DatasetName::FashionMnist)];
+        if let Some(m) = models {
+            c.models = m.into_iter().map(String::from).collect();
+        }
+        let (p, models) = plan(&c, &PublishedSizes).expect("plan");
+        let trains = p.ids().iter().filter(|id| id.is_training()).count();
+        (p.len(), trains, models.len())
+    };
+    assert_eq!(sizes(Scale::Smoke, None), (87, 57, 3));
+    assert_eq!(sizes(Scale::Quick, None), (124, 61, 3));
+    let cifar = crate::registry::ENTRIES
+        .iter()
+        .filter(|e| e.paper.dataset != DatasetName::Imagenet)
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(sizes(Scale::Paper, Some(cifar)), (8148, 4071, 7));
+    let mut unknown = config(Scale::Smoke);
+    unknown.models = vec!["resnet56".into()];
+    assert!(matches!(
+        plan(&unknown, &PublishedSizes),
+        Err(Error::UnknownNetwork { .. })
+    ));
+    let mut nothing = config(Scale::Smoke);
+    nothing.figures.clear();
+    assert!(plan(&nothing, &PublishedSizes).is_err());
+}
+
+#[test]
+fn a_missing_dataset_is_a_typed_error() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = DataCache::new(dir.path(), false);
+    let recipe = crate::registry::recipe("lenet").expect("lenet");
+    let err = data.for_recipe(&recipe).err().expect("no MNIST here");
+    assert_eq!(err.missing_dataset(), Some(DatasetName::Mnist));
+    assert!(err.to_string().contains("mnist"), "{err}");
+}
