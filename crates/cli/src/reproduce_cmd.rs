@@ -229,18 +229,18 @@ fn dry_run(
 ) -> Result<()> {
     let (plan, models) = plan(config, &PublishedSizes)?;
     for m in &models {
-        let s = &m.setup;
+        let (s, d) = (&m.setup, &m.setup.design);
         println!(
             "{}: {} for {} steps, {} inits x {} data orders, dense k {:?}, sparse k {:?}, {} pruning rounds of {:.1}%",
             s.preset,
             s.recipe.model,
-            s.total_steps,
-            s.init_seeds.len(),
-            s.data_seeds.len(),
-            s.dense_ks,
-            s.sparse_ks,
-            s.levels,
-            100.0 * s.fraction
+            d.total_steps,
+            d.init_seeds.len(),
+            d.data_seeds.len(),
+            d.dense_ks,
+            d.sparse_ks,
+            d.levels,
+            100.0 * d.fraction
         );
     }
     let trains = plan.ids().iter().filter(|id| id.is_training()).count();

@@ -49,7 +49,7 @@ fn user_errors_are_one_clear_message_not_a_panic() {
         ),
         (
             &["train", "--preset", "resnet56", "--out"],
-            "available presets",
+            "unknown network `resnet56`: the registry has lenet",
         ),
         (
             &["train", "--steps", "12parsecs", "--out"],
@@ -224,22 +224,35 @@ fn imp_then_sparse_instability_share_one_store_that_runs_lists_and_cleans() {
 fn reproduce_says_how_to_substitute_cifar_and_plans_without_running() {
     let store = tempfile::tempdir().expect("tmp");
     let data = integration::data_dir();
-    let (ok, _, stderr) = run(rewind()
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "--no-download",
-            "reproduce",
-            "--scale",
-            "smoke",
-            "--dry-run",
-            "--store",
-        ])
-        .arg(store.path()));
+    let reproduce = |extra: &[&str]| {
+        run(rewind()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--no-download", "reproduce", "--scale", "smoke", "--store"])
+            .arg(store.path())
+            .args(extra))
+    };
+    // Planning reads no data: the dry run works without CIFAR-10.
+    let (ok, stdout, stderr) = reproduce(&["--dry-run"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("87 runs (57 trainings, 30 interpolations)"),
+        "{stdout}"
+    );
+    // Running needs the data: a missing CIFAR-10 is one message with what to do, before
+    // anything is trained.
+    let (ok, _, stderr) = reproduce(&["--quiet"]);
     assert!(!ok, "CIFAR-10 is not in the shared data");
     assert!(
         stderr.contains("--substitute cifar10=fashion-mnist") && !stderr.contains("panicked"),
         "{stderr}"
+    );
+    assert!(
+        !std::fs::read_dir(store.path())
+            .expect("store")
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("train-")),
+        "nothing was trained or planned into the store"
     );
     let (ok, stdout, stderr) = run(rewind()
         .arg("--data-dir")

@@ -13,11 +13,14 @@ use crate::plot::{PALETTE, Panel, Reference, Series, render};
 pub fn model_label(m: &ModelResults) -> String {
     let s = &m.setup;
     let n = &s.network;
-    let data = match s.substituted_for {
+    let data = match s.design.substituted_for {
         Some(paper) => format!("{} for {paper}", n.dataset),
         None => n.dataset.to_string(),
     };
-    format!("{} ({}, {data}, {} it)", n.title, n.model, s.total_steps)
+    format!(
+        "{} ({}, {data}, {} it)",
+        n.title, n.model, s.design.total_steps
+    )
 }
 
 fn mean_curve(pairs: &[&PairRecord], train: bool) -> (Vec<(f64, f64)>, Vec<f64>) {
@@ -83,7 +86,7 @@ fn categorical_axis(panel: &mut Panel, labels: Vec<String>) {
 /// The k axis: one position per measured k, in iterations, or in epochs for the ImageNet
 /// networks (the paper's linear epoch axis).
 fn k_axis(panel: &mut Panel, ks: &[u64], m: &ModelResults) {
-    let ipe = m.setup.iterations_per_epoch.max(1);
+    let ipe = m.setup.design.iterations_per_epoch.max(1);
     if m.setup.network.k_unit == KUnit::Epochs {
         panel.x_desc = panel
             .x_desc

@@ -56,7 +56,7 @@ fn stable_from(m: &ModelResults) -> Option<u64> {
 
 /// IMP accuracy at the target density for rewind k, and whether it is matching.
 fn imp_at_target(m: &ModelResults, k: u64) -> Option<(MeanStd, bool)> {
-    let level = m.imp_at(k)?.level(m.setup.levels, Branch::Imp)?;
+    let level = m.imp_at(k)?.level(m.setup.design.levels, Branch::Imp)?;
     let dense = m.dense_accuracy?;
     let tolerance = if dense.std.is_finite() {
         dense.std
@@ -129,7 +129,7 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(s, "| network | paper's data | data used |\n|---|---|---|");
     for m in &r.models {
         let p = m.setup.network.paper.as_ref();
-        let used = match m.setup.substituted_for {
+        let used = match m.setup.design.substituted_for {
             Some(_) => format!("**{} (substituted)**", m.setup.network.dataset),
             None => m.setup.network.dataset.to_string(),
         };
@@ -143,10 +143,15 @@ pub fn markdown(r: &Results) -> String {
     }
     let _ = writeln!(s, "\n## What differs from the paper at this scale\n");
     for m in &r.models {
-        if m.setup.cuts.is_empty() {
+        if m.setup.design.cuts.is_empty() {
             let _ = writeln!(s, "- {}: nothing (Table 1 as published)", m.setup.preset);
         } else {
-            let _ = writeln!(s, "- **{}**: {}", m.setup.preset, m.setup.cuts.join("; "));
+            let _ = writeln!(
+                s,
+                "- **{}**: {}",
+                m.setup.preset,
+                m.setup.design.cuts.join("; ")
+            );
         }
     }
     let _ = writeln!(s, "\n## Measured beside the paper\n");
@@ -179,7 +184,11 @@ pub fn markdown(r: &Results) -> String {
             stable_from(m).map_or("none measured".into(), |k| k.to_string()),
             p.map_or("–", |p| &p.stable_from),
             imp0.map_or("–".into(), |(a, _)| {
-                format!("{} at {:.1}%", pm(a), 100.0 * m.setup.target_density())
+                format!(
+                    "{} at {:.1}%",
+                    pm(a),
+                    100.0 * m.setup.design.target_density()
+                )
             }),
             imp0.map_or("–", |(_, ok)| yes(ok)),
             p.map_or("–", |p| yes(p.imp_matching_at_init)),
@@ -310,8 +319,8 @@ fn findings(m: &ModelResults) -> Vec<String> {
     if let Some(k) = stable_from(m) {
         out.push(format!(
             "{name}: stable (< {STABLE_PP} pp) from k = {k} of {} iterations ({:.1}% of training); the paper: from {}.",
-            m.setup.total_steps,
-            100.0 * k as f64 / m.setup.total_steps.max(1) as f64,
+            m.setup.design.total_steps,
+            100.0 * k as f64 / m.setup.design.total_steps.max(1) as f64,
             p.stable_from
         ));
     } else if m.dense.is_some() {
@@ -323,7 +332,7 @@ fn findings(m: &ModelResults) -> Vec<String> {
     if let Some((acc, ok)) = imp_at_target(m, 0) {
         out.push(format!(
             "{name}: IMP without rewinding at {:.1}% density reaches {:.2}% (dense {:.2}%): {} ({}: {}).",
-            100.0 * m.setup.target_density(),
+            100.0 * m.setup.design.target_density(),
             acc.mean,
             m.dense_accuracy.map_or(f64::NAN, |d| d.mean),
             if ok { "matching" } else { "not matching" },

@@ -23,8 +23,8 @@ pub use files::write_atomic;
 pub use ids::{Branch, JobKind, RunId, RunKind};
 pub use names::{DatasetName, Figure, KUnit, ReproduceConfig, Scale};
 pub use schema::{
-    ImpSeries, InstabilitySummary, KSummary, LevelResult, LevelSummary, ModelResults, NetworkInfo,
-    PairRecord, PairResult, PaperReference, Results, Setup, SparseAnalysis, TimeShare,
+    Design, ImpSeries, InstabilitySummary, KSummary, LevelResult, LevelSummary, ModelResults,
+    NetworkInfo, PairRecord, PairResult, PaperReference, Results, Setup, SparseAnalysis, TimeShare,
 };
 pub use stats::MeanStd;
 

@@ -234,19 +234,12 @@ pub struct NetworkInfo {
     pub paper: Option<PaperReference>,
 }
 
-/// Everything one network's experiments used at one scale.
-///
-/// `recipe`, `eval`, `curve_eval` and `rule` are the experiment crate's configurations as
-/// run, kept as JSON for provenance (each run's `identity.json` in the store holds them too);
-/// the report reads the typed fields only.
+/// The design of one network's experiments at one scale: seeds, k values, pruning rounds,
+/// evaluation points, and every cut from the paper in words.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Setup {
-    /// The network's name in the registry (`resnet20`).
-    pub preset: String,
-    pub recipe: serde_json::Value,
+pub struct Design {
     /// The dataset of the paper when another was substituted for it.
     pub substituted_for: Option<DatasetName>,
-    pub eval: serde_json::Value,
     pub init_seeds: Vec<u64>,
     /// Data orders of the children (all pairs are interpolated).
     pub data_seeds: Vec<u64>,
@@ -258,27 +251,43 @@ pub struct Setup {
     pub sparse_ks: Vec<u64>,
     /// Steps between the interpolations of Figure 4.
     pub throughout_every: u64,
+    /// Points on an interpolation path.
     pub points: usize,
-    pub curve_eval: serde_json::Value,
     /// Pruning rounds to the target density, and the fraction pruned per round.
     pub levels: usize,
     pub fraction: f64,
     /// Levels with baselines at k = 0 (Figure 5); the last level always has them.
     pub baseline_levels: Vec<usize>,
-    pub rule: serde_json::Value,
     pub bn_policy: BnPolicy,
     pub total_steps: u64,
     pub iterations_per_epoch: u64,
     /// What differs from the paper, in words.
     pub cuts: Vec<String>,
-    pub network: NetworkInfo,
 }
 
-impl Setup {
+impl Design {
     /// The density IMP reaches.
     pub fn target_density(&self) -> f64 {
         (1.0 - self.fraction).powi(self.levels as i32)
     }
+}
+
+/// Everything one network's experiments used at one scale, as `results.json` records it.
+///
+/// `recipe`, `eval`, `curve_eval` and `rule` are the experiment crate's configurations as
+/// run, kept as JSON for provenance (each run's `identity.json` in the store holds them too);
+/// the report reads the typed fields only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Setup {
+    /// The network's name in the registry (`resnet20`).
+    pub preset: String,
+    pub recipe: serde_json::Value,
+    pub eval: serde_json::Value,
+    pub curve_eval: serde_json::Value,
+    pub rule: serde_json::Value,
+    #[serde(flatten)]
+    pub design: Design,
+    pub network: NetworkInfo,
 }
 
 /// Everything the figures and the report of one network show.

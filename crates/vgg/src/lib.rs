@@ -106,12 +106,6 @@ impl Vgg {
         let x = self.pool.forward(x); // [batch, channels, 1, 1]
         self.fc.forward(x.flatten(1, 3))
     }
-
-    pub fn in_channels(&self) -> usize {
-        self.layers
-            .first()
-            .map_or(0, |l| l.conv.weight.shape().dims::<4>()[1])
-    }
 }
 
 #[cfg(test)]

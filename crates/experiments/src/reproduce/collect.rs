@@ -82,7 +82,7 @@ fn model_results(m: &ModelRuns, store: &Store) -> Result<ModelResults> {
             let density = imp
                 .iter()
                 .find(|s| s.k == *k)
-                .and_then(|s| s.level(m.setup.levels, *branch))
+                .and_then(|s| s.level(m.setup.design.levels, *branch))
                 .map_or(f64::NAN, |l| l.density);
             Ok(SparseAnalysis {
                 k: *k,

@@ -60,18 +60,19 @@ pub fn plan(config: &ReproduceConfig, epochs: &dyn EpochLength) -> Result<(Plan,
 
 fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> Result<ModelRuns> {
     let instability = InstabilityConfig {
-        data_seeds: setup.data_seeds.clone(),
-        points: setup.points,
-        bn_policy: setup.bn_policy,
+        data_seeds: setup.design.data_seeds.clone(),
+        points: setup.design.points,
+        bn_policy: setup.design.bn_policy,
         eval: setup.curve_eval.clone(),
         throughout_every: config
             .figures
             .contains(&Figure::Fig4)
-            .then_some(setup.throughout_every),
+            .then_some(setup.design.throughout_every),
     };
     let mut dense_pairs = Vec::new();
     if config.wants(Figure::needs_dense) {
         let parents = setup
+            .design
             .init_seeds
             .iter()
             .map(|&init| {
@@ -80,15 +81,15 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
                     run: plan.train_from_init(
                         &setup.recipe,
                         init,
-                        setup.parent_data_seed,
+                        setup.design.parent_data_seed,
                         &setup.eval,
                         &setup.rule,
                     )?,
-                    ks: setup.dense_ks.clone(),
+                    ks: setup.design.dense_ks.clone(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        dense_pairs = instability.plan(plan, &parents, setup.total_steps)?;
+        dense_pairs = instability.plan(plan, &parents, setup.design.total_steps)?;
     }
     let mut imp = Vec::new();
     let mut sparse_pairs = Vec::new();
@@ -97,31 +98,31 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
             throughout_every: None,
             ..instability.clone()
         };
-        for &k in &setup.sparse_ks {
+        for &k in &setup.design.sparse_ks {
             let mut branches: Vec<(Branch, Vec<ParentRun>)> =
                 Branch::ALL.iter().map(|b| (*b, vec![])).collect();
-            for &init in &setup.init_seeds {
+            for &init in &setup.design.init_seeds {
                 let experiment = ImpConfig {
                     recipe: setup.recipe.clone(),
                     eval: setup.eval.clone(),
                     init_seed: init,
-                    data_seed: setup.parent_data_seed,
+                    data_seed: setup.design.parent_data_seed,
                     rewind: k,
-                    levels: setup.levels,
-                    fraction: setup.fraction,
+                    levels: setup.design.levels,
+                    fraction: setup.design.fraction,
                     rule: setup.rule.clone(),
                     optimizer_at_rewind: OptimizerAtRewind::Fresh,
                     baselines: Baseline::ALL.to_vec(),
                     baseline_levels: if k == 0 {
-                        setup.baseline_levels.clone()
+                        setup.design.baseline_levels.clone()
                     } else {
-                        vec![setup.levels]
+                        vec![setup.design.levels]
                     },
                     baseline_seed: 1000 + init,
                 };
                 let runs = experiment.plan(plan)?;
                 for (branch, parents) in branches.iter_mut() {
-                    if let Some(run) = runs.run(setup.levels, *branch) {
+                    if let Some(run) = runs.run(setup.design.levels, *branch) {
                         parents.push(ParentRun {
                             init_seed: init,
                             run: run.clone(),
@@ -133,7 +134,8 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
             }
             if config.wants(Figure::needs_sparse) {
                 for (branch, parents) in branches {
-                    let pairs = sparse_instability.plan(plan, &parents, setup.total_steps)?;
+                    let pairs =
+                        sparse_instability.plan(plan, &parents, setup.design.total_steps)?;
                     sparse_pairs.push((k, branch, pairs));
                 }
             }

@@ -1,9 +1,7 @@
 //! One network's experiments at one scale: the paper's settings, cut as the registry entry
 //! says, with every cut written down in words.
 
-use data::DatasetName;
-use lmc::BnPolicy;
-use results::{NetworkInfo, ReproduceConfig, Scale, Setup};
+use results::{Design, NetworkInfo, ReproduceConfig, Scale, Setup};
 use serde::{Deserialize, Serialize};
 use sparsity::PruneRule;
 use train::{EvalConfig, Recipe, Steps};
@@ -35,33 +33,11 @@ pub struct ModelSetup {
     pub preset: String,
     /// The recipe as run (length, width and dataset already changed for the scale).
     pub recipe: Recipe,
-    /// The dataset of the preset when another was substituted for it.
-    pub substituted_for: Option<DatasetName>,
     pub eval: EvalConfig,
-    pub init_seeds: Vec<u64>,
-    /// Data orders of the children (all pairs are interpolated).
-    pub data_seeds: Vec<u64>,
-    /// Data order of the parents (W_0 -> W_k) and of the IMP runs.
-    pub parent_data_seed: u64,
-    /// Branch iterations of the dense analysis (Figures 3, 4, App. B, D).
-    pub dense_ks: Vec<u64>,
-    /// Rewind iterations of the sparse analysis (Figures 7, 8, App. C, E).
-    pub sparse_ks: Vec<u64>,
-    /// Steps between the interpolations of Figure 4.
-    pub throughout_every: u64,
-    pub points: usize,
     pub curve_eval: EvalConfig,
-    /// Pruning rounds to the Table 1 density, and the fraction pruned per round.
-    pub levels: usize,
-    pub fraction: f64,
-    /// Levels with baselines at k = 0 (Figure 5); the last level always has them.
-    pub baseline_levels: Vec<usize>,
     pub rule: PruneRule,
-    pub bn_policy: BnPolicy,
-    pub total_steps: u64,
-    pub iterations_per_epoch: u64,
-    /// What differs from the paper, in words.
-    pub cuts: Vec<String>,
+    #[serde(flatten)]
+    pub design: Design,
 }
 
 impl ModelSetup {
@@ -190,29 +166,26 @@ impl ModelSetup {
             preset: entry.name.to_string(),
             rule: PruneRule::for_model(&recipe.model),
             recipe,
-            substituted_for,
             eval,
-            init_seeds,
-            data_seeds,
-            parent_data_seed,
-            dense_ks,
-            sparse_ks,
-            throughout_every,
-            points,
             curve_eval,
-            levels,
-            fraction,
-            baseline_levels,
-            bn_policy: config.bn_policy,
-            total_steps: steps,
-            iterations_per_epoch: ipe,
-            cuts,
+            design: Design {
+                substituted_for,
+                init_seeds,
+                data_seeds,
+                parent_data_seed,
+                dense_ks,
+                sparse_ks,
+                throughout_every,
+                points,
+                levels,
+                fraction,
+                baseline_levels,
+                bn_policy: config.bn_policy,
+                total_steps: steps,
+                iterations_per_epoch: ipe,
+                cuts,
+            },
         })
-    }
-
-    /// The density IMP reaches.
-    pub fn target_density(&self) -> f64 {
-        (1.0 - self.fraction).powi(self.levels as i32)
     }
 
     /// The setup as `results.json` records it.
@@ -220,24 +193,10 @@ impl ModelSetup {
         Ok(Setup {
             preset: self.preset.clone(),
             recipe: json(&self.recipe)?,
-            substituted_for: self.substituted_for,
             eval: json(&self.eval)?,
-            init_seeds: self.init_seeds.clone(),
-            data_seeds: self.data_seeds.clone(),
-            parent_data_seed: self.parent_data_seed,
-            dense_ks: self.dense_ks.clone(),
-            sparse_ks: self.sparse_ks.clone(),
-            throughout_every: self.throughout_every,
-            points: self.points,
             curve_eval: json(&self.curve_eval)?,
-            levels: self.levels,
-            fraction: self.fraction,
-            baseline_levels: self.baseline_levels.clone(),
             rule: json(&self.rule)?,
-            bn_policy: self.bn_policy,
-            total_steps: self.total_steps,
-            iterations_per_epoch: self.iterations_per_epoch,
-            cuts: self.cuts.clone(),
+            design: self.design.clone(),
             network: NetworkInfo {
                 title: entry.title.to_string(),
                 model: self.recipe.model.to_string(),
