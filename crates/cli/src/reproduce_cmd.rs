@@ -183,7 +183,10 @@ pub fn run(args: ReproduceArgs, data_dir: &Path, allow_download: bool) -> Result
                 out.display()
             );
         }
-        Outcome::Submitted(submission) => print_submission(&submission, &runner, &out),
+        Outcome::Submitted {
+            submission,
+            planned,
+        } => print_submission(&submission, planned, &runner, &out),
     }
     Ok(())
 }
@@ -333,7 +336,7 @@ fn slurm_executor<'a>(
     })
 }
 
-fn print_submission(submission: &Submission, runner: &Runner, out: &Path) {
+fn print_submission(submission: &Submission, planned: usize, runner: &Runner, out: &Path) {
     for (array, job) in submission.arrays.iter().zip(&submission.array_jobs) {
         let n = array.tasks.len();
         println!(
@@ -356,9 +359,12 @@ fn print_submission(submission: &Submission, runner: &Runner, out: &Path) {
         println!("job {job}: the report, into {}", out.display());
     }
     println!(
-        "submitted {} runs in {} job arrays; scripts and logs in {}\nfollow with `rewind runs \
-         list --store {}` or `squeue --me`; if a job fails, submit again to resume",
+        "submitted {} of {} runs ({} already finished) in {} job arrays; scripts and logs in \
+         {}\nfollow with `rewind runs list --store {}` or `squeue --me`; if a job fails, \
+         submit again to resume",
         submission.runs(),
+        planned,
+        planned - submission.runs(),
         submission.arrays.len(),
         submission.dir.display(),
         runner.store.root().display()

@@ -154,8 +154,12 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
 pub enum Outcome {
     /// Every run finished: the results to draw.
     Finished(Box<Results>),
-    /// The runs were handed to a scheduler (whose last job renders the report).
-    Submitted(Submission),
+    /// The runs were handed to a scheduler (whose last job renders the report); `planned` is
+    /// the size of the whole plan, finished runs included.
+    Submitted {
+        submission: Submission,
+        planned: usize,
+    },
 }
 
 /// [`run`] in this process: `workers` runs at a time, data and store of `runner`, no
@@ -168,7 +172,7 @@ pub fn run_here(config: &ReproduceConfig, runner: &Runner, workers: usize) -> Re
     };
     match run(config, &runner.data, &local, &runner.store)? {
         Outcome::Finished(results) => Ok(*results),
-        Outcome::Submitted(_) => Err(crate::Error::Invalid(
+        Outcome::Submitted { .. } => Err(crate::Error::Invalid(
             "a local execution submitted its runs".into(),
         )),
     }
@@ -188,6 +192,9 @@ pub fn run(
         Execution::Finished => Ok(Outcome::Finished(Box::new(collect(
             config, &models, &plan, store, started,
         )?))),
-        Execution::Submitted(submission) => Ok(Outcome::Submitted(submission)),
+        Execution::Submitted(submission) => Ok(Outcome::Submitted {
+            submission,
+            planned: plan.len(),
+        }),
     }
 }
