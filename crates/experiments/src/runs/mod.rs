@@ -1,6 +1,6 @@
-//! Runs as data: what a training run or an interpolation is ([`jobs`](self)), the graph of
-//! runs an experiment needs ([`Plan`]), and the [`Runner`] that brings runs to completion in
-//! the store.
+//! Runs as data: what a training run or an interpolation is ([`TrainSpec`], [`PairSpec`],
+//! [`Job`]), the graph of runs an experiment needs ([`Plan`]), the datasets they share
+//! ([`DataCache`]), and the [`Runner`] that brings runs to completion in the store.
 
 mod data;
 mod jobs;
