@@ -204,3 +204,45 @@ fn smoke_reproduction_renders_every_figure_and_the_report() {
     assert_eq!(again.models, results.models);
     assert_eq!(runner.store.list().expect("list").len(), before.len());
 }
+
+/// Step for step against PyTorch (`tests/fixtures/parity/lenet.json`, written by
+/// `cargo xtask parity`: our initial weights and batches trained by torch.optim.Adam): the same
+/// initial weights, batches, normalisation, forward pass, loss and Adam updates give the same
+/// per-step loss. Over the first 8 steps the two agree to 2e-6 (float32 rounding: PyTorch's
+/// own float32 run is 1e-7 from its float64 run). Later steps are compared in the note of
+/// #15: the trajectory is sensitive at the level of rounding (PyTorch's builtin Adam and the
+/// same formula written with mul/add instead of lerp differ by 2e-4 at step 10), so a longer
+/// horizon needs PyTorch's exact operation order.
+#[test]
+fn lenet_with_adam_matches_pytorch_step_for_step() {
+    let golden: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/parity/lenet.json"),
+        )
+        .expect("the parity fixture"),
+    )
+    .expect("JSON");
+    let torch: Vec<f64> = golden["losses"]
+        .as_array()
+        .expect("losses")
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .collect();
+    let recipe = experiments::registry::recipe("lenet").expect("preset");
+    let data = TrainData::load(&recipe, &data_dir(), false).expect("MNIST");
+    let seeds = (golden["init_seed"].as_u64(), golden["data_seed"].as_u64());
+    let (Some(init_seed), Some(data_seed)) = seeds else {
+        panic!("the fixture names its seeds");
+    };
+    let config = TrainConfig::new(recipe, init_seed, data_seed);
+    let trainer = Trainer::new(config, data, &train::default_device()).expect("trainer");
+    let state = trainer.initial_state().expect("init");
+    let (_, ours) = trainer.step_losses(state, 8).expect("8 steps");
+    for (step, (a, b)) in ours.iter().zip(&torch).enumerate() {
+        let rel = (f64::from(*a) - b).abs() / b.abs();
+        assert!(
+            rel < 1e-5,
+            "step {step}: ours {a} vs PyTorch {b} ({rel:.1e})"
+        );
+    }
+}

@@ -5,6 +5,7 @@
 mod bench_cmd;
 mod imp_cmd;
 mod instability_cmd;
+mod parity_cmd;
 mod reproduce_cmd;
 mod runs_cmd;
 mod store_args;
@@ -82,6 +83,9 @@ enum Command {
     Presets,
     /// Measure milliseconds per training step and evaluation throughput on this machine.
     Bench(bench_cmd::BenchArgs),
+    /// Export a recipe's initial weights, batches and per-step losses for a step-for-step
+    /// comparison with PyTorch (`bench/parity.py`, `cargo xtask parity`).
+    ParityExport(parity_cmd::ParityArgs),
 }
 
 fn main() -> ExitCode {
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
         Command::Runs(args) => runs_cmd::run(args, &data_dir, !cli.no_download),
         Command::Presets => train_cmd::list_presets(),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::ParityExport(args) => parity_cmd::run(args, &data_dir, !cli.no_download),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

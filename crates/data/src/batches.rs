@@ -231,6 +231,16 @@ impl SeededBatches {
         order
     }
 
+    /// The training examples (indices into the source) of step `step`'s batch, in order.
+    pub fn indices(&self, step: u64) -> Vec<usize> {
+        let ipe = self.iterations_per_epoch();
+        let (epoch, within) = (step / ipe, (step % ipe) as usize);
+        let order = self.epoch_order(epoch);
+        let start = within * self.inner.batch_size;
+        let end = (start + self.inner.batch_size).min(order.len());
+        order[start..end].to_vec()
+    }
+
     /// The batch of training step `step` (0-based).
     pub fn batch(&self, step: u64) -> Result<Batch> {
         let ipe = self.iterations_per_epoch();

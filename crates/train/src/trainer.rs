@@ -255,6 +255,30 @@ impl Trainer {
         steps.resolve(self.iterations_per_epoch)
     }
 
+    /// The training examples (indices into the train split) of step `step`'s batch.
+    pub fn batch_indices(&self, step: u64) -> Vec<usize> {
+        self.batches.indices(step)
+    }
+
+    /// Trains `state` for `steps` optimiser steps, nothing written, and returns the loss of
+    /// every step: what a step-for-step comparison with another framework needs.
+    pub fn step_losses<M: Classifier>(
+        &self,
+        mut state: TrainState<M>,
+        steps: u64,
+    ) -> Result<(TrainState<M>, Vec<f32>)> {
+        let loss_fn = self.loss_fn();
+        let schedule = &self.config.recipe.schedule;
+        let mut losses = Vec::with_capacity(steps as usize);
+        for _ in 0..steps {
+            let lr = schedule.lr_at(state.step, self.total_steps, self.iterations_per_epoch);
+            let (next, loss) = self.step(state, &loss_fn, lr, true)?;
+            losses.push(loss.unwrap_or(f32::NAN));
+            state = next;
+        }
+        Ok((state, losses))
+    }
+
     /// The recipe's network, built for the data and initialised from the init seed.
     pub fn build_model(&self) -> Result<Network> {
         let t = &self.data.transform;
