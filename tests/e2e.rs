@@ -208,11 +208,10 @@ fn smoke_reproduction_renders_every_figure_and_the_report() {
 /// Step for step against PyTorch (`tests/fixtures/parity/lenet.json`, written by
 /// `cargo xtask parity`: our initial weights and batches trained by torch.optim.Adam): the same
 /// initial weights, batches, normalisation, forward pass, loss and Adam updates give the same
-/// per-step loss. Over the first 8 steps the two agree to 2e-6 (float32 rounding: PyTorch's
-/// own float32 run is 1e-7 from its float64 run). Later steps are compared in the note of
-/// #15: the trajectory is sensitive at the level of rounding (PyTorch's builtin Adam and the
-/// same formula written with mul/add instead of lerp differ by 2e-4 at step 10), so a longer
-/// horizon needs PyTorch's exact operation order.
+/// loss at each of 100 steps, within 1e-4 relative. PyTorch's own float32 run stays within
+/// 1e-7 of its float64 run over these steps, so the bound leaves room for float32 rounding
+/// only: with burn's rounding of Adam's constants (`1 - 0.999` in f32) the losses were 1.9e-4
+/// apart by step 10 and 9% by step 99.
 #[test]
 fn lenet_with_adam_matches_pytorch_step_for_step() {
     let golden: serde_json::Value = serde_json::from_str(
