@@ -210,8 +210,7 @@ fn smoke_reproduction_renders_every_figure_and_the_report() {
 /// initial weights, batches, normalisation, forward pass, loss and Adam updates give the same
 /// loss at each of 100 steps, within 1e-4 relative. PyTorch's own float32 run stays within
 /// 1e-7 of its float64 run over these steps, so the bound leaves room for float32 rounding
-/// only: with burn's rounding of Adam's constants (`1 - 0.999` in f32) the losses were 1.9e-4
-/// apart by step 10 and 9% by step 99.
+/// only.
 #[test]
 fn lenet_with_adam_matches_pytorch_step_for_step() {
     let golden: serde_json::Value = serde_json::from_str(

@@ -1,14 +1,10 @@
 //! Adam and SGD whose update is one fused pass on the flex backend.
 //!
 //! burn's `Adam` and `Sgd` build each update from a dozen whole-tensor operations, each a
-//! single-threaded pass that allocates. These optimisers compute the same update in one
-//! parallel pass that updates parameter and moments in place. SGD is burn's, operation for
-//! operation (bit-identical). Adam follows PyTorch's arithmetic where it differs from burn's:
-//! the moment weights `1 - β` and the bias corrections `1 - βᵗ` are computed in `f64` from
-//! the decimal betas and rounded once, as PyTorch computes them in Python. burn computes them
-//! in `f32`, and the 1.3e-5 relative error of `1 - 0.999f32` moved Lenet's loss 1.9e-4 away
-//! from PyTorch's within 10 steps (tests/fixtures/parity). On other backends they compute the
-//! update with burn's tensor operations (burn's Adam). Adam's state record is burn's `AdamState`; SGD's record
+//! single-threaded pass that allocates. These optimisers compute the same update, operation for
+//! operation in the same `f32` order (so the numbers are bit-identical to burn's), in one
+//! parallel pass that updates parameter and moments in place. On other backends they compute
+//! it with burn's tensor operations. Adam's state record is burn's `AdamState`; SGD's record
 //! uses the names of burn's `SgdState` (`momentum.velocity`), so checkpoints written with
 //! burn's optimisers load into these and back.
 
@@ -22,8 +18,8 @@ use burn::tensor::{Device, Tensor};
 /// bias-corrected moments, epsilon added to the corrected second moment's root.
 #[derive(Clone, Debug)]
 pub struct Adam {
-    pub beta_1: f64,
-    pub beta_2: f64,
+    pub beta_1: f32,
+    pub beta_2: f32,
     pub epsilon: f32,
     pub weight_decay: f32,
 }
@@ -46,8 +42,8 @@ impl Adam {
     /// burn's own Adam with the same settings (the reference the fused step is checked against).
     pub fn burn_reference(&self) -> burn::optim::Adam {
         AdamConfig::new()
-            .with_beta_1(self.beta_1 as f32)
-            .with_beta_2(self.beta_2 as f32)
+            .with_beta_1(self.beta_1)
+            .with_beta_2(self.beta_2)
             .with_epsilon(self.epsilon)
             .with_weight_decay(
                 (self.weight_decay > 0.0)
@@ -188,14 +184,14 @@ mod fused {
     /// Elements per parallel task; small tensors run on the calling thread.
     const CHUNK: usize = 1 << 14;
 
-    /// The bias corrections folded into one factor on the first moment and one epsilon:
-    /// `m·(√bc2 / bc1) / (√v + ε·√bc2)`, in `f64` as PyTorch computes them.
+    /// The bias corrections folded into one factor on the first moment and one epsilon, as burn
+    /// and PyTorch compute them: `m·(√bc2 / bc1) / (√v + ε·√bc2)`.
     fn adam_factors(adam: &Adam, time: usize) -> (f32, f32) {
         let time = time as i32;
         let bc2_sqrt = (1.0 - adam.beta_2.powi(time)).sqrt();
         (
-            (bc2_sqrt / (1.0 - adam.beta_1.powi(time))) as f32,
-            (f64::from(adam.epsilon) * bc2_sqrt) as f32,
+            bc2_sqrt / (1.0 - adam.beta_1.powi(time)),
+            adam.epsilon * bc2_sqrt,
         )
     }
 
@@ -244,11 +240,12 @@ mod fused {
         let mut m = m.map_or_else(|| vec![0.0; p.len()], |m| owned(m).0);
         let mut v = v.map_or_else(|| vec![0.0; p.len()], |v| owned(v).0);
         let (factor, epsilon) = adam_factors(adam, time);
+        let (b1, b2) = (adam.beta_1, adam.beta_2);
         let k = AdamScalars {
-            b1: adam.beta_1 as f32,
-            b2: adam.beta_2 as f32,
-            c1: (1.0 - adam.beta_1) as f32,
-            c2: (1.0 - adam.beta_2) as f32,
+            b1,
+            b2,
+            c1: 1.0 - b1,
+            c2: 1.0 - b2,
             wd: adam.weight_decay,
             factor,
             epsilon,

@@ -203,28 +203,14 @@ fn weights(model: &TwoLayers) -> Vec<Vec<f32>> {
     ]
 }
 
-/// Weights equal to within 1e-5 each: what separates burn's Adam from one that rounds its
-/// constants as PyTorch does (burn's `1 - 0.999f32` is 1.3e-5 off, which shifts every early
-/// Adam step by up to ~1e-5 of the learning rate), and far below any real disagreement.
-fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>]) {
-    for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
-        assert!((x - y).abs() <= 1e-5, "{x} vs {y}");
-    }
-}
-
-/// The fused Adam is burn's update but for the rounding of `1 - β` and of the bias
-/// corrections, which it computes in `f64` as PyTorch does (tests/e2e.rs checks it against
-/// PyTorch step for step): the weights agree to float rounding and are not bit-identical.
 #[test]
-fn fused_adam_is_burns_adam_with_pytorchs_rounding_of_the_constants() {
+fn fused_adam_is_burns_adam_bit_for_bit() {
     for weight_decay in [0.0, 5e-4] {
         let ours = Adam::new(weight_decay);
         let reference = ModuleOptimizer::from(ours.burn_reference());
         let a = train_steps(ours.init(), 6);
         let b = train_steps(reference, 6);
-        let (a, b) = (weights(&a), weights(&b));
-        assert_close(&a, &b);
-        assert_ne!(a, b, "the constants are rounded as PyTorch rounds them");
+        assert_eq!(weights(&a), weights(&b), "weight decay {weight_decay}");
     }
 }
 
@@ -279,8 +265,7 @@ fn optimiser_state_written_by_burns_optimisers_loads_into_the_fused_ones() {
         (ModuleOptimizer::from(adam.burn_reference()), adam.init()),
     ] {
         // Two steps with burn's optimiser; the third with burn's, or with ours after a round
-        // trip of burn's record: the same weights (Adam: to the rounding of its constants, see
-        // `assert_close`) only if every moment was restored.
+        // trip of burn's record: the same weights only if every moment was restored.
         let (mut model, x) = two_layers();
         let mut reference = reference;
         for step in 0..2 {
@@ -290,7 +275,7 @@ fn optimiser_state_written_by_burns_optimisers_loads_into_the_fused_ones() {
         let mut restored = ours.from_bytes(bytes).expect("burn's record loads");
         let expected = take_step(model.clone(), &x, &mut reference, 2);
         let actual = take_step(model, &x, &mut restored, 2);
-        assert_close(&weights(&actual), &weights(&expected));
+        assert_eq!(weights(&actual), weights(&expected));
     }
 }
 
