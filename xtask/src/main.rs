@@ -407,10 +407,9 @@ fn reproduce_config(r: &Reproduce) -> Result<results::ReproduceConfig> {
         config.figures = r.only.clone();
     }
     for s in &r.substitute {
-        let (from, to) = s
-            .split_once('=')
-            .with_context(|| format!("--substitute takes PAPER=USED, got `{s}`"))?;
-        config.substitutes.push((from.parse()?, to.parse()?));
+        config
+            .substitutes
+            .push(results::parse_substitute(s).context("--substitute")?);
     }
     Ok(config)
 }

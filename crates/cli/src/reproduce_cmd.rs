@@ -106,13 +106,6 @@ struct ClusterArgs {
     sbatch_arg: Vec<String>,
 }
 
-fn parse_substitute(s: &str) -> Result<(DatasetName, DatasetName)> {
-    let (from, to) = s.split_once('=').with_context(|| {
-        format!("--substitute takes PAPER=USED, e.g. cifar10=fashion-mnist; got `{s}`")
-    })?;
-    Ok((from.parse()?, to.parse()?))
-}
-
 /// What to reproduce: the config file, or the options.
 fn reproduce_config(args: &ReproduceArgs) -> Result<ReproduceConfig> {
     if let Some(path) = &args.config {
@@ -139,7 +132,7 @@ fn reproduce_config(args: &ReproduceArgs) -> Result<ReproduceConfig> {
     config.substitutes = args
         .substitute
         .iter()
-        .map(|s| parse_substitute(s))
+        .map(|s| results::parse_substitute(s).context("--substitute"))
         .collect::<Result<_>>()?;
     Ok(config)
 }

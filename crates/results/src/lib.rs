@@ -21,7 +21,7 @@ mod stats;
 pub use curve::{BnPolicy, CurvePoint, ErrorCurve, Instability, L2Distance, LayerDensity};
 pub use files::write_atomic;
 pub use ids::{Branch, JobKind, RunId, RunKind};
-pub use names::{DatasetName, Figure, KUnit, ReproduceConfig, Scale};
+pub use names::{DatasetName, Figure, KUnit, ReproduceConfig, Scale, parse_substitute};
 pub use schema::{
     Design, ImpSeries, InstabilitySummary, KSummary, LevelResult, LevelSummary, ModelResults,
     NetworkInfo, PairRecord, PairResult, PaperReference, Results, Setup, SparseAnalysis, TimeShare,

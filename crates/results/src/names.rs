@@ -282,6 +282,17 @@ impl FromStr for DatasetName {
     }
 }
 
+/// Parses a substitution `PAPER=USED` (e.g. `cifar10=fashion-mnist`): the experiments of the
+/// paper's dataset PAPER run on USED.
+pub fn parse_substitute(s: &str) -> Result<(DatasetName, DatasetName), Error> {
+    let (from, to) = s.split_once('=').ok_or_else(|| Error::Unknown {
+        what: "substitution",
+        value: s.to_string(),
+        expected: "PAPER=USED, e.g. cifar10=fashion-mnist".into(),
+    })?;
+    Ok((from.parse()?, to.parse()?))
+}
+
 /// The unit of a network's k axis: the paper gives k in iterations for the CIFAR-size
 /// networks and in epochs for the ImageNet ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -124,3 +124,14 @@ fn a_failed_write_reports_the_write_and_leaves_no_temporary() {
         "temporaries left: {names:?}"
     );
 }
+
+#[test]
+fn substitutions_parse_as_paper_equals_used() {
+    assert_eq!(
+        parse_substitute("cifar10=fashion-mnist").expect("valid"),
+        (DatasetName::Cifar10, DatasetName::FashionMnist)
+    );
+    let err = parse_substitute("cifar10").expect_err("no =");
+    assert!(err.to_string().contains("PAPER=USED"), "{err}");
+    assert!(parse_substitute("cifar10=svhn").is_err());
+}
