@@ -205,43 +205,46 @@ fn smoke_reproduction_renders_every_figure_and_the_report() {
     assert_eq!(runner.store.list().expect("list").len(), before.len());
 }
 
-/// Step for step against PyTorch (`tests/fixtures/parity/lenet.json`, written by
-/// `cargo xtask parity`: our initial weights and batches trained by torch.optim.Adam): the same
-/// initial weights, batches, normalisation, forward pass, loss and Adam updates give the same
-/// loss over the first 8 steps, within 1e-5 relative (measured: 2e-6). From about step 9 our
-/// losses drift away from PyTorch's (2e-4 at step 10, up to 16% by step 82) while PyTorch's
-/// own float32 run stays within 1e-7 of its float64 run: a difference in our computation that
-/// is still to be found (issue #15), which is why the horizon is 8 steps for now.
+/// Every step of a parity case against PyTorch's step from the same state
+/// (`tests/fixtures/parity/<case>.json`, written by `cargo xtask parity`; see
+/// `experiments::parity` for why each step starts from our state): the loss, the norm of each
+/// tensor's change (parameters through the optimiser, BN running statistics through the
+/// forward), and the test errors along an interpolation of two trained networks.
+fn matches_pytorch(name: &str) {
+    let case = experiments::parity::case(name).expect("case");
+    let fixture = experiments::parity::Fixture::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("fixtures/parity/{name}.json")),
+    )
+    .expect("the parity fixture");
+    let data = case
+        .data(&DataCache::new(&data_dir(), false))
+        .expect("data");
+    let measured = experiments::parity::measure(case, &data, None).expect("replay");
+    let comparison = experiments::parity::compare(case, &fixture, &measured);
+    println!("{name}: {comparison:?}");
+    assert!(
+        comparison.failures.is_empty(),
+        "{name} departs from PyTorch: {}",
+        comparison.failures.join("; ")
+    );
+}
+
+/// Lenet with Adam, 100 steps on MNIST.
 #[test]
 fn lenet_with_adam_matches_pytorch_step_for_step() {
-    let golden: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/parity/lenet.json"),
-        )
-        .expect("the parity fixture"),
-    )
-    .expect("JSON");
-    let torch: Vec<f64> = golden["losses"]
-        .as_array()
-        .expect("losses")
-        .iter()
-        .filter_map(serde_json::Value::as_f64)
-        .collect();
-    let recipe = experiments::registry::recipe("lenet").expect("preset");
-    let data = TrainData::load(&recipe, &data_dir(), false).expect("MNIST");
-    let seeds = (golden["init_seed"].as_u64(), golden["data_seed"].as_u64());
-    let (Some(init_seed), Some(data_seed)) = seeds else {
-        panic!("the fixture names its seeds");
-    };
-    let config = TrainConfig::new(recipe, init_seed, data_seed);
-    let trainer = Trainer::new(config, data, &train::default_device()).expect("trainer");
-    let state = trainer.initial_state().expect("init");
-    let (_, ours) = trainer.step_losses(state, 8).expect("8 steps");
-    for (step, (a, b)) in ours.iter().zip(&torch).enumerate() {
-        let rel = (f64::from(*a) - b).abs() / b.abs();
-        assert!(
-            rel < 1e-5,
-            "step {step}: ours {a} vs PyTorch {b} ({rel:.1e})"
-        );
-    }
+    matches_pytorch("lenet");
+}
+
+/// Resnet-20 (width 4) with BN, SGD momentum, weight decay, both LR drops and augmentation,
+/// 60 steps on Fashion-MNIST.
+#[test]
+fn resnet20_with_sgd_and_bn_matches_pytorch_step_for_step() {
+    matches_pytorch("resnet20");
+}
+
+/// VGG-16 (channels / 16) with BN and max pooling, 40 steps on Fashion-MNIST.
+#[test]
+fn vgg16_matches_pytorch_step_for_step() {
+    matches_pytorch("vgg16");
 }

@@ -58,14 +58,16 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         reproduce_args: Vec<String>,
     },
-    /// Regenerate the PyTorch parity fixture: `rewind parity-export` writes Lenet's initial
-    /// weights, batches and per-step losses; `bench/parity.py` trains the same steps with
-    /// torch.optim.Adam (float32 and float64) and writes `tests/fixtures/parity/lenet.json`.
+    /// Regenerate the PyTorch parity fixtures: for each case, `rewind parity-export` writes our
+    /// state before every step, the batches and an interpolation's endpoints, and
+    /// `bench/parity.py` repeats every step from our state in PyTorch and writes
+    /// `tests/fixtures/parity/<case>.json`.
     Parity {
-        /// Steps to export and train.
-        #[arg(long, default_value_t = 100)]
-        steps: u64,
-        /// Directory holding `mnist/` (default: $REWIND_DATA_DIR, then ~/.cache/rewind/data).
+        /// The cases (default: all of lenet, resnet20, vgg16).
+        #[arg(long, value_delimiter = ',')]
+        cases: Vec<String>,
+        /// Directory holding `mnist/` and `fashion-mnist/` (default: $REWIND_DATA_DIR, then
+        /// ~/.cache/rewind/data).
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -105,39 +107,35 @@ struct BenchOptions {
     write: bool,
 }
 
-fn parity(steps: u64, data_dir: Option<PathBuf>) -> Result<()> {
+fn parity(cases: Vec<String>, data_dir: Option<PathBuf>) -> Result<()> {
     let root = root();
-    let export = root
-        .join("target")
-        .join("xtask")
-        .join("parity-lenet-export.json");
-    let mut rewind = Process::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    rewind.args(["run", "--release", "-p", "cli", "--"]);
-    if let Some(d) = &data_dir {
-        rewind.arg("--data-dir").arg(d);
+    let cases = if cases.is_empty() {
+        vec!["lenet".into(), "resnet20".into(), "vgg16".into()]
+    } else {
+        cases
+    };
+    let python = reference_python(&root)?;
+    for case in cases {
+        let export = root
+            .join("target")
+            .join("xtask")
+            .join(format!("parity-{case}"));
+        let mut rewind = Process::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        rewind.args(["run", "--release", "-p", "cli", "--"]);
+        if let Some(d) = &data_dir {
+            rewind.arg("--data-dir").arg(d);
+        }
+        rewind
+            .args(["parity-export", "--case", &case, "--out"])
+            .arg(&export);
+        run(&mut rewind)?;
+        run(Process::new(&python)
+            .arg(root.join("bench").join("parity.py"))
+            .arg(&export)
+            .arg("--out")
+            .arg(root.join(format!("tests/fixtures/parity/{case}.json"))))?;
     }
-    rewind
-        .args([
-            "parity-export",
-            "--preset",
-            "lenet",
-            "--steps",
-            &steps.to_string(),
-        ])
-        .arg("--out")
-        .arg(&export);
-    run(&mut rewind)?;
-    let mut python = Process::new(reference_python(&root)?);
-    python
-        .arg(root.join("bench").join("parity.py"))
-        .arg(&export);
-    if let Some(d) = &data_dir {
-        python.arg("--data-dir").arg(d);
-    }
-    python
-        .arg("--out")
-        .arg(root.join("tests/fixtures/parity/lenet.json"));
-    run(&mut python)
+    Ok(())
 }
 
 /// The Python of `bench/.venv`, created and given torch (`bench/requirements.txt`) on first use.
@@ -500,7 +498,7 @@ fn main() -> Result<()> {
         Command::SlurmTest { reproduce_args } => run(Process::new("bash")
             .arg(root().join("tests/slurm/run.sh"))
             .args(reproduce_args)),
-        Command::Parity { steps, data_dir } => parity(steps, data_dir),
+        Command::Parity { cases, data_dir } => parity(cases, data_dir),
         Command::Ci => run(Process::new("bash").arg(root().join(".ci/run"))),
     }
 }

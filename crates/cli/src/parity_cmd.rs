@@ -1,93 +1,58 @@
-//! `rewind parity-export`: what another framework needs to repeat our first training steps
-//! exactly (`bench/parity.py` trains the same steps in PyTorch and writes the golden file the
-//! parity test compares with).
+//! `rewind parity-export`: what PyTorch needs to repeat every training step of a parity case
+//! from our state (`bench/parity.py` does, and writes the golden file the parity tests compare
+//! with; `cargo xtask parity` runs both).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
-use serde::Serialize;
+use experiments::parity;
 
 #[derive(Args, Debug)]
 pub struct ParityArgs {
-    /// The recipe (registry name). Parity files exist for networks whose data needs no
-    /// augmentation (the batches are exported as example indices): `lenet`.
+    /// The parity case: lenet (Adam), resnet20 (narrow, BN, SGD momentum, weight decay, LR
+    /// drops) or vgg16 (narrow, BN, max pooling).
     #[arg(long, default_value = "lenet")]
-    preset: String,
-    /// Optimiser steps to export and train.
-    #[arg(long, default_value_t = 100)]
-    steps: u64,
-    #[arg(long, default_value_t = 1)]
-    init_seed: u64,
-    #[arg(long, default_value_t = 1)]
-    data_seed: u64,
-    /// The JSON file to write.
-    #[arg(long, value_name = "FILE")]
+    case: String,
+    /// The directory to write `export.json` and the raw float32 files into.
+    #[arg(long, value_name = "DIR")]
     out: PathBuf,
-}
-
-/// One tensor in burn's layout (linear weights `[in, out]`).
-#[derive(Serialize)]
-struct TensorValues {
-    path: String,
-    shape: Vec<usize>,
-    values: Vec<f32>,
-}
-
-#[derive(Serialize)]
-struct Export {
-    preset: String,
-    recipe: train::Recipe,
+    /// Instead of the case's steps, export what a full-length run of the unshortened recipe
+    /// needs (initial state and every batch's example indices; recipes without augmentation):
+    /// `bench/parity.py --full-length` trains it in PyTorch.
+    #[arg(long)]
+    full_length: bool,
+    /// Init seed of the full-length export.
+    #[arg(long, default_value_t = 1, requires = "full_length")]
     init_seed: u64,
+    /// Data-order seed of the full-length export.
+    #[arg(long, default_value_t = 1, requires = "full_length")]
     data_seed: u64,
-    steps: u64,
-    /// Per step, the indices of its examples in the training split, in batch order.
-    batches: Vec<Vec<usize>>,
-    /// The initial weights and buffers, by path.
-    tensors: Vec<TensorValues>,
-    /// Our loss at every step (the mean cross-entropy of the step's batch).
-    losses: Vec<f32>,
 }
 
 pub fn run(args: ParityArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
-    let recipe = experiments::registry::recipe(&args.preset)?;
-    if recipe.data.augmentation != data::Augmentation::None {
-        bail!(
-            "{} trains with augmentation, which example indices do not capture; parity files \
-             exist for recipes without augmentation (lenet)",
-            args.preset
+    let case = parity::case(&args.case)?;
+    let data = case.data(&experiments::runs::DataCache::new(data_dir, allow_download))?;
+    if args.full_length {
+        let steps =
+            parity::export_full_length(case, &data, args.init_seed, args.data_seed, &args.out)?;
+        println!(
+            "{steps} steps of {} (init seed {}, data seed {}) exported to {}",
+            case.name,
+            args.init_seed,
+            args.data_seed,
+            args.out.display()
         );
+        return Ok(());
     }
-    let data = train::TrainData::load(&recipe, data_dir, allow_download)?;
-    let config = train::TrainConfig::new(recipe, args.init_seed, args.data_seed);
-    let trainer = train::Trainer::new(config, data, &train::default_device())?;
-    let state = trainer.initial_state()?;
-    let tensors = nets::params::tensor_values(&state.model)
-        .into_iter()
-        .map(|(info, values)| TensorValues {
-            path: info.path,
-            shape: info.shape,
-            values,
-        })
-        .collect();
-    let batches = (0..args.steps).map(|s| trainer.batch_indices(s)).collect();
-    let (_, losses) = trainer.step_losses(state, args.steps)?;
-    let export = Export {
-        preset: args.preset,
-        recipe: trainer.config.recipe.clone(),
-        init_seed: args.init_seed,
-        data_seed: args.data_seed,
-        steps: args.steps,
-        batches,
-        tensors,
-        losses,
-    };
-    train::write_atomic(&args.out, &serde_json::to_vec(&export)?)?;
+    let measured = parity::measure(case, &data, Some(&args.out))?;
     println!(
-        "{} steps of {} exported to {}",
-        args.steps,
-        export.preset,
-        args.out.display()
+        "{} steps of parity case {} exported to {} (last loss {:.6}, interpolation errors {:?})",
+        case.steps,
+        case.name,
+        args.out.display(),
+        measured.losses.last().copied().unwrap_or(f32::NAN),
+        measured.interpolation_errors
     );
     Ok(())
 }

@@ -12,6 +12,7 @@
 //!   cluster ([`slurm::Slurm`]), behind one trait.
 //! * [`imp`]: iterative magnitude pruning with rewinding and its baselines (Algorithm 2).
 //! * [`instability`]: instability analysis (Algorithm 1) for dense and sparse parents.
+//! * [`parity`]: step-for-step comparison with PyTorch (golden files from `bench/parity.py`).
 //! * [`reproduce`]: every run the paper's figures need, at a chosen scale, planned from the
 //!   registry without touching data, and the `results::Results` the figures are drawn from.
 
@@ -19,6 +20,7 @@ pub mod executor;
 pub mod imp;
 pub mod instability;
 pub mod lock;
+pub mod parity;
 pub mod registry;
 pub mod reproduce;
 pub mod runs;

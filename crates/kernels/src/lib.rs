@@ -102,44 +102,66 @@ impl Conv2dForward for Conv2d {
     }
 }
 
-/// The forward pass of burn's [`BatchNorm`] module on 4-D input: in training (autodiff device,
-/// training flag on) batch statistics with this crate's kernel and the running statistics
-/// updated exactly as burn's module updates them; in inference one fused pass. Other backends
-/// and dtypes run burn's module.
+/// The forward pass of burn's [`BatchNorm`] module on 4-D input, with PyTorch's (and so the
+/// paper's) running statistics: in training (autodiff device, training flag on) the batch's
+/// mean and variance normalise it, and the running variance is updated with the *unbiased*
+/// batch variance (`n / (n - 1)` times the biased one, `n` values per channel), where burn's
+/// module uses the biased one. On flex the training statistics come from this crate's kernel
+/// and inference is one fused pass; elsewhere burn's `batch_norm_train` and module forward.
 pub trait BatchNormForward {
     fn forward_fast(&self, x: Tensor<4>) -> Tensor<4>;
 }
 
 impl BatchNormForward for BatchNorm {
     fn forward_fast(&self, x: Tensor<4>) -> Tensor<4> {
+        let device = x.device();
+        let training = device.is_autodiff() && self.training.is_enabled();
         #[cfg(feature = "flex")]
-        if extension::batch_norm_applies(&x) {
-            let device = x.device();
-            if !device.is_autodiff() {
+        let fast = extension::batch_norm_applies(&x);
+        #[cfg(not(feature = "flex"))]
+        let fast = false;
+        if !training {
+            #[cfg(feature = "flex")]
+            if fast {
                 let mean = self.running_mean.value().to_device(&device);
                 let var = self.running_var.value().to_device(&device);
                 let scale = self.gamma.val().div(var.add_scalar(self.epsilon).sqrt());
                 let shift = self.beta.val().sub(mean.mul(scale.clone()));
                 return extension::channel_affine(x, scale, shift);
             }
-            if self.training.is_enabled() {
-                let (y, mean, var) =
-                    extension::batch_norm_train(x, self.gamma.val(), self.beta.val(), self.epsilon);
-                let keep = 1.0 - self.momentum;
-                let running_mean = self.running_mean.value_sync().to_device(&device);
-                let running_var = self.running_var.value_sync().to_device(&device);
-                let running_mean = running_mean
-                    .mul_scalar(keep)
-                    .add(mean.detach().mul_scalar(self.momentum));
-                let running_var = running_var
-                    .mul_scalar(keep)
-                    .add(var.detach().mul_scalar(self.momentum));
-                self.running_mean.update(running_mean.detach());
-                self.running_var.update(running_var.detach());
-                return y;
-            }
+            return self.forward(x);
         }
-        self.forward(x)
+        let [batch, _, height, width] = x.dims();
+        let (y, mean, var) = if fast {
+            #[cfg(feature = "flex")]
+            {
+                extension::batch_norm_train(x, self.gamma.val(), self.beta.val(), self.epsilon)
+            }
+            #[cfg(not(feature = "flex"))]
+            unreachable!("the flex kernel is only chosen with the flex feature")
+        } else {
+            let r = burn::tensor::module::batch_norm_train(
+                x,
+                self.gamma.val(),
+                self.beta.val(),
+                self.epsilon,
+            );
+            (r.output, r.mean, r.variance)
+        };
+        let n = (batch * height * width) as f64;
+        let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+        let keep = 1.0 - self.momentum;
+        let running_mean = self.running_mean.value_sync().to_device(&device);
+        let running_var = self.running_var.value_sync().to_device(&device);
+        let running_mean = running_mean
+            .mul_scalar(keep)
+            .add(mean.detach().mul_scalar(self.momentum));
+        let running_var = running_var
+            .mul_scalar(keep)
+            .add(var.detach().mul_scalar(self.momentum * unbiased));
+        self.running_mean.update(running_mean.detach());
+        self.running_var.update(running_var.detach());
+        y
     }
 }
 

@@ -287,7 +287,7 @@ fn the_fast_path_is_taken_on_flex_and_only_there() {
 }
 
 #[test]
-fn batch_norm_matches_burns_module_in_training_and_inference() {
+fn batch_norm_matches_burns_module_in_training_and_pytorchs_running_statistics() {
     use crate::BatchNormForward;
     use burn::nn::BatchNormConfig;
     let device = device();
@@ -340,27 +340,55 @@ fn batch_norm_matches_burns_module_in_training_and_inference() {
             }
             outputs.push(a.0);
         }
-        let synced = |bn: &burn::nn::BatchNorm| {
-            let bn = bn.clone().valid();
-            (
-                values(&bn.running_mean.value()),
-                values(&bn.running_var.value()),
-            )
-        };
-        let (mean_a, var_a) = synced(&ours);
-        let (mean_b, var_b) = synced(&theirs);
+        // Running statistics as PyTorch keeps them (momentum 0.1, the *unbiased* batch
+        // variance), by hand: the second batch is the first plus one, so both have the same
+        // variance and means one apart.
+        let synced = ours.clone().valid();
+        let (mean_a, var_a) = (
+            values(&synced.running_mean.value()),
+            values(&synced.running_var.value()),
+        );
+        let xs = values(&x);
+        let per_channel = batch * size * size;
+        let (mut mean_b, mut var_b) = (vec![], vec![]);
+        for c in 0..channels {
+            let v: Vec<f64> = (0..batch)
+                .flat_map(|n| {
+                    let start = (n * channels + c) * size * size;
+                    xs[start..start + size * size].iter().map(|&v| f64::from(v))
+                })
+                .collect();
+            let m = v.iter().sum::<f64>() / per_channel as f64;
+            let unbiased = if per_channel > 1 {
+                v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (per_channel - 1) as f64
+            } else {
+                0.0
+            };
+            mean_b.push((0.9 * (0.1 * m) + 0.1 * (m + 1.0)) as f32);
+            var_b.push((0.9 * (0.9 + 0.1 * unbiased) + 0.1 * unbiased) as f32);
+        }
         assert!(
             relative_error(&mean_a, &mean_b) < 1e-5,
             "{case}: running mean"
         );
         assert!(
             relative_error(&var_a, &var_b) < 1e-5,
-            "{case}: running variance"
+            "{case}: running variance {var_a:?} vs {var_b:?}"
         );
-        // Inference: the running statistics, one fused pass against burn's formula.
+        // Inference: the running statistics, one fused pass against the formula.
         let x = x.inner();
-        let a = values(&ours.clone().valid().forward_fast(x.clone()));
-        let b = values(&theirs.clone().valid().forward(x));
+        let a = values(&synced.forward_fast(x.clone()));
+        let (g, bt) = (values(&gamma), values(&beta));
+        let b: Vec<f32> = values(&x)
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let c = (i / (size * size)) % channels;
+                let norm =
+                    (f64::from(v) - f64::from(mean_a[c])) / (f64::from(var_a[c]) + 1e-5).sqrt();
+                (norm * f64::from(g[c]) + f64::from(bt[c])) as f32
+            })
+            .collect();
         assert!(relative_error(&a, &b) < 1e-5, "{case}: inference");
     }
 }

@@ -285,6 +285,36 @@ mod tests {
         assert!(ModelConfig::vgg16().build(1, 28, 10, &device).is_err());
     }
 
+    /// burn's `RunningState` keeps a forward's update aside until something syncs it; reading
+    /// and rewriting tensors must see it (and a rewrite must not be undone by it later).
+    #[test]
+    fn running_statistics_are_read_and_written_up_to_date() {
+        use crate::params::{map_tensors, tensor_values};
+        let device = Device::default().autodiff();
+        let net = ModelConfig::Resnet { depth: 8, width: 2 }
+            .build(1, 8, 10, &device)
+            .expect("resnet");
+        let running_var = |net: &Network| {
+            tensor_values(net)
+                .into_iter()
+                .find(|(i, _)| i.path.ends_with("stem.bn.running_var"))
+                .map(|(_, v)| v)
+                .expect("stem BN")
+        };
+        assert!(running_var(&net).iter().all(|&v| v == 1.0));
+        let images = Tensor::<4>::ones([4, 1, 8, 8], &device).cumsum(3);
+        let _ = net.forward(images.clone());
+        // Variance of the stem's output moved the statistics away from 1 in the first forward.
+        assert!(running_var(&net).iter().all(|&v| v != 1.0));
+        let _ = net.forward(images);
+        let reset = map_tensors(net, |info, t| match info.role {
+            TensorRole::BnRunningVar => t.ones_like(),
+            _ => t,
+        });
+        let valid = reset.valid();
+        assert!(running_var(&valid).iter().all(|&v| v == 1.0));
+    }
+
     #[test]
     fn paths_and_roles() {
         let device = Device::default();

@@ -169,8 +169,18 @@ impl<F: FnMut(&TensorInfo, Tensor<1>) -> Tensor<1>> ModuleMapper for Mapper<F> {
     }
 }
 
-/// Calls `f` with every float tensor of `module` (flattened), in traversal order.
+/// Folds pending BN running-statistic updates into their values. burn's `RunningState`
+/// keeps the last forward's update aside until the next forward (or `valid()`/`train()`)
+/// reads it, and its `visit`/`map` see the value without it: one update behind, and a mapped
+/// value would later be overwritten by the pending update.
+fn sync_running_states<M: Module>(module: &M) {
+    let _ = module.valid();
+}
+
+/// Calls `f` with every float tensor of `module` (flattened), in traversal order, BN running
+/// statistics included and up to date.
 pub fn visit_tensors<M: Module>(module: &M, f: impl FnMut(&TensorInfo, Tensor<1>)) {
+    sync_running_states(module);
     module.visit(&mut Visitor {
         stack: PathStack::default(),
         f,
@@ -181,6 +191,7 @@ pub fn visit_tensors<M: Module>(module: &M, f: impl FnMut(&TensorInfo, Tensor<1>
 /// elements), keeping parameter ids and gradient requirements. BN running statistics are
 /// included; note that they are shared with clones of the module (burn's `RunningState`).
 pub fn map_tensors<M: Module>(module: M, f: impl FnMut(&TensorInfo, Tensor<1>) -> Tensor<1>) -> M {
+    sync_running_states(&module);
     module.map(&mut Mapper {
         stack: PathStack::default(),
         f,

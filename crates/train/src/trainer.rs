@@ -260,6 +260,19 @@ impl Trainer {
         self.batches.indices(step)
     }
 
+    /// The batch of step `step` exactly as training sees it (augmented and normalised).
+    pub fn batch(&self, step: u64) -> Result<Batch> {
+        Ok(self.batches.batch(step)?)
+    }
+
+    /// The learning rate of step `step` (0-based) under the recipe's schedule.
+    pub fn lr_at(&self, step: u64) -> f64 {
+        self.config
+            .recipe
+            .schedule
+            .lr_at(step, self.total_steps, self.iterations_per_epoch)
+    }
+
     /// Trains `state` for `steps` optimiser steps, nothing written, and returns the loss of
     /// every step: what a step-for-step comparison with another framework needs.
     pub fn step_losses<M: Classifier>(
@@ -268,10 +281,9 @@ impl Trainer {
         steps: u64,
     ) -> Result<(TrainState<M>, Vec<f32>)> {
         let loss_fn = self.loss_fn();
-        let schedule = &self.config.recipe.schedule;
         let mut losses = Vec::with_capacity(steps as usize);
         for _ in 0..steps {
-            let lr = schedule.lr_at(state.step, self.total_steps, self.iterations_per_epoch);
+            let lr = self.lr_at(state.step);
             let (next, loss) = self.step(state, &loss_fn, lr, true)?;
             losses.push(loss.unwrap_or(f32::NAN));
             state = next;
