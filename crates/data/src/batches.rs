@@ -231,31 +231,31 @@ impl SeededBatches {
         order
     }
 
-    /// The training examples (indices into the source) of step `step`'s batch, in order.
-    pub fn indices(&self, step: u64) -> Vec<usize> {
+    /// Step `step`'s epoch, that epoch's example order, and the range of the order its batch
+    /// takes.
+    fn place(&self, step: u64) -> (u64, std::sync::Arc<Vec<usize>>, std::ops::Range<usize>) {
         let ipe = self.iterations_per_epoch();
         let (epoch, within) = (step / ipe, (step % ipe) as usize);
         let order = self.epoch_order(epoch);
         let start = within * self.inner.batch_size;
         let end = (start + self.inner.batch_size).min(order.len());
-        order[start..end].to_vec()
+        (epoch, order, start..end)
+    }
+
+    /// The training examples (indices into the source) of step `step`'s batch, in order.
+    pub fn indices(&self, step: u64) -> Vec<usize> {
+        let (_, order, range) = self.place(step);
+        order[range].to_vec()
     }
 
     /// The batch of training step `step` (0-based).
     pub fn batch(&self, step: u64) -> Result<Batch> {
-        let ipe = self.iterations_per_epoch();
-        let (epoch, within) = (step / ipe, (step % ipe) as usize);
-        let order = self.epoch_order(epoch);
+        let (epoch, order, range) = self.place(step);
         let inner = &self.inner;
-        let start = within * inner.batch_size;
-        let end = (start + inner.batch_size).min(order.len());
-        let seed = inner.seed;
-        build(
-            &inner.source,
-            &inner.transform,
-            &order[start..end],
-            |slot| mix_seed(&[AUGMENT_STREAM, seed, epoch, (start + slot) as u64]),
-        )
+        let (seed, start) = (inner.seed, range.start);
+        build(&inner.source, &inner.transform, &order[range], |slot| {
+            mix_seed(&[AUGMENT_STREAM, seed, epoch, (start + slot) as u64])
+        })
     }
 }
 

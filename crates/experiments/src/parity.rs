@@ -140,21 +140,24 @@ pub fn case(name: &str) -> Result<&'static Case> {
 }
 
 impl Case {
-    /// The registry recipe with this case's network and data, shortened to `steps`.
-    pub fn recipe(&self, data: &TrainData) -> Result<Recipe> {
+    /// The registry recipe with this case's network and data, at its full length.
+    pub fn full_recipe(&self) -> Result<Recipe> {
         let mut recipe = crate::registry::recipe(self.network)?;
         recipe.model = (self.model)();
         recipe.data.dataset = self.dataset;
+        Ok(recipe)
+    }
+
+    /// [`Case::full_recipe`] shortened to `steps`.
+    pub fn recipe(&self, data: &TrainData) -> Result<Recipe> {
+        let recipe = self.full_recipe()?;
         let ipe = (data.train.len() as u64).div_ceil(recipe.data.batch_size as u64);
         Ok(recipe.with_length(Steps::iterations(self.steps), ipe))
     }
 
     /// The case's data (the split sizes and transform do not depend on the length).
     pub fn data(&self, cache: &DataCache) -> Result<TrainData> {
-        let mut recipe = crate::registry::recipe(self.network)?;
-        recipe.model = (self.model)();
-        recipe.data.dataset = self.dataset;
-        cache.for_recipe(&recipe)
+        cache.for_recipe(&self.full_recipe()?)
     }
 
     fn trainer(&self, data: &TrainData, data_seed: u64, device: &Device) -> Result<Trainer> {
@@ -487,9 +490,7 @@ pub fn export_full_length(
     data_seed: u64,
     out: &Path,
 ) -> Result<u64> {
-    let mut recipe = crate::registry::recipe(case.network)?;
-    recipe.model = (case.model)();
-    recipe.data.dataset = case.dataset;
+    let recipe = case.full_recipe()?;
     if recipe.data.augmentation != data::Augmentation::None {
         return Err(Error::Invalid(format!(
             "{} trains with augmentation, which example indices do not capture; full-length \

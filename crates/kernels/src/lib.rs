@@ -115,14 +115,9 @@ pub trait BatchNormForward {
 impl BatchNormForward for BatchNorm {
     fn forward_fast(&self, x: Tensor<4>) -> Tensor<4> {
         let device = x.device();
-        let training = device.is_autodiff() && self.training.is_enabled();
-        #[cfg(feature = "flex")]
-        let fast = extension::batch_norm_applies(&x);
-        #[cfg(not(feature = "flex"))]
-        let fast = false;
-        if !training {
+        if !(device.is_autodiff() && self.training.is_enabled()) {
             #[cfg(feature = "flex")]
-            if fast {
+            if extension::batch_norm_applies(&x) {
                 let mean = self.running_mean.value().to_device(&device);
                 let var = self.running_var.value().to_device(&device);
                 let scale = self.gamma.val().div(var.add_scalar(self.epsilon).sqrt());
@@ -132,22 +127,7 @@ impl BatchNormForward for BatchNorm {
             return self.forward(x);
         }
         let [batch, _, height, width] = x.dims();
-        let (y, mean, var) = if fast {
-            #[cfg(feature = "flex")]
-            {
-                extension::batch_norm_train(x, self.gamma.val(), self.beta.val(), self.epsilon)
-            }
-            #[cfg(not(feature = "flex"))]
-            unreachable!("the flex kernel is only chosen with the flex feature")
-        } else {
-            let r = burn::tensor::module::batch_norm_train(
-                x,
-                self.gamma.val(),
-                self.beta.val(),
-                self.epsilon,
-            );
-            (r.output, r.mean, r.variance)
-        };
+        let (y, mean, var) = batch_norm_train(self, x);
         let n = (batch * height * width) as f64;
         let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
         let keep = 1.0 - self.momentum;
@@ -163,6 +143,17 @@ impl BatchNormForward for BatchNorm {
         self.running_var.update(running_var.detach());
         y
     }
+}
+
+/// Training-mode batch normalisation of `x` with `bn`'s scale and shift: the output and the
+/// batch's mean and biased variance (this crate's kernel on flex, burn's op elsewhere).
+fn batch_norm_train(bn: &BatchNorm, x: Tensor<4>) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+    #[cfg(feature = "flex")]
+    if extension::batch_norm_applies(&x) {
+        return extension::batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
+    }
+    let r = burn::tensor::module::batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
+    (r.output, r.mean, r.variance)
 }
 
 #[cfg(all(test, feature = "flex"))]

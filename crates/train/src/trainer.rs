@@ -447,9 +447,8 @@ impl Trainer {
             })?;
         let mut state = self.load_state_into(dir, from, template()?)?;
         let loss_fn = self.loss_fn();
-        let schedule = &self.config.recipe.schedule;
         while state.step < step {
-            let lr = schedule.lr_at(state.step, self.total_steps, self.iterations_per_epoch);
+            let lr = self.lr_at(state.step);
             let current = state.step;
             state = self.step(state, &loss_fn, lr, false)?.0;
             state.model = hooks.after_step(state.model, current)?;
@@ -498,7 +497,6 @@ impl Trainer {
         let store = CheckpointStore::new(dir);
         let metrics_path = dir.join("metrics.json");
         let loss_fn = self.loss_fn();
-        let schedule = &self.config.recipe.schedule;
         let started = Instant::now();
         let elapsed_before = state.metrics.last().map_or(0.0, |m| m.elapsed_seconds);
         let mut last_checkpoint = store
@@ -510,7 +508,7 @@ impl Trainer {
         let mut loss_count = 0u32;
         while state.step < until {
             let step = state.step;
-            let lr = schedule.lr_at(step, self.total_steps, self.iterations_per_epoch);
+            let lr = self.lr_at(step);
             let next = step + 1;
             let must_read = next.is_multiple_of(10)
                 || next == until
