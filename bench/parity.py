@@ -78,10 +78,7 @@ def full_length(args):
         n = min(batch, len(indices) - offset)
         b = indices[offset : offset + n]
         offset += n
-        loss = F.cross_entropy(model(train_x[b]), train_y[b])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        train_step(model, opt, None, train_x[b], train_y[b])
     model.eval()
     with torch.no_grad():
         correct = sum(
@@ -256,6 +253,18 @@ class Layout:
         return out
 
 
+def train_step(net, opt, lr, x, y):
+    """One optimiser step of `net` on batch (x, y) at learning rate `lr`; returns the loss."""
+    if lr is not None:
+        for group in opt.param_groups:
+            group["lr"] = lr
+    loss = F.cross_entropy(net(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
 def optimizer(recipe, params):
     opt = recipe["optimizer"]
     if opt["kind"] == "adam":
@@ -324,15 +333,10 @@ def main():
             (exact, exact_layout, exact_opt, torch.float64, norms64),
         ):
             lay.load(state(t))
-            for group in o.param_groups:
-                group["lr"] = export["lrs"][t]
-            loss = F.cross_entropy(net(x.to(dtype)), y)
-            o.zero_grad()
-            loss.backward()
-            o.step()
+            loss = train_step(net, o, export["lrs"][t], x.to(dtype), y)
             out.append([(a - b).norm().item() for a, b in zip(lay.read(), before)])
             if dtype == torch.float32:
-                losses.append(loss.item())
+                losses.append(loss)
         after = layout.read()
         for entry, mine, ours in zip(layout.entries, after, layout.split(state(t + 1))):
             d = (mine - ours).abs().max().item()
@@ -346,15 +350,10 @@ def main():
         twin = twin.to(dtype).train()
         o = optimizer(recipe, twin.parameters())
         out = []
-        for t, (x, y) in enumerate(batches()):
-            for group in o.param_groups:
-                group["lr"] = export["lrs"][t]
-            loss = F.cross_entropy(twin(x.to(dtype)), y)
-            o.zero_grad()
-            loss.backward()
-            o.step()
-            out.append(loss.item())
-        return out
+        return [
+            train_step(twin, o, export["lrs"][t], x.to(dtype), y)
+            for t, (x, y) in enumerate(batches())
+        ]
 
     free32, free64 = free_run(torch.float32), free_run(torch.float64)
 
