@@ -9,6 +9,10 @@ use crate::figs::{figure_name, model_label};
 /// The paper's threshold for "stable": instability below 2 percentage points.
 pub const STABLE_PP: f64 = 2.0;
 
+/// A shortened scale's length counts as nearly trained when a run of a multiple of it gains
+/// at most this many accuracy points.
+pub const LENGTH_SHORTFALL_PP: f64 = 1.0;
+
 fn pm(v: MeanStd) -> String {
     if v.n == 0 || !v.mean.is_finite() {
         "–".into()
@@ -327,6 +331,25 @@ fn findings(m: &ModelResults) -> Vec<String> {
         out.push(format!(
             "{name}: not stable at any measured k; the paper: stable from {}.",
             p.stable_from
+        ));
+    }
+    if let Some(c) = m.length_check {
+        let gap = c.shortfall();
+        out.push(format!(
+            "{name}: the dense network reaches {:.2}% after {} iterations and {:.2}% after {} (same init and data order): {}.",
+            c.test_accuracy,
+            c.steps,
+            c.long_test_accuracy,
+            c.long_steps,
+            if gap <= LENGTH_SHORTFALL_PP {
+                format!(
+                    "within {LENGTH_SHORTFALL_PP} point of the longer run, so \"matching\" below compares with a nearly trained network"
+                )
+            } else {
+                format!(
+                    "{gap:.2} points short of the longer run: the dense network is not yet trained, and \"matching\" below says less than in the paper"
+                )
+            }
         ));
     }
     if let Some((acc, ok)) = imp_at_target(m, 0) {

@@ -300,6 +300,27 @@ pub struct ModelResults {
     pub dense: Option<InstabilitySummary>,
     pub imp: Vec<ImpSeries>,
     pub sparse: Vec<SparseAnalysis>,
+    /// How far from trained the scale's length leaves the dense network.
+    #[serde(default)]
+    pub length_check: Option<LengthCheck>,
+}
+
+/// One dense network (first init, the parents' data order) trained at the scale's length and
+/// at a multiple of it, evaluated alike: how far from trained a shortened scale leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LengthCheck {
+    pub steps: u64,
+    /// Test accuracy (%) at the end of `steps`.
+    pub test_accuracy: f64,
+    pub long_steps: u64,
+    pub long_test_accuracy: f64,
+}
+
+impl LengthCheck {
+    /// Accuracy points the longer run gains.
+    pub fn shortfall(&self) -> f64 {
+        self.long_test_accuracy - self.test_accuracy
+    }
 }
 
 impl ModelResults {

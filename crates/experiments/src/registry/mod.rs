@@ -148,6 +148,10 @@ pub struct Cut {
     pub eval_notes: &'static [&'static str],
     /// Figure 4 interpolates the children every `steps / throughout_divisor` iterations.
     pub throughout_divisor: u64,
+    /// Also train the dense network (first init, parent's data order) for this many times
+    /// `steps`, to show how far from trained the cut's length leaves it: "matching" means
+    /// little beside a dense network that is far from trained.
+    pub length_check: Option<u64>,
 }
 
 /// Crop side and batch size of a shortened ImageNet run.

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use results::{
-    Branch, ImpSeries, LevelSummary, ModelResults, ReproduceConfig, Results, SparseAnalysis,
-    TimeShare,
+    Branch, ImpSeries, LengthCheck, LevelSummary, ModelResults, ReproduceConfig, Results,
+    SparseAnalysis, TimeShare,
 };
 
 use super::ModelRuns;
@@ -92,12 +92,26 @@ fn model_results(m: &ModelRuns, store: &Store) -> Result<ModelResults> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let length_check = match &m.length_check {
+        Some((short, long)) => {
+            let short: TrainResult = store.finished(short)?;
+            let long: TrainResult = store.finished(long)?;
+            Some(LengthCheck {
+                steps: short.total_steps,
+                test_accuracy: 100.0 * f64::from(short.last.test_accuracy),
+                long_steps: long.total_steps,
+                long_test_accuracy: 100.0 * f64::from(long.last.test_accuracy),
+            })
+        }
+        None => None,
+    };
     Ok(ModelResults {
         setup: m.setup.record(entry)?,
         dense_accuracy,
         dense,
         imp,
         sparse,
+        length_check,
     })
 }
 

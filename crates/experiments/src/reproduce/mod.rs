@@ -24,7 +24,7 @@ use crate::instability::{InstabilityConfig, PairRuns, ParentRun};
 use crate::runs::{OptimizerAtRewind, Plan, Runner};
 use crate::slurm::Submission;
 use crate::store::Store;
-use results::{Branch, Results};
+use results::{Branch, Results, RunId};
 
 /// Every figure of the networks `reproduce` runs by default at `scale`.
 pub fn config(scale: Scale) -> ReproduceConfig {
@@ -40,6 +40,9 @@ pub struct ModelRuns {
     pub imp: Vec<(u64, u64, ImpRuns)>,
     /// Sparse analyses: (k, branch, pairs).
     pub sparse_pairs: Vec<(u64, Branch, Vec<PairRuns>)>,
+    /// The dense run at the scale's length and the same run at a multiple of it.
+    #[serde(default)]
+    pub length_check: Option<(RunId, RunId)>,
 }
 
 /// Plans every run of `config` (nothing is trained, no data is read).
@@ -141,11 +144,23 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
             }
         }
     }
+    let length_check = match &setup.length_check {
+        Some(long) if config.wants(|f| f.needs_dense() || f.needs_imp()) => {
+            let init = setup.design.init_seeds.first().copied().unwrap_or(1);
+            let data = setup.design.parent_data_seed;
+            let mut train = |recipe: &train::Recipe| {
+                plan.train_from_init(recipe, init, data, &setup.eval, &setup.rule)
+            };
+            Some((train(&setup.recipe)?, train(long)?))
+        }
+        _ => None,
+    };
     Ok(ModelRuns {
         setup,
         dense_pairs,
         imp,
         sparse_pairs,
+        length_check,
     })
 }
 

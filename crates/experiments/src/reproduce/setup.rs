@@ -36,6 +36,9 @@ pub struct ModelSetup {
     pub eval: EvalConfig,
     pub curve_eval: EvalConfig,
     pub rule: PruneRule,
+    /// The dense recipe at a multiple of `recipe`'s length (the cut's `length_check`).
+    #[serde(default)]
+    pub length_check: Option<Recipe>,
     #[serde(flatten)]
     pub design: Design,
 }
@@ -77,6 +80,14 @@ impl ModelSetup {
         let ipe = epochs.iterations_per_epoch(&recipe)?;
         let paper_steps = recipe.training_steps.resolve(ipe);
         let steps = cut.and_then(|c| c.steps).unwrap_or(paper_steps);
+        let length_check = cut.and_then(|c| c.length_check).map(|factor| {
+            let long = steps * factor;
+            cuts.push(format!(
+                "the dense network is also trained for {long} iterations ({factor}x, first init, \
+                 parent's data order) to show how far from trained {steps} leave it"
+            ));
+            recipe.with_length(Steps::iterations(long), ipe)
+        });
         if steps != paper_steps {
             recipe = recipe.with_length(Steps::iterations(steps), ipe);
             cuts.push(format!(
@@ -166,6 +177,7 @@ impl ModelSetup {
             preset: entry.name.to_string(),
             rule: PruneRule::for_model(&recipe.model),
             recipe,
+            length_check,
             eval,
             curve_eval,
             design: Design {
