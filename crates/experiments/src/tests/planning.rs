@@ -77,7 +77,8 @@ fn the_registry_holds_table_1() {
 
 /// Planning needs epoch lengths, not data: the plans of every scale are made from the
 /// datasets' published sizes, with the run counts of the reproduction before the registry
-/// (smoke 87 runs, quick 124; paper: 8,148 for the seven CIFAR-size networks).
+/// (smoke 87 runs, quick 124 + 2 length checks; paper: 8,148 for the seven CIFAR-size
+/// networks).
 #[test]
 fn reproductions_are_planned_without_data() {
     use crate::reproduce::{PublishedSizes, Scale, config, plan};
@@ -92,7 +93,7 @@ fn reproductions_are_planned_without_data() {
         (p.len(), trains, models.len())
     };
     assert_eq!(sizes(Scale::Smoke, None), (87, 57, 3));
-    assert_eq!(sizes(Scale::Quick, None), (124, 61, 3));
+    assert_eq!(sizes(Scale::Quick, None), (126, 63, 3));
     let cifar = crate::registry::ENTRIES
         .iter()
         .filter(|e| e.paper.dataset != DatasetName::Imagenet)
@@ -108,6 +109,54 @@ fn reproductions_are_planned_without_data() {
     let mut nothing = config(Scale::Smoke);
     nothing.figures.clear();
     assert!(plan(&nothing, &PublishedSizes).is_err());
+}
+
+/// The quick conv nets' length check is the same dense run (model, data, seeds, evaluation)
+/// at 3x the length, its schedule scaled from Table 1's; Lenet (full length) and the smoke
+/// scale have none.
+#[test]
+fn the_quick_length_check_is_the_dense_run_at_three_times_the_length() {
+    use crate::reproduce::{PublishedSizes, Scale, config, plan};
+    let mut c = config(Scale::Quick);
+    c.substitutes = vec![(DatasetName::Cifar10, DatasetName::FashionMnist)];
+    let (p, models) = plan(&c, &PublishedSizes).expect("plan");
+    for m in &models {
+        let Some((short_id, long)) = &m.length_check else {
+            assert_eq!(m.setup.preset, "lenet");
+            assert!(m.setup.length_check.is_none());
+            continue;
+        };
+        let (short, long) = (
+            p.train_spec(short_id).expect("short"),
+            p.train_spec(long).expect("long"),
+        );
+        let steps = m.setup.design.total_steps;
+        assert_eq!(short.recipe, m.setup.recipe);
+        assert_eq!(long.recipe.training_steps, Steps::iterations(3 * steps));
+        assert_eq!(long.recipe.model, short.recipe.model);
+        assert_eq!(long.recipe.data, short.recipe.data);
+        assert_eq!(
+            (long.init_seed, long.data_seed, &long.eval),
+            (short.init_seed, short.data_seed, &short.eval)
+        );
+        // Table 1's drops at 32K and 48K of 63K iterations.
+        let at =
+            |of: u64| Steps::iterations((of as f64 * 3.0 * steps as f64 / 63_000.0).round() as u64);
+        assert_eq!(
+            long.recipe.schedule.milestones,
+            vec![at(32_000), at(48_000)]
+        );
+        // The short run is the k = 0 child in the parents' data order: planned once.
+        assert!(
+            m.dense_pairs
+                .iter()
+                .any(|pair| pair.k == 0 && pair.children[0] == *short_id)
+        );
+    }
+    let smoke = plan(&config(Scale::Smoke), &PublishedSizes)
+        .expect("smoke")
+        .1;
+    assert!(smoke.iter().all(|m| m.length_check.is_none()));
 }
 
 #[test]
