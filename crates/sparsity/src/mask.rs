@@ -44,7 +44,8 @@ pub struct MaskSet {
 }
 
 impl MaskSet {
-    fn from_host(paths: Vec<String>, values: Vec<Vec<f32>>, device: &Device) -> Self {
+    /// Masks from host values (exactly 0.0 or 1.0), one per path.
+    pub fn from_host(paths: Vec<String>, values: Vec<Vec<f32>>, device: &Device) -> Self {
         let masks = values
             .into_iter()
             .map(|v| Param::from_tensor(from_vec(v, device)).set_require_grad(false))

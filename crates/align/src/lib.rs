@@ -1,0 +1,45 @@
+//! Permutation symmetries of the networks, and weight matching (Ainsworth, Hayase &
+//! Srinivasa, "Git Re-Basin", ICLR 2023, Algorithm 1).
+//!
+//! Permuting the hidden units of a layer (its output rows, bias and BN entries, and the input
+//! columns of the layers that read it) leaves the function a network computes unchanged. Two
+//! networks trained from different seeds or data orders may sit in one basin *modulo* such a
+//! permutation: weight matching finds the permutation of `B` whose weights are closest to
+//! `A`'s, so that `A` and `permute(B)` can be interpolated instead of `A` and `B`.
+//!
+//! * [`PermutationSpec`]: which tensor axes each permutation group moves, derived from a
+//!   network's tensor paths (Lenet, VGG, the CIFAR and ImageNet Resnets); a new network needs
+//!   its spec, not a new algorithm.
+//! * [`weight_matching`]: coordinate descent over the groups, each step a linear assignment
+//!   problem solved exactly (Kuhn-Munkres from the `pathfinding` crate).
+//! * [`permute`], [`permute_sparse`]: apply a [`Permutation`] to a module's parameters *and*
+//!   BN buffers, and to the masks of a sparse network, so that an IMP ticket stays the same
+//!   subnetwork.
+
+mod matching;
+mod permute;
+mod spec;
+
+pub use matching::{Matching, MatchingConfig, weight_matching};
+pub use permute::{Permutation, permute, permute_sparse, permute_values};
+pub use spec::{Axis, Group, PermutationSpec};
+
+/// Errors of alignment.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no permutation spec for a network whose tensors start with `{0}` (weight matching knows Lenet, VGG and the CIFAR and ImageNet Resnets)"
+    )]
+    Unsupported(String),
+    #[error("the permutation spec does not fit the network: {0}")]
+    Spec(String),
+    #[error("the two networks differ: {0}")]
+    Mismatch(String),
+    #[error(transparent)]
+    Sparsity(#[from] sparsity::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,249 @@
+use burn::tensor::{Device, Distribution, Tensor};
+use nets::params::{map_tensors, tensor_values};
+use nets::{Classifier, ModelConfig, Network};
+use sparsity::{PruneRule, Sparse};
+
+use crate::*;
+
+/// A network of `config` whose BN running statistics are random too (so that a permutation
+/// that forgot the buffers changes the logits), on the default (inference) device.
+fn network(config: &ModelConfig, channels: usize, size: usize, seed: u64) -> Network {
+    let device = Device::default();
+    burn::tensor::Device::seed(&device, seed);
+    let net = config.build(channels, size, 10, &device).expect("build");
+    map_tensors(net, |info, t| {
+        let n = info.numel();
+        if info.path.ends_with("running_mean") {
+            Tensor::random([n], Distribution::Normal(0.0, 0.2), &t.device())
+        } else if info.path.ends_with("running_var") || info.path.ends_with("gamma") {
+            Tensor::random([n], Distribution::Uniform(0.5, 1.5), &t.device())
+        } else if info.path.ends_with("beta") {
+            Tensor::random([n], Distribution::Normal(0.0, 0.1), &t.device())
+        } else {
+            t
+        }
+    })
+}
+
+fn images(channels: usize, size: usize) -> Tensor<4> {
+    Tensor::random(
+        [4, channels, size, size],
+        Distribution::Normal(0.0, 1.0),
+        &Device::default(),
+    )
+}
+
+fn max_relative_difference(a: Tensor<2>, b: Tensor<2>) -> f32 {
+    let scale = a.clone().abs().max().into_scalar::<f32>().max(1e-6);
+    (a - b).abs().max().into_scalar::<f32>() / scale
+}
+
+/// Every architecture with a spec: small instances, at the image sizes they accept.
+fn cases() -> Vec<(&'static str, ModelConfig, usize, usize)> {
+    vec![
+        (
+            "lenet",
+            ModelConfig::Lenet {
+                hidden: vec![30, 20],
+            },
+            1,
+            28,
+        ),
+        ("vgg16", ModelConfig::Vgg16 { width_divisor: 16 }, 3, 32),
+        (
+            "resnet20",
+            ModelConfig::Resnet {
+                depth: 20,
+                width: 4,
+            },
+            3,
+            32,
+        ),
+        (
+            "resnet50",
+            ModelConfig::ImagenetResnet {
+                depth: 50,
+                width: 4,
+            },
+            3,
+            64,
+        ),
+    ]
+}
+
+#[test]
+fn a_randomly_permuted_network_computes_the_same_logits() {
+    for (name, config, channels, size) in cases() {
+        let net = network(&config, channels, size, 1);
+        let spec = PermutationSpec::of(&net).expect(name);
+        let permutation = Permutation::random(&spec, 7);
+        assert!(!permutation.is_identity(), "{name}");
+        let x = images(channels, size);
+        let before = net.forward(x.clone());
+        let permuted = permute(net.clone(), &spec, &permutation).expect(name);
+        let diff = max_relative_difference(before.clone(), permuted.forward(x.clone()));
+        assert!(diff < 1e-5, "{name}: logits moved by {diff}");
+        // It really moved the weights, and the inverse puts them back exactly.
+        assert_ne!(tensor_values(&permuted), tensor_values(&net), "{name}");
+        let back = permute(permuted, &spec, &permutation.inverse()).expect(name);
+        assert_eq!(tensor_values(&back), tensor_values(&net), "{name}");
+    }
+}
+
+#[test]
+fn a_permutation_that_misses_a_tensor_changes_the_logits() {
+    // The test above can fail: drop the running means from Resnet-20's spec and the
+    // permuted network computes something else.
+    let (_, config, channels, size) = cases().remove(2);
+    let net = network(&config, channels, size, 1);
+    let mut spec = PermutationSpec::of(&net).expect("spec");
+    for g in &mut spec.groups {
+        g.axes.retain(|a| !a.path.ends_with("running_mean"));
+    }
+    let permutation = Permutation::random(&spec, 7);
+    let x = images(channels, size);
+    let before = net.forward(x.clone());
+    let permuted = permute(net, &spec, &permutation).expect("permute");
+    assert!(max_relative_difference(before, permuted.forward(x)) > 1e-3);
+}
+
+#[test]
+fn matching_finds_a_permuted_copy_identical() {
+    for (name, config, channels, size) in cases() {
+        let a = network(&config, channels, size, 2);
+        let spec = PermutationSpec::of(&a).expect(name);
+        let b = permute(a.clone(), &spec, &Permutation::random(&spec, 11)).expect(name);
+        let found = weight_matching(
+            &spec,
+            &tensor_values(&a),
+            &tensor_values(&b),
+            MatchingConfig::default(),
+        )
+        .expect(name);
+        let aligned = permute(b, &spec, &found.permutation).expect(name);
+        // Bit-identical: every point of the interpolation path is A, the barrier exactly 0.
+        assert_eq!(tensor_values(&aligned), tensor_values(&a), "{name}");
+    }
+}
+
+#[test]
+fn matching_is_deterministic_and_raises_the_similarity() {
+    let config = ModelConfig::Resnet { depth: 8, width: 4 };
+    let a = tensor_values(&network(&config, 3, 32, 3));
+    let b = tensor_values(&network(&config, 3, 32, 4));
+    let spec = PermutationSpec::of(&network(&config, 3, 32, 3)).expect("spec");
+    let run = |seed| {
+        weight_matching(
+            &spec,
+            &a,
+            &b,
+            MatchingConfig {
+                seed,
+                max_rounds: 100,
+            },
+        )
+        .expect("match")
+    };
+    let (first, again) = (run(5), run(5));
+    assert_eq!(first, again);
+    let identity = weight_matching(
+        &spec,
+        &a,
+        &b,
+        MatchingConfig {
+            seed: 5,
+            max_rounds: 0,
+        },
+    )
+    .expect("no rounds");
+    assert!(identity.permutation.is_identity());
+    assert!(first.similarity > identity.similarity);
+    assert!(first.rounds < 100);
+}
+
+#[test]
+fn a_permuted_ticket_is_the_same_subnetwork() {
+    let config = ModelConfig::Lenet {
+        hidden: vec![30, 20],
+    };
+    let net = network(&config, 1, 28, 5);
+    let sparse = Sparse::dense(net, &PruneRule::for_model(&config))
+        .prune_magnitude(0.7)
+        .expect("prune");
+    let spec = PermutationSpec::of(&sparse.model).expect("spec");
+    let permutation = Permutation::random(&spec, 3);
+    let x = images(1, 28);
+    let before = sparse.forward(x.clone());
+    let density = sparse.density();
+    let permuted = permute_sparse(sparse, &spec, &permutation).expect("permute");
+    assert_eq!(permuted.density().kept, density.kept);
+    assert!(max_relative_difference(before, permuted.forward(x)) < 1e-5);
+    // Every pruned weight is still exactly zero, and applying the masks changes nothing.
+    let masks = permuted.mask.to_host();
+    let weights = tensor_values(&permuted.model);
+    for (path, mask) in &masks {
+        let (_, w) = weights
+            .iter()
+            .find(|(i, _)| &i.path == path)
+            .expect("weight");
+        assert!(
+            mask.iter().zip(w).all(|(m, w)| *m != 0.0 || *w == 0.0),
+            "{path}"
+        );
+    }
+    let applied = permuted.apply();
+    assert_eq!(tensor_values(&applied.model), weights);
+}
+
+#[test]
+fn the_specs_tie_residual_streams_and_refuse_unknown_networks() {
+    let resnet = network(
+        &ModelConfig::Resnet {
+            depth: 20,
+            width: 4,
+        },
+        3,
+        32,
+        1,
+    );
+    let spec = PermutationSpec::of(&resnet).expect("spec");
+    let names: Vec<&str> = spec.groups.iter().map(|g| g.name.as_str()).collect();
+    // Three stages (4, 8, 16 channels), one inner group per block (9 blocks).
+    assert_eq!(&names[..3], &["stream.0", "stream.1", "stream.2"]);
+    assert_eq!(names.len(), 3 + 9);
+    assert_eq!(
+        spec.groups
+            .iter()
+            .map(|g| g.size)
+            .take(3)
+            .collect::<Vec<_>>(),
+        vec![4, 8, 16]
+    );
+    // Stream 0: the stem, three blocks' outputs and inputs, and the next stage's inputs.
+    let stream0 = &spec.groups[0];
+    assert!(
+        stream0
+            .axes
+            .iter()
+            .any(|a| a.path.ends_with("stem.conv.weight") && a.axis == 0)
+    );
+    assert!(
+        stream0
+            .axes
+            .iter()
+            .any(|a| a.path.ends_with("blocks.3.shortcut.conv.weight") && a.axis == 1)
+    );
+    assert!(
+        spec.groups[2]
+            .axes
+            .iter()
+            .any(|a| a.path.ends_with("fc.weight") && a.axis == 0)
+    );
+    let inception = ModelConfig::InceptionV3 { aux_logits: false }
+        .build(3, 75, 10, &Device::default())
+        .expect("inception");
+    assert!(matches!(
+        PermutationSpec::of(&inception),
+        Err(Error::Unsupported(_))
+    ));
+}
