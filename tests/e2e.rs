@@ -124,6 +124,7 @@ fn lenet_is_stable_at_k0_on_mnist() {
         bn_policy: BnPolicy::Interpolate,
         eval,
         throughout_every: None,
+        align: lmc::Alignment::None,
     }
     .plan(
         &mut plan,
@@ -173,7 +174,11 @@ fn smoke_reproduction_renders_every_figure_and_the_report() {
         let image = image::open(&path).expect("a PNG").to_rgb8();
         assert!(image.width() >= 520 && image.height() >= 400, "{f:?}");
         let series = figures::series_names(&results, f);
-        let panels_expected = if f == Figure::Fig7 { 6 } else { 3 };
+        let panels_expected = if matches!(f, Figure::Fig7 | Figure::Beyond) {
+            6
+        } else {
+            3
+        };
         assert_eq!(series.len(), panels_expected, "{f:?}: {series:?}");
         for (panel, names) in &series {
             let want: &[&str] = match f {
@@ -186,6 +191,7 @@ fn smoke_reproduction_renders_every_figure_and_the_report() {
                 Figure::Fig8 => &["IMP, best rewind k", "IMP, k = 0"],
                 Figure::AppC => &["IMP, k = 0"],
                 Figure::AppD => &["conv and linear weights", "all parameters"],
+                Figure::Beyond => &["no alignment (the paper)", "weight matching"],
             };
             for w in want {
                 assert!(names.iter().any(|n| n == w), "{f:?} {panel}: {names:?}");

@@ -6,7 +6,7 @@ use experiments::instability::{InstabilityConfig, ParentRun, instability_summary
 use experiments::reproduce::EpochLength;
 use experiments::runs::{Job, Plan, Start};
 use lmc::BnPolicy;
-use results::RunId;
+use results::{Alignment, RunId};
 use sparsity::PruneRule;
 use train::Steps;
 
@@ -45,6 +45,14 @@ pub struct InstabilityArgs {
     #[arg(long, value_name = "BATCHES")]
     reestimate_bn: Option<usize>,
 
+    /// Align each pair before interpolating: `none` (the paper) or `weights` (weight matching,
+    /// Ainsworth et al. 2023: the second child's hidden units, BN statistics and masks are
+    /// permuted to match the first's, so the instability measured is modulo permutation).
+    /// Combines with --reestimate-bn (REPAIR-style). Aligned interpolations are their own
+    /// store entries; the children are shared with the unaligned analysis.
+    #[arg(long, default_value = "none", value_name = "ALIGNMENT")]
+    align: Alignment,
+
     /// Also measure instability every this many steps of the children (Figure 4).
     #[arg(long)]
     curve_every: Option<Steps>,
@@ -70,6 +78,7 @@ pub fn run(args: InstabilityArgs, data_dir: &Path, allow_download: bool) -> Resu
         },
         eval: Default::default(),
         throughout_every: None,
+        align: args.align,
     };
     let (parents, total, curve_every, eval) = match &args.sparse_start {
         Some(id) => {
@@ -131,21 +140,30 @@ pub fn run(args: InstabilityArgs, data_dir: &Path, allow_download: bool) -> Resu
     execute(&runner, &plan, args.store.jobs, args.run.quiet)?;
     let summary = instability_summary(&runner.store, &pairs)?;
     println!(
-        "{:>8} {:>22} {:>22} {:>16} {:>16}",
-        "k", "test instability (pp)", "train instability (pp)", "L2 (prunable)", "child accuracy"
+        "{:>8} {:>22} {:>22} {:>18} {:>16} {:>16}",
+        "k",
+        "test instability (pp)",
+        "train instability (pp)",
+        "test loss barrier",
+        "L2 (prunable)",
+        "child accuracy"
     );
     for k in &summary.per_k {
         let train = k
             .train_instability
             .map_or("-".to_string(), |t| format!("{:.2} ± {:.2}", t.mean, t.std));
+        let loss = k
+            .test_loss_barrier
+            .map_or("-".to_string(), |t| format!("{:.3} ± {:.3}", t.mean, t.std));
         println!(
-            "{:>8} {:>22} {:>22} {:>16} {:>16}",
+            "{:>8} {:>22} {:>22} {:>18} {:>16} {:>16}",
             k.k,
             format!(
                 "{:.2} ± {:.2}",
                 k.test_instability.mean, k.test_instability.std
             ),
             train,
+            loss,
             format!("{:.3} ± {:.3}", k.l2_prunable.mean, k.l2_prunable.std),
             format!(
                 "{:.2} ± {:.2}",

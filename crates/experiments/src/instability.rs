@@ -8,8 +8,8 @@
 //! trained twice.
 
 use lmc::BnPolicy;
+use results::{Alignment, PairResult, RunId};
 pub use results::{InstabilitySummary, KSummary, MeanStd, PairRecord};
-use results::{PairResult, RunId};
 use serde::{Deserialize, Serialize};
 use train::EvalConfig;
 
@@ -31,6 +31,9 @@ pub struct InstabilityConfig {
     /// paper's Figure 4, "instability throughout training"; test error only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughout_every: Option<u64>,
+    /// Align the second child of each pair to the first before interpolating.
+    #[serde(default, skip_serializing_if = "Alignment::is_none")]
+    pub align: Alignment,
 }
 
 /// A parent run and the steps its children branch at.
@@ -110,6 +113,7 @@ impl InstabilityConfig {
                                 bn_policy: self.bn_policy,
                                 eval: self.eval.clone(),
                                 with_train_error,
+                                align: self.align,
                             })
                         };
                         let last = pair(plan, total_steps, true)?;

@@ -44,6 +44,8 @@ pub enum Error {
     #[error(transparent)]
     Sparsity(#[from] sparsity::Error),
     #[error(transparent)]
+    Align(#[from] align::Error),
+    #[error(transparent)]
     Results(#[from] results::Error),
     /// The files of a dataset a run needs are not there (and could not be downloaded).
     #[error("{source}")]

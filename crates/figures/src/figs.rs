@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use results::{
-    Branch, Figure, InstabilitySummary, KUnit, MeanStd, ModelResults, PairRecord, Results,
+    AlignedAnalysis, Alignment, BnPolicy, Branch, Figure, InstabilitySummary, KUnit, MeanStd,
+    ModelResults, PairRecord, Results,
 };
 
 use crate::Result;
@@ -390,9 +391,76 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                 k_axis(&mut p, &ks, m);
                 out.push(p);
             }
+            Figure::Beyond => {
+                if m.aligned.is_empty() {
+                    continue;
+                }
+                for sparse in [false, true] {
+                    let mut rows: Vec<(String, Vec<(u64, MeanStd)>)> = vec![(
+                        "no alignment (the paper)".into(),
+                        if sparse {
+                            sparse_ks(m)
+                                .into_iter()
+                                .filter_map(|k| {
+                                    let s = m.sparse_at(k, Branch::Imp)?;
+                                    Some((k, s.summary.per_k.first()?.test_instability))
+                                })
+                                .collect()
+                        } else {
+                            m.dense.as_ref().map_or(vec![], |d| {
+                                d.per_k.iter().map(|k| (k.k, k.test_instability)).collect()
+                            })
+                        },
+                    )];
+                    for a in m.aligned.iter().filter(|a| a.sparse == sparse) {
+                        rows.push((
+                            aligned_label(a),
+                            a.summary
+                                .per_k
+                                .iter()
+                                .map(|k| (k.k, k.test_instability))
+                                .collect(),
+                        ));
+                    }
+                    let mut ks: Vec<u64> =
+                        rows.iter().flat_map(|r| r.1.iter().map(|x| x.0)).collect();
+                    ks.sort_unstable();
+                    ks.dedup();
+                    if ks.is_empty() {
+                        continue;
+                    }
+                    let (title, x) = if sparse {
+                        (format!("{label}, IMP subnetworks"), "rewind iteration k")
+                    } else {
+                        (format!("{label}, dense"), "k (iterations)")
+                    };
+                    let mut p = Panel::new(title, x, "test instability (pp)");
+                    for (i, (name, values)) in rows.into_iter().enumerate() {
+                        let v: Vec<(f64, MeanStd)> = values
+                            .into_iter()
+                            .filter_map(|(k, v)| Some((ks.iter().position(|x| *x == k)? as f64, v)))
+                            .collect();
+                        p.series.push(ms_series(&name, i, &v));
+                    }
+                    k_axis(&mut p, &ks, m);
+                    out.push(p);
+                }
+            }
         }
     }
     out
+}
+
+/// How a figure or the report names an aligned analysis.
+pub fn aligned_label(a: &AlignedAnalysis) -> String {
+    let align = match a.align {
+        Alignment::None => "no alignment",
+        Alignment::Weights => "weight matching",
+    };
+    match a.bn_policy {
+        BnPolicy::Interpolate => align.to_string(),
+        BnPolicy::Reestimate { .. } => format!("{align} + BN re-estimated"),
+    }
 }
 
 /// Renders one figure of `results` to `path` (PNG).

@@ -2,9 +2,9 @@
 
 use std::fmt::Write;
 
-use results::{Branch, MeanStd, ModelResults, Results};
+use results::{Branch, KSummary, MeanStd, ModelResults, Results};
 
-use crate::figs::{figure_name, model_label};
+use crate::figs::{aligned_label, figure_name, model_label};
 
 /// The paper's threshold for "stable": instability below 2 percentage points.
 pub const STABLE_PP: f64 = 2.0;
@@ -265,6 +265,7 @@ pub fn markdown(r: &Results) -> String {
         }
         let _ = writeln!(s);
     }
+    beyond(&mut s, r);
     let _ = writeln!(s, "## Figures\n");
     for &f in &r.config.figures {
         let _ = writeln!(
@@ -390,6 +391,118 @@ fn findings(m: &ModelResults) -> Vec<String> {
                 k.test_instability.mean,
                 k.child_test_accuracy.mean,
                 if matching { "matching" } else { "not matching" }
+            ));
+        }
+    }
+    out
+}
+
+/// The paper's (unaligned) analysis at k: dense, or the IMP subnetworks rewound to k.
+fn unaligned_at(m: &ModelResults, sparse: bool, k: u64) -> Option<&KSummary> {
+    if sparse {
+        m.sparse_at(k, Branch::Imp)?.summary.per_k.first()
+    } else {
+        m.dense.as_ref()?.at(k)
+    }
+}
+
+fn barrier(k: &KSummary) -> String {
+    k.test_loss_barrier
+        .map_or("–".into(), |b| format!("{:.3}", b.mean))
+}
+
+/// "Beyond the paper": the instability analyses again with the second child of each pair
+/// aligned to the first, in error and in loss.
+fn beyond(s: &mut String, r: &Results) {
+    if r.models.iter().all(|m| m.aligned.is_empty()) {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "## Beyond the paper: instability modulo permutation\n\n\
+         The same pairs of children, the second aligned to the first by weight matching \
+         (Ainsworth et al. 2023: coordinate descent over each layer's hidden units, every \
+         step an exact assignment; BN statistics and pruning masks move with their units) \
+         before interpolating, and also with BN statistics re-estimated along the path \
+         (REPAIR-style) where the network has BN. Test instability in percentage points of \
+         error (the paper's measure) and the test loss barrier (the rise of the mean \
+         cross-entropy above the endpoints', the measure of later work).\n"
+    );
+    for m in r.models.iter().filter(|m| !m.aligned.is_empty()) {
+        let _ = writeln!(s, "**{}**\n", model_label(m));
+        let variants: Vec<&results::AlignedAnalysis> = m.aligned.iter().collect();
+        let mut header = "| analysis | k | no alignment: instability / loss barrier".to_string();
+        for a in variants.iter().filter(|a| !a.sparse) {
+            let _ = write!(header, " | {}", aligned_label(a));
+        }
+        let _ = writeln!(s, "{header} |");
+        let columns = 3 + variants.iter().filter(|a| !a.sparse).count();
+        let _ = writeln!(s, "{}|", "|---".repeat(columns));
+        for sparse in [false, true] {
+            let mut ks: Vec<u64> = variants
+                .iter()
+                .filter(|a| a.sparse == sparse)
+                .flat_map(|a| a.summary.per_k.iter().map(|k| k.k))
+                .collect();
+            ks.sort_unstable();
+            ks.dedup();
+            for k in ks {
+                let base = unaligned_at(m, sparse, k);
+                let mut line = format!(
+                    "| {} | {k} | {}",
+                    if sparse { "IMP subnetworks" } else { "dense" },
+                    base.map_or("–".into(), |b| format!(
+                        "{} / {}",
+                        pm(b.test_instability),
+                        barrier(b)
+                    ))
+                );
+                for a in variants.iter().filter(|a| a.sparse == sparse) {
+                    let at = a.summary.per_k.iter().find(|x| x.k == k);
+                    let _ = write!(
+                        line,
+                        " | {}",
+                        at.map_or("–".into(), |x| format!(
+                            "{} / {}",
+                            pm(x.test_instability),
+                            barrier(x)
+                        ))
+                    );
+                }
+                let _ = writeln!(s, "{line} |");
+            }
+        }
+        let _ = writeln!(s);
+        for line in beyond_findings(m) {
+            let _ = writeln!(s, "- {line}");
+        }
+        let _ = writeln!(s);
+    }
+}
+
+/// What alignment does at k = 0 and at the smallest k where the paper's analysis is stable.
+fn beyond_findings(m: &ModelResults) -> Vec<String> {
+    let name = &m.setup.preset;
+    let mut out = Vec::new();
+    for a in &m.aligned {
+        let what = if a.sparse { "IMP subnetworks" } else { "dense" };
+        for x in &a.summary.per_k {
+            let Some(base) = unaligned_at(m, a.sparse, x.k) else {
+                continue;
+            };
+            let (before, after) = (base.test_instability.mean, x.test_instability.mean);
+            let verdict = match (before < STABLE_PP, after < STABLE_PP) {
+                (false, true) => "unstable without alignment, stable with it",
+                (false, false) => "unstable with and without alignment",
+                (true, true) => "stable with and without alignment",
+                (true, false) => "stable without alignment, **not** with it",
+            };
+            out.push(format!(
+                "{name}, {what}, k = {}: {}: {before:.2} → {after:.2} pp, loss barrier {} → {}; {verdict}.",
+                x.k,
+                aligned_label(a),
+                barrier(base),
+                barrier(x),
             ));
         }
     }

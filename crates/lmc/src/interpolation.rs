@@ -95,7 +95,7 @@ pub struct CurveData<'a> {
 /// CIFAR-10 test and train sets fit; ImageNet's are streamed).
 const CURVE_CACHE_BYTES: usize = 1 << 30;
 
-/// Test (and train) error of `alpha * a + (1 - alpha) * b` at `points` evenly spaced alphas
+/// Test (and train) error and loss of `alpha * a + (1 - alpha) * b` at `points` evenly spaced alphas
 /// in [0, 1], ends included, alpha ascending (alpha 0 is `b`, alpha 1 is `a`). `finish` is
 /// applied to every interpolated network before evaluation (e.g. re-applying a sparse mask).
 pub fn error_curve<M: Classifier>(
@@ -143,14 +143,16 @@ pub fn error_curve<M: Classifier>(
             model = finish(reestimate_bn(&model, source, batches, device)?);
         }
         let test = test_set.evaluate(&model)?;
-        let train_error = match &train_set {
-            Some(set) => Some(set.evaluate(&model)?.error_percent()),
+        let train = match &train_set {
+            Some(set) => Some(set.evaluate(&model)?),
             None => None,
         };
         out.push(CurvePoint {
             alpha,
             test_error: test.error_percent(),
-            train_error,
+            train_error: train.as_ref().map(|t| t.error_percent()),
+            test_loss: Some(test.loss),
+            train_loss: train.map(|t| t.loss),
         });
     }
     Ok(ErrorCurve {

@@ -16,7 +16,7 @@
 mod interpolation;
 
 pub use interpolation::{CurveData, error_curve, interpolate, l2_distance, reestimate_bn};
-pub use results::{BnPolicy, CurvePoint, ErrorCurve, Instability, L2Distance};
+pub use results::{Alignment, BnPolicy, CurvePoint, ErrorCurve, Instability, L2Distance};
 
 /// Errors of interpolation and instability analysis.
 #[derive(Debug, thiserror::Error)]

@@ -116,6 +116,18 @@ impl ModelConfig {
         }
     }
 
+    /// Whether the network normalises with BN (whose statistics can be re-estimated along an
+    /// interpolation path). External networks are not known here and count as without.
+    pub fn has_batch_norm(&self) -> bool {
+        match self {
+            ModelConfig::Lenet { .. } | ModelConfig::External { .. } => false,
+            ModelConfig::Resnet { .. }
+            | ModelConfig::Vgg16 { .. }
+            | ModelConfig::ImagenetResnet { .. }
+            | ModelConfig::InceptionV3 { .. } => true,
+        }
+    }
+
     /// Builds the network for `channels x size x size` images and `num_classes` classes. The
     /// weights are burn's defaults: call [`crate::initialize`] to draw them from a seed.
     pub fn build(

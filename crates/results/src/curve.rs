@@ -14,6 +14,43 @@ pub enum BnPolicy {
     Reestimate { batches: usize },
 }
 
+/// What is done to the second network of a pair before the two are interpolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Alignment {
+    /// Nothing (the paper).
+    #[default]
+    None,
+    /// Its hidden units permuted to match the first network's by weight matching (Ainsworth
+    /// et al. 2023): instability modulo permutation.
+    Weights,
+}
+
+impl Alignment {
+    pub fn is_none(&self) -> bool {
+        *self == Alignment::None
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alignment::None => "none",
+            Alignment::Weights => "weights",
+        }
+    }
+}
+
+impl std::str::FromStr for Alignment {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Alignment::None),
+            "weights" => Ok(Alignment::Weights),
+            other => Err(format!("unknown alignment `{other}`: use none or weights")),
+        }
+    }
+}
+
 /// One point of an error curve.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CurvePoint {
@@ -22,6 +59,12 @@ pub struct CurvePoint {
     pub test_error: f32,
     /// Train error in percent (on the evaluated train subset), if evaluated.
     pub train_error: Option<f32>,
+    /// Mean cross-entropy on the test set (absent from curves recorded before losses were).
+    #[serde(default)]
+    pub test_loss: Option<f32>,
+    /// Mean cross-entropy on the evaluated train subset.
+    #[serde(default)]
+    pub train_loss: Option<f32>,
 }
 
 /// Errors along the linear path between two networks.
@@ -31,11 +74,17 @@ pub struct ErrorCurve {
     pub bn_policy: BnPolicy,
 }
 
-/// Instability: the rise of the error along the path above the mean of the endpoints'.
+/// Instability: the rise of the error along the path above the mean of the endpoints' (the
+/// paper), in percentage points; and the same rise of the loss (the loss barrier of later
+/// work), where the curve has losses.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Instability {
     pub test: f32,
     pub train: Option<f32>,
+    #[serde(default)]
+    pub test_loss: Option<f32>,
+    #[serde(default)]
+    pub train_loss: Option<f32>,
 }
 
 impl ErrorCurve {
@@ -50,6 +99,8 @@ impl ErrorCurve {
         Instability {
             test: rise(&|p| Some(p.test_error)).unwrap_or(0.0),
             train: rise(&|p| p.train_error),
+            test_loss: rise(&|p| p.test_loss),
+            train_loss: rise(&|p| p.train_loss),
         }
     }
 

@@ -18,14 +18,16 @@ mod names;
 mod schema;
 mod stats;
 
-pub use curve::{BnPolicy, CurvePoint, ErrorCurve, Instability, L2Distance, LayerDensity};
+pub use curve::{
+    Alignment, BnPolicy, CurvePoint, ErrorCurve, Instability, L2Distance, LayerDensity,
+};
 pub use files::write_atomic;
 pub use ids::{Branch, JobKind, RunId, RunKind};
 pub use names::{DatasetName, Figure, KUnit, ReproduceConfig, Scale, parse_substitute};
 pub use schema::{
-    Design, ImpSeries, InstabilitySummary, KSummary, LengthCheck, LevelResult, LevelSummary,
-    ModelResults, NetworkInfo, PairRecord, PairResult, PaperReference, Results, Setup,
-    SparseAnalysis, TimeShare,
+    AlignedAnalysis, Design, ImpSeries, InstabilitySummary, KSummary, LengthCheck, LevelResult,
+    LevelSummary, ModelResults, NetworkInfo, PairRecord, PairResult, PaperReference, Results,
+    Setup, SparseAnalysis, TimeShare,
 };
 pub use stats::MeanStd;
 

@@ -65,7 +65,7 @@ impl FromStr for Scale {
     }
 }
 
-/// The figures of the paper (main text and appendices).
+/// The figures of the paper (main text and appendices), and one beyond it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Figure {
@@ -80,10 +80,12 @@ pub enum Figure {
     AppC,
     AppD,
     AppE,
+    /// Not in the paper: instability against k with and without weight matching.
+    Beyond,
 }
 
 impl Figure {
-    pub const ALL: [Figure; 11] = [
+    pub const ALL: [Figure; 12] = [
         Figure::Fig2,
         Figure::Fig3,
         Figure::Fig4,
@@ -95,6 +97,7 @@ impl Figure {
         Figure::AppC,
         Figure::AppD,
         Figure::AppE,
+        Figure::Beyond,
     ];
 
     /// The file stem and command-line name: `fig2` .. `fig8`, `appb` .. `appe`.
@@ -111,6 +114,7 @@ impl Figure {
             Figure::AppC => "appc",
             Figure::AppD => "appd",
             Figure::AppE => "appe",
+            Figure::Beyond => "beyond",
         }
     }
 
@@ -128,6 +132,7 @@ impl Figure {
             Figure::AppC => "Appendix C",
             Figure::AppD => "Appendix D",
             Figure::AppE => "Appendix E",
+            Figure::Beyond => "Beyond the paper",
         }
     }
 
@@ -149,6 +154,9 @@ impl Figure {
             Figure::AppC => "Error along the linear path for sparse IMP subnetworks at selected k",
             Figure::AppD => "L2 distance between the children of unpruned networks against k",
             Figure::AppE => "L2 distance between the children of sparse subnetworks against k",
+            Figure::Beyond => {
+                "Instability against k with and without weight matching (and BN re-estimation), dense networks and IMP subnetworks"
+            }
         }
     }
 
@@ -156,7 +164,12 @@ impl Figure {
     pub fn needs_dense(self) -> bool {
         matches!(
             self,
-            Figure::Fig2 | Figure::Fig3 | Figure::Fig4 | Figure::AppB | Figure::AppD
+            Figure::Fig2
+                | Figure::Fig3
+                | Figure::Fig4
+                | Figure::AppB
+                | Figure::AppD
+                | Figure::Beyond
         )
     }
 
@@ -169,8 +182,13 @@ impl Figure {
     pub fn needs_sparse(self) -> bool {
         matches!(
             self,
-            Figure::Fig6 | Figure::Fig7 | Figure::AppC | Figure::AppE
+            Figure::Fig6 | Figure::Fig7 | Figure::AppC | Figure::AppE | Figure::Beyond
         )
+    }
+
+    /// Whether the figure compares aligned with unaligned interpolations.
+    pub fn needs_alignment(self) -> bool {
+        self == Figure::Beyond
     }
 }
 
@@ -190,7 +208,7 @@ impl FromStr for Figure {
             .ok_or_else(|| Error::Unknown {
                 what: "figure",
                 value: s,
-                expected: "fig2..fig8, appb, appc, appd or appe".into(),
+                expected: "fig2..fig8, appb, appc, appd, appe or beyond".into(),
             })
     }
 }

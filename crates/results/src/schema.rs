@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    BnPolicy, Branch, DatasetName, ErrorCurve, Instability, KUnit, L2Distance, LayerDensity,
-    MeanStd, ReproduceConfig, RunId, RunKind,
+    Alignment, BnPolicy, Branch, DatasetName, ErrorCurve, Instability, KUnit, L2Distance,
+    LayerDensity, MeanStd, ReproduceConfig, RunId, RunKind,
 };
 
 /// What a finished interpolation records (the `result.json` of a `pair-…` run).
@@ -40,6 +40,9 @@ pub struct KSummary {
     pub k: u64,
     pub test_instability: MeanStd,
     pub train_instability: Option<MeanStd>,
+    /// The rise of the test loss along the path (the loss barrier), where curves have losses.
+    #[serde(default)]
+    pub test_loss_barrier: Option<MeanStd>,
     pub l2_prunable: MeanStd,
     pub l2_all: MeanStd,
     /// Test accuracy (%) of the children at the end of training, each child once.
@@ -81,6 +84,10 @@ fn summarise_k(pairs: &[PairRecord], k: u64) -> KSummary {
         .iter()
         .map(|p| p.result.instability.train.map(f64::from))
         .collect();
+    let test_loss: Option<Vec<f64>> = at
+        .iter()
+        .map(|p| p.result.instability.test_loss.map(f64::from))
+        .collect();
     // Each child once, though it ends several pairs.
     let children: BTreeMap<(u64, u64), f32> = at
         .iter()
@@ -114,6 +121,7 @@ fn summarise_k(pairs: &[PairRecord], k: u64) -> KSummary {
         k,
         test_instability: values(&|p| f64::from(p.result.instability.test)),
         train_instability: train.map(|v| MeanStd::of(&v)),
+        test_loss_barrier: test_loss.map(|v| MeanStd::of(&v)),
         l2_prunable: values(&|p| p.result.l2.prunable),
         l2_all: values(&|p| p.result.l2.all_parameters),
         child_test_accuracy: MeanStd::of(
@@ -303,6 +311,20 @@ pub struct ModelResults {
     /// How far from trained the scale's length leaves the dense network.
     #[serde(default)]
     pub length_check: Option<LengthCheck>,
+    /// The instability analyses repeated with alignment ("Beyond the paper").
+    #[serde(default)]
+    pub aligned: Vec<AlignedAnalysis>,
+}
+
+/// An instability analysis of the same children as the paper's, the second child of each pair
+/// aligned to the first before interpolating.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlignedAnalysis {
+    /// The children of IMP subnetworks (rewound to each sparse k) instead of the dense ones.
+    pub sparse: bool,
+    pub align: Alignment,
+    pub bn_policy: BnPolicy,
+    pub summary: InstabilitySummary,
 }
 
 /// One dense network (first init, the parents' data order) trained at the scale's length and

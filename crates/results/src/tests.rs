@@ -42,25 +42,29 @@ fn names_parse_from_their_command_line_spelling() {
 
 #[test]
 fn instability_is_the_rise_above_the_mean_of_the_endpoints() {
-    let point = |alpha, test, train| CurvePoint {
+    let point = |alpha, test, train, test_loss| CurvePoint {
         alpha,
         test_error: test,
         train_error: train,
+        test_loss,
+        train_loss: None,
     };
     let curve = ErrorCurve {
         points: vec![
-            point(0.0, 2.0, Some(1.0)),
-            point(0.5, 9.0, Some(4.0)),
-            point(1.0, 4.0, Some(3.0)),
+            point(0.0, 2.0, Some(1.0), Some(0.5)),
+            point(0.5, 9.0, Some(4.0), Some(1.25)),
+            point(1.0, 4.0, Some(3.0), Some(0.25)),
         ],
         bn_policy: BnPolicy::Interpolate,
     };
-    // max 9 - (2 + 4) / 2 = 6; train: 4 - (1 + 3) / 2 = 2.
+    // max 9 - (2 + 4) / 2 = 6; train: 4 - (1 + 3) / 2 = 2; test loss 1.25 - (0.5 + 0.25) / 2.
     assert_eq!(
         curve.instability(),
         Instability {
             test: 6.0,
-            train: Some(2.0)
+            train: Some(2.0),
+            test_loss: Some(0.875),
+            train_loss: None,
         }
     );
     assert_eq!(curve.worst_test_error(), Some(9.0));
@@ -80,7 +84,12 @@ fn a_summary_counts_each_child_once() {
                 points: vec![],
                 bn_policy: BnPolicy::Interpolate,
             },
-            instability: Instability { test, train: None },
+            instability: Instability {
+                test,
+                train: None,
+                test_loss: None,
+                train_loss: None,
+            },
             l2: L2Distance {
                 prunable: 1.0,
                 all_parameters: 2.0,

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use results::{
-    Branch, ImpSeries, LengthCheck, LevelSummary, ModelResults, ReproduceConfig, Results,
-    SparseAnalysis, TimeShare,
+    AlignedAnalysis, Branch, ImpSeries, LengthCheck, LevelSummary, ModelResults, ReproduceConfig,
+    Results, SparseAnalysis, TimeShare,
 };
 
 use super::ModelRuns;
@@ -105,6 +105,18 @@ fn model_results(m: &ModelRuns, store: &Store) -> Result<ModelResults> {
         }
         None => None,
     };
+    let aligned = m
+        .aligned
+        .iter()
+        .map(|a| {
+            Ok(AlignedAnalysis {
+                sparse: a.sparse,
+                align: a.align,
+                bn_policy: a.bn_policy,
+                summary: instability_summary(store, &a.pairs)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(ModelResults {
         setup: m.setup.record(entry)?,
         dense_accuracy,
@@ -112,6 +124,7 @@ fn model_results(m: &ModelRuns, store: &Store) -> Result<ModelResults> {
         imp,
         sparse,
         length_check,
+        aligned,
     })
 }
 

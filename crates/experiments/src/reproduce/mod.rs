@@ -24,7 +24,7 @@ use crate::instability::{InstabilityConfig, PairRuns, ParentRun};
 use crate::runs::{OptimizerAtRewind, Plan, Runner};
 use crate::slurm::Submission;
 use crate::store::Store;
-use results::{Branch, Results, RunId};
+use results::{Alignment, BnPolicy, Branch, Results, RunId};
 
 /// Every figure of the networks `reproduce` runs by default at `scale`.
 pub fn config(scale: Scale) -> ReproduceConfig {
@@ -43,6 +43,37 @@ pub struct ModelRuns {
     /// The dense run at the scale's length and the same run at a multiple of it.
     #[serde(default)]
     pub length_check: Option<(RunId, RunId)>,
+    /// The dense and IMP analyses again with alignment ("Beyond the paper").
+    #[serde(default)]
+    pub aligned: Vec<AlignedRuns>,
+}
+
+/// The pairs of one aligned analysis: the same children as the paper's analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlignedRuns {
+    pub sparse: bool,
+    pub align: Alignment,
+    pub bn_policy: BnPolicy,
+    pub pairs: Vec<PairRuns>,
+}
+
+/// Training batches that re-estimate BN statistics at each point of an aligned path
+/// (REPAIR-style; Jordan et al. 2023 use a few thousand images).
+pub const BN_REESTIMATE_BATCHES: usize = 20;
+
+/// The alignments "Beyond the paper" compares with the paper's plain interpolation: weight
+/// matching, and weight matching with BN re-estimated along the path where there is BN.
+fn alignment_variants(setup: &ModelSetup) -> Vec<(Alignment, BnPolicy)> {
+    let mut out = vec![(Alignment::Weights, setup.design.bn_policy)];
+    if setup.recipe.model.has_batch_norm() {
+        out.push((
+            Alignment::Weights,
+            BnPolicy::Reestimate {
+                batches: BN_REESTIMATE_BATCHES,
+            },
+        ));
+    }
+    out
 }
 
 /// Plans every run of `config` (nothing is trained, no data is read).
@@ -71,8 +102,16 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
             .figures
             .contains(&Figure::Fig4)
             .then_some(setup.design.throughout_every),
+        align: Alignment::None,
     };
     let mut dense_pairs = Vec::new();
+    let mut aligned = Vec::new();
+    let aligned_config = |align, bn_policy| InstabilityConfig {
+        align,
+        bn_policy,
+        throughout_every: None,
+        ..instability.clone()
+    };
     if config.wants(Figure::needs_dense) {
         let parents = setup
             .design
@@ -93,7 +132,34 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
             })
             .collect::<Result<Vec<_>>>()?;
         dense_pairs = instability.plan(plan, &parents, setup.design.total_steps)?;
+        if config.wants(Figure::needs_alignment) {
+            for (align, bn_policy) in alignment_variants(&setup) {
+                aligned.push(AlignedRuns {
+                    sparse: false,
+                    align,
+                    bn_policy,
+                    pairs: aligned_config(align, bn_policy).plan(
+                        plan,
+                        &parents,
+                        setup.design.total_steps,
+                    )?,
+                });
+            }
+        }
     }
+    let mut sparse_aligned: Vec<AlignedRuns> = if config.wants(Figure::needs_alignment) {
+        alignment_variants(&setup)
+            .into_iter()
+            .map(|(align, bn_policy)| AlignedRuns {
+                sparse: true,
+                align,
+                bn_policy,
+                pairs: vec![],
+            })
+            .collect()
+    } else {
+        vec![]
+    };
     let mut imp = Vec::new();
     let mut sparse_pairs = Vec::new();
     if config.wants(Figure::needs_imp) {
@@ -140,6 +206,16 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
                     let pairs =
                         sparse_instability.plan(plan, &parents, setup.design.total_steps)?;
                     sparse_pairs.push((k, branch, pairs));
+                    if branch != Branch::Imp {
+                        continue;
+                    }
+                    for a in &mut sparse_aligned {
+                        a.pairs.extend(aligned_config(a.align, a.bn_policy).plan(
+                            plan,
+                            &parents,
+                            setup.design.total_steps,
+                        )?);
+                    }
                 }
             }
         }
@@ -155,12 +231,14 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
         }
         _ => None,
     };
+    aligned.extend(sparse_aligned);
     Ok(ModelRuns {
         setup,
         dense_pairs,
         imp,
         sparse_pairs,
         length_check,
+        aligned,
     })
 }
 

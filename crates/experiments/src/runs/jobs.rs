@@ -2,7 +2,7 @@
 //! first state comes from) or an interpolation of two ([`PairSpec`]), and what each records.
 
 use lmc::BnPolicy;
-use results::{JobKind, LayerDensity, RunId, RunKind};
+use results::{Alignment, JobKind, LayerDensity, RunId, RunKind};
 use serde::{Deserialize, Serialize};
 use sparsity::PruneRule;
 use train::{EvalConfig, MetricRecord, Recipe};
@@ -86,6 +86,10 @@ pub struct PairSpec {
     pub eval: EvalConfig,
     /// Measure the train error too (off for the many curves of "throughout training").
     pub with_train_error: bool,
+    /// Weight matching before interpolation (absent from the identity when none, so the
+    /// paper's pairs keep their store entries).
+    #[serde(default, skip_serializing_if = "Alignment::is_none")]
+    pub align: Alignment,
 }
 
 /// One unit of work in the store.

@@ -9,7 +9,8 @@ use burn::tensor::Device;
 use data::SeededBatches;
 use lmc::{CurveData, error_curve, l2_distance};
 use nets::Network;
-use results::{PairResult, RunId};
+use nets::params::tensor_values;
+use results::{Alignment, PairResult, RunId};
 use sparsity::{MaskHook, PruneRule, Sparse};
 use train::{NoHooks, Steps, TrainConfig, TrainState, Trainer};
 
@@ -269,6 +270,25 @@ impl Runner {
         }
         let a = self.state_at(&spec.a, spec.step)?.model;
         let b = self.state_at(&spec.b, spec.step)?.model;
+        let b = match spec.align {
+            Alignment::None => b,
+            Alignment::Weights => {
+                let permutations = align::PermutationSpec::of(&b.model)?;
+                let matching = align::weight_matching(
+                    &permutations,
+                    &tensor_values(&a.model),
+                    &tensor_values(&b.model),
+                    align::MatchingConfig::default(),
+                )?;
+                tracing::debug!(
+                    "{} aligned to {} in {} rounds of weight matching",
+                    spec.b,
+                    spec.a,
+                    matching.rounds
+                );
+                align::permute_sparse(b, &permutations, &matching.permutation)?
+            }
+        };
         let data = self.data.for_recipe(&sa.recipe)?;
         let bn_batches = SeededBatches::new(
             data.train.clone(),
@@ -296,7 +316,11 @@ impl Runner {
             spec.bn_policy,
             &curve_data,
             &self.device,
-            |m: SparseNet| m.apply(),
+            // Aligned sparse children have their masks permuted apart: the interpolated
+            // weights already vanish outside the union of both, which is what is evaluated.
+            |m: SparseNet| {
+                if spec.align.is_none() { m.apply() } else { m }
+            },
         )?;
         let l2 = l2_distance(&a.model, &b.model, |i| sa.rule.is_prunable(i))?;
         Ok(PairResult {

@@ -72,6 +72,7 @@ fn instability(data_seeds: Vec<u64>) -> InstabilityConfig {
         bn_policy: BnPolicy::Interpolate,
         eval: eval(),
         throughout_every: Some(8),
+        align: results::Alignment::None,
     }
 }
 
