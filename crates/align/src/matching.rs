@@ -77,9 +77,8 @@ pub fn weight_matching(
     }
     spec.check(&a.iter().map(|t| t.0.clone()).collect::<Vec<_>>())?;
     let by_path = spec.axes_of();
-    // Per group: (A's tensor, B's tensor, its shape, the axis the group moves, every group's
-    // axes in it), trained tensors only.
-    let members: Vec<Vec<(&[f32], &[f32], &[usize], usize, &[(usize, usize)])>> = spec
+    // Per group: the trained tensors it moves.
+    let members: Vec<Vec<Member>> = spec
         .groups
         .iter()
         .map(|group| {
@@ -88,13 +87,13 @@ pub fn weight_matching(
                 .iter()
                 .filter_map(|axis| {
                     let (info, wa, wb) = pairs.get(axis.path.as_str())?;
-                    (!info.role.is_buffer()).then_some((
-                        *wa,
-                        *wb,
-                        info.shape.as_slice(),
-                        axis.axis,
-                        by_path[axis.path.as_str()].as_slice(),
-                    ))
+                    (!info.role.is_buffer()).then_some(Member {
+                        a: wa,
+                        b: wb,
+                        shape: info.shape.as_slice(),
+                        axis: axis.axis,
+                        axes: by_path[axis.path.as_str()].as_slice(),
+                    })
                 })
                 .collect()
         })
@@ -111,9 +110,9 @@ pub fn weight_matching(
         for &g in &order {
             let n = spec.groups[g].size;
             let mut similarity = vec![0.0f64; n * n];
-            for &(wa, wb, shape, axis, axes) in &members[g] {
-                let wb = permute_tensor(wb, shape, axes, &permutation, Some(g));
-                add_products(&mut similarity, wa, &wb, shape, axis);
+            for m in &members[g] {
+                let wb = permute_tensor(m.b, m.shape, m.axes, &permutation, Some(g));
+                add_products(&mut similarity, m.a, &wb, m.shape, m.axis);
             }
             let old: f64 = (0..n)
                 .map(|i| similarity[i * n + permutation.groups[g][i]])
@@ -133,13 +132,13 @@ pub fn weight_matching(
         .iter()
         .enumerate()
         .flat_map(|(g, m)| m.iter().map(move |x| (g, x)))
-        .map(|(g, &(wa, wb, shape, _, axes))| {
+        .map(|(g, m)| {
             // Each tensor once: by the first group that moves it.
-            if axes.first().map(|x| x.1) != Some(g) {
+            if m.axes.first().map(|x| x.1) != Some(g) {
                 return 0.0;
             }
-            let wb = permute_tensor(wb, shape, axes, &permutation, None);
-            wa.iter()
+            let wb = permute_tensor(m.b, m.shape, m.axes, &permutation, None);
+            m.a.iter()
                 .zip(&wb)
                 .map(|(x, y)| f64::from(*x) * f64::from(*y))
                 .sum::<f64>()
@@ -150,6 +149,16 @@ pub fn weight_matching(
         rounds,
         similarity,
     })
+}
+
+/// One trained tensor a group moves: A's and B's values, its shape, the axis the group moves
+/// and every group's axes in it.
+struct Member<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+    shape: &'a [usize],
+    axis: usize,
+    axes: &'a [(usize, usize)],
 }
 
 /// `similarity[i][j] += <A's slice i, B's slice j>` along `axis` of tensors of `shape`.

@@ -200,11 +200,31 @@ fn imp_then_sparse_instability_share_one_store_that_runs_lists_and_cleans() {
     common(&mut inst);
     let (ok, stdout, stderr) = run(&mut inst);
     assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("test instability") && stdout.contains("test loss barrier"),
+        "{stdout}"
+    );
+    // The same children aligned by weight matching: one more interpolation, nothing trained.
+    let mut aligned = rewind();
+    aligned.args([
+        "instability",
+        "--sparse-start",
+        &level1,
+        "--orders",
+        "2",
+        "--points",
+        "3",
+        "--align",
+        "weights",
+    ]);
+    common(&mut aligned);
+    let (ok, stdout, stderr) = run(&mut aligned);
+    assert!(ok, "{stderr}");
     assert!(stdout.contains("test instability"), "{stdout}");
-    // 3 IMP runs + 1 new child (the other is the level run itself) + 1 interpolation.
+    // 3 IMP runs + 1 new child (the other is the level run itself) + 2 interpolations.
     let (ok, stdout, _) = run(rewind().args(["runs", "list", "--store"]).arg(store.path()));
     assert!(ok);
-    assert!(stdout.contains("5 runs (5 done)"), "{stdout}");
+    assert!(stdout.contains("6 runs (6 done)"), "{stdout}");
     let (ok, stdout, _) = run(rewind()
         .args(["runs", "show", &level1, "--store"])
         .arg(store.path()));
@@ -236,7 +256,7 @@ fn reproduce_says_how_to_substitute_cifar_and_plans_without_running() {
     let (ok, stdout, stderr) = reproduce(&["--dry-run"]);
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("87 runs (57 trainings, 30 interpolations)"),
+        stdout.contains("107 runs (57 trainings, 50 interpolations)"),
         "{stdout}"
     );
     // Running needs the data: a missing CIFAR-10 is one message with what to do, before
