@@ -324,7 +324,7 @@ fn reproduce_says_how_to_substitute_cifar_and_plans_without_running() {
     let (ok, stdout, stderr) = slurm(&["--dry-run"]);
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("Slurm: 5 job arrays: stage-00 (2), stage-01 (7)")
+        stdout.contains("Slurm: 5 job arrays: stage-00 (2), stage-01 (8)")
             && stdout.contains("then the report job"),
         "{stdout}"
     );
