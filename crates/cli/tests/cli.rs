@@ -256,7 +256,7 @@ fn reproduce_says_how_to_substitute_cifar_and_plans_without_running() {
     let (ok, stdout, stderr) = reproduce(&["--dry-run"]);
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("107 runs (57 trainings, 50 interpolations)"),
+        stdout.contains("118 runs (60 trainings, 58 interpolations)"),
         "{stdout}"
     );
     // Running needs the data: a missing CIFAR-10 is one message with what to do, before
@@ -324,7 +324,7 @@ fn reproduce_says_how_to_substitute_cifar_and_plans_without_running() {
     let (ok, stdout, stderr) = slurm(&["--dry-run"]);
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("Slurm: 5 job arrays: stage-00 (2), stage-01 (8)")
+        stdout.contains("Slurm: 5 job arrays: stage-00 (3), stage-01 (10)")
             && stdout.contains("then the report job"),
         "{stdout}"
     );

@@ -453,11 +453,16 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
 
 /// How a figure or the report names an aligned analysis.
 pub fn aligned_label(a: &AlignedAnalysis) -> String {
-    let align = match a.align {
+    alignment_label(a.align, a.bn_policy)
+}
+
+/// "weight matching + BN re-estimated", "no alignment", ...
+pub fn alignment_label(align: Alignment, bn_policy: BnPolicy) -> String {
+    let align = match align {
         Alignment::None => "no alignment",
         Alignment::Weights => "weight matching",
     };
-    match a.bn_policy {
+    match bn_policy {
         BnPolicy::Interpolate => align.to_string(),
         BnPolicy::Reestimate { .. } => format!("{align} + BN re-estimated"),
     }

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use results::{Branch, KSummary, MeanStd, ModelResults, Results};
 
-use crate::figs::{aligned_label, figure_name, model_label};
+use crate::figs::{aligned_label, alignment_label, figure_name, model_label};
 
 /// The paper's threshold for "stable": instability below 2 percentage points.
 pub const STABLE_PP: f64 = 2.0;
@@ -476,8 +476,43 @@ fn beyond(s: &mut String, r: &Results) {
         for line in beyond_findings(m) {
             let _ = writeln!(s, "- {line}");
         }
+        if let Some(first) = m.across_inits.first() {
+            let parts: Vec<String> = m
+                .across_inits
+                .iter()
+                .map(|p| {
+                    let label = alignment_label(p.align, p.bn_policy);
+                    format!(
+                        "{label}{}: {:.2} pp, loss barrier {}",
+                        moved(p.result.alignment),
+                        p.result.instability.test,
+                        p.result
+                            .instability
+                            .test_loss
+                            .map_or("–".into(), |b| format!("{b:.3}"))
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "- {}, two initialisations (seeds {} and {}, the same data order, both trained to the end; endpoint test errors {:.1}% and {:.1}%): {}.",
+                m.setup.preset,
+                first.init_seeds[0],
+                first.init_seeds[1],
+                first.result.endpoint_test_errors[0],
+                first.result.endpoint_test_errors[1],
+                parts.join("; ")
+            );
+        }
         let _ = writeln!(s);
     }
+}
+
+/// " (moved 12 of 168 units)" for an aligned pair.
+fn moved(record: Option<results::AlignmentRecord>) -> String {
+    record.map_or(String::new(), |r| {
+        format!(" (moved {} of {} units)", r.moved, r.units)
+    })
 }
 
 /// What alignment does at k = 0 and at the smallest k where the paper's analysis is stable.
@@ -497,8 +532,33 @@ fn beyond_findings(m: &ModelResults) -> Vec<String> {
                 (true, true) => "stable with and without alignment",
                 (true, false) => "stable without alignment, **not** with it",
             };
+            let records = a
+                .summary
+                .pairs
+                .iter()
+                .filter(|p| p.k == x.k)
+                .filter_map(|p| p.result.alignment);
+            let (mut units, mut count) = (0usize, 0usize);
+            let mut moved_units = 0usize;
+            for r in records {
+                units += r.units;
+                moved_units += r.moved;
+                count += 1;
+            }
+            let how = if count == 0 {
+                String::new()
+            } else {
+                format!(
+                    " (weight matching moved {moved_units} of {units} units{})",
+                    if count > 1 {
+                        format!(" over {count} pairs")
+                    } else {
+                        String::new()
+                    }
+                )
+            };
             out.push(format!(
-                "{name}, {what}, k = {}: {}: {before:.2} → {after:.2} pp, loss barrier {} → {}; {verdict}.",
+                "{name}, {what}, k = {}: {}{how}: {before:.2} → {after:.2} pp, loss barrier {} → {}; {verdict}.",
                 x.k,
                 aligned_label(a),
                 barrier(base),

@@ -21,6 +21,31 @@ pub struct PairResult {
     /// Time the interpolation took (absent in results of older versions).
     #[serde(default)]
     pub wall_seconds: f64,
+    /// What weight matching did to `b` (aligned pairs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alignment: Option<AlignmentRecord>,
+}
+
+/// What weight matching did to the second network of a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlignmentRecord {
+    /// Coordinate-descent rounds over the permutation groups.
+    pub rounds: usize,
+    /// Hidden units in all permutation groups.
+    pub units: usize,
+    /// Units the permutation moved (0: the networks were aligned already).
+    pub moved: usize,
+}
+
+/// Two dense networks from different initialisations (same data order), interpolated with and
+/// without alignment: the setting of weight matching's own papers, beside the paper's
+/// same-init children.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitPairResult {
+    pub init_seeds: [u64; 2],
+    pub align: Alignment,
+    pub bn_policy: BnPolicy,
+    pub result: PairResult,
 }
 
 /// The interpolation of one pair of children, read back from the store.
@@ -314,6 +339,9 @@ pub struct ModelResults {
     /// The instability analyses repeated with alignment ("Beyond the paper").
     #[serde(default)]
     pub aligned: Vec<AlignedAnalysis>,
+    /// Two initialisations interpolated with and without alignment ("Beyond the paper").
+    #[serde(default)]
+    pub across_inits: Vec<InitPairResult>,
 }
 
 /// An instability analysis of the same children as the paper's, the second child of each pair

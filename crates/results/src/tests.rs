@@ -96,6 +96,7 @@ fn a_summary_counts_each_child_once() {
             },
             endpoint_test_errors: errors,
             wall_seconds: 0.0,
+            alignment: None,
         },
         throughout: vec![],
     };

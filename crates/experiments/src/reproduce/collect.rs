@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use results::{
-    AlignedAnalysis, Branch, ImpSeries, LengthCheck, LevelSummary, ModelResults, ReproduceConfig,
-    Results, SparseAnalysis, TimeShare,
+    AlignedAnalysis, Branch, ImpSeries, InitPairResult, LengthCheck, LevelSummary, ModelResults,
+    ReproduceConfig, Results, SparseAnalysis, TimeShare,
 };
 
 use super::ModelRuns;
@@ -117,6 +117,18 @@ fn model_results(m: &ModelRuns, store: &Store) -> Result<ModelResults> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let across_inits = m
+        .across_inits
+        .iter()
+        .map(|(init_seeds, align, bn_policy, id)| {
+            Ok(InitPairResult {
+                init_seeds: *init_seeds,
+                align: *align,
+                bn_policy: *bn_policy,
+                result: store.finished::<PairResult>(id)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(ModelResults {
         setup: m.setup.record(entry)?,
         dense_accuracy,
@@ -125,6 +137,7 @@ fn model_results(m: &ModelRuns, store: &Store) -> Result<ModelResults> {
         sparse,
         length_check,
         aligned,
+        across_inits,
     })
 }
 

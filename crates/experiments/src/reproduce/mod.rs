@@ -21,7 +21,7 @@ use crate::Result;
 use crate::executor::{Execution, Executor, Local};
 use crate::imp::{Baseline, ImpConfig, ImpRuns};
 use crate::instability::{InstabilityConfig, PairRuns, ParentRun};
-use crate::runs::{OptimizerAtRewind, Plan, Runner};
+use crate::runs::{OptimizerAtRewind, PairSpec, Plan, Runner};
 use crate::slurm::Submission;
 use crate::store::Store;
 use results::{Alignment, BnPolicy, Branch, Results, RunId};
@@ -46,6 +46,10 @@ pub struct ModelRuns {
     /// The dense and IMP analyses again with alignment ("Beyond the paper").
     #[serde(default)]
     pub aligned: Vec<AlignedRuns>,
+    /// Interpolations of the first init's dense run with another init's, without and with
+    /// alignment: (init seeds, alignment, BN policy, pair).
+    #[serde(default)]
+    pub across_inits: Vec<([u64; 2], Alignment, BnPolicy, RunId)>,
 }
 
 /// The pairs of one aligned analysis: the same children as the paper's analysis.
@@ -106,6 +110,7 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
     };
     let mut dense_pairs = Vec::new();
     let mut aligned = Vec::new();
+    let mut across_inits = Vec::new();
     let aligned_config = |align, bn_policy| InstabilityConfig {
         align,
         bn_policy,
@@ -132,7 +137,32 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
             })
             .collect::<Result<Vec<_>>>()?;
         dense_pairs = instability.plan(plan, &parents, setup.design.total_steps)?;
-        if config.wants(Figure::needs_alignment) {
+        if config.wants(Figure::needs_alignment)
+            && let Some(first) = parents.first()
+        {
+            // The setting of weight matching's own papers: two inits, one data order.
+            let other = first.init_seed + 1;
+            let second = plan.train_from_init(
+                &setup.recipe,
+                other,
+                setup.design.parent_data_seed,
+                &setup.eval,
+                &setup.rule,
+            )?;
+            let plain = (Alignment::None, setup.design.bn_policy);
+            for (align, bn_policy) in std::iter::once(plain).chain(alignment_variants(&setup)) {
+                let pair = plan.pair(PairSpec {
+                    a: first.run.clone(),
+                    b: second.clone(),
+                    step: setup.design.total_steps,
+                    points: setup.design.points,
+                    bn_policy,
+                    eval: setup.curve_eval.clone(),
+                    with_train_error: true,
+                    align,
+                })?;
+                across_inits.push(([first.init_seed, other], align, bn_policy, pair));
+            }
             for (align, bn_policy) in alignment_variants(&setup) {
                 aligned.push(AlignedRuns {
                     sparse: false,
@@ -239,6 +269,7 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
         sparse_pairs,
         length_check,
         aligned,
+        across_inits,
     })
 }
 

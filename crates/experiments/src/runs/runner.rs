@@ -10,7 +10,7 @@ use data::SeededBatches;
 use lmc::{CurveData, error_curve, l2_distance};
 use nets::Network;
 use nets::params::tensor_values;
-use results::{Alignment, PairResult, RunId};
+use results::{Alignment, AlignmentRecord, PairResult, RunId};
 use sparsity::{MaskHook, PruneRule, Sparse};
 use train::{NoHooks, Steps, TrainConfig, TrainState, Trainer};
 
@@ -270,8 +270,8 @@ impl Runner {
         }
         let a = self.state_at(&spec.a, spec.step)?.model;
         let b = self.state_at(&spec.b, spec.step)?.model;
-        let b = match spec.align {
-            Alignment::None => b,
+        let (b, alignment) = match spec.align {
+            Alignment::None => (b, None),
             Alignment::Weights => {
                 let permutations = align::PermutationSpec::of(&b.model)?;
                 let matching = align::weight_matching(
@@ -286,7 +286,21 @@ impl Runner {
                     spec.a,
                     matching.rounds
                 );
-                align::permute_sparse(b, &permutations, &matching.permutation)?
+                let record = AlignmentRecord {
+                    rounds: matching.rounds,
+                    units: permutations.groups.iter().map(|g| g.size).sum(),
+                    moved: matching
+                        .permutation
+                        .groups
+                        .iter()
+                        .flat_map(|g| g.iter().enumerate())
+                        .filter(|(i, j)| i != *j)
+                        .count(),
+                };
+                (
+                    align::permute_sparse(b, &permutations, &matching.permutation)?,
+                    Some(record),
+                )
             }
         };
         let data = self.data.for_recipe(&sa.recipe)?;
@@ -332,6 +346,7 @@ impl Runner {
             curve,
             l2,
             wall_seconds: started.elapsed().as_secs_f64(),
+            alignment,
         })
     }
 
