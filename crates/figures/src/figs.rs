@@ -440,7 +440,10 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                             .into_iter()
                             .filter_map(|(k, v)| Some((ks.iter().position(|x| *x == k)? as f64, v)))
                             .collect();
-                        p.series.push(ms_series(&name, i, &v));
+                        // Aligned lines dashed: where alignment changes nothing they lie on
+                        // the paper's.
+                        let series = ms_series(&name, i, &v);
+                        p.series.push(if i == 0 { series } else { series.dashed() });
                     }
                     k_axis(&mut p, &ks, m);
                     out.push(p);

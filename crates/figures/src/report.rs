@@ -549,7 +549,7 @@ fn beyond_findings(m: &ModelResults) -> Vec<String> {
                 String::new()
             } else {
                 format!(
-                    " (weight matching moved {moved_units} of {units} units{})",
+                    " (moved {moved_units} of {units} units{})",
                     if count > 1 {
                         format!(" over {count} pairs")
                     } else {

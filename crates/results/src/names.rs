@@ -154,9 +154,7 @@ impl Figure {
             Figure::AppC => "Error along the linear path for sparse IMP subnetworks at selected k",
             Figure::AppD => "L2 distance between the children of unpruned networks against k",
             Figure::AppE => "L2 distance between the children of sparse subnetworks against k",
-            Figure::Beyond => {
-                "Instability against k with and without weight matching (and BN re-estimation), dense networks and IMP subnetworks"
-            }
+            Figure::Beyond => "Instability against k with and without weight matching",
         }
     }
 
