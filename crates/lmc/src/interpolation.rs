@@ -70,7 +70,10 @@ pub fn reestimate_bn<M: Classifier>(
         TensorRole::BnRunningVar => t.ones_like(),
         _ => t,
     });
-    let training = reset.fork(&train_device).train();
+    // No parameter requires a gradient: BN still normalises with the batch's statistics and
+    // updates its running ones (training mode on an autodiff device), but no autodiff graph
+    // is recorded, which forwards that are never differentiated would otherwise keep alive.
+    let training = reset.fork(&train_device).train().no_grad();
     for step in 0..batches as u64 {
         let (images, _) = batches_source.batch(step)?.into_tensors(&train_device);
         let _ = training.forward(images);
