@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use data::{ImageSource, SeededBatches, Transform};
 use nets::Classifier;
-use nets::params::{TensorInfo, TensorRole, map_tensors, tensor_infos, visit_tensors};
+use nets::params::{TensorInfo, map_tensors, tensor_infos, visit_tensors};
 use results::{BnPolicy, CurvePoint, ErrorCurve, L2Distance};
 
 use crate::{Error, Result};
@@ -51,34 +51,68 @@ fn check_same_structure<M: Module>(a: &M, b: &M) -> Result<()> {
     Ok(())
 }
 
-/// Resets the BN running statistics of `model` (mean 0, variance 1) and re-estimates them
-/// from the first `batches` training batches of `batches_source`, in train mode, without
-/// changing any weight. Returns the inference-mode model.
+/// The momentum of every BN layer of the networks here (burn's default and PyTorch's, checked
+/// by the parity tests): a running statistic moves by this fraction of the batch's.
+pub const BN_MOMENTUM: f64 = 0.1;
+
+/// Re-estimates the BN running statistics of `model` as the plain average of their batch
+/// statistics over the first `batches` training batches of `batches_source`, without
+/// changing any weight (REPAIR-style; PyTorch's `momentum=None`). Returns the inference-mode
+/// model.
 ///
-/// The estimate is the running average that the network's own BN momentum gives (burn's
-/// BatchNorm exposes no cumulative mode); with momentum 0.1 it weights the last ~10 batches
-/// most.
+/// burn's BatchNorm only keeps a running average with [`BN_MOMENTUM`]; each forward in train
+/// mode moves it to `(1 - m) r + m x`, so the batch's statistic is recovered as
+/// `x = (r' - (1 - m) r) / m` and averaged here. (Reading the running average instead would
+/// keep 0.9^N of its starting value after N batches: 12% after 20.)
 pub fn reestimate_bn<M: Classifier>(
     model: &M,
     batches_source: &SeededBatches,
     batches: usize,
     device: &Device,
 ) -> Result<M> {
+    if batches == 0 {
+        return Err(Error::Invalid(
+            "re-estimating BN statistics needs at least one batch".into(),
+        ));
+    }
     let train_device = device.clone().autodiff();
-    let reset = map_tensors(model.valid(), |info, t| match info.role {
-        TensorRole::BnRunningMean => t.zeros_like(),
-        TensorRole::BnRunningVar => t.ones_like(),
-        _ => t,
-    });
+    let buffers = |m: &M| -> HashMap<String, Vec<f64>> {
+        nets::params::tensor_values(m)
+            .into_iter()
+            .filter(|(i, _)| i.role.is_buffer())
+            .map(|(i, v)| (i.path, v.into_iter().map(f64::from).collect()))
+            .collect()
+    };
     // No parameter requires a gradient: BN still normalises with the batch's statistics and
     // updates its running ones (training mode on an autodiff device), but no autodiff graph
     // is recorded, which forwards that are never differentiated would otherwise keep alive.
-    let training = reset.fork(&train_device).train().no_grad();
+    let training = model.valid().fork(&train_device).train().no_grad();
+    let mut before = buffers(&training);
+    let mut sums: HashMap<String, Vec<f64>> = before
+        .iter()
+        .map(|(p, v)| (p.clone(), vec![0.0; v.len()]))
+        .collect();
     for step in 0..batches as u64 {
         let (images, _) = batches_source.batch(step)?.into_tensors(&train_device);
         let _ = training.forward(images);
+        let after = buffers(&training);
+        for (path, sum) in sums.iter_mut() {
+            let (r0, r1) = (&before[path], &after[path]);
+            for ((s, a), b) in sum.iter_mut().zip(r0).zip(r1) {
+                *s += (b - (1.0 - BN_MOMENTUM) * a) / BN_MOMENTUM;
+            }
+        }
+        before = after;
     }
-    Ok(training.valid())
+    Ok(map_tensors(training.valid(), |info, t| {
+        match sums.get(&info.path) {
+            Some(sum) => {
+                let mean: Vec<f32> = sum.iter().map(|s| (s / batches as f64) as f32).collect();
+                nets::params::from_vec(mean, &t.device())
+            }
+            None => t,
+        }
+    }))
 }
 
 /// What [`error_curve`] evaluates on.

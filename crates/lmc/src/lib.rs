@@ -15,7 +15,9 @@
 
 mod interpolation;
 
-pub use interpolation::{CurveData, error_curve, interpolate, l2_distance, reestimate_bn};
+pub use interpolation::{
+    BN_MOMENTUM, CurveData, error_curve, interpolate, l2_distance, reestimate_bn,
+};
 pub use results::{Alignment, BnPolicy, CurvePoint, ErrorCurve, Instability, L2Distance};
 
 /// Errors of interpolation and instability analysis.

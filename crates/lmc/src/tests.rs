@@ -149,3 +149,53 @@ fn bn_reestimation_changes_the_statistics_but_not_the_weights() {
         }
     }
 }
+
+/// The re-estimate is the average of the batches' statistics, not a running average that
+/// still remembers where it started: over batches of the same 8 images (no augmentation,
+/// only their order changes) it is the same after 2 batches as after 6.
+#[test]
+fn bn_reestimation_averages_the_batch_statistics() {
+    let recipe = Recipe {
+        name: "lmc-test".into(),
+        model: ModelConfig::Resnet { depth: 8, width: 4 },
+        data: DataConfig::new(DatasetName::Mnist, 8, Augmentation::None),
+        training_steps: Steps::iterations(24),
+        optimizer: OptimizerConfig::Adam { weight_decay: 0.0 },
+        schedule: LrSchedule::constant(0.05),
+        bn_init: nets::BnInit::Uniform,
+    };
+    let train: ImageSource = Arc::new(Stripes(8));
+    let batches = data::SeededBatches::new(
+        train.clone(),
+        TrainData::from_sources(&recipe, DatasetName::Mnist, train.clone(), train)
+            .expect("data")
+            .transform,
+        8,
+        0,
+    )
+    .expect("batches");
+    let model = nets::initialize(
+        ModelConfig::Resnet { depth: 8, width: 4 }
+            .build(1, 32, 10, &Device::default())
+            .expect("resnet"),
+        1,
+        nets::BnInit::Uniform,
+    );
+    let buffers = |n: usize| -> Vec<(String, Vec<f32>)> {
+        tensor_values(&reestimate_bn(&model, &batches, n, &Device::default()).expect("re"))
+            .into_iter()
+            .filter(|(i, _)| i.role.is_buffer())
+            .map(|(i, v)| (i.path, v))
+            .collect()
+    };
+    let (two, six) = (buffers(2), buffers(6));
+    for ((path, a), (_, b)) in two.iter().zip(&six) {
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x - y).abs() <= 1e-4 * x.abs().max(1e-2),
+                "{path}: {x} after 2 batches, {y} after 6"
+            );
+        }
+    }
+    assert!(reestimate_bn(&model, &batches, 0, &Device::default()).is_err());
+}
