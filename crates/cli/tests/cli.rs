@@ -187,38 +187,30 @@ fn imp_then_sparse_instability_share_one_store_that_runs_lists_and_cleans() {
     common(&mut train);
     let (ok, stdout, stderr) = run(&mut train);
     assert!(ok && stdout.starts_with("reused"), "{stdout} {stderr}");
-    let mut inst = rewind();
-    inst.args([
-        "instability",
-        "--sparse-start",
-        &level1,
-        "--orders",
-        "2",
-        "--points",
-        "3",
-    ]);
-    common(&mut inst);
-    let (ok, stdout, stderr) = run(&mut inst);
+    let instability = |align: &str| {
+        let mut inst = rewind();
+        inst.args([
+            "instability",
+            "--sparse-start",
+            &level1,
+            "--orders",
+            "2",
+            "--points",
+            "3",
+            "--align",
+            align,
+        ]);
+        common(&mut inst);
+        run(&mut inst)
+    };
+    let (ok, stdout, stderr) = instability("none");
     assert!(ok, "{stderr}");
     assert!(
         stdout.contains("test instability") && stdout.contains("test loss barrier"),
         "{stdout}"
     );
     // The same children aligned by weight matching: one more interpolation, nothing trained.
-    let mut aligned = rewind();
-    aligned.args([
-        "instability",
-        "--sparse-start",
-        &level1,
-        "--orders",
-        "2",
-        "--points",
-        "3",
-        "--align",
-        "weights",
-    ]);
-    common(&mut aligned);
-    let (ok, stdout, stderr) = run(&mut aligned);
+    let (ok, stdout, stderr) = instability("weights");
     assert!(ok, "{stderr}");
     assert!(stdout.contains("test instability"), "{stdout}");
     // 3 IMP runs + 1 new child (the other is the level run itself) + 2 interpolations.

@@ -109,18 +109,21 @@ fn sparse_interpolation_keeps_pruned_weights_at_zero_and_l2_is_exact() {
     );
 }
 
-#[test]
-fn bn_reestimation_changes_the_statistics_but_not_the_weights() {
+/// A Resnet-8 (width 4, seeded) and batches of 8 from `examples` stripe images.
+fn resnet_and_batches(
+    augmentation: Augmentation,
+    examples: usize,
+) -> (nets::Network, data::SeededBatches) {
     let recipe = Recipe {
         name: "lmc-test".into(),
         model: ModelConfig::Resnet { depth: 8, width: 4 },
-        data: DataConfig::new(DatasetName::Mnist, 8, Augmentation::CropFlip { padding: 1 }),
+        data: DataConfig::new(DatasetName::Mnist, 8, augmentation),
         training_steps: Steps::iterations(24),
         optimizer: OptimizerConfig::Adam { weight_decay: 0.0 },
         schedule: LrSchedule::constant(0.05),
         bn_init: nets::BnInit::Uniform,
     };
-    let train: ImageSource = Arc::new(Stripes(48));
+    let train: ImageSource = Arc::new(Stripes(examples));
     let batches = data::SeededBatches::new(
         train.clone(),
         TrainData::from_sources(&recipe, DatasetName::Mnist, train.clone(), train)
@@ -131,12 +134,19 @@ fn bn_reestimation_changes_the_statistics_but_not_the_weights() {
     )
     .expect("batches");
     let model = nets::initialize(
-        ModelConfig::Resnet { depth: 8, width: 4 }
+        recipe
+            .model
             .build(1, 32, 10, &Device::default())
             .expect("resnet"),
         1,
         nets::BnInit::Uniform,
     );
+    (model, batches)
+}
+
+#[test]
+fn bn_reestimation_changes_the_statistics_but_not_the_weights() {
+    let (model, batches) = resnet_and_batches(Augmentation::CropFlip { padding: 1 }, 48);
     let re = reestimate_bn(&model, &batches, 4, &Device::default()).expect("reestimate");
     for ((info, before), (_, after)) in tensor_values(&model.valid())
         .into_iter()
@@ -155,32 +165,7 @@ fn bn_reestimation_changes_the_statistics_but_not_the_weights() {
 /// only their order changes) it is the same after 2 batches as after 6.
 #[test]
 fn bn_reestimation_averages_the_batch_statistics() {
-    let recipe = Recipe {
-        name: "lmc-test".into(),
-        model: ModelConfig::Resnet { depth: 8, width: 4 },
-        data: DataConfig::new(DatasetName::Mnist, 8, Augmentation::None),
-        training_steps: Steps::iterations(24),
-        optimizer: OptimizerConfig::Adam { weight_decay: 0.0 },
-        schedule: LrSchedule::constant(0.05),
-        bn_init: nets::BnInit::Uniform,
-    };
-    let train: ImageSource = Arc::new(Stripes(8));
-    let batches = data::SeededBatches::new(
-        train.clone(),
-        TrainData::from_sources(&recipe, DatasetName::Mnist, train.clone(), train)
-            .expect("data")
-            .transform,
-        8,
-        0,
-    )
-    .expect("batches");
-    let model = nets::initialize(
-        ModelConfig::Resnet { depth: 8, width: 4 }
-            .build(1, 32, 10, &Device::default())
-            .expect("resnet"),
-        1,
-        nets::BnInit::Uniform,
-    );
+    let (model, batches) = resnet_and_batches(Augmentation::None, 8);
     let buffers = |n: usize| -> Vec<(String, Vec<f32>)> {
         tensor_values(&reestimate_bn(&model, &batches, n, &Device::default()).expect("re"))
             .into_iter()
