@@ -71,7 +71,7 @@ const RESNET20_QUICK: Cut = Cut {
         width: 8,
     }),
     note: Some(
-        "Resnet-20 at half width (8/16/32 channels) for 600 steps: the pilot in docs/results/pilots found this width and length unstable at k = 0 (58 pp) and stable from 5% of training, and at 0.25 s a step on 2 cores its 21 trainings fill the quick budget",
+        "Resnet-20 at half width (8/16/32 channels) for 600 steps: the pilot in docs/results/pilots found this width and length unstable at k = 0 (58 pp) and stable from 5% of training, and at 0.25 s a step on 2 cores its 22 trainings fill the quick budget",
     ),
     steps: Some(600),
     ..QUICK_CONV
@@ -86,7 +86,7 @@ const RESNET20_SMOKE: Cut = Cut {
 const VGG16_QUICK: Cut = Cut {
     model: Some(|| ModelConfig::Vgg16 { width_divisor: 8 }),
     note: Some(
-        "VGG-16 at 1/8 width (8..64 channels) for 600 steps: 0.11 s a step on 2 cores for its 27 trainings; 1/16 width would leave ~800 weights at IMP's 1.4% density",
+        "VGG-16 at 1/8 width (8..64 channels) for 600 steps: 0.11 s a step on 2 cores for its 28 trainings; 1/16 width would leave ~800 weights at IMP's 1.4% density",
     ),
     steps: Some(600),
     ..QUICK_CONV
