@@ -76,12 +76,16 @@ pub fn reestimate_bn<M: Classifier>(
         ));
     }
     let train_device = device.clone().autodiff();
+    // Only the running statistics come to the host after each batch, not the weights.
     let buffers = |m: &M| -> HashMap<String, Vec<f64>> {
-        nets::params::tensor_values(m)
-            .into_iter()
-            .filter(|(i, _)| i.role.is_buffer())
-            .map(|(i, v)| (i.path, v.into_iter().map(f64::from).collect()))
-            .collect()
+        let mut out = HashMap::new();
+        visit_tensors(m, |info, t| {
+            if info.role.is_buffer() {
+                let values = nets::params::to_vec(t).into_iter().map(f64::from).collect();
+                out.insert(info.path.clone(), values);
+            }
+        });
+        out
     };
     // No parameter requires a gradient: BN still normalises with the batch's statistics and
     // updates its running ones (training mode on an autodiff device), but no autodiff graph
