@@ -10,6 +10,10 @@ throughput, and the interpolation sweep of the paper (30 alphas over a 10,000-im
 test set with Lenet). Medians over repeated timings after warm-up. Prints one JSON object.
 
     bench/.venv/bin/python bench/reference.py --threads 2 --steps 20
+
+`--device cuda` runs the same work on the GPU (what `cargo xtask gpu-check` compares with), in
+float32 with PyTorch's defaults (cuDNN may use TF32 for convolutions on Ampere and later) and
+`cudnn.benchmark` on, as our GPU backend autotunes its kernels too.
 """
 
 import argparse
@@ -111,9 +115,17 @@ def timed(fn, steps, warmup):
     return statistics.median(times), min(times)
 
 
+DEVICE = torch.device("cpu")
+
+
+def sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def bench_training(name, model, opt, shape, batch, steps, warmup):
-    x = torch.randn(batch, *shape)
-    y = torch.randint(0, 10, (batch,))
+    x = torch.randn(batch, *shape, device=DEVICE)
+    y = torch.randint(0, 10, (batch,), device=DEVICE)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -124,13 +136,15 @@ def bench_training(name, model, opt, shape, batch, steps, warmup):
 
     median, best = timed(step, steps, warmup)
     model.eval()
-    test = torch.randn(2000, *shape)
+    test = torch.randn(10_000 if DEVICE.type == "cuda" else 2000, *shape, device=DEVICE)
     with torch.no_grad():
         model(test[:1000]).argmax(1)  # one untimed pass, as on our side
+    sync()
     start = time.perf_counter()
     with torch.no_grad():
         for chunk in test.split(1000):
-            model(chunk).argmax(1)
+            model(chunk).argmax(1).cpu()
+    sync()
     eval_ips = len(test) / (time.perf_counter() - start)
     model.train()
     return {"preset": name, "batch": batch, "ms_per_step": median, "min_ms": best,
@@ -138,11 +152,11 @@ def bench_training(name, model, opt, shape, batch, steps, warmup):
 
 
 def bench_interpolation(points, images):
-    a, b = Lenet(), Lenet()
-    test = torch.randn(images, 1, 28, 28)
-    labels = torch.randint(0, 10, (images,))
+    a, b = Lenet().to(DEVICE), Lenet().to(DEVICE)
+    test = torch.randn(images, 1, 28, 28, device=DEVICE)
+    labels = torch.randint(0, 10, (images,), device=DEVICE)
     sa, sb = a.state_dict(), b.state_dict()
-    model = Lenet().eval()
+    model = Lenet().to(DEVICE).eval()
     start = time.perf_counter()
     with torch.no_grad():
         for i in range(points):
@@ -160,21 +174,27 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--presets", default="lenet,resnet20,vgg16")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     args = p.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rows = []
     for name in args.presets.split(","):
         if name == "lenet":
-            m = Lenet()
+            m = Lenet().to(DEVICE)
             rows.append(bench_training(name, m, torch.optim.Adam(m.parameters(), 1.2e-3),
                                        (1, 28, 28), 60, args.steps, args.warmup))
         elif name in ("resnet20", "vgg16"):
-            m = Resnet20() if name == "resnet20" else Vgg16()
+            m = (Resnet20() if name == "resnet20" else Vgg16()).to(DEVICE)
             opt = torch.optim.SGD(m.parameters(), 0.1, momentum=0.9, weight_decay=1e-4)
             rows.append(bench_training(name, m, opt, (3, 32, 32), 128, args.steps, args.warmup))
     out = {
         "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "rows": rows,
         "interpolation_ms": bench_interpolation(30, 10_000),

@@ -7,6 +7,8 @@ use std::process::Command as Process;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
+mod gpu_check;
+
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Project automation for rewind")]
 struct Cli {
@@ -71,8 +73,41 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Check and time a GPU backend: builds `rewind` with `--features <backend>` (release),
+    /// runs `rewind gpu-check` (the GPU against the CPU backend from the same state: losses,
+    /// checkpoints moved between them, masks, an interpolation curve, determinism; then ms per
+    /// step), runs `bench/reference.py --device cuda` beside it when a Python with CUDA torch
+    /// is found, and writes the GPU section of BENCHMARKS.md.
+    ///
+    /// On a GPU node without cargo, copy the binary there, run `rewind gpu-check --json
+    /// DIR/rewind.json` and `python3 bench/reference.py --device cuda > DIR/torch.json`, and
+    /// render the section here with `--from DIR`.
+    GpuCheck(GpuCheck),
     /// Run what CI runs (`.ci/run`).
     Ci,
+}
+
+#[derive(Args)]
+struct GpuCheck {
+    /// The GPU backend feature: `wgpu` (Vulkan, Metal, DX12) or `cuda`.
+    #[arg(long, default_value = "wgpu")]
+    features: String,
+    /// The Python (with torch built for CUDA) that runs the reference (default: `python3`).
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+    /// Skip the PyTorch reference.
+    #[arg(long)]
+    no_reference: bool,
+    /// Render BENCHMARKS.md's GPU section from `rewind.json` (and `torch.json`) in this
+    /// directory instead of running anything.
+    #[arg(long, value_name = "DIR")]
+    from: Option<PathBuf>,
+    /// Print the section without rewriting BENCHMARKS.md.
+    #[arg(long)]
+    no_write: bool,
+    /// Arguments passed on to `rewind gpu-check` (e.g. `--steps 50`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    rewind_args: Vec<String>,
 }
 
 fn root() -> PathBuf {
@@ -247,22 +282,41 @@ fn bench(o: BenchOptions) -> Result<()> {
         return Ok(());
     }
     // Replace only the generated section: hand-written sections (GPU runs, ImageNet) stay.
-    let path = root.join("BENCHMARKS.md");
-    let old = std::fs::read_to_string(&path).unwrap_or_default();
-    let doc = match (old.find(BENCH_START), old.find(BENCH_END)) {
-        (Some(start), Some(end)) if start < end => format!(
+    replace_section(
+        &root.join("BENCHMARKS.md"),
+        BENCH_START,
+        BENCH_END,
+        &generated,
+        true,
+    )?;
+    println!("wrote BENCHMARKS.md");
+    Ok(())
+}
+
+/// Replaces the text from `start` to `end` (markers included, `generated` holds them) in the
+/// Markdown file `path`; where the markers are missing, puts `generated` after the title
+/// (`at_top`) or at the end. Hand-written sections stay.
+fn replace_section(
+    path: &Path,
+    start: &str,
+    end: &str,
+    generated: &str,
+    at_top: bool,
+) -> Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let doc = match (old.find(start), old.find(end)) {
+        (Some(s), Some(e)) if s < e => format!(
             "{}{generated}{}",
-            &old[..start],
-            old[end + BENCH_END.len()..].trim_start_matches('\n')
+            &old[..s],
+            old[e + end.len()..].trim_start_matches('\n')
         ),
-        _ => format!(
+        _ if at_top => format!(
             "# Benchmarks\n\n{generated}\n{}",
             old.trim_start_matches("# Benchmarks").trim_start()
         ),
+        _ => format!("{}\n\n{generated}", old.trim_end()),
     };
-    std::fs::write(&path, doc)?;
-    println!("wrote BENCHMARKS.md");
-    Ok(())
+    std::fs::write(path, doc).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The Markdown table of ours beside the reference: one line per measurement.
@@ -499,6 +553,7 @@ fn main() -> Result<()> {
             .arg(root().join("tests/slurm/run.sh"))
             .args(reproduce_args)),
         Command::Parity { cases, data_dir } => parity(cases, data_dir),
+        Command::GpuCheck(g) => gpu_check::run(&root(), g),
         Command::Ci => run(Process::new("bash").arg(root().join(".ci/run"))),
     }
 }

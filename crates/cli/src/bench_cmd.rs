@@ -18,37 +18,37 @@ use train::{TrainConfig, TrainData, TrainState, Trainer};
 /// Shortest timed sample, ms: short steps are timed in groups.
 const SAMPLE_MS: f64 = 100.0;
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Timed training steps per network (after the warm-up).
     #[arg(long, default_value_t = 20)]
-    steps: usize,
+    pub(crate) steps: usize,
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 3)]
-    warmup: usize,
+    pub(crate) warmup: usize,
     /// Images evaluated for the throughput figure.
     #[arg(long, default_value_t = 2000)]
-    eval_images: usize,
+    pub(crate) eval_images: usize,
     /// Presets to measure (comma separated).
     #[arg(long, value_delimiter = ',', default_value = "lenet,resnet20,vgg16")]
-    presets: Vec<String>,
+    pub(crate) presets: Vec<String>,
     /// Alphas of the interpolation sweep (two Lenets, error at each alpha over
     /// --sweep-images MNIST-shaped test images); 0 skips it.
     #[arg(long, default_value_t = 30)]
-    sweep_points: usize,
+    pub(crate) sweep_points: usize,
     /// Test images of the interpolation sweep (the MNIST test set has 10,000).
     #[arg(long, default_value_t = 10_000)]
-    sweep_images: usize,
+    pub(crate) sweep_images: usize,
     /// Batch size instead of the presets' (e.g. 32 for resnet50 and inception-v3, whose 1024
     /// takes minutes per step on a CPU).
     #[arg(long)]
-    batch_size: Option<usize>,
+    pub(crate) batch_size: Option<usize>,
     /// Also write the results as a Markdown table to this file.
     #[arg(long, value_name = "FILE")]
-    markdown: Option<PathBuf>,
+    pub(crate) markdown: Option<PathBuf>,
     /// Also write the results as JSON to this file (what `cargo xtask bench` reads).
     #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
+    pub(crate) json: Option<PathBuf>,
 }
 
 #[derive(serde::Serialize)]
@@ -62,14 +62,14 @@ struct Report {
     peak_rss_mib: Option<f64>,
 }
 
-#[derive(serde::Serialize)]
-struct Row {
-    preset: String,
-    batch: usize,
-    ms_per_step: f64,
-    min_ms: f64,
-    eval_images_per_s: f64,
-    paper_steps: u64,
+#[derive(serde::Serialize, Clone)]
+pub(crate) struct Row {
+    pub(crate) preset: String,
+    pub(crate) batch: usize,
+    pub(crate) ms_per_step: f64,
+    pub(crate) min_ms: f64,
+    pub(crate) eval_images_per_s: f64,
+    pub(crate) paper_steps: u64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -77,12 +77,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
-    let mut recipe = experiments::registry::recipe(name)?;
-    if let Some(batch) = args.batch_size {
-        recipe.data.batch_size = batch;
-        recipe.data.micro_batches = recipe.data.micro_batches.min(batch.max(1));
-    }
+/// Training and test data of `recipe`'s dataset shapes made of seeded noise (10,000 training
+/// images, or two batches of ImageNet's), and the length of a paper run of it in steps.
+pub(crate) fn synthetic_data(
+    recipe: &train::Recipe,
+    test_images: usize,
+) -> Result<(TrainData, u64)> {
     let batch = recipe.data.batch_size;
     // ImageNet: 256x256 images (decoded JPEGs are about that size), random-resized-cropped.
     let (dataset, channels, side, train_len, epoch_len) = match recipe.data.dataset {
@@ -93,11 +93,22 @@ fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
         DatasetName::Cifar10 => (DatasetName::Cifar10, 3, 32, 10_000, 50_000),
     };
     let train: ImageSource = Arc::new(Noise::new(train_len, channels, side));
-    let test: ImageSource = Arc::new(Noise::new(args.eval_images.max(1), channels, side));
-    let data = TrainData::from_sources(&recipe, dataset, train, test)?;
+    let test: ImageSource = Arc::new(Noise::new(test_images.max(1), channels, side));
+    let data = TrainData::from_sources(recipe, dataset, train, test)?;
     let paper_steps = recipe
         .training_steps
         .resolve((epoch_len as u64).div_ceil(batch.max(1) as u64));
+    Ok((data, paper_steps))
+}
+
+pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
+    let mut recipe = experiments::registry::recipe(name)?;
+    if let Some(batch) = args.batch_size {
+        recipe.data.batch_size = batch;
+        recipe.data.micro_batches = recipe.data.micro_batches.min(batch.max(1));
+    }
+    let (data, paper_steps) = synthetic_data(&recipe, args.eval_images)?;
+    let dataset = data.dataset;
     let trainer = Trainer::new(
         TrainConfig::new(recipe.clone(), 1, 1),
         data,
@@ -163,7 +174,7 @@ fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
 /// The interpolation sweep of the paper on Lenet: the error of `points` networks between two
 /// initialisations over `images` MNIST-shaped test images, through `lmc::error_curve` (the code
 /// path of every instability measurement). Milliseconds.
-fn bench_interpolation(points: usize, images: usize) -> Result<f64> {
+pub(crate) fn bench_interpolation(points: usize, images: usize) -> Result<f64> {
     let recipe = experiments::registry::recipe("lenet")?;
     let test: ImageSource = Arc::new(Noise::new(images.max(1), 1, 28));
     let train: ImageSource = Arc::new(Noise::new(1, 1, 28));
@@ -202,7 +213,7 @@ fn bench_interpolation(points: usize, images: usize) -> Result<f64> {
 }
 
 /// Peak resident memory of this process in MiB (Linux), `None` elsewhere.
-fn peak_rss_mib() -> Option<f64> {
+pub(crate) fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -3,6 +3,7 @@
 //! every run with the configuration that produced it.
 
 mod bench_cmd;
+mod gpu_check_cmd;
 mod imp_cmd;
 mod instability_cmd;
 mod parity_cmd;
@@ -83,6 +84,10 @@ enum Command {
     Presets,
     /// Measure milliseconds per training step and evaluation throughput on this machine.
     Bench(bench_cmd::BenchArgs),
+    /// Check the GPU backend this binary was built with (`--features wgpu` or `cuda`) against
+    /// the CPU backend: the same training steps from the same weights, checkpoints moved
+    /// between the two, masks, an interpolation curve, determinism, and milliseconds per step.
+    GpuCheck(gpu_check_cmd::GpuCheckArgs),
     /// Export a recipe's initial weights, batches and per-step losses for a step-for-step
     /// comparison with PyTorch (`bench/parity.py`, `cargo xtask parity`).
     ParityExport(parity_cmd::ParityArgs),
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
         Command::Runs(args) => runs_cmd::run(args, &data_dir, !cli.no_download),
         Command::Presets => train_cmd::list_presets(),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::GpuCheck(args) => gpu_check_cmd::run(args),
         Command::ParityExport(args) => parity_cmd::run(args, &data_dir, !cli.no_download),
     };
     match result {

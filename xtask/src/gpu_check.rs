@@ -1,0 +1,221 @@
+//! `cargo xtask gpu-check`: builds `rewind` with a GPU backend, runs `rewind gpu-check` and the
+//! PyTorch reference on the same GPU, and writes the GPU section of BENCHMARKS.md.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::{GpuCheck, replace_section};
+
+const GPU_START: &str = "<!-- cargo xtask gpu-check: start -->";
+const GPU_END: &str = "<!-- cargo xtask gpu-check: end -->";
+
+/// Timed steps of the reference: what `rewind gpu-check` times by default.
+const REFERENCE_STEPS: &str = "30";
+const REFERENCE_WARMUP: &str = "5";
+
+pub fn run(root: &Path, g: GpuCheck) -> Result<()> {
+    let dir = match &g.from {
+        Some(dir) => dir.clone(),
+        None => measure(root, &g)?,
+    };
+    let ours: Value = read_json(&dir.join("rewind.json"))?;
+    let torch_path = dir.join("torch.json");
+    let torch = if torch_path.is_file() {
+        Some(read_json(&torch_path)?)
+    } else {
+        None
+    };
+    let section = render(&ours, torch.as_ref());
+    print!("{section}");
+    if !g.no_write {
+        replace_section(
+            &root.join("BENCHMARKS.md"),
+            GPU_START,
+            GPU_END,
+            &section,
+            false,
+        )?;
+        println!("wrote the GPU section of BENCHMARKS.md");
+    }
+    if ours["passed"] != Value::Bool(true) {
+        bail!("the GPU check failed: see the table above");
+    }
+    Ok(())
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+/// Builds and runs both sides; the directory holding `rewind.json` and maybe `torch.json`.
+fn measure(root: &Path, g: &GpuCheck) -> Result<PathBuf> {
+    let dir = root.join("target").join("gpu-check");
+    std::fs::create_dir_all(&dir)?;
+    let _ = std::fs::remove_file(dir.join("torch.json"));
+    println!(
+        "building rewind with --features {} (release; the first build of a GPU backend takes \
+         a while)",
+        g.features
+    );
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // The check fails with its own message after writing the JSON: render it either way.
+    let status = Process::new(cargo)
+        .current_dir(root)
+        .args(["run", "--release", "-p", "cli", "--features", &g.features])
+        .args(["--", "gpu-check", "--json"])
+        .arg(dir.join("rewind.json"))
+        .args(&g.rewind_args)
+        .status()
+        .context("cannot start cargo")?;
+    if !dir.join("rewind.json").is_file() {
+        bail!("rewind gpu-check failed ({status}) before writing its results");
+    }
+    if g.no_reference {
+        return Ok(dir);
+    }
+    let has_cuda = Process::new(&g.python)
+        .args([
+            "-c",
+            "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_cuda {
+        println!(
+            "{} has no torch that sees a CUDA GPU: the PyTorch reference is skipped (pass \
+             --python)",
+            g.python.display()
+        );
+        return Ok(dir);
+    }
+    let out = Process::new(&g.python)
+        .arg(root.join("bench").join("reference.py"))
+        .args(["--device", "cuda", "--steps", REFERENCE_STEPS])
+        .args(["--warmup", REFERENCE_WARMUP])
+        .output()
+        .context("running bench/reference.py")?;
+    if !out.status.success() {
+        bail!(
+            "bench/reference.py --device cuda failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::write(dir.join("torch.json"), &out.stdout)?;
+    Ok(dir)
+}
+
+fn f(v: &Value, digits: usize) -> String {
+    v.as_f64()
+        .map_or_else(|| "-".into(), |x| format!("{x:.digits$}"))
+}
+
+fn e(v: &Value) -> String {
+    v.as_f64()
+        .map_or_else(|| "-".into(), |x| format!("{x:.1e}"))
+}
+
+fn render(ours: &Value, torch: Option<&Value>) -> String {
+    let null = Value::Null;
+    let torch = torch.unwrap_or(&null);
+    let mut s = format!(
+        "{GPU_START}\n## GPU check\n\nWritten by `cargo xtask gpu-check`. Backend {}, device \
+         `{}`; reference: {}. Same initial weights (seeded on the host) and the same batches \
+         of seeded noise on the GPU and on the CPU backend (flex); a step's losses agree when \
+         their relative difference is at most {}. A checkpoint written after half the steps on \
+         one device is resumed on the other and compared with the uninterrupted run. Masked: \
+         pruned to 20% by magnitude, trained on the GPU with the mask applied after each step.\n\n",
+        ours["backend"].as_str().unwrap_or("?"),
+        ours["device"].as_str().unwrap_or("?"),
+        match (torch["torch"].as_str(), torch["device"].as_str()) {
+            (Some(v), Some(d)) => format!("PyTorch {v} on {d}"),
+            _ => "not run".into(),
+        },
+        e(&ours["loss_tolerance"]),
+    );
+    s += "| network | steps | loss difference (max, relative) | weights after (max, of largest) | checkpoint GPU->CPU | checkpoint CPU->GPU | masked weights non-zero | same seeds on the GPU: weights differing | result |\n|---|---|---|---|---|---|---|---|---|\n";
+    for a in ours["agreements"].as_array().into_iter().flatten() {
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} of {} | {} of {} | {} |\n",
+            a["preset"].as_str().unwrap_or("?"),
+            a["steps"],
+            e(&a["max_relative_loss_difference"]),
+            e(&a["final_weight_difference"]),
+            e(&a["gpu_checkpoint_on_cpu"]),
+            e(&a["cpu_checkpoint_on_gpu"]),
+            a["masked_nonzero"],
+            a["masked"],
+            a["gpu_rerun_differing_weights"],
+            a["weights"],
+            if a["passed"] == Value::Bool(true) {
+                "pass"
+            } else {
+                "FAIL"
+            }
+        );
+    }
+    let c = &ours["curve"];
+    s += &format!(
+        "\nInterpolation between two Lenets ({} alphas, {} test images): the error at each alpha \
+         differs by at most {} examples between the devices ({}).\n\n",
+        c["alphas"],
+        c["images"],
+        c["max_example_difference"],
+        if c["passed"] == Value::Bool(true) {
+            "pass"
+        } else {
+            "FAIL"
+        }
+    );
+    let deterministic = ours["agreements"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|a| a["gpu_rerun_differing_weights"].as_u64() == Some(0));
+    s += if deterministic {
+        "The same seeds gave bit-identical weights on this GPU.\n\n"
+    } else {
+        "The same seeds did **not** give bit-identical weights on this GPU (kernels whose \
+         reductions are scheduled differently from run to run): repeated runs agree to rounding, \
+         not bit for bit; instability measured on this GPU includes that noise.\n\n"
+    };
+    s += "| network | batch | ms / step, ours | ms / step, PyTorch | ratio (ours / PyTorch) | eval images / s, ours | eval images / s, PyTorch | a paper-length run, ours | PyTorch |\n|---|---|---|---|---|---|---|---|---|\n";
+    for r in ours["speed"].as_array().into_iter().flatten() {
+        let preset = r["preset"].as_str().unwrap_or("?");
+        let theirs = torch["rows"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|t| t["preset"] == preset))
+            .unwrap_or(&null);
+        let ratio = match (r["ms_per_step"].as_f64(), theirs["ms_per_step"].as_f64()) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+            _ => "-".into(),
+        };
+        let length = |ms: &Value| match (ms.as_f64(), r["paper_steps"].as_u64()) {
+            (Some(ms), Some(steps)) => {
+                format!("{steps} steps: {:.1} min", ms * steps as f64 / 60e3)
+            }
+            _ => "-".into(),
+        };
+        let (paper, paper_torch) = (length(&r["ms_per_step"]), length(&theirs["ms_per_step"]));
+        s += &format!(
+            "| {preset} | {} | {} | {} | {ratio} | {} | {} | {paper} | {paper_torch} |\n",
+            r["batch"],
+            f(&r["ms_per_step"], 2),
+            f(&theirs["ms_per_step"], 2),
+            f(&r["eval_images_per_s"], 0),
+            f(&theirs["eval_images_per_s"], 0),
+        );
+    }
+    s += &format!(
+        "\nOverall: {}.\n{GPU_END}\n",
+        if ours["passed"] == Value::Bool(true) {
+            "the GPU computes what the CPU computes"
+        } else {
+            "**the GPU disagrees with the CPU**"
+        }
+    );
+    s
+}
