@@ -77,37 +77,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Training and test data of `recipe`'s dataset shapes made of seeded noise (10,000 training
-/// images, or two batches of ImageNet's), and the length of a paper run of it in steps.
-pub(crate) fn synthetic_data(
-    recipe: &train::Recipe,
-    test_images: usize,
-) -> Result<(TrainData, u64)> {
-    let batch = recipe.data.batch_size;
-    // ImageNet: 256x256 images (decoded JPEGs are about that size), random-resized-cropped.
-    let (dataset, channels, side, train_len, epoch_len) = match recipe.data.dataset {
-        DatasetName::Mnist | DatasetName::FashionMnist => {
-            (recipe.data.dataset, 1, 28, 10_000, 60_000)
-        }
-        DatasetName::Imagenet => (DatasetName::Imagenet, 3, 256, 2 * batch, 1_281_167),
-        DatasetName::Cifar10 => (DatasetName::Cifar10, 3, 32, 10_000, 50_000),
-    };
-    let train: ImageSource = Arc::new(Noise::new(train_len, channels, side));
-    let test: ImageSource = Arc::new(Noise::new(test_images.max(1), channels, side));
-    let data = TrainData::from_sources(recipe, dataset, train, test)?;
-    let paper_steps = recipe
-        .training_steps
-        .resolve((epoch_len as u64).div_ceil(batch.max(1) as u64));
-    Ok((data, paper_steps))
-}
-
 pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
     let mut recipe = experiments::registry::recipe(name)?;
     if let Some(batch) = args.batch_size {
         recipe.data.batch_size = batch;
         recipe.data.micro_batches = recipe.data.micro_batches.min(batch.max(1));
     }
-    let (data, paper_steps) = synthetic_data(&recipe, args.eval_images)?;
+    let (data, paper_steps) =
+        experiments::backend_check::synthetic_data(&recipe, args.eval_images)?;
     let dataset = data.dataset;
     let trainer = Trainer::new(
         TrainConfig::new(recipe.clone(), 1, 1),

@@ -105,6 +105,12 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let data_dir = data::resolve_data_dir(cli.data_dir.as_deref());
+    // A GPU build without a usable device fails here with one message, not in a panic later.
+    let computes = !matches!(cli.command, Command::Presets | Command::Runs(_));
+    if computes && let Err(e) = train::check_device() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Train(args) => train_cmd::run(args, &data_dir, !cli.no_download),
         Command::Imp(args) => imp_cmd::run(args, &data_dir, !cli.no_download),

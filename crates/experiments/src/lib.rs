@@ -12,10 +12,12 @@
 //!   cluster ([`slurm::Slurm`]), behind one trait.
 //! * [`imp`]: iterative magnitude pruning with rewinding and its baselines (Algorithm 2).
 //! * [`instability`]: instability analysis (Algorithm 1) for dense and sparse parents.
+//! * [`backend_check`]: a GPU backend against the CPU backend from the same state.
 //! * [`parity`]: step-for-step comparison with PyTorch (golden files from `bench/parity.py`).
 //! * [`reproduce`]: every run the paper's figures need, at a chosen scale, planned from the
 //!   registry without touching data, and the `results::Results` the figures are drawn from.
 
+pub mod backend_check;
 pub mod executor;
 pub mod imp;
 pub mod instability;

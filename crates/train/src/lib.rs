@@ -22,7 +22,10 @@ mod schedule;
 mod steps;
 pub mod trainer;
 
-pub use backend::{backend_name, default_device, devices};
+pub use backend::{
+    DEVICE_ENV, backend_name, check_device, default_device, devices, is_gpu_build, parse_device,
+    selected_device,
+};
 pub use checkpoint::{Checkpoint, CheckpointStore, claim_toml, write_atomic};
 pub use error::{Error, Result};
 pub use eval::{EvalResult, EvalSet, evaluate};

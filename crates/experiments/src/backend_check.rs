@@ -1,0 +1,303 @@
+//! Does a GPU backend compute what the CPU backend computes? The same network trained from the
+//! same initial weights (seeded on the host) on the same batches on two devices, step by step;
+//! checkpoints written on one device resumed on the other; masks kept on the GPU; an
+//! interpolation curve on both; whether the same seeds give bit-identical weights. Data is
+//! seeded noise of the datasets' shapes ([`synthetic_data`]), so no dataset is needed. Used by
+//! `rewind gpu-check` and by the wgpu test suite (lavapipe in CI).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use data::synthetic::Noise;
+use data::{DatasetName, ImageSource};
+use nets::params::tensor_values;
+use serde::Serialize;
+use sparsity::{PruneRule, Sparse};
+use train::{CheckpointStore, Recipe, TrainConfig, TrainData, TrainState, Trainer};
+
+use crate::{Error, Result};
+
+/// Training and test data of `recipe`'s dataset shapes made of seeded noise (10,000 training
+/// images, or two batches of ImageNet's), and the length of a paper run of it in steps.
+pub fn synthetic_data(recipe: &Recipe, test_images: usize) -> Result<(TrainData, u64)> {
+    let batch = recipe.data.batch_size;
+    // ImageNet: 256x256 images (decoded JPEGs are about that size), random-resized-cropped.
+    let (dataset, channels, side, train_len, epoch_len) = match recipe.data.dataset {
+        DatasetName::Mnist | DatasetName::FashionMnist => {
+            (recipe.data.dataset, 1, 28, 10_000, 60_000)
+        }
+        DatasetName::Imagenet => (DatasetName::Imagenet, 3, 256, 2 * batch, 1_281_167),
+        DatasetName::Cifar10 => (DatasetName::Cifar10, 3, 32, 10_000, 50_000),
+    };
+    let train: ImageSource = Arc::new(Noise::new(train_len, channels, side));
+    let test: ImageSource = Arc::new(Noise::new(test_images.max(1), channels, side));
+    let data = TrainData::from_sources(recipe, dataset, train, test)?;
+    let paper_steps = recipe
+        .training_steps
+        .resolve((epoch_len as u64).div_ceil(batch.max(1) as u64));
+    Ok((data, paper_steps))
+}
+
+/// Largest relative difference between the two devices' loss at any compared step that still
+/// counts as the same computation. Both run f32; the GPU sums reductions (matrix products,
+/// convolutions, BN statistics) in another order, which moves a loss by ~1e-7 relative per
+/// step, and SGD amplifies the difference a little every step (measured on lavapipe: 3e-8 after
+/// 100 Lenet steps). A wrong kernel moves it by 1e-2 or more within a few steps.
+pub const LOSS_TOLERANCE: f64 = 1e-3;
+
+/// The loss of every step on both devices.
+#[derive(Serialize)]
+pub struct Agreement {
+    pub preset: String,
+    pub steps: u64,
+    /// The two devices start from bit-identical weights (seeded on the host).
+    pub same_initial_weights: bool,
+    pub cpu_losses: Vec<f32>,
+    pub gpu_losses: Vec<f32>,
+    pub max_relative_loss_difference: f64,
+    /// Largest difference of any weight after the last step, relative to the largest weight.
+    pub final_weight_difference: f64,
+    /// A checkpoint written on the GPU after half the steps, resumed on the CPU: the largest
+    /// relative difference of the CPU's remaining losses from the GPU's.
+    pub gpu_checkpoint_on_cpu: f64,
+    /// The same from a CPU checkpoint resumed on the GPU.
+    pub cpu_checkpoint_on_gpu: f64,
+    /// Two GPU runs from the same seeds: how many weights differ in any bit.
+    pub gpu_rerun_differing_weights: usize,
+    pub weights: usize,
+    /// Pruned to 20% by magnitude and trained on the GPU with the mask applied after every
+    /// step: how many pruned weights are not exactly zero at the end.
+    pub masked_nonzero: usize,
+    pub masked: usize,
+    pub passed: bool,
+}
+
+/// Interpolation between two Lenets, error at each alpha, on both devices.
+#[derive(Serialize)]
+pub struct CurveAgreement {
+    pub alphas: usize,
+    pub images: usize,
+    pub cpu_errors: Vec<f32>,
+    pub gpu_errors: Vec<f32>,
+    /// Largest difference in misclassified examples at any alpha.
+    pub max_example_difference: f64,
+    pub passed: bool,
+}
+
+fn trainer(recipe: &Recipe, device: &Device) -> Result<Trainer> {
+    let (data, _) = synthetic_data(recipe, 1000)?;
+    Ok(Trainer::new(TrainConfig::new(recipe.clone(), 1, 1), data, device)?.with_progress(false))
+}
+
+fn relative_difference(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() {
+        return f64::INFINITY;
+    }
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| {
+            let (x, y) = (f64::from(x), f64::from(y));
+            if x.is_finite() && y.is_finite() {
+                (x - y).abs() / x.abs().max(y.abs()).max(1e-12)
+            } else {
+                f64::INFINITY
+            }
+        })
+        .fold(0.0, f64::max)
+}
+
+fn flat_weights<M: Module>(model: &M) -> Vec<f32> {
+    tensor_values(model)
+        .into_iter()
+        .flat_map(|(_, v)| v)
+        .collect()
+}
+
+/// Trains `state` on `trainer` for `steps` steps; the losses.
+fn losses<M: nets::Classifier>(
+    trainer: &Trainer,
+    state: TrainState<M>,
+    steps: u64,
+) -> Result<(TrainState<M>, Vec<f32>)> {
+    Ok(trainer.step_losses(state, steps)?)
+}
+
+/// Trains from `trainer`'s initial state for `at` steps, writes a checkpoint, and resumes it on
+/// `other` for `steps - at` steps: the losses after the checkpoint.
+fn resumed_elsewhere(trainer: &Trainer, other: &Trainer, at: u64, steps: u64) -> Result<Vec<f32>> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Io {
+        path: std::env::temp_dir(),
+        source: e,
+    })?;
+    let (state, _) = losses(trainer, trainer.initial_state()?, at)?;
+    CheckpointStore::new(dir.path()).save(at, &state.model, &state.optimizer, &state.metrics)?;
+    let resumed = other.load_state(dir.path(), at)?;
+    if resumed.step != at {
+        return Err(Error::Invalid(format!(
+            "the checkpoint of step {at} resumed at step {}",
+            resumed.step
+        )));
+    }
+    Ok(losses(other, resumed, steps - at)?.1)
+}
+
+/// Trains `recipe` (named `name` in the result) for `steps` steps on `cpu` and on `gpu` and
+/// compares them (see [`Agreement`]).
+pub fn agreement(
+    name: &str,
+    recipe: &Recipe,
+    cpu: &Device,
+    gpu: &Device,
+    steps: u64,
+) -> Result<Agreement> {
+    let on_cpu = trainer(recipe, cpu)?;
+    let on_gpu = trainer(recipe, gpu)?;
+    let steps = steps.max(2);
+    let (cpu_start, gpu_start) = (on_cpu.initial_state()?, on_gpu.initial_state()?);
+    let same_initial_weights = flat_weights(&cpu_start.model) == flat_weights(&gpu_start.model);
+    let (cpu_end, cpu_losses) = losses(&on_cpu, cpu_start, steps)?;
+    let (gpu_end, gpu_losses) = losses(&on_gpu, gpu_start, steps)?;
+    let (cpu_w, gpu_w) = (flat_weights(&cpu_end.model), flat_weights(&gpu_end.model));
+    let largest = cpu_w.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    let final_weight_difference = cpu_w
+        .iter()
+        .zip(&gpu_w)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max)
+        / largest;
+
+    let half = steps / 2;
+    let gpu_checkpoint_on_cpu = relative_difference(
+        &resumed_elsewhere(&on_gpu, &on_cpu, half, steps)?,
+        &gpu_losses[half as usize..],
+    );
+    let cpu_checkpoint_on_gpu = relative_difference(
+        &resumed_elsewhere(&on_cpu, &on_gpu, half, steps)?,
+        &cpu_losses[half as usize..],
+    );
+
+    let (rerun, _) = losses(&on_gpu, on_gpu.initial_state()?, steps)?;
+    let rerun_w = flat_weights(&rerun.model);
+    let gpu_rerun_differing_weights = gpu_w
+        .iter()
+        .zip(&rerun_w)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+
+    let rule = PruneRule::for_model(&on_gpu.config.recipe.model);
+    let sparse = Sparse::dense(on_gpu.build_model()?, &rule).prune_magnitude(0.8)?;
+    let mut state = TrainState {
+        model: sparse,
+        optimizer: on_gpu.config.recipe.optimizer.init(),
+        step: 0,
+        metrics: vec![],
+    };
+    let loss_fn = on_gpu.loss_fn();
+    for _ in 0..steps {
+        let lr = on_gpu.lr_at(state.step);
+        let (next, _) = on_gpu.step(state, &loss_fn, lr, false)?;
+        state = next;
+        state.model = state.model.apply();
+    }
+    let values: HashMap<String, Vec<f32>> = tensor_values(&state.model.model)
+        .into_iter()
+        .map(|(info, v)| (info.path, v))
+        .collect();
+    let (mut masked, mut masked_nonzero) = (0, 0);
+    for (path, mask) in state.model.mask.to_host() {
+        let weights = values.get(&path).ok_or_else(|| {
+            Error::Invalid(format!("masked tensor {path} not found in the model"))
+        })?;
+        for (m, w) in mask.iter().zip(weights) {
+            if *m == 0.0 {
+                masked += 1;
+                masked_nonzero += usize::from(*w != 0.0);
+            }
+        }
+    }
+
+    let max_relative_loss_difference = relative_difference(&cpu_losses, &gpu_losses);
+    let passed = same_initial_weights
+        && max_relative_loss_difference <= LOSS_TOLERANCE
+        && gpu_checkpoint_on_cpu <= LOSS_TOLERANCE
+        && cpu_checkpoint_on_gpu <= LOSS_TOLERANCE
+        && masked > 0
+        && masked_nonzero == 0;
+    Ok(Agreement {
+        preset: name.to_string(),
+        steps,
+        same_initial_weights,
+        cpu_losses,
+        gpu_losses,
+        max_relative_loss_difference,
+        final_weight_difference: f64::from(final_weight_difference),
+        gpu_checkpoint_on_cpu,
+        cpu_checkpoint_on_gpu,
+        gpu_rerun_differing_weights,
+        weights: gpu_w.len(),
+        masked_nonzero,
+        masked,
+        passed,
+    })
+}
+
+fn curve_on(device: &Device, alphas: usize, images: usize) -> Result<Vec<f32>> {
+    let recipe = crate::registry::recipe("lenet")?;
+    let (data, _) = synthetic_data(&recipe, images)?;
+    let t = &data.transform;
+    let init = |seed| -> Result<nets::Network> {
+        let model = recipe
+            .model
+            .build(t.channels(), t.size, data.num_classes, device)
+            .map_err(train::Error::from)?;
+        Ok(nets::initialize(model, seed, recipe.bn_init))
+    };
+    let (a, b) = (init(1)?, init(2)?);
+    let curve_data = lmc::CurveData {
+        test: &data.test,
+        train: &data.train,
+        transform: &data.transform,
+        train_subset: Some(0),
+        test_subset: None,
+        batch_size: 1000,
+        bn_batches: None,
+    };
+    let curve = lmc::error_curve(
+        &a,
+        &b,
+        alphas,
+        lmc::BnPolicy::Interpolate,
+        &curve_data,
+        device,
+        |m| m,
+    )?;
+    Ok(curve.points.iter().map(|p| p.test_error).collect())
+}
+
+/// The interpolation curve between two Lenets (seeds 1 and 2) at `alphas` alphas over `images`
+/// noise images on `cpu` and on `gpu` (see [`CurveAgreement`]).
+pub fn curve_agreement(
+    cpu: &Device,
+    gpu: &Device,
+    alphas: usize,
+    images: usize,
+) -> Result<CurveAgreement> {
+    let cpu_errors = curve_on(cpu, alphas, images)?;
+    let gpu_errors = curve_on(gpu, alphas, images)?;
+    // Errors are percentages of `images`: one example is 100 / images points.
+    let max_example_difference = cpu_errors
+        .iter()
+        .zip(&gpu_errors)
+        .map(|(a, b)| f64::from((a - b).abs()) * images as f64 / 100.0)
+        .fold(0.0, f64::max);
+    Ok(CurveAgreement {
+        alphas,
+        images,
+        passed: cpu_errors.len() == gpu_errors.len() && max_example_difference <= 1.0 + 1e-6,
+        cpu_errors,
+        gpu_errors,
+        max_example_difference,
+    })
+}
