@@ -99,7 +99,7 @@ pub fn check_device() -> Result<Device> {
     }));
     std::panic::set_hook(previous);
     match probe {
-        Ok(v) if v == 3.0 => Ok(device),
+        Ok(3.0) => Ok(device),
         Ok(v) => Err(Error::Config(format!(
             "the {} device {device:?} computed 1 + 2 = {v}",
             backend_name()
