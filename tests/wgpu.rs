@@ -3,14 +3,17 @@
 //! on a real GPU. Build and run: `cargo test --release -p integration --features wgpu --test
 //! wgpu`.
 //!
-//! Why a relative tolerance on the losses (`backend_check::LOSS_TOLERANCE`, 1e-3) and not
-//! equality: both devices compute in f32 but sum reductions in different orders, so a loss moves
-//! by ~1e-7 relative per step and training amplifies it a little every step; a wrong kernel moves
-//! it by 1e-2 or more within a few steps. The initial weights, seeded on the host, must be
-//! bit-identical, and masked weights exactly zero.
+//! Every step is taken on both backends from the same state (the CPU's, moved to the GPU as a
+//! checkpoint), and the losses and updates compared with a relative tolerance
+//! (`backend_check::LOSS_TOLERANCE` 1e-4, `UPDATE_TOLERANCE` 1e-3), not equality: both compute in
+//! f32 but sum reductions in different orders (measured: ~1e-7 on the loss), and free-running
+//! trainings drift apart from that rounding however right both are (see
+//! `backend_check::Agreement`). A wrong kernel is off by 1e-2 or more. The initial weights,
+//! seeded on the host, and checkpoints moved between backends must be bit-identical, and masked
+//! weights exactly zero.
 
 use burn::tensor::Device;
-use experiments::backend_check::{agreement, curve_agreement};
+use experiments::backend_check::{LOSS_TOLERANCE, UPDATE_TOLERANCE, agreement, curve_agreement};
 use experiments::registry::recipe;
 use experiments::reproduce::{Scale, config, run_here};
 use experiments::runs::{DataCache, Runner};
@@ -27,25 +30,34 @@ fn gpu() -> Device {
 fn assert_agrees(name: &str, r: &train::Recipe, steps: u64) {
     let a = agreement(name, r, &Device::flex(), &gpu(), steps).expect("the comparison runs");
     println!(
-        "{name}: losses {:?} vs {:?}, max relative difference {:.2e}, checkpoints {:.2e} / {:.2e}, \
-         rerun differing weights {}",
+        "{name}: step losses {:.1e}, updates {:.1e}, checkpoints exact {}, resumed {:.1e}, \
+         free-running {:?} vs {:?}, rerun differing weights {}",
+        a.step_loss_difference,
+        a.step_update_difference,
+        a.checkpoints_exact,
+        a.gpu_checkpoint_on_cpu,
         a.cpu_losses,
         a.gpu_losses,
-        a.max_relative_loss_difference,
-        a.gpu_checkpoint_on_cpu,
-        a.cpu_checkpoint_on_gpu,
         a.gpu_rerun_differing_weights
     );
     assert!(a.same_initial_weights, "{name}: different initial weights");
     assert!(
-        a.max_relative_loss_difference <= experiments::backend_check::LOSS_TOLERANCE,
-        "{name}: the losses differ by {:.2e}",
-        a.max_relative_loss_difference
+        a.step_loss_difference <= LOSS_TOLERANCE,
+        "{name}: a step's loss differs by {:.2e}",
+        a.step_loss_difference
     );
     assert!(
-        a.gpu_checkpoint_on_cpu <= experiments::backend_check::LOSS_TOLERANCE
-            && a.cpu_checkpoint_on_gpu <= experiments::backend_check::LOSS_TOLERANCE,
-        "{name}: a checkpoint resumed on the other backend continues differently"
+        a.step_update_difference <= UPDATE_TOLERANCE,
+        "{name}: a step's update differs by {:.2e}",
+        a.step_update_difference
+    );
+    assert!(
+        a.checkpoints_exact,
+        "{name}: a checkpoint changed moving between backends"
+    );
+    assert!(
+        a.gpu_checkpoint_on_cpu <= LOSS_TOLERANCE,
+        "{name}: a wgpu checkpoint resumed on flex continues differently"
     );
     assert!(
         a.masked > 0 && a.masked_nonzero == 0,

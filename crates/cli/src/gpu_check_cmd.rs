@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::Device;
 use clap::Args;
 use experiments::backend_check::{
-    Agreement, CurveAgreement, LOSS_TOLERANCE, agreement, curve_agreement,
+    Agreement, CurveAgreement, LOSS_TOLERANCE, UPDATE_TOLERANCE, agreement, curve_agreement,
 };
 use serde::Serialize;
 
@@ -51,6 +51,7 @@ pub struct GpuReport {
     pub backend: String,
     pub device: String,
     pub loss_tolerance: f64,
+    pub update_tolerance: f64,
     pub agreements: Vec<Agreement>,
     pub curve: CurveAgreement,
     pub speed: Vec<Row>,
@@ -79,14 +80,18 @@ pub fn run(args: GpuCheckArgs) -> Result<()> {
         let a = agreement(preset, &recipe, &Device::flex(), &gpu, args.steps)
             .with_context(|| format!("GPU/CPU comparison of {preset}"))?;
         println!(
-            "{preset}: {} steps, max relative loss difference {:.2e} (tolerance {LOSS_TOLERANCE:.0e}), \
-             final weights differ by {:.2e} of the largest; checkpoints GPU->CPU {:.2e}, CPU->GPU {:.2e}; \
+            "{preset}: {} steps, each from the same state: losses differ by {:.1e} (tolerance \
+             {LOSS_TOLERANCE:.0e}), updates by {:.1e} (tolerance {UPDATE_TOLERANCE:.0e}); \
+             checkpoints across devices exact: {}; GPU checkpoint resumed on the CPU: next loss \
+             differs by {:.1e}; free-running for {} steps the losses drift apart by {:.1e}; \
              GPU rerun: {} of {} weights differ; masked weights non-zero: {} of {}: {}",
             a.steps,
-            a.max_relative_loss_difference,
-            a.final_weight_difference,
+            a.step_loss_difference,
+            a.step_update_difference,
+            a.checkpoints_exact,
             a.gpu_checkpoint_on_cpu,
-            a.cpu_checkpoint_on_gpu,
+            a.steps,
+            a.free_running_difference,
             a.gpu_rerun_differing_weights,
             a.weights,
             a.masked_nonzero,
@@ -136,6 +141,7 @@ pub fn run(args: GpuCheckArgs) -> Result<()> {
         backend: backend.to_string(),
         device,
         loss_tolerance: LOSS_TOLERANCE,
+        update_tolerance: UPDATE_TOLERANCE,
         agreements,
         curve,
         speed,

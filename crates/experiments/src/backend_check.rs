@@ -12,6 +12,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use data::synthetic::Noise;
 use data::{DatasetName, ImageSource};
+use nets::Network;
 use nets::params::tensor_values;
 use serde::Serialize;
 use sparsity::{PruneRule, Sparse};
@@ -40,30 +41,46 @@ pub fn synthetic_data(recipe: &Recipe, test_images: usize) -> Result<(TrainData,
     Ok((data, paper_steps))
 }
 
-/// Largest relative difference between the two devices' loss at any compared step that still
-/// counts as the same computation. Both run f32; the GPU sums reductions (matrix products,
-/// convolutions, BN statistics) in another order, which moves a loss by ~1e-7 relative per
-/// step, and SGD amplifies the difference a little every step (measured on lavapipe: 3e-8 after
-/// 100 Lenet steps). A wrong kernel moves it by 1e-2 or more within a few steps.
-pub const LOSS_TOLERANCE: f64 = 1e-3;
+/// Largest relative difference between the two devices' loss of one step taken from the same
+/// state. Both compute in f32 but sum reductions (matrix products, convolutions, BN statistics)
+/// in another order: measured, ~1e-7 (Lenet and Resnet-20 on an H200 through Vulkan, and on
+/// lavapipe). A wrong kernel is off by 1e-2 or more.
+pub const LOSS_TOLERANCE: f64 = 1e-4;
 
-/// The loss of every step on both devices.
+/// Largest relative difference (L2 norm over every tensor) between the two devices' updates of
+/// one step taken from the same state. Gradients are sums over the batch in another order;
+/// Adam divides by the root of the second moment, which makes small gradients' updates more
+/// sensitive than the loss.
+pub const UPDATE_TOLERANCE: f64 = 1e-3;
+
+/// The same network trained on the CPU and on the GPU.
+///
+/// Free-running, two float32 trainings drift apart however right both are: a rounding
+/// difference of 1e-7 in step 1 grows every step, fast in networks that are unstable to SGD
+/// noise early on (Resnet-20 at initialisation, the paper's own finding), so 20 free-running
+/// steps say little about the kernels. The check therefore takes every step from the *same*
+/// state: the CPU's state before step i is written as a checkpoint, loaded on the GPU (which
+/// also proves checkpoints portable), one step is taken on both, and their losses and updates
+/// are compared. The free-running losses are kept for information.
 #[derive(Serialize)]
 pub struct Agreement {
     pub preset: String,
     pub steps: u64,
     /// The two devices start from bit-identical weights (seeded on the host).
     pub same_initial_weights: bool,
+    /// Each step from the same state: largest relative difference of the losses.
+    pub step_loss_difference: f64,
+    /// Each step from the same state: largest relative difference of the updates (L2).
+    pub step_update_difference: f64,
+    /// Checkpoints written on one device load on the other bit for bit (weights, BN buffers).
+    pub checkpoints_exact: bool,
+    /// A checkpoint of the free-running GPU run after the last step, resumed on the CPU: the
+    /// relative difference of the next step's loss.
+    pub gpu_checkpoint_on_cpu: f64,
+    /// Free-running losses (information: they drift apart, see above).
     pub cpu_losses: Vec<f32>,
     pub gpu_losses: Vec<f32>,
-    pub max_relative_loss_difference: f64,
-    /// Largest difference of any weight after the last step, relative to the largest weight.
-    pub final_weight_difference: f64,
-    /// A checkpoint written on the GPU after half the steps, resumed on the CPU: the largest
-    /// relative difference of the CPU's remaining losses from the GPU's.
-    pub gpu_checkpoint_on_cpu: f64,
-    /// The same from a CPU checkpoint resumed on the GPU.
-    pub cpu_checkpoint_on_gpu: f64,
+    pub free_running_difference: f64,
     /// Two GPU runs from the same seeds: how many weights differ in any bit.
     pub gpu_rerun_differing_weights: usize,
     pub weights: usize,
@@ -124,23 +141,40 @@ fn losses<M: nets::Classifier>(
     Ok(trainer.step_losses(state, steps)?)
 }
 
-/// Trains from `trainer`'s initial state for `at` steps, writes a checkpoint, and resumes it on
-/// `other` for `steps - at` steps: the losses after the checkpoint.
-fn resumed_elsewhere(trainer: &Trainer, other: &Trainer, at: u64, steps: u64) -> Result<Vec<f32>> {
-    let dir = tempfile::tempdir().map_err(|e| Error::Io {
-        path: std::env::temp_dir(),
-        source: e,
-    })?;
-    let (state, _) = losses(trainer, trainer.initial_state()?, at)?;
-    CheckpointStore::new(dir.path()).save(at, &state.model, &state.optimizer, &state.metrics)?;
-    let resumed = other.load_state(dir.path(), at)?;
-    if resumed.step != at {
+/// `state` of `from`, written as a checkpoint into a fresh directory under `dir` and loaded
+/// by `to` (on its device).
+fn moved<M: nets::Classifier>(
+    state: &TrainState<M>,
+    to: &Trainer,
+    dir: &std::path::Path,
+    name: &str,
+) -> Result<TrainState<Network>> {
+    let run = dir.join(name);
+    CheckpointStore::new(&run).save(state.step, &state.model, &state.optimizer, &state.metrics)?;
+    let loaded = to.load_state(&run, state.step)?;
+    if loaded.step != state.step {
         return Err(Error::Invalid(format!(
-            "the checkpoint of step {at} resumed at step {}",
-            resumed.step
+            "the checkpoint of step {} resumed at step {}",
+            state.step, loaded.step
         )));
     }
-    Ok(losses(other, resumed, steps - at)?.1)
+    Ok(loaded)
+}
+
+/// L2 norm of `a - b`.
+fn distance(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// One step of `trainer` from `state`: the state after and the loss.
+fn one_step(trainer: &Trainer, state: TrainState<Network>) -> Result<(TrainState<Network>, f32)> {
+    let lr = trainer.lr_at(state.step);
+    let (next, loss) = trainer.step(state, &trainer.loss_fn(), lr, true)?;
+    Ok((next, loss.unwrap_or(f32::NAN)))
 }
 
 /// Trains `recipe` (named `name` in the result) for `steps` steps on `cpu` and on `gpu` and
@@ -154,29 +188,43 @@ pub fn agreement(
 ) -> Result<Agreement> {
     let on_cpu = trainer(recipe, cpu)?;
     let on_gpu = trainer(recipe, gpu)?;
-    let steps = steps.max(2);
-    let (cpu_start, gpu_start) = (on_cpu.initial_state()?, on_gpu.initial_state()?);
-    let same_initial_weights = flat_weights(&cpu_start.model) == flat_weights(&gpu_start.model);
-    let (cpu_end, cpu_losses) = losses(&on_cpu, cpu_start, steps)?;
-    let (gpu_end, gpu_losses) = losses(&on_gpu, gpu_start, steps)?;
-    let (cpu_w, gpu_w) = (flat_weights(&cpu_end.model), flat_weights(&gpu_end.model));
-    let largest = cpu_w.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    let final_weight_difference = cpu_w
-        .iter()
-        .zip(&gpu_w)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max)
-        / largest;
+    let steps = steps.max(1);
+    let dir = tempfile::tempdir().map_err(|e| Error::Io {
+        path: std::env::temp_dir(),
+        source: e,
+    })?;
+    let same_initial_weights = flat_weights(&on_cpu.initial_state()?.model)
+        == flat_weights(&on_gpu.initial_state()?.model);
 
-    let half = steps / 2;
-    let gpu_checkpoint_on_cpu = relative_difference(
-        &resumed_elsewhere(&on_gpu, &on_cpu, half, steps)?,
-        &gpu_losses[half as usize..],
-    );
-    let cpu_checkpoint_on_gpu = relative_difference(
-        &resumed_elsewhere(&on_cpu, &on_gpu, half, steps)?,
-        &cpu_losses[half as usize..],
-    );
+    // Step for step from the CPU's state.
+    let mut cpu_state = on_cpu.initial_state()?;
+    let (mut step_loss_difference, mut step_update_difference) = (0f64, 0f64);
+    let mut checkpoints_exact = true;
+    let mut cpu_losses = Vec::new();
+    for i in 0..steps {
+        let before = flat_weights(&cpu_state.model);
+        let gpu_state = moved(&cpu_state, &on_gpu, dir.path(), &format!("to-gpu-{i}"))?;
+        checkpoints_exact &= flat_weights(&gpu_state.model) == before;
+        let (gpu_next, gpu_loss) = one_step(&on_gpu, gpu_state)?;
+        let (cpu_next, cpu_loss) = one_step(&on_cpu, cpu_state)?;
+        cpu_losses.push(cpu_loss);
+        step_loss_difference =
+            step_loss_difference.max(relative_difference(&[cpu_loss], &[gpu_loss]));
+        let (after_cpu, after_gpu) = (flat_weights(&cpu_next.model), flat_weights(&gpu_next.model));
+        let update = distance(&after_cpu, &before).max(1e-30);
+        step_update_difference =
+            step_update_difference.max(distance(&after_gpu, &after_cpu) / update);
+        cpu_state = cpu_next;
+    }
+
+    // Free-running on the GPU, then its last state resumed on the CPU for one step.
+    let (gpu_end, gpu_losses) = losses(&on_gpu, on_gpu.initial_state()?, steps)?;
+    let gpu_w = flat_weights(&gpu_end.model);
+    let on_cpu_again = moved(&gpu_end, &on_cpu, dir.path(), "to-cpu")?;
+    checkpoints_exact &= flat_weights(&on_cpu_again.model) == gpu_w;
+    let (_, resumed_loss) = one_step(&on_cpu, on_cpu_again)?;
+    let (_, continued_loss) = one_step(&on_gpu, gpu_end)?;
+    let gpu_checkpoint_on_cpu = relative_difference(&[resumed_loss], &[continued_loss]);
 
     let (rerun, _) = losses(&on_gpu, on_gpu.initial_state()?, steps)?;
     let rerun_w = flat_weights(&rerun.model);
@@ -185,7 +233,6 @@ pub fn agreement(
         .zip(&rerun_w)
         .filter(|(a, b)| a.to_bits() != b.to_bits())
         .count();
-
     let rule = PruneRule::for_model(&on_gpu.config.recipe.model);
     let sparse = Sparse::dense(on_gpu.build_model()?, &rule).prune_magnitude(0.8)?;
     let mut state = TrainState {
@@ -218,23 +265,25 @@ pub fn agreement(
         }
     }
 
-    let max_relative_loss_difference = relative_difference(&cpu_losses, &gpu_losses);
+    let free_running_difference = relative_difference(&cpu_losses, &gpu_losses);
     let passed = same_initial_weights
-        && max_relative_loss_difference <= LOSS_TOLERANCE
+        && step_loss_difference <= LOSS_TOLERANCE
+        && step_update_difference <= UPDATE_TOLERANCE
+        && checkpoints_exact
         && gpu_checkpoint_on_cpu <= LOSS_TOLERANCE
-        && cpu_checkpoint_on_gpu <= LOSS_TOLERANCE
         && masked > 0
         && masked_nonzero == 0;
     Ok(Agreement {
         preset: name.to_string(),
         steps,
         same_initial_weights,
+        step_loss_difference,
+        step_update_difference,
+        checkpoints_exact,
+        gpu_checkpoint_on_cpu,
         cpu_losses,
         gpu_losses,
-        max_relative_loss_difference,
-        final_weight_difference: f64::from(final_weight_difference),
-        gpu_checkpoint_on_cpu,
-        cpu_checkpoint_on_gpu,
+        free_running_difference,
         gpu_rerun_differing_weights,
         weights: gpu_w.len(),
         masked_nonzero,
