@@ -414,3 +414,47 @@ fn resnet50_prunes_one_shot_to_30_percent_data_parallel_on_an_imagenet_folder() 
         "{stdout}"
     );
 }
+
+#[test]
+fn gpu_check_refuses_a_cpu_build_and_compares_two_devices_step_for_step() {
+    let (ok, _, stderr) = run(rewind().arg("gpu-check"));
+    assert!(
+        !ok && stderr.contains("without a GPU backend") && stderr.contains("--features wgpu"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // The check itself, flex against flex: every difference is exactly zero.
+    let dir = tempfile::tempdir().expect("tmp");
+    let json = dir.path().join("gpu.json");
+    let (ok, stdout, stderr) = run(rewind().args([
+        "gpu-check",
+        "--allow-cpu",
+        "--compare",
+        "lenet",
+        "--steps",
+        "2",
+        "--presets",
+        "lenet",
+        "--bench-steps",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+    ]));
+    assert!(
+        ok && stdout.contains("GPU check passed"),
+        "{stdout}\n{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("the JSON report")).expect("JSON");
+    let lenet = &report["agreements"][0];
+    assert_eq!(lenet["step_loss_difference"], 0.0);
+    assert_eq!(lenet["step_update_difference"], 0.0);
+    assert_eq!(lenet["checkpoints_exact"], true);
+    assert_eq!(lenet["gpu_rerun_differing_weights"], 0);
+    assert_eq!(lenet["masked_nonzero"], 0);
+    assert!(lenet["masked"].as_u64().unwrap_or(0) > 200_000, "{lenet}");
+    assert_eq!(report["curve"]["max_example_difference"], 0.0);
+    assert!(report["speed"][0]["ms_per_step"].as_f64().unwrap_or(0.0) > 0.0);
+}
