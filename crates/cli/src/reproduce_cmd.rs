@@ -18,7 +18,7 @@ pub struct ReproduceArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["scale", "only", "models", "substitute"])]
     config: Option<PathBuf>,
 
-    /// smoke: the whole pipeline in minutes; quick: a few hours on a 2-core CPU (Lenet at
+    /// smoke: the whole pipeline in minutes; quick: about 4 hours of training on a 2-core CPU (Lenet at
     /// full length, the conv nets shortened and narrowed, one init, two data orders); paper:
     /// Table 1 exactly (3 inits x 3 data orders, every k). Every cut is listed in the report.
     #[arg(long, default_value = "quick")]

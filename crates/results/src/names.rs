@@ -38,7 +38,7 @@ impl Scale {
                 "smoke: a pipeline check in minutes; the numbers say nothing about the paper's claims"
             }
             Scale::Quick => {
-                "quick: a few hours on a 2-core CPU; Lenet at full length, the conv nets shortened and narrowed (cuts below)"
+                "quick: about 4 hours of training on a 2-core CPU; Lenet at full length, the conv nets shortened and narrowed (cuts below)"
             }
             Scale::Paper => "paper: Table 1 exactly (3 inits x 3 data orders, every k)",
         }
