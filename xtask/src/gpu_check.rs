@@ -118,6 +118,14 @@ fn e(v: &Value) -> String {
         .map_or_else(|| "-".into(), |x| format!("{x:.1e}"))
 }
 
+fn verdict(passed: &Value) -> &'static str {
+    if passed == &Value::Bool(true) {
+        "pass"
+    } else {
+        "FAIL"
+    }
+}
+
 fn render(ours: &Value, torch: Option<&Value>) -> String {
     let null = Value::Null;
     let torch = torch.unwrap_or(&null);
@@ -159,11 +167,7 @@ fn render(ours: &Value, torch: Option<&Value>) -> String {
             a["masked"],
             a["gpu_rerun_differing_weights"],
             a["weights"],
-            if a["passed"] == Value::Bool(true) {
-                "pass"
-            } else {
-                "FAIL"
-            }
+            verdict(&a["passed"])
         );
     }
     let c = &ours["curve"];
@@ -173,11 +177,7 @@ fn render(ours: &Value, torch: Option<&Value>) -> String {
         c["alphas"],
         c["images"],
         c["max_example_difference"],
-        if c["passed"] == Value::Bool(true) {
-            "pass"
-        } else {
-            "FAIL"
-        }
+        verdict(&c["passed"])
     );
     let deterministic = ours["agreements"]
         .as_array()

@@ -5,15 +5,13 @@
 //! (`bench/reference.py`), which does the same work.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::module::Module;
 use clap::Args;
-use data::synthetic::Noise;
-use data::{DatasetName, ImageSource};
-use train::{TrainConfig, TrainData, TrainState, Trainer};
+use data::DatasetName;
+use train::{TrainConfig, TrainState, Trainer};
 
 /// Shortest timed sample, ms: short steps are timed in groups.
 const SAMPLE_MS: f64 = 100.0;
@@ -152,38 +150,10 @@ pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
 /// initialisations over `images` MNIST-shaped test images, through `lmc::error_curve` (the code
 /// path of every instability measurement). Milliseconds.
 pub(crate) fn bench_interpolation(points: usize, images: usize) -> Result<f64> {
-    let recipe = experiments::registry::recipe("lenet")?;
-    let test: ImageSource = Arc::new(Noise::new(images.max(1), 1, 28));
-    let train: ImageSource = Arc::new(Noise::new(1, 1, 28));
-    let data = TrainData::from_sources(&recipe, DatasetName::Mnist, train, test)?;
     let device = train::default_device();
-    let t = &data.transform;
-    let init = |seed| -> Result<nets::Network> {
-        let model = recipe
-            .model
-            .build(t.channels(), t.size, data.num_classes, &device)?;
-        Ok(nets::initialize(model, seed, recipe.bn_init))
-    };
-    let (a, b) = (init(1)?, init(2)?);
-    let curve_data = lmc::CurveData {
-        test: &data.test,
-        train: &data.train,
-        transform: &data.transform,
-        train_subset: Some(0),
-        test_subset: None,
-        batch_size: 1000,
-        bn_batches: None,
-    };
+    let pair = experiments::backend_check::lenet_pair(&device, images)?;
     let start = Instant::now();
-    let curve = lmc::error_curve(
-        &a,
-        &b,
-        points,
-        lmc::BnPolicy::Interpolate,
-        &curve_data,
-        &device,
-        |m| m,
-    )?;
+    let curve = experiments::backend_check::lenet_curve(&pair, points, &device)?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
     anyhow::ensure!(curve.points.len() == points, "the sweep lost points");
     Ok(ms)

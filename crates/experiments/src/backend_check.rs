@@ -132,15 +132,6 @@ fn flat_weights<M: Module>(model: &M) -> Vec<f32> {
         .collect()
 }
 
-/// Trains `state` on `trainer` for `steps` steps; the losses.
-fn losses<M: nets::Classifier>(
-    trainer: &Trainer,
-    state: TrainState<M>,
-    steps: u64,
-) -> Result<(TrainState<M>, Vec<f32>)> {
-    Ok(trainer.step_losses(state, steps)?)
-}
-
 /// `state` of `from`, written as a checkpoint into a fresh directory under `dir` and loaded
 /// by `to` (on its device).
 fn moved<M: nets::Classifier>(
@@ -172,9 +163,8 @@ fn distance(a: &[f32], b: &[f32]) -> f64 {
 
 /// One step of `trainer` from `state`: the state after and the loss.
 fn one_step(trainer: &Trainer, state: TrainState<Network>) -> Result<(TrainState<Network>, f32)> {
-    let lr = trainer.lr_at(state.step);
-    let (next, loss) = trainer.step(state, &trainer.loss_fn(), lr, true)?;
-    Ok((next, loss.unwrap_or(f32::NAN)))
+    let (next, losses) = trainer.step_losses(state, 1)?;
+    Ok((next, losses.first().copied().unwrap_or(f32::NAN)))
 }
 
 /// Trains `recipe` (named `name` in the result) for `steps` steps on `cpu` and on `gpu` and
@@ -193,11 +183,10 @@ pub fn agreement(
         path: std::env::temp_dir(),
         source: e,
     })?;
-    let same_initial_weights = flat_weights(&on_cpu.initial_state()?.model)
-        == flat_weights(&on_gpu.initial_state()?.model);
-
     // Step for step from the CPU's state.
     let mut cpu_state = on_cpu.initial_state()?;
+    let same_initial_weights =
+        flat_weights(&cpu_state.model) == flat_weights(&on_gpu.initial_state()?.model);
     let (mut step_loss_difference, mut step_update_difference) = (0f64, 0f64);
     let mut checkpoints_exact = true;
     let mut cpu_losses = Vec::new();
@@ -218,7 +207,7 @@ pub fn agreement(
     }
 
     // Free-running on the GPU, then its last state resumed on the CPU for one step.
-    let (gpu_end, gpu_losses) = losses(&on_gpu, on_gpu.initial_state()?, steps)?;
+    let (gpu_end, gpu_losses) = on_gpu.step_losses(on_gpu.initial_state()?, steps)?;
     let gpu_w = flat_weights(&gpu_end.model);
     let on_cpu_again = moved(&gpu_end, &on_cpu, dir.path(), "to-cpu")?;
     checkpoints_exact &= flat_weights(&on_cpu_again.model) == gpu_w;
@@ -226,7 +215,7 @@ pub fn agreement(
     let (_, continued_loss) = one_step(&on_gpu, gpu_end)?;
     let gpu_checkpoint_on_cpu = relative_difference(&[resumed_loss], &[continued_loss]);
 
-    let (rerun, _) = losses(&on_gpu, on_gpu.initial_state()?, steps)?;
+    let (rerun, _) = on_gpu.step_losses(on_gpu.initial_state()?, steps)?;
     let rerun_w = flat_weights(&rerun.model);
     let gpu_rerun_differing_weights = gpu_w
         .iter()
@@ -292,11 +281,13 @@ pub fn agreement(
     })
 }
 
-fn curve_on(device: &Device, alphas: usize, images: usize) -> Result<Vec<f32>> {
+/// Two Lenets (init seeds 1 and 2) on `device` and `images` MNIST-shaped noise test images:
+/// the interpolation of [`lenet_curve`] (the paper's sweep, timed by `rewind bench`).
+pub fn lenet_pair(device: &Device, images: usize) -> Result<(TrainData, Network, Network)> {
     let recipe = crate::registry::recipe("lenet")?;
     let (data, _) = synthetic_data(&recipe, images)?;
     let t = &data.transform;
-    let init = |seed| -> Result<nets::Network> {
+    let init = |seed| -> Result<Network> {
         let model = recipe
             .model
             .build(t.channels(), t.size, data.num_classes, device)
@@ -304,6 +295,16 @@ fn curve_on(device: &Device, alphas: usize, images: usize) -> Result<Vec<f32>> {
         Ok(nets::initialize(model, seed, recipe.bn_init))
     };
     let (a, b) = (init(1)?, init(2)?);
+    Ok((data, a, b))
+}
+
+/// The test error curve between the two networks of [`lenet_pair`] at `alphas` alphas, through
+/// `lmc::error_curve` (the code path of every instability measurement).
+pub fn lenet_curve(
+    (data, a, b): &(TrainData, Network, Network),
+    alphas: usize,
+    device: &Device,
+) -> Result<results::ErrorCurve> {
     let curve_data = lmc::CurveData {
         test: &data.test,
         train: &data.train,
@@ -313,15 +314,19 @@ fn curve_on(device: &Device, alphas: usize, images: usize) -> Result<Vec<f32>> {
         batch_size: 1000,
         bn_batches: None,
     };
-    let curve = lmc::error_curve(
-        &a,
-        &b,
+    Ok(lmc::error_curve(
+        a,
+        b,
         alphas,
         lmc::BnPolicy::Interpolate,
         &curve_data,
         device,
         |m| m,
-    )?;
+    )?)
+}
+
+fn curve_on(device: &Device, alphas: usize, images: usize) -> Result<Vec<f32>> {
+    let curve = lenet_curve(&lenet_pair(device, images)?, alphas, device)?;
     Ok(curve.points.iter().map(|p| p.test_error).collect())
 }
 
