@@ -15,7 +15,7 @@ use data::{DatasetName, ImageSource};
 use nets::Network;
 use nets::params::tensor_values;
 use serde::Serialize;
-use sparsity::{PruneRule, Sparse};
+use sparsity::{MaskHook, PruneRule, Sparse};
 use train::{CheckpointStore, Recipe, TrainConfig, TrainData, TrainState, Trainer};
 
 use crate::{Error, Result};
@@ -224,19 +224,13 @@ pub fn agreement(
         .count();
     let rule = PruneRule::for_model(&on_gpu.config.recipe.model);
     let sparse = Sparse::dense(on_gpu.build_model()?, &rule).prune_magnitude(0.8)?;
-    let mut state = TrainState {
+    let state = TrainState {
         model: sparse,
         optimizer: on_gpu.config.recipe.optimizer.init(),
         step: 0,
         metrics: vec![],
     };
-    let loss_fn = on_gpu.loss_fn();
-    for _ in 0..steps {
-        let lr = on_gpu.lr_at(state.step);
-        let (next, _) = on_gpu.step(state, &loss_fn, lr, false)?;
-        state = next;
-        state.model = state.model.apply();
-    }
+    let (state, _) = on_gpu.step_losses_with(state, steps, &mut MaskHook)?;
     let values: HashMap<String, Vec<f32>> = tensor_values(&state.model.model)
         .into_iter()
         .map(|(info, v)| (info.path, v))

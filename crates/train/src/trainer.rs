@@ -277,15 +277,28 @@ impl Trainer {
     /// every step: what a step-for-step comparison with another framework needs.
     pub fn step_losses<M: Classifier>(
         &self,
+        state: TrainState<M>,
+        steps: u64,
+    ) -> Result<(TrainState<M>, Vec<f32>)> {
+        self.step_losses_with(state, steps, &mut NoHooks)
+    }
+
+    /// [`Trainer::step_losses`] with `hooks` called after every step, as in a run (e.g.
+    /// the sparsity crate's mask re-applied).
+    pub fn step_losses_with<M: Classifier>(
+        &self,
         mut state: TrainState<M>,
         steps: u64,
+        hooks: &mut impl TrainHooks<M>,
     ) -> Result<(TrainState<M>, Vec<f32>)> {
         let loss_fn = self.loss_fn();
         let mut losses = Vec::with_capacity(steps as usize);
         for _ in 0..steps {
-            let lr = self.lr_at(state.step);
-            let (next, loss) = self.step(state, &loss_fn, lr, true)?;
+            let step = state.step;
+            let lr = self.lr_at(step);
+            let (mut next, loss) = self.step(state, &loss_fn, lr, true)?;
             losses.push(loss.unwrap_or(f32::NAN));
+            next.model = hooks.after_step(next.model, step)?;
             state = next;
         }
         Ok((state, losses))
