@@ -61,8 +61,9 @@ enum Command {
         reproduce_args: Vec<String>,
     },
     /// Regenerate the PyTorch parity fixtures: for each case, `rewind parity-export` writes our
-    /// state before every step, the batches and an interpolation's endpoints, and
-    /// `bench/parity.py` repeats every step from our state in PyTorch and writes
+    /// state before every step (dense run and one IMP round), the batches and an
+    /// interpolation's endpoints, and `bench/parity.py` repeats every step from our state in
+    /// PyTorch, with Table 1's recipe written on its own side, and writes
     /// `tests/fixtures/parity/<case>.json`.
     Parity {
         /// The cases (default: all of lenet, resnet20, vgg16).
@@ -156,7 +157,8 @@ fn parity(cases: Vec<String>, data_dir: Option<PathBuf>) -> Result<()> {
             .join("xtask")
             .join(format!("parity-{case}"));
         let mut rewind = Process::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        rewind.args(["run", "--release", "-p", "cli", "--"]);
+        // The test profile: the parity tests replay the export in it, state for state.
+        rewind.args(["run", "-p", "cli", "--"]);
         if let Some(d) = &data_dir {
             rewind.arg("--data-dir").arg(d);
         }

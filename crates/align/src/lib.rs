@@ -12,14 +12,18 @@
 //!   its spec, not a new algorithm.
 //! * [`weight_matching`]: coordinate descent over the groups, each step a linear assignment
 //!   problem solved exactly (Kuhn-Munkres from the `pathfinding` crate).
+//! * [`activation_matching`]: each group's units matched by the correlation of their
+//!   activations on training batches (the same exact assignment; Lenet, VGG, CIFAR Resnets).
 //! * [`permute`], [`permute_sparse`]: apply a [`Permutation`] to a module's parameters *and*
 //!   BN buffers, and to the masks of a sparse network, so that an IMP ticket stays the same
 //!   subnetwork.
 
+mod activations;
 mod matching;
 mod permute;
 mod spec;
 
+pub use activations::{ActivationStats, activation_matching};
 pub use matching::{Matching, MatchingConfig, weight_matching};
 pub use permute::{Permutation, permute, permute_sparse, permute_values};
 pub use spec::{Axis, Group, PermutationSpec};

@@ -192,7 +192,7 @@ fn add_products(similarity: &mut [f64], wa: &[f32], wb: &[f32], shape: &[usize],
 /// The assignment of rows to columns maximising the summed similarity, solved exactly on the
 /// similarities scaled to integers (Kuhn-Munkres needs totally ordered weights; 2^40 steps
 /// over the largest magnitude leave ties and rounding far below any real difference).
-fn assign(similarity: &[f64], n: usize) -> Vec<usize> {
+pub(crate) fn assign(similarity: &[f64], n: usize) -> Vec<usize> {
     let largest = similarity.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     if n == 0 || largest == 0.0 || !largest.is_finite() {
         return (0..n).collect();

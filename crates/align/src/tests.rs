@@ -1,3 +1,4 @@
+use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use nets::params::{map_tensors, tensor_values};
 use nets::{Classifier, ModelConfig, Network};
@@ -246,4 +247,90 @@ fn the_specs_tie_residual_streams_and_refuse_unknown_networks() {
         PermutationSpec::of(&inception),
         Err(Error::Unsupported(_))
     ));
+}
+
+/// The architectures activation matching has activation sites for.
+fn activation_cases() -> Vec<(&'static str, ModelConfig, usize, usize)> {
+    cases()
+        .into_iter()
+        .filter(|c| !matches!(c.1, ModelConfig::ImagenetResnet { .. }))
+        .collect()
+}
+
+/// A freshly initialised network whose BN normalises with batch statistics (train mode), so
+/// that no unit is dead on random images: a unit that never varies correlates with nothing
+/// and cannot be matched by its activations.
+fn live_network(config: &ModelConfig, channels: usize, size: usize, seed: u64) -> Network {
+    let device = Device::default();
+    let net = config.build(channels, size, 10, &device).expect("build");
+    nets::initialize(net, seed, nets::BnInit::Ones).train()
+}
+
+fn batches(channels: usize, size: usize) -> Vec<Tensor<4>> {
+    (0..2)
+        .map(|_| {
+            Tensor::random(
+                [16, channels, size, size],
+                Distribution::Normal(0.0, 1.0),
+                &Device::default(),
+            )
+        })
+        .collect()
+}
+
+/// Activation matching recovers a random permutation of a network exactly: every unit's
+/// activations correlate 1 with its own copy's.
+#[test]
+fn activation_matching_finds_a_permuted_copy_identical() {
+    for (name, config, channels, size) in activation_cases() {
+        let a = live_network(&config, channels, size, 2);
+        let spec = PermutationSpec::of(&a).expect(name);
+        let b = permute(a.clone(), &spec, &Permutation::random(&spec, 11)).expect(name);
+        let found = activation_matching(&spec, &a, &b, batches(channels, size)).expect(name);
+        let aligned = permute(b, &spec, &found.permutation).expect(name);
+        assert_eq!(tensor_values(&aligned), tensor_values(&a), "{name}");
+    }
+}
+
+/// Two networks that differ by a little noise (siblings of one init) correlate best unit by
+/// unit: activation matching leaves them as they are. A permuted sibling is matched back.
+#[test]
+fn activation_matching_leaves_siblings_alone_and_undoes_a_permutation() {
+    for (name, config, channels, size) in activation_cases() {
+        let a = live_network(&config, channels, size, 5);
+        let spec = PermutationSpec::of(&a).expect(name);
+        let sibling = map_tensors(a.clone(), |info, t| {
+            if info.path.contains("running") {
+                return t;
+            }
+            let noise = Tensor::random(t.dims(), Distribution::Normal(0.0, 1e-3), &t.device());
+            t.clone() + noise
+        });
+        let found = activation_matching(&spec, &a, &sibling, batches(channels, size)).expect(name);
+        assert!(
+            found.permutation.is_identity(),
+            "{name}: {:?}",
+            found.permutation
+        );
+        let shuffled = Permutation::random(&spec, 3);
+        let moved = permute(sibling, &spec, &shuffled).expect(name);
+        let back = activation_matching(&spec, &a, &moved, batches(channels, size)).expect(name);
+        assert_eq!(back.permutation, shuffled.inverse(), "{name}");
+    }
+}
+
+/// Networks it has no activation sites for are refused with one message.
+#[test]
+fn activation_matching_refuses_networks_without_activation_sites() {
+    let config = ModelConfig::ImagenetResnet {
+        depth: 50,
+        width: 4,
+    };
+    let a = network(&config, 3, 64, 1);
+    let spec = PermutationSpec::of(&a).expect("spec");
+    let err = activation_matching(&spec, &a, &a, batches(3, 64)).expect_err("refused");
+    assert!(
+        err.to_string().contains("activation matching knows"),
+        "{err}"
+    );
 }

@@ -45,9 +45,11 @@ pub struct InstabilityArgs {
     #[arg(long, value_name = "BATCHES")]
     reestimate_bn: Option<usize>,
 
-    /// Align each pair before interpolating: `none` (the paper) or `weights` (weight matching,
+    /// Align each pair before interpolating: `none` (the paper), `weights` (weight matching,
     /// Ainsworth et al. 2023: the second child's hidden units, BN statistics and masks are
-    /// permuted to match the first's, so the instability measured is modulo permutation).
+    /// permuted to match the first's, so the instability measured is modulo permutation) or
+    /// `activations` (activation matching: units matched by the correlation of their
+    /// activations on 5,000 training images; Lenet, VGG and the CIFAR Resnets).
     /// Combines with --reestimate-bn (REPAIR-style). Aligned interpolations are their own
     /// store entries; the children are shared with the unaligned analysis.
     #[arg(long, default_value = "none", value_name = "ALIGNMENT")]

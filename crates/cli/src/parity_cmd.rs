@@ -11,7 +11,8 @@ use experiments::parity;
 #[derive(Args, Debug)]
 pub struct ParityArgs {
     /// The parity case: lenet (Adam), resnet20 (narrow, BN, SGD momentum, weight decay, LR
-    /// drops) or vgg16 (narrow, BN, max pooling).
+    /// drops) or vgg16 (narrow, BN, max pooling); each with one IMP round (prune 20%, rewind,
+    /// masked training).
     #[arg(long, default_value = "lenet")]
     case: String,
     /// The directory to write `export.json` and the raw float32 files into.
@@ -51,7 +52,7 @@ pub fn run(args: ParityArgs, data_dir: &Path, allow_download: bool) -> Result<()
         case.steps,
         case.name,
         args.out.display(),
-        measured.losses.last().copied().unwrap_or(f32::NAN),
+        measured.dense.losses.last().copied().unwrap_or(f32::NAN),
         measured.interpolation_errors
     );
     Ok(())

@@ -8,7 +8,8 @@ use results::{
 };
 
 use crate::Result;
-use crate::plot::{PALETTE, Panel, Reference, Series, render};
+use crate::plot::{PALETTE, Panel, Reference, Series, TitleLayout, render};
+use crate::report::STABLE_PP;
 
 /// Title of a network's panel: what was trained, on what.
 pub fn model_label(m: &ModelResults) -> String {
@@ -55,6 +56,7 @@ fn mean_curve(pairs: &[&PairRecord], train: bool) -> (Vec<(f64, f64)>, Vec<f64>)
 
 fn curve_panel(title: String, summary: &InstabilitySummary, k: u64) -> Panel {
     let mut panel = Panel::new(title, "interpolation α", "error (%)");
+    panel.y_from_zero = true;
     let pairs: Vec<&PairRecord> = summary.pairs.iter().filter(|p| p.k == k).collect();
     for (i, (train, name)) in [(false, "test"), (true, "train")].into_iter().enumerate() {
         let (points, std) = mean_curve(&pairs, train);
@@ -68,43 +70,65 @@ fn curve_panel(title: String, summary: &InstabilitySummary, k: u64) -> Panel {
     panel
 }
 
-/// A categorical x axis: one evenly spaced position per label, ticks only at the positions.
-fn categorical_axis(panel: &mut Panel, labels: Vec<String>) {
+/// Ticks at positions 0, 1, 2, ... labelled in order (pruning levels, evenly spaced in log
+/// density).
+fn indexed_ticks(panel: &mut Panel, labels: Vec<String>) {
     let n = labels.len();
-    panel.x_format = Some(Box::new(move |x| {
-        let i = x.round();
-        if (x - i).abs() < 0.05 && i >= 0.0 && (i as usize) < labels.len() {
-            labels[i as usize].clone()
-        } else {
-            String::new()
-        }
-    }));
+    panel.x_ticks = Some(
+        labels
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| (i as f64, l))
+            .collect(),
+    );
     panel.x_range = Some((-0.3, n as f64 - 0.7));
-    panel.x_labels = n.max(2);
 }
 
-/// x positions for k values: evenly spaced (the paper's log axis with k = 0 at the left).
-/// The k axis: one position per measured k, in iterations, or in epochs for the ImageNet
-/// networks (the paper's linear epoch axis).
+/// Where k sits on a k axis: `log10(1 + k)` in iterations (the paper's log axis, with k = 0
+/// at its left end), or k in epochs on a linear axis for the ImageNet networks (as the paper).
+fn k_position(k: u64, m: &ModelResults) -> f64 {
+    if m.setup.network.k_unit == KUnit::Epochs {
+        k as f64 / m.setup.design.iterations_per_epoch.max(1) as f64
+    } else {
+        (1.0 + k as f64).log10()
+    }
+}
+
+/// The k axis: proportional (see [`k_position`]), ticks at the measured k.
 fn k_axis(panel: &mut Panel, ks: &[u64], m: &ModelResults) {
     let ipe = m.setup.design.iterations_per_epoch.max(1);
-    if m.setup.network.k_unit == KUnit::Epochs {
-        panel.x_desc = panel
+    let epochs = m.setup.network.k_unit == KUnit::Epochs;
+    panel.x_desc = if epochs {
+        panel
             .x_desc
             .replace("iterations", "epochs")
-            .replace("iteration", "epoch");
-        let epochs = |k: &u64| {
-            let e = *k as f64 / ipe as f64;
+            .replace("iteration", "epoch")
+    } else if let Some(open) = panel.x_desc.strip_suffix(')') {
+        format!("{open}, log scale of 1 + k)")
+    } else {
+        format!("{} (log scale of 1 + k)", panel.x_desc)
+    };
+    let label = |k: u64| {
+        if epochs {
+            let e = k as f64 / ipe as f64;
             if e.fract() == 0.0 {
                 format!("{e}")
             } else {
                 format!("{e:.2}")
             }
-        };
-        categorical_axis(panel, ks.iter().map(epochs).collect());
-    } else {
-        categorical_axis(panel, ks.iter().map(ToString::to_string).collect());
-    }
+        } else {
+            k.to_string()
+        }
+    };
+    panel.x_ticks = Some(ks.iter().map(|&k| (k_position(k, m), label(k))).collect());
+}
+
+/// An instability panel: its axis from 0 and the paper's 2-pp threshold.
+fn instability_panel(title: String, x: &str, y: &str) -> Panel {
+    let mut p = Panel::new(title, x, y);
+    p.y_from_zero = true;
+    p.threshold = Some((STABLE_PP, format!("stable below {STABLE_PP} pp")));
+    p
 }
 
 fn ms_series(label: &str, color: usize, values: &[(f64, MeanStd)]) -> Series {
@@ -140,7 +164,7 @@ fn density_axis(panel: &mut Panel, densities: &[f64]) {
             }
         })
         .collect();
-    categorical_axis(panel, labels);
+    indexed_ticks(panel, labels);
 }
 
 /// Density of each IMP level (index = level) of a network.
@@ -176,19 +200,17 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
             Figure::Fig3 => {
                 if let Some(d) = &m.dense {
                     let ks: Vec<u64> = d.per_k.iter().map(|k| k.k).collect();
-                    let mut p = Panel::new(label, "k (iterations)", "instability (pp)");
+                    let mut p = instability_panel(label, "k (iterations)", "instability (pp)");
                     let test: Vec<(f64, MeanStd)> = d
                         .per_k
                         .iter()
-                        .enumerate()
-                        .map(|(i, k)| (i as f64, k.test_instability))
+                        .map(|k| (k_position(k.k, m), k.test_instability))
                         .collect();
                     p.series.push(ms_series("test", 0, &test));
                     let train: Vec<(f64, MeanStd)> = d
                         .per_k
                         .iter()
-                        .enumerate()
-                        .filter_map(|(i, k)| k.train_instability.map(|t| (i as f64, t)))
+                        .filter_map(|k| k.train_instability.map(|t| (k_position(k.k, m), t)))
                         .collect();
                     p.series.push(ms_series("train", 1, &train));
                     k_axis(&mut p, &ks, m);
@@ -197,7 +219,8 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
             }
             Figure::Fig4 => {
                 if let Some(d) = &m.dense {
-                    let mut p = Panel::new(label, "training iteration", "test instability (pp)");
+                    let mut p =
+                        instability_panel(label, "training iteration", "test instability (pp)");
                     for (i, k) in d.per_k.iter().enumerate() {
                         let values: Vec<(f64, MeanStd)> =
                             k.throughout.iter().map(|(s, v)| (*s as f64, *v)).collect();
@@ -245,17 +268,20 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                     continue;
                 }
                 let mut inst =
-                    Panel::new(label.clone(), "rewind iteration k", "test instability (pp)");
+                    instability_panel(label.clone(), "rewind iteration k", "test instability (pp)");
                 let mut acc = Panel::new(label, "rewind iteration k", "test accuracy (%)");
                 for (i, branch) in Branch::ALL.into_iter().enumerate() {
                     let name = branch.label();
                     let at: Vec<(f64, MeanStd, MeanStd)> = ks
                         .iter()
-                        .enumerate()
-                        .filter_map(|(x, k)| {
+                        .filter_map(|k| {
                             let s = m.sparse_at(*k, branch)?;
                             let ks = s.summary.per_k.first()?;
-                            Some((x as f64, ks.test_instability, ks.child_test_accuracy))
+                            Some((
+                                k_position(*k, m),
+                                ks.test_instability,
+                                ks.child_test_accuracy,
+                            ))
                         })
                         .collect();
                     let ins: Vec<(f64, MeanStd)> = at.iter().map(|a| (a.0, a.1)).collect();
@@ -313,6 +339,7 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
             Figure::AppB => {
                 if let Some(d) = &m.dense {
                     let mut p = Panel::new(label, "interpolation α", "test error (%)");
+                    p.y_from_zero = true;
                     for (i, k) in d.per_k.iter().enumerate() {
                         let pairs: Vec<&PairRecord> =
                             d.pairs.iter().filter(|p| p.k == k.k).collect();
@@ -332,6 +359,7 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                     continue;
                 }
                 let mut p = Panel::new(label, "interpolation α", "test error (%)");
+                p.y_from_zero = true;
                 for (i, k) in ks.iter().enumerate() {
                     if let Some(s) = m.sparse_at(*k, Branch::Imp) {
                         let pairs: Vec<&PairRecord> = s.summary.pairs.iter().collect();
@@ -353,18 +381,17 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                 if let Some(d) = &m.dense {
                     let ks: Vec<u64> = d.per_k.iter().map(|k| k.k).collect();
                     let mut p = Panel::new(label, "k (iterations)", "L2 distance");
+                    p.y_from_zero = true;
                     let v: Vec<(f64, MeanStd)> = d
                         .per_k
                         .iter()
-                        .enumerate()
-                        .map(|(i, k)| (i as f64, k.l2_prunable))
+                        .map(|k| (k_position(k.k, m), k.l2_prunable))
                         .collect();
                     p.series.push(ms_series("conv and linear weights", 0, &v));
                     let all: Vec<(f64, MeanStd)> = d
                         .per_k
                         .iter()
-                        .enumerate()
-                        .map(|(i, k)| (i as f64, k.l2_all))
+                        .map(|k| (k_position(k.k, m), k.l2_all))
                         .collect();
                     p.series.push(ms_series("all parameters", 1, &all).dashed());
                     k_axis(&mut p, &ks, m);
@@ -377,13 +404,13 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                     continue;
                 }
                 let mut p = Panel::new(label, "rewind iteration k", "L2 distance");
+                p.y_from_zero = true;
                 for (i, branch) in Branch::ALL.into_iter().enumerate() {
                     let v: Vec<(f64, MeanStd)> = ks
                         .iter()
-                        .enumerate()
-                        .filter_map(|(x, k)| {
+                        .filter_map(|k| {
                             let s = m.sparse_at(*k, branch)?;
-                            Some((x as f64, s.summary.per_k.first()?.l2_prunable))
+                            Some((k_position(*k, m), s.summary.per_k.first()?.l2_prunable))
                         })
                         .collect();
                     p.series.push(ms_series(branch.label(), i, &v));
@@ -434,11 +461,11 @@ fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
                     } else {
                         (format!("{label}, dense"), "k (iterations)")
                     };
-                    let mut p = Panel::new(title, x, "test instability (pp)");
+                    let mut p = instability_panel(title, x, "test instability (pp)");
                     for (i, (name, values)) in rows.into_iter().enumerate() {
                         let v: Vec<(f64, MeanStd)> = values
                             .into_iter()
-                            .filter_map(|(k, v)| Some((ks.iter().position(|x| *x == k)? as f64, v)))
+                            .map(|(k, v)| (k_position(k, m), v))
                             .collect();
                         // Aligned lines dashed: where alignment changes nothing they lie on
                         // the paper's.
@@ -464,6 +491,7 @@ pub fn alignment_label(align: Alignment, bn_policy: BnPolicy) -> String {
     let align = match align {
         Alignment::None => "no alignment",
         Alignment::Weights => "weight matching",
+        Alignment::Activations => "activation matching",
     };
     match bn_policy {
         BnPolicy::Interpolate => align.to_string(),
@@ -471,8 +499,8 @@ pub fn alignment_label(align: Alignment, bn_policy: BnPolicy) -> String {
     }
 }
 
-/// Renders one figure of `results` to `path` (PNG).
-pub fn render_figure(results: &Results, figure: Figure, path: &Path) -> Result<()> {
+/// Renders one figure of `results` to `path` (PNG); returns how its titles were laid out.
+pub fn render_figure(results: &Results, figure: Figure, path: &Path) -> Result<Vec<TitleLayout>> {
     let mut panels = panels(results, figure);
     if panels.is_empty() {
         let mut p = Panel::new(

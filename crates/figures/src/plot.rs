@@ -4,7 +4,9 @@ use std::path::Path;
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::{Error, Result};
 
@@ -89,13 +91,161 @@ pub struct Panel {
     pub y_desc: String,
     pub series: Vec<Series>,
     pub reference: Option<Reference>,
-    /// Formats x tick labels (for transformed axes).
-    pub x_format: Option<Box<dyn Fn(f64) -> String>>,
+    /// A horizontal threshold drawn dotted, with its legend entry (the 2-pp "stable" line).
+    pub threshold: Option<(f64, String)>,
+    /// Ticks at these x positions with these labels (the measured points of a transformed
+    /// axis); `None`: evenly spaced ticks.
+    pub x_ticks: Option<Vec<(f64, String)>>,
     pub x_range: Option<(f64, f64)>,
     pub y_range: Option<(f64, f64)>,
-    /// Number of x tick labels.
-    pub x_labels: usize,
+    /// The y axis starts at 0 (errors and instabilities: a zoomed axis makes noise look like
+    /// structure).
+    pub y_from_zero: bool,
     pub legend: SeriesLabelPosition,
+}
+
+/// How a title was laid out: its lines, font size, the widest line's width and the width
+/// available (the panel's, less its margins).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TitleLayout {
+    pub lines: Vec<String>,
+    pub size: u32,
+    pub width: u32,
+    pub available: u32,
+}
+
+impl TitleLayout {
+    pub fn fits(&self) -> bool {
+        self.width <= self.available
+    }
+}
+
+/// Splits `title` in two at the break nearest its middle (", ", " (", else a space).
+fn two_lines(title: &str) -> Vec<String> {
+    let middle = title.len() / 2;
+    let best = |pattern: &str| {
+        title
+            .match_indices(pattern)
+            .map(|(i, _)| i)
+            .min_by_key(|&i| i.abs_diff(middle))
+    };
+    let cut = best(", ")
+        .map(|i| (i + 1, i + 2))
+        .or_else(|| best(" (").map(|i| (i, i + 1)))
+        .or_else(|| best(" ").map(|i| (i, i + 1)));
+    match cut {
+        Some((end, start)) => vec![title[..end].to_string(), title[start..].to_string()],
+        None => vec![title.to_string()],
+    }
+}
+
+/// The largest of a few sizes at which `title` fits `available` pixels on one line, else on
+/// two; the smallest size on two lines when nothing fits (the figures' test then fails).
+fn fit_title(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    title: &str,
+    sizes: &[u32],
+    available: u32,
+) -> Result<TitleLayout> {
+    let width = |lines: &[String], size: u32| -> Result<u32> {
+        let style: TextStyle = (FAMILY, size).into_font().into();
+        let mut widest = 0;
+        for line in lines {
+            widest = widest.max(area.estimate_text_size(line, &style).map_err(plot)?.0);
+        }
+        Ok(widest)
+    };
+    let candidates = [vec![title.to_string()], two_lines(title)];
+    let mut last = None;
+    for lines in &candidates {
+        for &size in sizes {
+            let w = width(lines, size)?;
+            let layout = TitleLayout {
+                lines: lines.clone(),
+                size,
+                width: w,
+                available,
+            };
+            if layout.fits() {
+                return Ok(layout);
+            }
+            last = Some(layout);
+        }
+    }
+    last.ok_or_else(|| Error::Plot("no title sizes given".into()))
+}
+
+/// Draws a fitted title centred at the top of `area`; returns the area below it.
+fn draw_title<'a>(
+    area: &DrawingArea<BitMapBackend<'a>, Shift>,
+    layout: &TitleLayout,
+) -> Result<DrawingArea<BitMapBackend<'a>, Shift>> {
+    let line = layout.size + 4;
+    let height = line * layout.lines.len() as u32 + 10;
+    let (top, body) = area.split_vertically(height);
+    let centre = (area.dim_in_pixel().0 / 2) as i32;
+    let style = (FAMILY, layout.size)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, text) in layout.lines.iter().enumerate() {
+        top.draw(&Text::new(
+            text.as_str(),
+            (centre, 6 + (i as u32 * line) as i32),
+            style.clone(),
+        ))
+        .map_err(plot)?;
+    }
+    Ok(body)
+}
+
+/// A linear axis over `range` whose ticks are exactly `ticks`.
+struct TickedAxis {
+    range: std::ops::Range<f64>,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for TickedAxis {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let span = (self.range.end - self.range.start).max(f64::MIN_POSITIVE);
+        let t = (value - self.range.start) / span;
+        limit.0 + (t * f64::from(limit.1 - limit.0)).round() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        self.ticks
+            .iter()
+            .copied()
+            .filter(|t| self.range.contains(t) || *t == self.range.end)
+            .collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.range.clone()
+    }
+}
+
+/// "Nice" evenly spaced ticks over `[x0, x1]`: multiples of 1, 2 or 5 times a power of ten.
+fn even_ticks(x0: f64, x1: f64, count: usize) -> Vec<f64> {
+    let span = (x1 - x0).abs().max(1e-12);
+    let raw = span / count.max(1) as f64;
+    let power = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * power);
+    let first = (x0 / step).ceil() as i64;
+    let last = (x1 / step).floor() as i64;
+    (first..=last).map(|i| i as f64 * step).collect()
+}
+
+/// Legend gaps of a swatch in the line's style: two segments, touching (solid) or apart.
+fn swatch_gap(dashed: bool) -> (i32, i32) {
+    if dashed { (8, 14) } else { (11, 11) }
 }
 
 impl Panel {
@@ -106,10 +256,11 @@ impl Panel {
             y_desc: y_desc.into(),
             series: vec![],
             reference: None,
-            x_format: None,
+            threshold: None,
+            x_ticks: None,
             x_range: None,
             y_range: None,
-            x_labels: 8,
+            y_from_zero: false,
             legend: SeriesLabelPosition::UpperRight,
         }
     }
@@ -140,6 +291,12 @@ impl Panel {
         if let Some(r) = &self.reference {
             ys.extend([r.value - r.std, r.value + r.std]);
         }
+        if let Some((t, _)) = &self.threshold {
+            ys.push(*t);
+        }
+        if self.y_from_zero {
+            ys.push(0.0);
+        }
         let ys: Vec<f64> = ys.into_iter().filter(|y| y.is_finite()).collect();
         let (mut y0, mut y1) = ys
             .iter()
@@ -153,32 +310,62 @@ impl Panel {
             (y0, y1) = (y0 - 1.0, y1 + 1.0);
         }
         // Head room above the data for the legend (upper right), so it never hides a line.
-        let entries = self.series.len() + usize::from(self.reference.is_some());
+        let entries = self.series.len()
+            + usize::from(self.reference.is_some())
+            + usize::from(self.threshold.is_some());
         let pad = 0.08 * (y1 - y0);
         let head = pad + (y1 - y0) * 0.09 * entries as f64;
-        let y = self.y_range.unwrap_or((y0 - pad, y1 + head));
+        let bottom = if self.y_from_zero && y0 >= 0.0 {
+            0.0
+        } else {
+            y0 - pad
+        };
+        let y = self.y_range.unwrap_or((bottom, y1 + head));
         (x, y)
     }
 
-    /// Draws the panel into `area`.
-    pub fn draw(&self, area: &DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()> {
+    /// Draws the panel into `area`; returns how its title was laid out.
+    pub fn draw(&self, area: &DrawingArea<BitMapBackend<'_>, Shift>) -> Result<TitleLayout> {
         let ((x0, x1), (y0, y1)) = self.ranges();
-        let mut chart = ChartBuilder::on(area)
-            .caption(&self.title, (FAMILY, 20))
-            .margin(12)
+        let title = fit_title(
+            area,
+            &self.title,
+            &[20, 18, 16],
+            area.dim_in_pixel().0.saturating_sub(2 * MARGIN),
+        )?;
+        let body = draw_title(area, &title)?;
+        let ticks: Vec<(f64, String)> = match &self.x_ticks {
+            Some(t) => t.clone(),
+            None => even_ticks(x0, x1, 8)
+                .into_iter()
+                .map(|x| (x, trim(x)))
+                .collect(),
+        };
+        let positions: Vec<f64> = ticks.iter().map(|t| t.0).collect();
+        let mut chart = ChartBuilder::on(&body)
+            .margin(MARGIN)
+            .margin_top(2)
             .x_label_area_size(48)
             .y_label_area_size(62)
-            .build_cartesian_2d(x0..x1, y0..y1)
+            .build_cartesian_2d(
+                TickedAxis {
+                    range: x0..x1,
+                    ticks: positions,
+                },
+                y0..y1,
+            )
             .map_err(plot)?;
-        let format = |x: &f64| match &self.x_format {
-            Some(f) => f(*x),
-            None => trim(*x),
+        let format = |x: &f64| {
+            ticks
+                .iter()
+                .find(|t| (t.0 - x).abs() <= 1e-9 * (1.0 + x.abs()))
+                .map_or_else(|| trim(*x), |t| t.1.clone())
         };
         chart
             .configure_mesh()
             .x_desc(&self.x_desc)
             .y_desc(&self.y_desc)
-            .x_labels(self.x_labels)
+            .x_labels(ticks.len().max(1))
             .y_labels(8)
             .x_label_formatter(&format)
             .y_label_formatter(&|y| trim(*y))
@@ -187,6 +374,24 @@ impl Panel {
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(plot)?;
+        if let Some((value, label)) = &self.threshold {
+            let grey = RGBColor(120, 120, 120);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(x0, *value), (x1, *value)],
+                    2,
+                    4,
+                    grey.stroke_width(1),
+                ))
+                .map_err(plot)?
+                .label(label)
+                .legend(move |(x, y)| {
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (4, 0)], grey.stroke_width(1))
+                        + PathElement::new(vec![(9, 0), (13, 0)], grey.stroke_width(1))
+                        + PathElement::new(vec![(18, 0), (22, 0)], grey.stroke_width(1))
+                });
+        }
         if let Some(r) = &self.reference {
             let grey = RGBColor(90, 90, 90);
             if r.std > 0.0 {
@@ -207,7 +412,10 @@ impl Panel {
                 .map_err(plot)?
                 .label(&r.label)
                 .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 22, y)], grey.stroke_width(2))
+                    let (a, b) = swatch_gap(true);
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (a, 0)], grey.stroke_width(2))
+                        + PathElement::new(vec![(b, 0), (22, 0)], grey.stroke_width(2))
                 });
         }
         for s in &self.series {
@@ -241,8 +449,11 @@ impl Panel {
                     .draw_series(LineSeries::new(s.points.clone(), style))
                     .map_err(plot)?
             };
+            let (a, b) = swatch_gap(s.dashed);
             anno.label(&s.label).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2))
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (a, 0)], color.stroke_width(2))
+                    + PathElement::new(vec![(b, 0), (22, 0)], color.stroke_width(2))
             });
             if s.markers || s.points.len() == 1 {
                 chart
@@ -258,9 +469,12 @@ impl Panel {
             .position(self.legend.clone())
             .draw()
             .map_err(plot)?;
-        Ok(())
+        Ok(title)
     }
 }
+
+/// Pixels between a panel's edge and its chart.
+const MARGIN: u32 = 12;
 
 /// A number without trailing zeros.
 pub fn trim(x: f64) -> String {
@@ -279,19 +493,26 @@ fn plot(e: impl std::fmt::Debug) -> Error {
 }
 
 /// Draws `panels` on a grid with `columns` columns under a figure title and writes the PNG.
-pub fn render(path: &Path, title: &str, panels: &[Panel], columns: usize) -> Result<()> {
+/// Returns how every title was laid out (the figure's first, then each panel's).
+pub fn render(
+    path: &Path,
+    title: &str,
+    panels: &[Panel],
+    columns: usize,
+) -> Result<Vec<TitleLayout>> {
     register_font()?;
     let columns = columns.clamp(1, panels.len().max(1));
     let rows = panels.len().div_ceil(columns).max(1);
-    // Wide enough for the figure title on one line.
-    let (w, h) = ((520 * columns as u32).max(1250), 400 * rows as u32 + 50);
+    let (w, h) = ((520 * columns as u32).max(1250), 420 * rows as u32 + 60);
     let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
     root.fill(&WHITE).map_err(plot)?;
-    let root = root.titled(title, (FAMILY, 24)).map_err(plot)?;
-    let areas = root.split_evenly((rows, columns));
+    let heading = fit_title(&root, title, &[24, 22, 20], w - 2 * MARGIN)?;
+    let body = draw_title(&root, &heading)?;
+    let mut layouts = vec![heading];
+    let areas = body.split_evenly((rows, columns));
     for (panel, area) in panels.iter().zip(areas.iter()) {
-        panel.draw(area)?;
+        layouts.push(panel.draw(area)?);
     }
     root.present().map_err(plot)?;
-    Ok(())
+    Ok(layouts)
 }

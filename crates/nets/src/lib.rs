@@ -10,6 +10,7 @@
 //!
 //! **Invariant:** nothing here knows about pruning, interpolation or experiments.
 
+pub mod activations;
 pub mod init;
 mod network;
 pub mod params;

@@ -24,6 +24,9 @@ pub enum Alignment {
     /// Its hidden units permuted to match the first network's by weight matching (Ainsworth
     /// et al. 2023): instability modulo permutation.
     Weights,
+    /// Its hidden units permuted to match the first network's by the correlation of their
+    /// activations on training images (activation matching, Ainsworth et al. 2023, §3.1).
+    Activations,
 }
 
 impl Alignment {
@@ -35,6 +38,7 @@ impl Alignment {
         match self {
             Alignment::None => "none",
             Alignment::Weights => "weights",
+            Alignment::Activations => "activations",
         }
     }
 }
@@ -46,7 +50,10 @@ impl std::str::FromStr for Alignment {
         match s {
             "none" => Ok(Alignment::None),
             "weights" => Ok(Alignment::Weights),
-            other => Err(format!("unknown alignment `{other}`: use none or weights")),
+            "activations" => Ok(Alignment::Activations),
+            other => Err(format!(
+                "unknown alignment `{other}`: use none, weights or activations"
+            )),
         }
     }
 }

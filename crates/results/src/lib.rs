@@ -25,9 +25,9 @@ pub use files::write_atomic;
 pub use ids::{Branch, JobKind, RunId, RunKind};
 pub use names::{DatasetName, Figure, KUnit, ReproduceConfig, Scale, parse_substitute};
 pub use schema::{
-    AlignedAnalysis, AlignmentRecord, Design, ImpSeries, InitPairResult, InstabilitySummary,
-    KSummary, LengthCheck, LevelResult, LevelSummary, ModelResults, NetworkInfo, PairRecord,
-    PairResult, PaperReference, Results, Setup, SparseAnalysis, TimeShare,
+    AlignedAnalysis, AlignmentRecord, BaselineClaim, Design, ImpSeries, InitPairResult,
+    InstabilitySummary, KSummary, LengthCheck, LevelResult, LevelSummary, ModelResults,
+    NetworkInfo, PairRecord, PairResult, PaperReference, Results, Setup, SparseAnalysis, TimeShare,
 };
 pub use stats::MeanStd;
 

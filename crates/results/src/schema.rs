@@ -251,6 +251,30 @@ pub struct PaperReference {
     pub imp_matching_at_init: bool,
     /// The rewind step from which IMP subnetworks are matching.
     pub matching_from: Cow<'static, str>,
+    /// Where the dense network becomes stable, as a fraction of training (`None`: not known
+    /// to this results file; reports written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_from_fraction: Option<f64>,
+    /// Where IMP rewinding starts to find matching subnetworks, as a fraction of training
+    /// (`None`: the paper does not say, or not recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matching_from_fraction: Option<f64>,
+    /// What the paper finds for random pruning and for random reinitialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random_pruning: Option<BaselineClaim>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reinit: Option<BaselineClaim>,
+}
+
+/// The paper's finding for one baseline of one network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineClaim {
+    /// Stable (under 2 points) at the rewind k; `None`: the paper makes no such claim.
+    pub stable: Option<bool>,
+    /// Matching at the Table 1 density.
+    pub matching: bool,
+    /// The paper's words.
+    pub words: Cow<'static, str>,
 }
 
 /// The network of a [`Setup`], as figures and tables name it.

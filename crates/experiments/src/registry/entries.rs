@@ -5,7 +5,9 @@ use nets::{BnInit, ModelConfig};
 use results::KUnit;
 use train::{DataConfig, LrSchedule, OptimizerConfig, Recipe, Steps};
 
-use super::{Cut, Entry, EvalCut, ImageCut, KChoice, PaperKs, PaperNumbers, Pruning};
+use super::{
+    Cut, Entry, EvalCut, ImageCut, KChoice, PaperBaseline, PaperKs, PaperNumbers, Pruning,
+};
 
 const CIFAR_KS: PaperKs = PaperKs {
     values: &[0, 25, 100, 500, 2000, 10_000],
@@ -155,21 +157,39 @@ fn imagenet(
     }
 }
 
+/// Random pruning and reinitialisation in the paper's Figure 7 for the conv nets: unstable and
+/// not matching at every rewind k.
+const CONV_RANDOM_PRUNING: PaperBaseline = PaperBaseline {
+    stable: Some(false),
+    matching: false,
+    words: "random pruning: neither stable nor matching at any rewind k",
+};
+const CONV_REINIT: PaperBaseline = PaperBaseline {
+    words: "random reinitialisation: neither stable nor matching at any rewind k",
+    ..CONV_RANDOM_PRUNING
+};
+
+/// A CIFAR-10 network of Table 1; the k's are iterations of 63K. The low-rate and warmup
+/// variants are stable and matching from k = 0.
 const fn cifar_paper(
     accuracy: (f64, f64),
     density: f64,
     stable_at_init: bool,
-    stable_from: &'static str,
-    matching_from: &'static str,
+    stable_from: (&'static str, u64),
+    matching_from: (&'static str, u64),
 ) -> PaperNumbers {
     PaperNumbers {
         dataset: DatasetName::Cifar10,
         accuracy,
         density,
         stable_at_init,
-        stable_from,
+        stable_from: stable_from.0,
         imp_matching_at_init: stable_at_init,
-        matching_from,
+        matching_from: matching_from.0,
+        stable_from_fraction: stable_from.1 as f64 / 63_000.0,
+        matching_from_fraction: Some(matching_from.1 as f64 / 63_000.0),
+        random_pruning: CONV_RANDOM_PRUNING,
+        reinit: CONV_REINIT,
     }
 }
 
@@ -200,6 +220,19 @@ pub const ENTRIES: &[Entry] = &[
             stable_from: "0",
             imp_matching_at_init: true,
             matching_from: "0",
+            stable_from_fraction: 0.0,
+            matching_from_fraction: Some(0.0),
+            random_pruning: PaperBaseline {
+                stable: None,
+                matching: false,
+                words: "random pruning: not matching; its instability shows a small rise only",
+            },
+            reinit: PaperBaseline {
+                stable: None,
+                matching: false,
+                words: "random reinitialisation: not matching; its instability shows a small \
+                        rise only",
+            },
         },
         in_quick_set: true,
         smoke: Cut {
@@ -233,7 +266,13 @@ pub const ENTRIES: &[Entry] = &[
         recipe: || cifar("resnet20", ModelConfig::resnet20(), 0.1, false),
         pruning: Pruning::rounds_of_20_percent(8), // 16.8%
         ks: CIFAR_KS,
-        paper: cifar_paper((91.7, 0.1), 16.8, false, "~2000 it (3%)", "~500 it"),
+        paper: cifar_paper(
+            (91.7, 0.1),
+            16.8,
+            false,
+            ("~2000 it (3%)", 2000),
+            ("~500 it", 500),
+        ),
         in_quick_set: true,
         smoke: RESNET20_SMOKE,
         quick: RESNET20_QUICK,
@@ -244,7 +283,7 @@ pub const ENTRIES: &[Entry] = &[
         recipe: || cifar("resnet20-low", ModelConfig::resnet20(), 0.01, false),
         pruning: Pruning::rounds_of_20_percent(11), // 8.6%
         ks: CIFAR_KS,
-        paper: cifar_paper((88.8, 0.1), 8.6, true, "0", "0"),
+        paper: cifar_paper((88.8, 0.1), 8.6, true, ("0", 0), ("0", 0)),
         in_quick_set: false,
         smoke: RESNET20_SMOKE,
         quick: RESNET20_QUICK,
@@ -255,7 +294,7 @@ pub const ENTRIES: &[Entry] = &[
         recipe: || cifar("resnet20-warmup", ModelConfig::resnet20(), 0.03, true),
         pruning: Pruning::rounds_of_20_percent(12), // 6.9%
         ks: CIFAR_KS,
-        paper: cifar_paper((89.7, 0.3), 6.9, true, "0", "0"),
+        paper: cifar_paper((89.7, 0.3), 6.9, true, ("0", 0), ("0", 0)),
         in_quick_set: false,
         smoke: RESNET20_SMOKE,
         quick: RESNET20_QUICK,
@@ -266,7 +305,13 @@ pub const ENTRIES: &[Entry] = &[
         recipe: || cifar("vgg16", ModelConfig::vgg16(), 0.1, false),
         pruning: Pruning::rounds_of_20_percent(19), // 1.4% (Table 1: 1.5%)
         ks: CIFAR_KS,
-        paper: cifar_paper((93.7, 0.1), 1.5, false, "~2000 it (3%)", "~1000 it"),
+        paper: cifar_paper(
+            (93.7, 0.1),
+            1.5,
+            false,
+            ("~2000 it (3%)", 2000),
+            ("~1000 it", 1000),
+        ),
         in_quick_set: true,
         smoke: VGG16_SMOKE,
         quick: VGG16_QUICK,
@@ -277,7 +322,7 @@ pub const ENTRIES: &[Entry] = &[
         recipe: || cifar("vgg16-low", ModelConfig::vgg16(), 0.01, false),
         pruning: Pruning::rounds_of_20_percent(13), // 5.5%
         ks: CIFAR_KS,
-        paper: cifar_paper((91.7, 0.1), 5.5, true, "0", "0"),
+        paper: cifar_paper((91.7, 0.1), 5.5, true, ("0", 0), ("0", 0)),
         in_quick_set: false,
         smoke: VGG16_SMOKE,
         quick: VGG16_QUICK,
@@ -288,7 +333,7 @@ pub const ENTRIES: &[Entry] = &[
         recipe: || cifar("vgg16-warmup", ModelConfig::vgg16(), 0.1, true),
         pruning: Pruning::rounds_of_20_percent(19), // 1.4% (Table 1: 1.5%)
         ks: CIFAR_KS,
-        paper: cifar_paper((93.4, 0.1), 1.5, true, "0", "0"),
+        paper: cifar_paper((93.4, 0.1), 1.5, true, ("0", 0), ("0", 0)),
         in_quick_set: false,
         smoke: VGG16_SMOKE,
         quick: VGG16_QUICK,
@@ -321,6 +366,10 @@ pub const ENTRIES: &[Entry] = &[
             stable_from: "~epoch 18-20 (20%)",
             imp_matching_at_init: false,
             matching_from: "~epoch 4",
+            stable_from_fraction: 18.0 / 90.0,
+            matching_from_fraction: Some(4.0 / 90.0),
+            random_pruning: CONV_RANDOM_PRUNING,
+            reinit: CONV_REINIT,
         },
         in_quick_set: false,
         smoke: Cut {
@@ -375,6 +424,10 @@ pub const ENTRIES: &[Entry] = &[
             stable_from: "~epoch 18-20 (20%)",
             imp_matching_at_init: false,
             matching_from: "with rewinding (k not stated)",
+            stable_from_fraction: 0.2,
+            matching_from_fraction: None,
+            random_pruning: CONV_RANDOM_PRUNING,
+            reinit: CONV_REINIT,
         },
         in_quick_set: false,
         smoke: Cut {

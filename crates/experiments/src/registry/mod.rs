@@ -113,6 +113,31 @@ pub struct PaperNumbers {
     pub stable_from: &'static str,
     pub imp_matching_at_init: bool,
     pub matching_from: &'static str,
+    /// `stable_from` as a fraction of training.
+    pub stable_from_fraction: f64,
+    /// `matching_from` as a fraction of training (`None`: the paper does not say).
+    pub matching_from_fraction: Option<f64>,
+    pub random_pruning: PaperBaseline,
+    pub reinit: PaperBaseline,
+}
+
+/// What the paper finds for one baseline of a network.
+#[derive(Debug, Clone, Copy)]
+pub struct PaperBaseline {
+    /// Stable at the rewind k (`None`: no claim).
+    pub stable: Option<bool>,
+    pub matching: bool,
+    pub words: &'static str,
+}
+
+impl PaperBaseline {
+    fn claim(&self) -> results::BaselineClaim {
+        results::BaselineClaim {
+            stable: self.stable,
+            matching: self.matching,
+            words: Cow::Borrowed(self.words),
+        }
+    }
 }
 
 impl PaperNumbers {
@@ -125,6 +150,10 @@ impl PaperNumbers {
             stable_from: Cow::Borrowed(self.stable_from),
             imp_matching_at_init: self.imp_matching_at_init,
             matching_from: Cow::Borrowed(self.matching_from),
+            stable_from_fraction: Some(self.stable_from_fraction),
+            matching_from_fraction: self.matching_from_fraction,
+            random_pruning: Some(self.random_pruning.claim()),
+            reinit: Some(self.reinit.claim()),
         }
     }
 }

@@ -65,17 +65,24 @@ pub struct AlignedRuns {
 /// (REPAIR-style; Jordan et al. 2023 use a few thousand images).
 pub const BN_REESTIMATE_BATCHES: usize = 20;
 
-/// The alignments "Beyond the paper" compares with the paper's plain interpolation: weight
-/// matching, and weight matching with BN re-estimated along the path where there is BN.
+/// The variants "Beyond the paper" compares with the paper's plain interpolation: weight
+/// matching and activation matching; and where there is BN, BN re-estimated along the path
+/// without alignment (the control that separates the two effects) and with each alignment.
 fn alignment_variants(setup: &ModelSetup) -> Vec<(Alignment, BnPolicy)> {
-    let mut out = vec![(Alignment::Weights, setup.design.bn_policy)];
-    if setup.recipe.model.has_batch_norm() {
-        out.push((
-            Alignment::Weights,
-            BnPolicy::Reestimate {
-                batches: BN_REESTIMATE_BATCHES,
-            },
-        ));
+    let plain = setup.design.bn_policy;
+    let reestimate = BnPolicy::Reestimate {
+        batches: BN_REESTIMATE_BATCHES,
+    };
+    let bn = setup.recipe.model.has_batch_norm();
+    let mut out = Vec::new();
+    if bn {
+        out.push((Alignment::None, reestimate));
+    }
+    for align in [Alignment::Weights, Alignment::Activations] {
+        out.push((align, plain));
+        if bn {
+            out.push((align, reestimate));
+        }
     }
     out
 }

@@ -2,10 +2,11 @@
 //! first state comes from) or an interpolation of two ([`PairSpec`]), and what each records.
 
 use lmc::BnPolicy;
+use nets::Network;
 use results::{Alignment, JobKind, LayerDensity, RunId, RunKind};
 use serde::{Deserialize, Serialize};
-use sparsity::PruneRule;
-use train::{EvalConfig, MetricRecord, Recipe};
+use sparsity::{PruneRule, Sparse};
+use train::{EvalConfig, MetricRecord, Recipe, TrainState};
 
 /// What the optimiser state of a branch is at its first step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -17,6 +18,29 @@ pub enum OptimizerAtRewind {
     Fresh,
     /// The parent's optimiser state at the branch step.
     Rewound,
+}
+
+impl OptimizerAtRewind {
+    /// A branch's first state: `masked` (its mask on the weights it starts from, applied once
+    /// more here) at the parent's step, with the parent's optimiser state or a fresh one of
+    /// `recipe`. The runner's branches and the parity cases' IMP round both start here.
+    pub fn branch_start(
+        self,
+        masked: Sparse<Network>,
+        parent: TrainState<Sparse<Network>>,
+        recipe: &Recipe,
+    ) -> TrainState<Sparse<Network>> {
+        let optimizer = match self {
+            OptimizerAtRewind::Fresh => recipe.optimizer.init(),
+            OptimizerAtRewind::Rewound => parent.optimizer,
+        };
+        TrainState {
+            model: masked.apply(),
+            optimizer,
+            step: parent.step,
+            metrics: vec![],
+        }
+    }
 }
 
 /// Which mask a branch trains with.

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
+use burn::module::Module;
 use burn::tensor::Device;
 use data::SeededBatches;
 use lmc::{CurveData, error_curve, l2_distance};
@@ -15,13 +16,16 @@ use sparsity::{MaskHook, PruneRule, Sparse};
 use train::{NoHooks, Steps, TrainConfig, TrainState, Trainer};
 
 use super::{
-    DataCache, Job, MaskSource, OptimizerAtRewind, PairSpec, Plan, Start, TrainResult, TrainSpec,
-    WeightSource, describe,
+    DataCache, Job, MaskSource, PairSpec, Plan, Start, TrainResult, TrainSpec, WeightSource,
+    describe,
 };
 use crate::store::Store;
 use crate::{Error, Result};
 
 type SparseNet = Sparse<Network>;
+
+/// Training images whose activations activation matching correlates.
+const ACTIVATION_MATCHING_EXAMPLES: usize = 5_000;
 
 /// Executes the jobs of a plan in a store.
 pub struct Runner {
@@ -245,16 +249,13 @@ impl Runner {
                         .random_mask_like(base, *seed)
                         .map_err(sparse_err)?,
                 };
-                let optimizer = match optimizer {
-                    OptimizerAtRewind::Fresh => spec.recipe.optimizer.init(),
-                    OptimizerAtRewind::Rewound => state.optimizer,
-                };
-                Ok(TrainState {
-                    model: model.apply(),
-                    optimizer,
-                    step: *step,
-                    metrics: vec![],
-                })
+                if state.step != *step {
+                    return Err(train::Error::Config(format!(
+                        "{parent} has no state at step {step} (found {})",
+                        state.step
+                    )));
+                }
+                Ok(optimizer.branch_start(model, state, &spec.recipe))
             }
         }
     }
@@ -270,21 +271,37 @@ impl Runner {
         }
         let a = self.state_at(&spec.a, spec.step)?.model;
         let b = self.state_at(&spec.b, spec.step)?.model;
+        let data = self.data.for_recipe(&sa.recipe)?;
         let (b, alignment) = match spec.align {
             Alignment::None => (b, None),
-            Alignment::Weights => {
+            align => {
                 let permutations = align::PermutationSpec::of(&b.model)?;
-                let matching = align::weight_matching(
-                    &permutations,
-                    &tensor_values(&a.model),
-                    &tensor_values(&b.model),
-                    align::MatchingConfig::default(),
-                )?;
+                let matching = if align == Alignment::Weights {
+                    align::weight_matching(
+                        &permutations,
+                        &tensor_values(&a.model),
+                        &tensor_values(&b.model),
+                        align::MatchingConfig::default(),
+                    )?
+                } else {
+                    // Units correlated on the first training images, as evaluation sees them.
+                    let (va, vb) = (a.model.valid(), b.model.valid());
+                    let device = self.device.clone();
+                    let batches = ::data::eval_batches(
+                        &data.train,
+                        &data.transform,
+                        spec.eval.batch_size,
+                        Some(ACTIVATION_MATCHING_EXAMPLES),
+                    )
+                    .map(|batch| batch.map(|b| b.into_tensors(&device).0))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                    align::activation_matching(&permutations, &va, &vb, batches)?
+                };
                 tracing::debug!(
-                    "{} aligned to {} in {} rounds of weight matching",
+                    "{} aligned to {} by {} matching",
                     spec.b,
                     spec.a,
-                    matching.rounds
+                    align.as_str()
                 );
                 let record = AlignmentRecord {
                     rounds: matching.rounds,
@@ -303,7 +320,6 @@ impl Runner {
                 )
             }
         };
-        let data = self.data.for_recipe(&sa.recipe)?;
         let bn_batches = SeededBatches::new(
             data.train.clone(),
             data.transform.clone(),
