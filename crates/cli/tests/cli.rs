@@ -213,10 +213,14 @@ fn imp_then_sparse_instability_share_one_store_that_runs_lists_and_cleans() {
     let (ok, stdout, stderr) = instability("weights");
     assert!(ok, "{stderr}");
     assert!(stdout.contains("test instability"), "{stdout}");
-    // 3 IMP runs + 1 new child (the other is the level run itself) + 2 interpolations.
+    // And by activation matching: one more interpolation.
+    let (ok, stdout, stderr) = instability("activations");
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("test instability"), "{stdout}");
+    // 3 IMP runs + 1 new child (the other is the level run itself) + 3 interpolations.
     let (ok, stdout, _) = run(rewind().args(["runs", "list", "--store"]).arg(store.path()));
     assert!(ok);
-    assert!(stdout.contains("6 runs (6 done)"), "{stdout}");
+    assert!(stdout.contains("7 runs (7 done)"), "{stdout}");
     let (ok, stdout, _) = run(rewind()
         .args(["runs", "show", &level1, "--store"])
         .arg(store.path()));
@@ -248,7 +252,7 @@ fn reproduce_says_how_to_substitute_cifar_and_plans_without_running() {
     let (ok, stdout, stderr) = reproduce(&["--dry-run"]);
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("118 runs (60 trainings, 58 interpolations)"),
+        stdout.contains("153 runs (60 trainings, 93 interpolations)"),
         "{stdout}"
     );
     // Running needs the data: a missing CIFAR-10 is one message with what to do, before
@@ -316,7 +320,7 @@ fn reproduce_says_how_to_substitute_cifar_and_plans_without_running() {
     let (ok, stdout, stderr) = slurm(&["--dry-run"]);
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("Slurm: 5 job arrays: stage-00 (3), stage-01 (10)")
+        stdout.contains("Slurm: 5 job arrays: stage-00 (3), stage-01 (12)")
             && stdout.contains("then the report job"),
         "{stdout}"
     );

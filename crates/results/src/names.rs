@@ -80,7 +80,8 @@ pub enum Figure {
     AppC,
     AppD,
     AppE,
-    /// Not in the paper: instability against k with and without weight matching.
+    /// Not in the paper: instability against k with and without alignment (weight or
+    /// activation matching) and BN re-estimation.
     Beyond,
 }
 
@@ -154,7 +155,9 @@ impl Figure {
             Figure::AppC => "Error along the linear path for sparse IMP subnetworks at selected k",
             Figure::AppD => "L2 distance between the children of unpruned networks against k",
             Figure::AppE => "L2 distance between the children of sparse subnetworks against k",
-            Figure::Beyond => "Instability against k with and without weight matching",
+            Figure::Beyond => {
+                "Instability against k with and without alignment and BN re-estimation"
+            }
         }
     }
 

@@ -292,7 +292,8 @@ pub struct Measured {
     pub buffers: Vec<bool>,
     pub dense: Trajectory,
     pub imp: ImpMeasured,
-    /// Test errors (examples) of the interpolation, alpha ascending.
+    /// Test errors (examples) of the interpolation, alpha ascending (empty for a perturbed
+    /// replay, which does not interpolate).
     pub interpolation_errors: Vec<usize>,
 }
 
@@ -347,42 +348,48 @@ pub fn measure_perturbed(
     )?;
 
     // The interpolation's second end: the same network from step `child_from` (a fresh replay
-    // to that step, so it shares no BN buffers with the parent), then another data order.
-    let child_trainer = case.trainer(data, CHILD_DATA_SEED, perturbation, &device)?;
-    let child = trainer.step_losses(start()?, case.child_from)?.0;
-    let child = child_trainer
-        .step_losses(child, case.steps - case.child_from)?
-        .0;
-    let curve = lmc::error_curve(
-        &state.model,
-        &child.model,
-        case.points,
-        BnPolicy::Interpolate,
-        &lmc::CurveData {
-            test: &data.test,
-            train: &data.train,
-            transform: &data.transform,
-            train_subset: Some(0),
-            test_subset: Some(case.test_examples),
-            batch_size: 500,
-            bn_batches: None,
-        },
-        &train::default_device(),
-        |m: Network| m,
-    )?;
+    // to that step, so it shares no BN buffers with the parent), then another data order. A
+    // perturbed replay (the tests' hook) skips it: what it checks comes earlier.
+    let mut interpolation_errors = Vec::new();
+    let mut alphas = Vec::new();
     let examples = case.test_examples.min(data.test.len());
-    let interpolation_errors: Vec<usize> = curve
-        .points
-        .iter()
-        .map(|p| (f64::from(p.test_error) * examples as f64 / 100.0).round() as usize)
-        .collect();
-    if let Some(files) = files.as_mut() {
-        files
-            .endpoints
-            .write_tensors(&tensor_values(&state.model))?;
-        files
-            .endpoints
-            .write_tensors(&tensor_values(&child.model))?;
+    if perturbation == Perturbation::None || out.is_some() {
+        let child_trainer = case.trainer(data, CHILD_DATA_SEED, perturbation, &device)?;
+        let child = trainer.step_losses(start()?, case.child_from)?.0;
+        let child = child_trainer
+            .step_losses(child, case.steps - case.child_from)?
+            .0;
+        let curve = lmc::error_curve(
+            &state.model,
+            &child.model,
+            case.points,
+            BnPolicy::Interpolate,
+            &lmc::CurveData {
+                test: &data.test,
+                train: &data.train,
+                transform: &data.transform,
+                train_subset: Some(0),
+                test_subset: Some(case.test_examples),
+                batch_size: 500,
+                bn_batches: None,
+            },
+            &train::default_device(),
+            |m: Network| m,
+        )?;
+        interpolation_errors = curve
+            .points
+            .iter()
+            .map(|p| (f64::from(p.test_error) * examples as f64 / 100.0).round() as usize)
+            .collect();
+        alphas = curve.points.iter().map(|p| f64::from(p.alpha)).collect();
+        if let Some(files) = files.as_mut() {
+            files
+                .endpoints
+                .write_tensors(&tensor_values(&state.model))?;
+            files
+                .endpoints
+                .write_tensors(&tensor_values(&child.model))?;
+        }
     }
 
     // One IMP round: prune the trained network, rewind the survivors to step k (weights, BN
@@ -443,7 +450,7 @@ pub fn measure_perturbed(
                     .iter()
                     .map(|(_, m)| m.iter().filter(|&&k| k).count())
                     .sum(),
-                alphas: curve.points.iter().map(|p| f64::from(p.alpha)).collect(),
+                alphas,
                 interpolation_errors: &interpolation_errors,
                 test_examples: examples,
             },
