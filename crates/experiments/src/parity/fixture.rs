@@ -15,9 +15,9 @@
 //! within 4x PyTorch's own float32-vs-float64 distance of PyTorch's; Resnet-20's need up to
 //! 3.5e-3 of the update's norm beyond it (BN shifts and scales, whose updates are the smallest,
 //! then the 3x3 convs at 1.2e-3 to 1.7e-3). So the conv cases allow 5e-3. That still sees a
-//! weight decay of 1e-4 missing or doubled: on Resnet-20 at 2.7x the allowed distance (a 1x1
-//! shortcut conv of the last stage), on VGG-16 at about 15x (its conv biases sit before BN, so
-//! their gradient is zero and the decay is their whole update). `tests/parity.rs` breaks one
+//! weight decay of 1e-4 missing or doubled: on Resnet-20 at 1.2x to 2.7x the allowed distance
+//! (BN scales, a 1x1 shortcut conv of the last stage), on VGG-16 at about 15x (its conv biases
+//! sit before BN, so their gradient is zero and the decay is their whole update). `tests/parity.rs` breaks one
 //! convention at a time and checks that each is rejected where it first acts.
 
 use base64::Engine;

@@ -69,27 +69,40 @@ pub(super) fn section(s: &mut String, r: &Results) {
         r.models.iter().flat_map(|m| &m.aligned).any(|a| {
             a.align == Alignment::None && matches!(a.bn_policy, BnPolicy::Reestimate { .. })
         });
+    let has_activations = r
+        .models
+        .iter()
+        .flat_map(|m| &m.aligned)
+        .any(|a| a.align == Alignment::Activations);
     let _ = writeln!(
         s,
         "## Beyond the paper: instability modulo permutation\n\n\
          The same pairs of children, interpolated with the second child aligned to the first \
          by weight matching (Ainsworth et al. 2023: coordinate descent over each layer's hidden \
          units, every step an exact assignment; BN statistics and pruning masks move with their \
-         units) or by activation matching (each layer's units matched by the correlation of \
-         their activations on training images, the same exact assignment; it does not look at \
-         the weights, so a shared initialisation does not pull it towards the identity), with \
-         BN statistics re-estimated along the path, and with both. {} Test \
+         units){}, with BN statistics re-estimated along the path, and with both. {} Test \
          instability in percentage points of error (the paper's measure) and the test loss \
          barrier (the rise of the mean cross-entropy above the endpoints', the measure of later \
          work). Children of one init share W0, so weight matching is biased towards leaving \
-         them as they are: a pair it does not move is not evidence that no permutation helps; \
-         activation matching is the control for that.{}\n",
+         them as they are: a pair it does not move is not evidence that no permutation helps{}.{}\n",
+        if has_activations {
+            " or by activation matching (each layer's units matched by the correlation of their \
+             activations on training images, the same exact assignment; it does not look at the \
+             weights, so a shared initialisation does not pull it towards the identity)"
+        } else {
+            ""
+        },
         if has_control {
             "BN re-estimated without alignment is the control that separates the two effects."
         } else {
             "These results hold no BN-only control (BN re-estimated without alignment): where \
              weight matching moved no unit the aligned pair is the unaligned pair, so its BN \
              re-estimated result is that control; elsewhere the two effects are not separated."
+        },
+        if has_activations {
+            "; activation matching is the control for that"
+        } else {
+            " (activation matching, the control for that, is not in these results)"
         },
         batches.map_or(String::new(), |b| format!(
             " BN re-estimation resets each network's running statistics and averages the \
@@ -125,13 +138,7 @@ fn table(s: &mut String, m: &ModelResults, sparse: bool) {
     }
     let _ = writeln!(s, "{header} |");
     let _ = writeln!(s, "{}|", "|---".repeat(3 + variants.len()));
-    let mut ks: Vec<u64> = variants
-        .iter()
-        .flat_map(|a| a.summary.per_k.iter().map(|k| k.k))
-        .collect();
-    ks.sort_unstable();
-    ks.dedup();
-    for k in ks {
+    for k in measured_ks(&variants) {
         let cell = |x: Option<&KSummary>| {
             x.map_or("–".into(), |x| {
                 format!("{} / {}", pm(x.test_instability), barrier(x))
@@ -148,6 +155,17 @@ fn table(s: &mut String, m: &ModelResults, sparse: bool) {
         let _ = writeln!(s, "{line} |");
     }
     let _ = writeln!(s);
+}
+
+/// Every k any of `variants` measured, ascending.
+fn measured_ks(variants: &[&AlignedAnalysis]) -> Vec<u64> {
+    let mut ks: Vec<u64> = variants
+        .iter()
+        .flat_map(|a| a.summary.per_k.iter().map(|k| k.k))
+        .collect();
+    ks.sort_unstable();
+    ks.dedup();
+    ks
 }
 
 /// Units moved by the alignment of `a`'s pairs at k: (moved, units, pairs).
@@ -180,13 +198,7 @@ fn credits(m: &ModelResults) -> Vec<String> {
     for sparse in [false, true] {
         let variants = ordered(m, sparse);
         let what = if sparse { "IMP subnetworks" } else { "dense" };
-        let mut ks: Vec<u64> = variants
-            .iter()
-            .flat_map(|a| a.summary.per_k.iter().map(|k| k.k))
-            .collect();
-        ks.sort_unstable();
-        ks.dedup();
-        for k in ks {
+        for k in measured_ks(&variants) {
             let Some(base) = unaligned_at(m, sparse, k) else {
                 continue;
             };
