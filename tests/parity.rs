@@ -53,13 +53,34 @@ fn vgg16_matches_pytorch_step_for_step() {
     matches_pytorch("vgg16");
 }
 
-/// Resnet-20's case with one convention broken at a time: the comparison's first failure is
-/// the expected check, in the expected phase, at the first step the change acts on (the
-/// drops of the 60-step case are at 30 and 46; SGD's first step has no momentum yet; the IMP
-/// child starts at 36).
+/// Runs Resnet-20's case with each convention of `expected` broken alone and checks that the
+/// comparison's first failure is the expected check, in the expected phase, at the first step
+/// the change acts on.
+fn rejects_each(expected: &[(Perturbation, Phase, Check, u64)]) {
+    let mut wrong = vec![];
+    for &(perturbation, phase, check, step) in expected {
+        let comparison = compare("resnet20", perturbation);
+        let first = comparison.first().map(|f| (f.phase, f.check, f.step));
+        println!(
+            "{perturbation:?}: first failure {first:?}: {}",
+            comparison.first().map_or("", |f| f.message.as_str())
+        );
+        if first != Some((phase, check, step)) {
+            wrong.push(format!(
+                "{perturbation:?}: expected {:?}, got {first:?} ({})",
+                (phase, check, step),
+                comparison.summary()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The recipe broken one convention at a time (the 60-step case drops the rate at 30 and 46;
+/// SGD's first step has no momentum yet).
 #[test]
-fn resnet20_parity_rejects_each_broken_convention() {
-    let expected = [
+fn resnet20_parity_rejects_each_broken_training_convention() {
+    rejects_each(&[
         (Perturbation::LrDropLate, Phase::Dense, Check::Update, 30),
         (
             Perturbation::WeightDecay(0.0),
@@ -80,6 +101,13 @@ fn resnet20_parity_rejects_each_broken_convention() {
             Check::Buffer,
             0,
         ),
+    ]);
+}
+
+/// The IMP round broken one convention at a time (the child starts at 36).
+#[test]
+fn resnet20_parity_rejects_each_broken_rewinding_convention() {
+    rejects_each(&[
         (
             Perturbation::MaskNotReapplied,
             Phase::Imp,
@@ -93,24 +121,7 @@ fn resnet20_parity_rejects_each_broken_convention() {
             Check::Update,
             36,
         ),
-    ];
-    let mut wrong = vec![];
-    for (perturbation, phase, check, step) in expected {
-        let comparison = compare("resnet20", perturbation);
-        let first = comparison.first().map(|f| (f.phase, f.check, f.step));
-        println!(
-            "{perturbation:?}: first failure {first:?}: {}",
-            comparison.first().map_or("", |f| f.message.as_str())
-        );
-        if first != Some((phase, check, step)) {
-            wrong.push(format!(
-                "{perturbation:?}: expected {:?}, got {first:?} ({})",
-                (phase, check, step),
-                comparison.summary()
-            ));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    ]);
 }
 
 /// VGG-16's conv biases sit before BN, so their gradient is zero and weight decay is their whole
