@@ -45,6 +45,7 @@ pub mod sketch;
 use std::path::Path;
 
 use burn::tensor::Device;
+use data::DatasetName;
 use nets::Network;
 use nets::params::{TensorInfo, tensor_values};
 use results::BnPolicy;
@@ -89,8 +90,6 @@ pub struct Case {
     /// The same for BN running statistics, which only the forward pass moves.
     pub buffer_tolerance: f64,
 }
-
-use data::DatasetName;
 
 pub const INIT_SEED: u64 = 1;
 pub const DATA_SEED: u64 = 1;
