@@ -14,11 +14,13 @@
 
 use burn::tensor::Device;
 use experiments::backend_check::{LOSS_TOLERANCE, UPDATE_TOLERANCE, agreement, curve_agreement};
+use experiments::host_reads::audit;
 use experiments::registry::recipe;
 use experiments::reproduce::{Scale, config, run_here};
 use experiments::runs::{DataCache, Runner};
 use experiments::store::Store;
 use integration::data_dir;
+use train::NoHooks;
 
 fn gpu() -> Device {
     match train::check_device() {
@@ -77,6 +79,27 @@ fn narrow_resnet_with_bn_trains_on_wgpu_as_on_flex() {
     r.model = nets::ModelConfig::Resnet { depth: 8, width: 4 };
     r.data.batch_size = 32;
     assert_agrees("resnet-8-w4", &r, 6);
+}
+
+#[test]
+fn a_masked_training_step_on_wgpu_reads_nothing_between_scheduled_reads() {
+    let mut narrow = recipe("resnet20").expect("preset");
+    narrow.model = nets::ModelConfig::Resnet { depth: 8, width: 4 };
+    narrow.data.batch_size = 16;
+    for (name, r) in [
+        ("lenet", recipe("lenet").expect("preset")),
+        ("resnet-8-w4", narrow),
+    ] {
+        let a = audit(
+            &r,
+            &gpu(),
+            train::trainer::LOSS_READ_EVERY + 5,
+            &mut NoHooks,
+        )
+        .expect("the audit runs");
+        println!("{name}: reads by step {:?}", a.reads_by_step);
+        assert!(a.passed(), "{name}: {a:?}");
+    }
 }
 
 #[test]

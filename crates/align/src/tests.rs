@@ -35,8 +35,8 @@ fn images(channels: usize, size: usize) -> Tensor<4> {
 }
 
 fn max_relative_difference(a: Tensor<2>, b: Tensor<2>) -> f32 {
-    let scale = a.clone().abs().max().into_scalar::<f32>().max(1e-6);
-    (a - b).abs().max().into_scalar::<f32>() / scale
+    let scale = nets::readback::scalar(a.clone().abs().max()).max(1e-6);
+    nets::readback::scalar((a - b).abs().max()) / scale
 }
 
 /// Every architecture with a spec: small instances, at the image sizes they accept.

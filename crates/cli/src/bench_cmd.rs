@@ -98,17 +98,18 @@ pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
     for i in 0..args.warmup + args.steps.max(1) {
         let start = Instant::now();
         let reps_now = if i < args.warmup { 1 } else { reps };
+        // As in training, the losses stay on the device and are read once per sample.
+        let mut losses = Vec::with_capacity(reps_now);
         for _ in 0..reps_now {
             let lr = recipe
                 .schedule
                 .lr_at(state.step, paper_steps, trainer.iterations_per_epoch());
-            let (next, loss) = trainer.step(state, &loss_fn, lr, true)?;
+            let (next, loss) = trainer.step_on_device(state, &loss_fn, lr)?;
             state = next;
-            anyhow::ensure!(
-                loss.is_some_and(f32::is_finite),
-                "{name}: the loss is not finite"
-            );
+            losses.push(loss);
         }
+        let loss_sum = nets::readback::scalar(burn::tensor::Tensor::cat(losses, 0).sum());
+        anyhow::ensure!(loss_sum.is_finite(), "{name}: the loss is not finite");
         let ms = start.elapsed().as_secs_f64() * 1e3;
         if i >= args.warmup {
             times.push(ms / reps_now as f64);

@@ -4,7 +4,8 @@
 //! batches on both devices and compares every step's loss, checks that a checkpoint written
 //! on one device resumes on the other, that pruned weights stay exactly zero on the GPU, that
 //! an interpolation curve agrees, whether the same seeds give bit-identical weights on the GPU,
-//! and measures milliseconds per step. All data is seeded noise of the datasets' shapes, so it
+//! that a training step makes no device-to-host read outside the loop's schedule, and measures
+//! milliseconds per step. All data is seeded noise of the datasets' shapes, so it
 //! needs no dataset. `cargo xtask gpu-check` builds it, runs it beside the PyTorch reference on
 //! the same GPU and writes the GPU section of BENCHMARKS.md.
 
@@ -16,6 +17,7 @@ use clap::Args;
 use experiments::backend_check::{
     Agreement, CurveAgreement, LOSS_TOLERANCE, UPDATE_TOLERANCE, agreement, curve_agreement,
 };
+use experiments::host_reads::{ReadAudit, audit};
 use serde::Serialize;
 
 use crate::bench_cmd::{self, BenchArgs, Row};
@@ -54,6 +56,8 @@ pub struct GpuReport {
     pub update_tolerance: f64,
     pub agreements: Vec<Agreement>,
     pub curve: CurveAgreement,
+    /// Device-to-host reads of a masked training run per network, against the schedule.
+    pub reads: Vec<(String, ReadAudit)>,
     pub speed: Vec<Row>,
     pub peak_rss_mib: Option<f64>,
     pub passed: bool,
@@ -110,6 +114,30 @@ pub fn run(args: GpuCheckArgs) -> Result<()> {
         curve.max_example_difference,
         if curve.passed { "PASS" } else { "FAIL" }
     );
+    let mut reads = Vec::new();
+    for preset in &args.compare {
+        let recipe = experiments::registry::recipe(preset)?;
+        let a = audit(
+            &recipe,
+            &gpu,
+            2 * train::trainer::LOSS_READ_EVERY + 5,
+            &mut train::NoHooks,
+        )
+        .with_context(|| format!("read audit of {preset}"))?;
+        println!(
+            "{preset}: {} masked training steps read {} times (the schedule: {}), unscheduled \
+             reads after steps {:?}; an evaluation pass of {} batches read {} time(s): {}",
+            a.steps,
+            a.reads_by_step.iter().sum::<u64>(),
+            a.steps / train::trainer::LOSS_READ_EVERY
+                + u64::from(!a.steps.is_multiple_of(train::trainer::LOSS_READ_EVERY)),
+            a.unscheduled,
+            a.eval_batches,
+            a.reads_per_evaluation,
+            if a.passed() { "PASS" } else { "FAIL" }
+        );
+        reads.push((preset.clone(), a));
+    }
     let bench = BenchArgs {
         steps: args.bench_steps,
         warmup: args.warmup,
@@ -136,7 +164,9 @@ pub fn run(args: GpuCheckArgs) -> Result<()> {
         );
         speed.push(row);
     }
-    let passed = agreements.iter().all(|a| a.passed) && curve.passed;
+    let passed = agreements.iter().all(|a| a.passed)
+        && curve.passed
+        && reads.iter().all(|(_, a)| a.passed());
     let report = GpuReport {
         backend: backend.to_string(),
         device,
@@ -144,6 +174,7 @@ pub fn run(args: GpuCheckArgs) -> Result<()> {
         update_tolerance: UPDATE_TOLERANCE,
         agreements,
         curve,
+        reads,
         speed,
         peak_rss_mib: bench_cmd::peak_rss_mib(),
         passed,

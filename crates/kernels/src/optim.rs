@@ -107,6 +107,8 @@ pub struct SgdState<const D: usize> {
 }
 
 impl<const D: usize> RecordState for SgdState<D> {
+    // Read only to write a checkpoint (this crate sits below `nets::readback`).
+    #[allow(clippy::disallowed_methods)]
     fn state_flatten(&self, prefix: &str, out: &mut StateSink) {
         if let Some(velocity) = &self.velocity {
             out.push_tensor(

@@ -16,6 +16,7 @@ fn random<const D: usize>(dims: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::random(dims, Distribution::Normal(0.0, 1.0), device)
 }
 
+#[allow(clippy::disallowed_methods)] // this crate sits below `nets::readback`
 fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
     t.to_data().try_into_vec::<f32>().expect("f32 tensor")
 }

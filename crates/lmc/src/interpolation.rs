@@ -213,20 +213,32 @@ pub fn l2_distance<M: Module>(
     visit_tensors(b, |info, t| {
         others.insert(info.path.clone(), t);
     });
-    let (mut pruned_sum, mut all_sum) = (0.0f64, 0.0f64);
+    // Per tensor: its squared distance (on the device, all read at once) and whether it is
+    // prunable.
+    let mut squares = Vec::new();
+    let mut is_prunable = Vec::new();
     visit_tensors(a, |info, t| {
         if info.role.is_buffer() {
             return;
         }
         if let Some(other) = others.get(&info.path) {
             let d = t - other.clone();
-            let sq = f64::from(d.clone().mul(d).sum().into_scalar::<f32>());
-            all_sum += sq;
-            if prunable(info) {
-                pruned_sum += sq;
-            }
+            squares.push(d.clone().mul(d).sum());
+            is_prunable.push(prunable(info));
         }
     });
+    let squares = if squares.is_empty() {
+        vec![]
+    } else {
+        nets::readback::values(Tensor::cat(squares, 0))
+    };
+    let (mut pruned_sum, mut all_sum) = (0.0f64, 0.0f64);
+    for (sq, pruned) in squares.into_iter().zip(is_prunable) {
+        all_sum += f64::from(sq);
+        if pruned {
+            pruned_sum += f64::from(sq);
+        }
+    }
     Ok(L2Distance {
         prunable: pruned_sum.sqrt(),
         all_parameters: all_sum.sqrt(),

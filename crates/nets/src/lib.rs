@@ -3,6 +3,7 @@
 //!
 //! * [`params`]: walk or rewrite every tensor of a module (parameters and BN buffers) with its
 //!   path (`blocks.3.conv1.conv.weight`) and role (conv weight, linear bias, BN scale, ...).
+//! * [`readback`]: every device-to-host read of the framework, counted per thread.
 //! * [`init`]: the paper's framework's initialisation (Kaiming normal weights, BN scale uniform
 //!   in [0, 1]) drawn from an init seed, independent of backend and of traversal order.
 //! * [`Network`] / [`ModelConfig`]: Lenet, CIFAR ResNets and VGGs, Resnet-50 and Inception-v3,
@@ -14,6 +15,7 @@ pub mod activations;
 pub mod init;
 mod network;
 pub mod params;
+pub mod readback;
 
 pub use init::{BnInit, initialize};
 pub use network::{ModelConfig, Network};

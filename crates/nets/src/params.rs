@@ -214,11 +214,7 @@ pub fn tensor_values<M: Module>(module: &M) -> Vec<(TensorInfo, Vec<f32>)> {
 
 /// A 1-D tensor's values on the host as `f32`.
 pub fn to_vec(tensor: Tensor<1>) -> Vec<f32> {
-    tensor
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap_or_default()
+    crate::readback::values(tensor)
 }
 
 /// A 1-D tensor from host values on `device`.
@@ -236,13 +232,16 @@ pub fn trainable_params<M: Module>(module: &M) -> usize {
         .sum()
 }
 
-/// True when no float tensor of `module` holds a NaN or an infinity.
+/// True when no float tensor of `module` holds a NaN or an infinity (one read from the device).
 pub fn all_finite<M: Module>(module: &M) -> bool {
-    let mut finite = true;
+    let mut non_finite: Option<Tensor<1>> = None;
     visit_tensors(module, |_, t| {
-        if finite {
-            finite = t.abs().sum().into_scalar::<f32>().is_finite();
-        }
+        let bad = t.clone().is_nan().int().sum() + t.is_inf().int().sum();
+        let bad = bad.float();
+        non_finite = Some(match non_finite.take() {
+            Some(sum) => sum + bad,
+            None => bad,
+        });
     });
-    finite
+    non_finite.is_none_or(|n| crate::readback::scalar(n) == 0.0)
 }

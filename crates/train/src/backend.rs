@@ -93,9 +93,7 @@ pub fn check_device() -> Result<Device> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        burn::tensor::Tensor::<1>::from_floats([1.0f32, 2.0], &device)
-            .sum()
-            .into_scalar::<f32>()
+        nets::readback::scalar(burn::tensor::Tensor::<1>::from_floats([1.0f32, 2.0], &device).sum())
     }));
     std::panic::set_hook(previous);
     match probe {

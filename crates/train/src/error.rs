@@ -16,9 +16,11 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error(
-        "the loss (or a weight) became {value} at step {step}; training stopped. The last good checkpoint (step {last_checkpoint}) is kept in {dir}. Lower the learning rate or check the data, then run again."
+        "the loss (or a weight) became {value} between steps {from} and {step}; training stopped. The last good checkpoint (step {last_checkpoint}) is kept in {dir}. Lower the learning rate or check the data, then run again."
     )]
     NonFinite {
+        /// The first step since the last finite read.
+        from: u64,
         step: u64,
         value: f32,
         last_checkpoint: u64,

@@ -106,10 +106,11 @@ impl EvalSet {
     }
 }
 
+/// Sums of one evaluation pass, kept on the device: the pass reads them once, at its end.
 #[derive(Default)]
 struct Tally {
-    loss_sum: f64,
-    correct: i64,
+    /// Per batch: the loss times the batch's size, and the number of correct predictions.
+    sums: Option<Tensor<1>>,
     examples: usize,
 }
 
@@ -123,26 +124,31 @@ impl Tally {
     ) {
         let n = labels.dims()[0];
         let logits = model.forward(images);
-        let loss: f32 = loss_fn
+        let loss = loss_fn
             .forward(logits.clone(), labels.clone())
-            .into_scalar::<f32>();
-        let hits: i64 = logits
+            .mul_scalar(n as f32);
+        let hits = logits
             .argmax(1)
             .flatten::<1>(0, 1)
             .equal(labels)
             .int()
             .sum()
-            .into_scalar::<i64>();
-        self.loss_sum += loss as f64 * n as f64;
-        self.correct += hits;
+            .float();
+        let batch = Tensor::cat(vec![loss, hits], 0);
+        self.sums = Some(match self.sums.take() {
+            Some(sums) => sums + batch,
+            None => batch,
+        });
         self.examples += n;
     }
 
-    fn result(&self) -> EvalResult {
+    fn result(self) -> EvalResult {
+        let sums = self.sums.map(nets::readback::values).unwrap_or_default();
         let n = self.examples.max(1) as f64;
+        let sum = |i: usize| sums.get(i).copied().map_or(0.0, f64::from);
         EvalResult {
-            loss: (self.loss_sum / n) as f32,
-            accuracy: (self.correct as f64 / n) as f32,
+            loss: (sum(0) / n) as f32,
+            accuracy: (sum(1) / n) as f32,
             examples: self.examples,
         }
     }

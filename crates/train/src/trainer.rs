@@ -174,6 +174,10 @@ impl RunOutcome {
     }
 }
 
+/// Training reads its summed losses from the device every this many steps (and before every
+/// evaluation and checkpoint): a NaN stops the run at the next read.
+pub const LOSS_READ_EVERY: u64 = 50;
+
 /// Seeds the device's RNG (dropout) per step, apart from the data streams.
 const DROPOUT_STREAM: u64 = 0x6472_6f70;
 
@@ -519,20 +523,29 @@ impl Trainer {
         let bar = self.progress_bar(state.step, until);
         let mut loss_sum = 0.0f64;
         let mut loss_count = 0u32;
+        // The losses since the last read, summed on the device and read every
+        // `LOSS_READ_EVERY` steps (and before an evaluation or a checkpoint).
+        let mut unread: Option<(Tensor<1>, u32, u64)> = None;
         while state.step < until {
             let step = state.step;
             let lr = self.lr_at(step);
             let next = step + 1;
-            let must_read = next.is_multiple_of(10)
+            let (stepped, loss) = self.step_on_device(state, &loss_fn, lr)?;
+            state = stepped;
+            unread = Some(match unread.take() {
+                Some((sum, count, from)) => (sum + loss, count + 1, from),
+                None => (loss, 1, step),
+            });
+            let must_read = next.is_multiple_of(LOSS_READ_EVERY)
                 || next == until
                 || self.is_checkpoint_step(next)
                 || self.is_eval_step(next);
-            let (stepped, loss) = self.step(state, &loss_fn, lr, must_read)?;
-            state = stepped;
-            if let Some(value) = loss {
+            if let Some((sum, count, from)) = unread.take_if(|_| must_read) {
+                let value = nets::readback::scalar(sum);
                 if !value.is_finite() {
                     bar.abandon();
                     return Err(Error::NonFinite {
+                        from,
                         step,
                         value,
                         last_checkpoint,
@@ -540,8 +553,8 @@ impl Trainer {
                     });
                 }
                 loss_sum += value as f64;
-                loss_count += 1;
-                bar.set_message(format!("loss {value:.4}"));
+                loss_count += count;
+                bar.set_message(format!("loss {:.4}", value / count as f32));
             }
             state.model = hooks.after_step(state.model, step)?;
             bar.set_position(next);
@@ -573,6 +586,7 @@ impl Trainer {
                 if !nets::params::all_finite(&state.model) {
                     bar.abandon();
                     return Err(Error::NonFinite {
+                        from: step,
                         step,
                         value: f32::NAN,
                         last_checkpoint,
@@ -596,11 +610,24 @@ impl Trainer {
     /// loss of that batch when `read_loss` (reading it synchronises with the device).
     pub fn step<M: Classifier>(
         &self,
-        mut state: TrainState<M>,
+        state: TrainState<M>,
         loss_fn: &CrossEntropyLoss,
         lr: f64,
         read_loss: bool,
     ) -> Result<(TrainState<M>, Option<f32>)> {
+        let (state, loss) = self.step_on_device(state, loss_fn, lr)?;
+        Ok((state, read_loss.then(|| nets::readback::scalar(loss))))
+    }
+
+    /// One optimiser step on the batch of `state.step` at learning rate `lr`, with no read
+    /// from the device; returns the loss of that batch as a one-element tensor on the
+    /// training device (not tracked by autodiff).
+    pub fn step_on_device<M: Classifier>(
+        &self,
+        mut state: TrainState<M>,
+        loss_fn: &CrossEntropyLoss,
+        lr: f64,
+    ) -> Result<(TrainState<M>, Tensor<1>)> {
         let batch = self.batches.batch_and_prefetch(state.step)?;
         let total = batch.len();
         let micro_batches = self.config.recipe.data.micro_batches.max(1);
@@ -642,7 +669,6 @@ impl Trainer {
                             total,
                             &loss_fn,
                             device,
-                            read_loss,
                             &mut replica_accumulator,
                         );
                         (replica_accumulator.grads(), loss)
@@ -650,15 +676,7 @@ impl Trainer {
                 })
                 .collect();
             self.device.seed(dropout_seed(0));
-            let loss = share_gradients(
-                model,
-                own,
-                total,
-                loss_fn,
-                &self.device,
-                read_loss,
-                &mut accumulator,
-            );
+            let loss = share_gradients(model, own, total, loss_fn, &self.device, &mut accumulator);
             (
                 loss,
                 workers.into_iter().map(|w| w.join()).collect::<Vec<_>>(),
@@ -668,7 +686,7 @@ impl Trainer {
             let (grads, replica_loss) = joined
                 .map_err(|_| Error::Config("a data-parallel worker thread panicked".into()))?;
             accumulator.accumulate(model, grads.to_device(&self.device, model));
-            loss = loss.zip(replica_loss).map(|(a, b)| a + b);
+            loss = loss + replica_loss.to_device(&self.device);
         }
         let grads = accumulator.grads();
         state.model = state.optimizer.step(lr, state.model, grads);
@@ -770,24 +788,21 @@ fn weighted_loss<M: Classifier>(
 
 /// Adds the gradients of `share`'s micro-batches to `accumulator`, each weighted by its share
 /// of the `total` examples of the whole batch, so that the sum over all micro-batches is the
-/// gradient of the whole batch's mean loss; returns the summed loss when asked.
+/// gradient of the whole batch's mean loss; returns the summed loss, on `device`, unread.
 fn share_gradients<M: Classifier>(
     model: &M,
     share: Vec<Batch>,
     total: usize,
     loss_fn: &CrossEntropyLoss,
     device: &Device,
-    read_loss: bool,
     accumulator: &mut GradientsAccumulator<M>,
-) -> Option<f32> {
-    let mut loss_sum = read_loss.then_some(0.0f32);
+) -> Tensor<1> {
+    let mut loss_sum = Tensor::<1>::zeros([1], device);
     for micro in share {
         let weight = micro.len() as f32 / total as f32;
         let (images, labels) = micro.into_tensors(device);
         let loss = weighted_loss(model, images, labels, loss_fn, weight);
-        if let Some(sum) = loss_sum.as_mut() {
-            *sum += loss.clone().into_scalar::<f32>();
-        }
+        loss_sum = loss_sum + loss.clone().detach();
         accumulator.accumulate(model, GradientsParams::from_grads(loss.backward(), model));
     }
     loss_sum
