@@ -117,20 +117,15 @@ pub fn run(args: GpuCheckArgs) -> Result<()> {
     let mut reads = Vec::new();
     for preset in &args.compare {
         let recipe = experiments::registry::recipe(preset)?;
-        let a = audit(
-            &recipe,
-            &gpu,
-            2 * train::trainer::LOSS_READ_EVERY + 5,
-            &mut train::NoHooks,
-        )
-        .with_context(|| format!("read audit of {preset}"))?;
+        let every = train::trainer::LOSS_READ_EVERY;
+        let a = audit(&recipe, &gpu, 2 * every + 5, every, &mut train::NoHooks)
+            .with_context(|| format!("read audit of {preset}"))?;
         println!(
             "{preset}: {} masked training steps read {} times (the schedule: {}), unscheduled \
              reads after steps {:?}; an evaluation pass of {} batches read {} time(s): {}",
             a.steps,
             a.reads_by_step.iter().sum::<u64>(),
-            a.steps / train::trainer::LOSS_READ_EVERY
-                + u64::from(!a.steps.is_multiple_of(train::trainer::LOSS_READ_EVERY)),
+            a.steps / every + u64::from(!a.steps.is_multiple_of(every)),
             a.unscheduled,
             a.eval_batches,
             a.reads_per_evaluation,

@@ -1,6 +1,6 @@
 //! Does a run wait for the device only where it must? On a GPU every device-to-host read
 //! drains the queue, so the training loop reads its losses every
-//! [`train::trainer::LOSS_READ_EVERY`] steps (and before an evaluation or a checkpoint), an
+//! [`train::Trainer::loss_read_every`] steps (and before an evaluation or a checkpoint), an
 //! evaluation pass reads once at its end, and nothing else in a step reads. This trains a
 //! pruned network through the real loop (masks re-applied after every step, as in IMP's
 //! rounds) with [`nets::readback`]'s per-thread count, and reports every read the schedule
@@ -13,7 +13,7 @@ use nets::Network;
 use nets::readback::reads_on_this_thread;
 use serde::Serialize;
 use sparsity::{MaskHook, PruneRule, Sparse};
-use train::trainer::{EvalConfig, LOSS_READ_EVERY};
+use train::trainer::EvalConfig;
 use train::{Recipe, Steps, TrainConfig, TrainHooks, TrainState, Trainer};
 
 use crate::backend_check::synthetic_data;
@@ -23,6 +23,8 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Serialize)]
 pub struct ReadAudit {
     pub steps: u64,
+    /// The loop's schedule: losses read every this many steps and after the last.
+    pub read_every: u64,
     /// Reads made during each step (index 0: the first), the scheduled loss reads included.
     pub reads_by_step: Vec<u64>,
     /// Steps (1-based: the step just taken) that read although the schedule does not say to,
@@ -59,13 +61,14 @@ impl<H: TrainHooks<Sparse<Network>>> TrainHooks<Sparse<Network>> for ReadLog<'_,
 }
 
 /// Trains `recipe`'s network, pruned to 80% of its prunable weights, for `steps` steps on
-/// `device` through [`Trainer::train`] (evaluation and a checkpoint only at the end), with
-/// `extra` called after every step, and counts the reads; then counts the reads of one
-/// evaluation pass over 4 batches.
+/// `device` through [`Trainer::train`] (losses read every `read_every` steps, evaluation and a
+/// checkpoint only at the end), with `extra` called after every step, and counts the reads;
+/// then counts the reads of one evaluation pass over 4 batches.
 pub fn audit(
     recipe: &Recipe,
     device: &Device,
     steps: u64,
+    read_every: u64,
     extra: &mut impl TrainHooks<Sparse<Network>>,
 ) -> Result<ReadAudit> {
     let eval_batch = 50;
@@ -81,7 +84,9 @@ pub fn audit(
         batch_size: eval_batch,
     };
     config.checkpoint_every = None;
-    let trainer = Trainer::new(config, data, device)?.with_progress(false);
+    let trainer = Trainer::new(config, data, device)?
+        .with_progress(false)
+        .with_loss_read_every(read_every);
     let rule = PruneRule::for_model(&trainer.config.recipe.model);
     let model = Sparse::dense(trainer.build_model()?, &rule).prune_magnitude(0.8)?;
     let state = TrainState {
@@ -106,7 +111,7 @@ pub fn audit(
         .enumerate()
         .filter_map(|(i, &reads)| {
             let step = i as u64 + 1;
-            let scheduled = u64::from(step.is_multiple_of(LOSS_READ_EVERY) || step == steps);
+            let scheduled = u64::from(step.is_multiple_of(read_every) || step == steps);
             (reads != scheduled).then_some(step)
         })
         .collect();
@@ -124,6 +129,7 @@ pub fn audit(
     eval.evaluate(&valid)?;
     Ok(ReadAudit {
         steps,
+        read_every,
         reads_by_step,
         unscheduled,
         reads_per_evaluation: reads_on_this_thread() - before,

@@ -174,8 +174,8 @@ impl RunOutcome {
     }
 }
 
-/// Training reads its summed losses from the device every this many steps (and before every
-/// evaluation and checkpoint): a NaN stops the run at the next read.
+/// By default, training reads its summed losses from the device every this many steps (and
+/// before every evaluation and checkpoint): a NaN stops the run at the next read.
 pub const LOSS_READ_EVERY: u64 = 50;
 
 /// Seeds the device's RNG (dropout) per step, apart from the data streams.
@@ -194,6 +194,7 @@ pub struct Trainer {
     iterations_per_epoch: u64,
     total_steps: u64,
     show_progress: bool,
+    loss_read_every: u64,
 }
 
 impl Trainer {
@@ -217,6 +218,7 @@ impl Trainer {
             iterations_per_epoch,
             total_steps,
             show_progress: true,
+            loss_read_every: LOSS_READ_EVERY,
         })
     }
 
@@ -245,6 +247,18 @@ impl Trainer {
     pub fn with_progress(mut self, show: bool) -> Self {
         self.show_progress = show;
         self
+    }
+
+    /// Reads the summed training losses from the device every `steps` steps (default
+    /// [`LOSS_READ_EVERY`]); changes no number of the run, only when a NaN is noticed.
+    pub fn with_loss_read_every(mut self, steps: u64) -> Self {
+        self.loss_read_every = steps.max(1);
+        self
+    }
+
+    /// How often training reads its losses from the device, in steps.
+    pub fn loss_read_every(&self) -> u64 {
+        self.loss_read_every
     }
 
     pub fn iterations_per_epoch(&self) -> u64 {
@@ -524,7 +538,7 @@ impl Trainer {
         let mut loss_sum = 0.0f64;
         let mut loss_count = 0u32;
         // The losses since the last read, summed on the device and read every
-        // `LOSS_READ_EVERY` steps (and before an evaluation or a checkpoint).
+        // `loss_read_every` steps (and before an evaluation or a checkpoint).
         let mut unread: Option<(Tensor<1>, u32, u64)> = None;
         while state.step < until {
             let step = state.step;
@@ -536,7 +550,7 @@ impl Trainer {
                 Some((sum, count, from)) => (sum + loss, count + 1, from),
                 None => (loss, 1, step),
             });
-            let must_read = next.is_multiple_of(LOSS_READ_EVERY)
+            let must_read = next.is_multiple_of(self.loss_read_every)
                 || next == until
                 || self.is_checkpoint_step(next)
                 || self.is_eval_step(next);

@@ -22,7 +22,7 @@ fn a_masked_training_step_reads_nothing_between_scheduled_reads() {
         ("lenet", recipe("lenet").expect("preset")),
         ("resnet", narrow_resnet()),
     ] {
-        let a = audit(&r, &Device::flex(), 120, &mut NoHooks).expect("audit");
+        let a = audit(&r, &Device::flex(), 120, 50, &mut NoHooks).expect("audit");
         assert!(a.passed(), "{name}: {a:?}");
         // Losses read after steps 50, 100 and the last.
         assert_eq!(a.reads_by_step.iter().sum::<u64>(), 3, "{name}: {a:?}");
@@ -50,10 +50,11 @@ fn a_read_in_every_step_is_reported() {
     let a = audit(
         &recipe("lenet").expect("preset"),
         &Device::flex(),
-        60,
+        30,
+        10,
         &mut ReadsEveryStep,
     )
     .expect("audit");
     assert!(!a.passed());
-    assert_eq!(a.unscheduled, (1..=60).collect::<Vec<u64>>(), "{a:?}");
+    assert_eq!(a.unscheduled, (1..=30).collect::<Vec<u64>>(), "{a:?}");
 }
