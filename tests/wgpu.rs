@@ -90,13 +90,7 @@ fn a_masked_training_step_on_wgpu_reads_nothing_between_scheduled_reads() {
         ("lenet", recipe("lenet").expect("preset")),
         ("resnet-8-w4", narrow),
     ] {
-        let a = audit(
-            &r,
-            &gpu(),
-            train::trainer::LOSS_READ_EVERY + 5,
-            &mut NoHooks,
-        )
-        .expect("the audit runs");
+        let a = audit(&r, &gpu(), 25, 10, &mut NoHooks).expect("the audit runs");
         println!("{name}: reads by step {:?}", a.reads_by_step);
         assert!(a.passed(), "{name}: {a:?}");
     }
