@@ -177,7 +177,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let mut table = format!(
         "Backend: {}; threads: {threads}; {} timed steps after {} warm-up steps (median, min); eval over {} images.\n\n",
-        train::backend_name(),
+        train::runtime_name(&train::default_device()),
         args.steps,
         args.warmup,
         args.eval_images
@@ -218,7 +218,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if let Some(path) = &args.json {
         let report = Report {
-            backend: train::backend_name().to_string(),
+            backend: train::runtime_name(&train::default_device()).to_string(),
             threads,
             rows,
             interpolation_ms,

@@ -68,10 +68,14 @@ pub fn run(args: GpuCheckArgs) -> Result<()> {
     if backend.contains("CPU") && !args.allow_cpu {
         bail!(
             "this rewind was built without a GPU backend ({backend}); build it with \
-             `--features wgpu` or `--features cuda`, or run `cargo xtask gpu-check --features wgpu`"
+             `--features wgpu`, `--features vulkan` or `--features cuda`, or run `cargo xtask \
+             gpu-check --features wgpu`"
         );
     }
     let gpu = train::check_device()?;
+    // The runtime that serves this device: with several GPU backends built in,
+    // $REWIND_DEVICE picks it (e.g. `cuda:0`, `wgpu`).
+    let backend = train::runtime_name(&gpu);
     let device = format!("{gpu:?}");
     println!("backend {backend}, device {device}");
     let mut agreements = Vec::new();

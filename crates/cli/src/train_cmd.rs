@@ -205,7 +205,7 @@ fn log_run(trainer: &Trainer) {
         trainer.total_steps(),
         trainer.config.recipe.data.batch_size,
         trainer.iterations_per_epoch(),
-        train::backend_name()
+        train::runtime_name(&trainer.device)
     );
 }
 

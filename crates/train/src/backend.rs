@@ -1,15 +1,18 @@
-//! Which burn backend runs the computation, chosen by cargo feature: `cuda`, then `wgpu`,
-//! then the CPU backends (`flex`, the default, then `ndarray`). Which device of a GPU backend
-//! is used is chosen at run time by `$REWIND_DEVICE` ([`DEVICE_ENV`]).
+//! Which burn backend runs the computation. Cargo features say which backends a build holds:
+//! `cuda`, `wgpu` (kernels compiled to WGSL), `vulkan` (wgpu plus cubecl's SPIR-V compiler,
+//! which Vulkan devices then use), and the CPU backends (`flex`, the default, and `ndarray`).
+//! One binary may hold several GPU backends; `$REWIND_DEVICE` ([`DEVICE_ENV`]) picks the
+//! device, and so the backend, at run time.
 
 use burn::tensor::{Device, DeviceKind};
 
 use crate::{Error, Result};
 
-/// Selects the device of a GPU build: `gpu` (the default: wgpu's best adapter, a high-power
-/// GPU first; CUDA device 0), `discrete:N`, `integrated:N`, `virtual:N` (wgpu adapters of that
-/// type, N-th, default 0), `cpu` (wgpu on a software Vulkan driver such as Mesa's lavapipe),
-/// `cuda:N`. Ignored by CPU builds.
+/// Selects the device of a GPU build: `gpu` (the default: CUDA device 0 when the build has
+/// `cuda`, else wgpu's best adapter, a high-power GPU first), `cuda:N`, `wgpu` (wgpu's best
+/// adapter), `discrete:N`, `integrated:N`, `virtual:N` (wgpu adapters of that type, N-th,
+/// default 0), `cpu` (wgpu on a software Vulkan driver such as Mesa's lavapipe). Ignored by CPU
+/// builds.
 pub const DEVICE_ENV: &str = "REWIND_DEVICE";
 
 /// Parses a [`DEVICE_ENV`] value for the backend of this build.
@@ -27,25 +30,38 @@ pub fn parse_device(spec: &str) -> Result<Device> {
     };
     let unknown = || {
         Error::Config(format!(
-            "{DEVICE_ENV}={spec} is not a device of the {} backend: use gpu, discrete:N, \
-             integrated:N, virtual:N or cpu (wgpu), cuda:N (cuda)",
-            backend_name()
+            "{DEVICE_ENV}={spec} is not a device of this build ({}): use {}",
+            backend_name(),
+            [
+                cfg!(feature = "cuda").then_some("gpu, cuda:N"),
+                cfg!(feature = "wgpu")
+                    .then_some("gpu, wgpu, discrete:N, integrated:N, virtual:N, cpu"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" or ")
         ))
     };
     #[cfg(feature = "cuda")]
-    return match kind.as_str() {
-        "gpu" | "cuda" | "discrete" => Ok(Device::cuda(index)),
-        _ => Err(unknown()),
-    };
+    if matches!(kind.as_str(), "gpu" | "cuda") {
+        return Ok(Device::cuda(index));
+    }
     #[cfg(feature = "wgpu")]
-    return Ok(Device::wgpu(match kind.as_str() {
-        "gpu" | "default" => DeviceKind::DefaultDevice,
-        "discrete" => DeviceKind::DiscreteGpu(index),
-        "integrated" => DeviceKind::IntegratedGpu(index),
-        "virtual" => DeviceKind::VirtualGpu(index),
-        "cpu" => DeviceKind::Cpu,
-        _ => return Err(unknown()),
-    }));
+    {
+        let wgpu_kind = match kind.as_str() {
+            "gpu" | "default" | "wgpu" => DeviceKind::DefaultDevice,
+            "discrete" => DeviceKind::DiscreteGpu(index),
+            "integrated" => DeviceKind::IntegratedGpu(index),
+            "virtual" => DeviceKind::VirtualGpu(index),
+            "cpu" => DeviceKind::Cpu,
+            _ => return Err(unknown()),
+        };
+        return Ok(Device::wgpu(wgpu_kind));
+    }
+    if is_gpu_build() {
+        return Err(unknown());
+    }
     let _ = (kind, index, DeviceKind::Cpu, unknown);
     Ok(cpu_device())
 }
@@ -118,35 +134,74 @@ pub fn check_device() -> Result<Device> {
     }
 }
 
-/// `count` devices of the backend selected at compile time, for data-parallel training: GPUs
-/// 0..count with `cuda` or `wgpu` (one device: the selected one); on the CPU backends the same
-/// CPU `count` times (the data-parallel code path then runs in `count` threads, which is how it
-/// is tested without GPUs).
+/// `count` devices of the selected backend, for data-parallel training: GPUs 0..count of the
+/// selected device's backend (one device: the selected one); on the CPU backends the same CPU
+/// `count` times (the data-parallel code path then runs in `count` threads, which is how it is
+/// tested without GPUs).
 #[allow(unreachable_code)]
 pub fn devices(count: usize) -> Vec<Device> {
     let count = count.max(1);
+    let selected = default_device();
     if count == 1 {
-        return vec![default_device()];
+        return vec![selected];
     }
     #[cfg(feature = "cuda")]
-    return (0..count).map(Device::cuda).collect();
+    if runtime_name(&selected) == "cuda" {
+        return (0..count).map(Device::cuda).collect();
+    }
     #[cfg(feature = "wgpu")]
     return (0..count)
         .map(|i| Device::wgpu(DeviceKind::DiscreteGpu(i)))
         .collect();
-    vec![default_device(); count]
+    vec![selected; count]
 }
 
-/// The name of that backend, recorded with results.
-#[allow(unreachable_code)]
+/// The backends this build holds, GPU ones first (e.g. `cuda+vulkan`, `wgpu`, `flex (CPU)`).
 pub fn backend_name() -> &'static str {
-    #[cfg(feature = "cuda")]
-    return "cuda";
-    #[cfg(feature = "wgpu")]
-    return "wgpu";
-    #[cfg(feature = "flex")]
-    return "flex (CPU)";
-    #[cfg(feature = "ndarray")]
-    return "ndarray (CPU)";
-    "burn default"
+    const NAMES: [(bool, &str); 5] = [
+        (
+            cfg!(feature = "cuda") && cfg!(feature = "vulkan"),
+            "cuda+vulkan",
+        ),
+        (
+            cfg!(feature = "cuda") && cfg!(feature = "wgpu"),
+            "cuda+wgpu",
+        ),
+        (cfg!(feature = "cuda"), "cuda"),
+        (cfg!(feature = "vulkan"), "vulkan"),
+        (cfg!(feature = "wgpu"), "wgpu"),
+    ];
+    match NAMES.iter().find(|(on, _)| *on) {
+        Some((_, name)) => name,
+        None if cfg!(feature = "flex") => "flex (CPU)",
+        None if cfg!(feature = "ndarray") => "ndarray (CPU)",
+        None => "burn default",
+    }
+}
+
+/// The runtime that executes on `device`, as cubecl names it: `cuda`, `wgpu<spirv>` (the
+/// `vulkan` feature on a Vulkan device that supports it), `wgpu<wgsl>`; or the CPU backend's
+/// name. Opens the device. Recorded with results.
+pub fn runtime_name(device: &Device) -> &'static str {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        use burn::backend::DispatchDevice;
+        let mut dispatch = device.as_dispatch();
+        loop {
+            match dispatch {
+                DispatchDevice::Cube(cube) => return cube.client().name(),
+                DispatchDevice::Autodiff(inner) => dispatch = &**inner,
+                #[allow(unreachable_patterns)]
+                _ => break,
+            }
+        }
+    }
+    let _ = device;
+    if cfg!(feature = "flex") {
+        "flex (CPU)"
+    } else if cfg!(feature = "ndarray") {
+        "ndarray (CPU)"
+    } else {
+        "burn default"
+    }
 }

@@ -24,7 +24,7 @@ pub mod trainer;
 
 pub use backend::{
     DEVICE_ENV, backend_name, check_device, default_device, devices, is_gpu_build, parse_device,
-    selected_device,
+    runtime_name, selected_device,
 };
 pub use checkpoint::{Checkpoint, CheckpointStore, claim_toml, write_atomic};
 pub use error::{Error, Result};

@@ -32,7 +32,7 @@ pub fn collect(
     Ok(Results {
         config: config.clone(),
         models,
-        backend: train::backend_name().to_string(),
+        backend: train::runtime_name(&train::default_device()).to_string(),
         git_commit: git_commit(),
         wall_seconds: started.elapsed().as_secs_f64(),
         compute_seconds,

@@ -183,7 +183,7 @@ impl Runner {
             density: density.fraction(),
             layers: density.layers,
             wall_seconds: started.elapsed().as_secs_f64(),
-            backend: train::backend_name().to_string(),
+            backend: train::runtime_name(&self.device).to_string(),
         }))
     }
 
