@@ -7,6 +7,7 @@ use std::process::Command as Process;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
+mod cuda_llvm;
 mod gpu_check;
 
 #[derive(Parser)]
@@ -84,6 +85,22 @@ enum Command {
     /// DIR/rewind.json` and `python3 bench/reference.py --device cuda > DIR/torch.json`, and
     /// render the section here with `--from DIR`.
     GpuCheck(GpuCheck),
+    /// Put the LLVM that `--features cuda` links where its build script looks, from PyPI (no
+    /// GitHub download): two wheels into a venv (~400 MB), linked into
+    /// `${XDG_DATA_HOME:-~/.local/share}/tracel/tracel-llvm-<version>/` with the bundler's
+    /// sentinel. Then `cargo build --release -p cli --features cuda` builds offline (python3 on
+    /// PATH; keep the venv where it is between builds).
+    CudaLlvm {
+        /// The venv for the wheels (default ~/.cache/rewind/llvm-venv).
+        #[arg(long, value_name = "DIR")]
+        venv: Option<PathBuf>,
+        /// Then build `rewind` with these features (e.g. `cuda,vulkan`).
+        #[arg(long, value_name = "FEATURES")]
+        build: Option<String>,
+        /// The cargo profile of that build.
+        #[arg(long, default_value = "release")]
+        profile: String,
+    },
     /// Run what CI runs (`.ci/run`).
     Ci,
 }
@@ -556,6 +573,24 @@ fn main() -> Result<()> {
             .args(reproduce_args)),
         Command::Parity { cases, data_dir } => parity(cases, data_dir),
         Command::GpuCheck(g) => gpu_check::run(&root(), g),
+        Command::CudaLlvm {
+            venv,
+            build,
+            profile,
+        } => {
+            let venv = match venv {
+                Some(v) => v,
+                None => cuda_llvm::default_venv()?,
+            };
+            cuda_llvm::install(&root(), &venv)?;
+            match build {
+                Some(features) => run(Process::new("cargo")
+                    .current_dir(root())
+                    .args(["build", "-p", "cli", "--profile", &profile, "--features"])
+                    .arg(features)),
+                None => Ok(()),
+            }
+        }
         Command::Ci => run(Process::new("bash").arg(root().join(".ci/run"))),
     }
 }
