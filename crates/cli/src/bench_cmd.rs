@@ -5,6 +5,7 @@
 //! (`bench/reference.py`), which does the same work.
 
 use std::path::PathBuf;
+use std::sync::Barrier;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -47,6 +48,24 @@ pub struct BenchArgs {
     /// Also write the results as JSON to this file (what `cargo xtask bench` reads).
     #[arg(long, value_name = "FILE")]
     pub(crate) json: Option<PathBuf>,
+    /// Training runs at a time on the device, each in its own thread (as `--jobs` does): the
+    /// training steps per second of all of them together are measured for each count
+    /// (e.g. `1,4`), on `--concurrent-presets`.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) concurrent: Vec<usize>,
+    /// The presets of the `--concurrent` measurement.
+    #[arg(long, value_delimiter = ',', default_value = "resnet20")]
+    pub(crate) concurrent_presets: Vec<String>,
+}
+
+/// Training throughput of several runs at once on one device.
+#[derive(serde::Serialize, Clone)]
+pub(crate) struct Concurrency {
+    pub(crate) preset: String,
+    pub(crate) runs: usize,
+    pub(crate) steps_per_run: usize,
+    /// Training steps per second, all runs together.
+    pub(crate) steps_per_s: f64,
 }
 
 #[derive(serde::Serialize)]
@@ -56,6 +75,7 @@ struct Report {
     rows: Vec<Row>,
     /// Milliseconds of the whole sweep.
     interpolation_ms: Option<f64>,
+    concurrency: Vec<Concurrency>,
     /// Peak resident memory of the process (VmHWM), MiB.
     peak_rss_mib: Option<f64>,
 }
@@ -147,6 +167,76 @@ pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
     })
 }
 
+/// `runs` trainings of `name` at once, each in its own thread with its own seeds and data,
+/// `steps` timed steps each after `warmup` untimed ones; losses read once at the end.
+pub(crate) fn concurrent_throughput(
+    name: &str,
+    runs: usize,
+    steps: usize,
+    warmup: usize,
+) -> Result<Concurrency> {
+    let recipe = experiments::registry::recipe(name)?;
+    let runs = runs.max(1);
+    let steps = steps.max(1);
+    let (ready, done) = (Barrier::new(runs + 1), Barrier::new(runs + 1));
+    let train_one = |seed: u64| -> Result<()> {
+        let (data, paper_steps) = experiments::backend_check::synthetic_data(&recipe, 1)?;
+        let trainer = Trainer::new(
+            TrainConfig::new(recipe.clone(), seed, seed),
+            data,
+            &train::default_device(),
+        )?
+        .with_progress(false);
+        let loss_fn = trainer.loss_fn();
+        let state: TrainState<nets::Network> = trainer.initial_state()?;
+        let run_steps = |state: TrainState<nets::Network>, n: usize| -> Result<_> {
+            let mut state = state;
+            let mut losses = Vec::with_capacity(n);
+            for _ in 0..n {
+                let lr =
+                    recipe
+                        .schedule
+                        .lr_at(state.step, paper_steps, trainer.iterations_per_epoch());
+                let (next, loss) = trainer.step_on_device(state, &loss_fn, lr)?;
+                state = next;
+                losses.push(loss);
+            }
+            let sum = nets::readback::scalar(burn::tensor::Tensor::cat(losses, 0).sum());
+            anyhow::ensure!(sum.is_finite(), "{name}: the loss is not finite");
+            Ok(state)
+        };
+        // Every thread reaches both barriers, whatever fails, or the others would wait forever.
+        let warm = run_steps(state, warmup.max(1));
+        ready.wait();
+        let timed = warm.and_then(|s| run_steps(s, steps));
+        done.wait();
+        timed.map(|_| ())
+    };
+    let seconds = std::thread::scope(|scope| -> Result<f64> {
+        let workers: Vec<_> = (0..runs)
+            .map(|i| {
+                let train_one = &train_one;
+                scope.spawn(move || train_one(i as u64 + 1))
+            })
+            .collect();
+        ready.wait();
+        let start = Instant::now();
+        done.wait();
+        let seconds = start.elapsed().as_secs_f64();
+        for w in workers {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a training thread panicked"))??;
+        }
+        Ok(seconds)
+    })?;
+    Ok(Concurrency {
+        preset: name.to_string(),
+        runs,
+        steps_per_run: steps,
+        steps_per_s: (runs * steps) as f64 / seconds,
+    })
+}
+
 /// The interpolation sweep of the paper on Lenet: the error of `points` networks between two
 /// initialisations over `images` MNIST-shaped test images, through `lmc::error_curve` (the code
 /// path of every instability measurement). Milliseconds.
@@ -208,6 +298,23 @@ pub fn run(args: BenchArgs) -> Result<()> {
     } else {
         None
     };
+    let mut concurrency = Vec::new();
+    for name in args
+        .concurrent_presets
+        .iter()
+        .filter(|_| !args.concurrent.is_empty())
+    {
+        for &runs in &args.concurrent {
+            tracing::info!("{runs} runs of {name} at once");
+            let c = concurrent_throughput(name, runs, args.steps, args.warmup)
+                .with_context(|| format!("{runs} concurrent runs of {name}"))?;
+            table += &format!(
+                "{name}, {runs} run(s) at once: {:.1} training steps/s in all.\n",
+                c.steps_per_s
+            );
+            concurrency.push(c);
+        }
+    }
     let peak_rss_mib = peak_rss_mib();
     if let Some(mib) = peak_rss_mib {
         table += &format!("Peak resident memory: {mib:.0} MiB.\n");
@@ -222,6 +329,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             threads,
             rows,
             interpolation_ms,
+            concurrency,
             peak_rss_mib,
         };
         train::write_atomic(path, &serde_json::to_vec_pretty(&report)?)?;

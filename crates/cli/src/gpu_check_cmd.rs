@@ -20,7 +20,7 @@ use experiments::backend_check::{
 use experiments::host_reads::{ReadAudit, audit};
 use serde::Serialize;
 
-use crate::bench_cmd::{self, BenchArgs, Row};
+use crate::bench_cmd::{self, BenchArgs, Concurrency, Row};
 
 #[derive(Args, Debug)]
 pub struct GpuCheckArgs {
@@ -39,6 +39,13 @@ pub struct GpuCheckArgs {
     /// Untimed warm-up steps (the GPU autotunes its kernels in the first steps).
     #[arg(long, default_value_t = 5)]
     warmup: usize,
+    /// Training runs at a time on the GPU, each in its own thread (as `--jobs` runs them): the
+    /// steps per second of all together are measured for each count.
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
+    concurrent: Vec<usize>,
+    /// Networks of the `--concurrent` measurement.
+    #[arg(long, value_delimiter = ',', default_value = "resnet20")]
+    concurrent_presets: Vec<String>,
     /// Write the results as JSON to this file (what `cargo xtask gpu-check` reads).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -59,6 +66,7 @@ pub struct GpuReport {
     /// Device-to-host reads of a masked training run per network, against the schedule.
     pub reads: Vec<(String, ReadAudit)>,
     pub speed: Vec<Row>,
+    pub concurrency: Vec<Concurrency>,
     pub peak_rss_mib: Option<f64>,
     pub passed: bool,
 }
@@ -147,6 +155,8 @@ pub fn run(args: GpuCheckArgs) -> Result<()> {
         batch_size: None,
         markdown: None,
         json: None,
+        concurrent: args.concurrent.clone(),
+        concurrent_presets: args.concurrent_presets.clone(),
     };
     let mut speed = Vec::new();
     for preset in &args.presets {
@@ -163,6 +173,22 @@ pub fn run(args: GpuCheckArgs) -> Result<()> {
         );
         speed.push(row);
     }
+    let mut concurrency = Vec::new();
+    for preset in &bench.concurrent_presets {
+        let mut alone = None;
+        for &runs in &bench.concurrent {
+            tracing::info!("{runs} runs of {preset} at once on the GPU");
+            let c = bench_cmd::concurrent_throughput(preset, runs, bench.steps, bench.warmup)
+                .with_context(|| format!("{runs} concurrent runs of {preset}"))?;
+            let one = *alone.get_or_insert(c.steps_per_s / runs as f64);
+            println!(
+                "{preset}, {runs} run(s) at once: {:.1} steps/s in all, {:.2}x one run's",
+                c.steps_per_s,
+                c.steps_per_s / one
+            );
+            concurrency.push(c);
+        }
+    }
     let passed = agreements.iter().all(|a| a.passed)
         && curve.passed
         && reads.iter().all(|(_, a)| a.passed());
@@ -175,6 +201,7 @@ pub fn run(args: GpuCheckArgs) -> Result<()> {
         curve,
         reads,
         speed,
+        concurrency,
         peak_rss_mib: bench_cmd::peak_rss_mib(),
         passed,
     };
