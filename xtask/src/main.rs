@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 mod cuda_llvm;
+mod device_bundle;
 mod gpu_check;
 
 #[derive(Parser)]
@@ -100,6 +101,15 @@ enum Command {
         /// The cargo profile of that build.
         #[arg(long, default_value = "release")]
         profile: String,
+    },
+    /// Prepare the GPU check for a machine with no Rust and no internet: `rewind` in release
+    /// with the given GPU backends (installing cuda's LLVM from PyPI first, see `cuda-llvm`),
+    /// stripped and xz-compressed into `target/device/`. Carry that folder with the
+    /// repository and run `bash bench/device-check.sh` there.
+    DeviceBundle {
+        /// The backends (cargo features) of the binary.
+        #[arg(long, default_value = "cuda,vulkan")]
+        features: String,
     },
     /// Run what CI runs (`.ci/run`).
     Ci,
@@ -591,6 +601,7 @@ fn main() -> Result<()> {
                 None => Ok(()),
             }
         }
+        Command::DeviceBundle { features } => device_bundle::build(&root(), &features),
         Command::Ci => run(Process::new("bash").arg(root().join(".ci/run"))),
     }
 }
