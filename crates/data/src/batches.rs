@@ -152,6 +152,8 @@ struct BatchesInner {
     seed: u64,
     order: Mutex<Option<(u64, std::sync::Arc<Vec<usize>>)>>,
     next: Mutex<Option<Pending>>,
+    /// Build every next batch in the background, not only large images' (for accelerators).
+    always_ahead: bool,
 }
 
 impl SeededBatches {
@@ -175,8 +177,30 @@ impl SeededBatches {
                 seed,
                 order: Mutex::new(None),
                 next: Mutex::new(None),
+                always_ahead: false,
             }),
         })
+    }
+
+    /// Builds every next batch in the background ([`SeededBatches::batch_and_prefetch`]), not
+    /// only large images': for a GPU, whose step is short next to building a batch on the
+    /// host. The batches are the same either way.
+    pub fn always_ahead(self, on: bool) -> Self {
+        let inner = std::sync::Arc::try_unwrap(self.inner).unwrap_or_else(|shared| BatchesInner {
+            source: shared.source.clone(),
+            transform: shared.transform.clone(),
+            batch_size: shared.batch_size,
+            seed: shared.seed,
+            order: Mutex::new(None),
+            next: Mutex::new(None),
+            always_ahead: shared.always_ahead,
+        });
+        SeededBatches {
+            inner: std::sync::Arc::new(BatchesInner {
+                always_ahead: on,
+                ..inner
+            }),
+        }
     }
 
     pub fn iterations_per_epoch(&self) -> u64 {
@@ -187,10 +211,11 @@ impl SeededBatches {
         self.inner.source.len()
     }
 
-    /// The batch of `step`, like [`SeededBatches::batch`]; for large images it also starts
-    /// building the batch of `step + 1` on a background thread, which the next call picks up.
+    /// The batch of `step`, like [`SeededBatches::batch`]; for large images (or always, see
+    /// [`SeededBatches::always_ahead`]) it also starts building the batch of `step + 1` on a
+    /// background thread, which the next call picks up.
     pub fn batch_and_prefetch(&self, step: u64) -> Result<Batch> {
-        if !is_heavy(&self.inner.transform) {
+        if !self.inner.always_ahead && !is_heavy(&self.inner.transform) {
             return self.batch(step);
         }
         let pending = self
@@ -377,13 +402,24 @@ mod tests {
             std: vec![0.25; 3],
             augmentation: Augmentation::RandomResizedCropFlip,
         };
-        let b = SeededBatches::new(Arc::new(Big(9)), transform, 4, 5).expect("valid");
-        // In order (prefetch hits), then a jump (prefetch of another step is discarded).
-        for step in [0, 1, 2, 7, 3] {
-            assert_eq!(
-                b.batch_and_prefetch(step).expect("prefetched"),
-                b.batch(step).expect("direct")
-            );
+        let b = SeededBatches::new(Arc::new(Big(9)), transform.clone(), 4, 5).expect("valid");
+        // Small images too when asked to (a GPU's trainer asks).
+        let small = Transform {
+            size: 8,
+            ..transform
+        };
+        let s = SeededBatches::new(Arc::new(Big(9)), small, 4, 5)
+            .expect("valid")
+            .always_ahead(true);
+        for b in [b, s] {
+            // In order (prefetch hits), then a jump (prefetch of another step is discarded).
+            for step in [0, 1, 2, 7, 3] {
+                assert_eq!(
+                    b.batch_and_prefetch(step).expect("prefetched"),
+                    b.batch(step).expect("direct")
+                );
+            }
+            assert!(b.inner.next.lock().expect("lock").is_some(), "built ahead");
         }
     }
 

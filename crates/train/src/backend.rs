@@ -179,6 +179,28 @@ pub fn backend_name() -> &'static str {
     }
 }
 
+/// True when `device` is a GPU (a cubecl runtime: cuda, wgpu), autodiff or not. Opens nothing.
+pub fn is_gpu(device: &Device) -> bool {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        use burn::backend::DispatchDevice;
+        let mut dispatch = device.as_dispatch();
+        loop {
+            match dispatch {
+                DispatchDevice::Cube(_) => return true,
+                DispatchDevice::Autodiff(inner) => dispatch = &**inner,
+                #[allow(unreachable_patterns)]
+                _ => return false,
+            }
+        }
+    }
+    #[allow(unreachable_code)]
+    {
+        let _ = device;
+        false
+    }
+}
+
 /// The runtime that executes on `device`, as cubecl names it: `cuda`, `wgpu<spirv>` (the
 /// `vulkan` feature on a Vulkan device that supports it), `wgpu<wgsl>`; or the CPU backend's
 /// name. Opens the device. Recorded with results.

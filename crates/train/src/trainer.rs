@@ -206,7 +206,8 @@ impl Trainer {
             data.transform.clone(),
             config.recipe.data.batch_size,
             config.data_seed,
-        )?;
+        )?
+        .always_ahead(crate::backend::is_gpu(device));
         let iterations_per_epoch = batches.iterations_per_epoch();
         let total_steps = config.recipe.training_steps.resolve(iterations_per_epoch);
         Ok(Trainer {
