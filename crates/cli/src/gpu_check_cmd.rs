@@ -164,10 +164,12 @@ pub fn run(args: GpuCheckArgs) -> Result<()> {
         let row = bench_cmd::bench_preset(preset, &bench)
             .with_context(|| format!("timing of {preset}"))?;
         println!(
-            "{preset}: {:.2} ms/step (min {:.2}), {:.0} eval images/s; a paper run ({} steps) {:.1} min",
+            "{preset}: {:.2} ms/step (min {:.2}), {:.0} eval images/s ({:.0} at the training \
+             batch); a paper run ({} steps) {:.1} min",
             row.ms_per_step,
             row.min_ms,
             row.eval_images_per_s,
+            row.eval_images_per_s_train_batch,
             row.paper_steps,
             row.ms_per_step * row.paper_steps as f64 / 60e3
         );
