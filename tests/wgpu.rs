@@ -68,6 +68,27 @@ fn assert_agrees(name: &str, r: &train::Recipe, steps: u64) {
     assert!(a.passed);
 }
 
+/// With `--features vulkan` a Vulkan device that supports cubecl's SPIR-V compiler must use it;
+/// plain wgpu compiles to WGSL.
+#[test]
+fn the_runtime_is_the_one_the_features_ask_for() {
+    let runtime = train::runtime_name(&gpu());
+    println!("runtime: {runtime}");
+    let expected = if cfg!(feature = "vulkan") {
+        "wgpu<spirv>"
+    } else {
+        "wgpu<wgsl>"
+    };
+    assert_eq!(
+        runtime,
+        expected,
+        "built with vulkan = {}: this Vulkan device lacks what cubecl's SPIR-V compiler needs \
+         (Vulkan 1.1 or VK_KHR_get_physical_device_properties2 and cubecl's required features, \
+         listed with RUST_LOG=cubecl_wgpu=debug), so it fell back to WGSL",
+        cfg!(feature = "vulkan")
+    );
+}
+
 #[test]
 fn lenet_with_adam_trains_on_wgpu_as_on_flex() {
     assert_agrees("lenet", &recipe("lenet").expect("preset"), 8);
