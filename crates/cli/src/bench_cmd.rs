@@ -111,7 +111,6 @@ pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
         data,
         &train::default_device(),
     )?;
-    let loss_fn = trainer.loss_fn();
     let mut state: TrainState<nets::Network> = trainer.initial_state()?;
     let mut times = Vec::with_capacity(args.steps);
     // Each timed sample is at least SAMPLE_MS long (a Lenet sample is dozens of steps), so that
@@ -120,18 +119,7 @@ pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
     for i in 0..args.warmup + args.steps.max(1) {
         let start = Instant::now();
         let reps_now = if i < args.warmup { 1 } else { reps };
-        // As in training, the losses stay on the device and are read once per sample.
-        let mut losses = Vec::with_capacity(reps_now);
-        for _ in 0..reps_now {
-            let lr = recipe
-                .schedule
-                .lr_at(state.step, paper_steps, trainer.iterations_per_epoch());
-            let (next, loss) = trainer.step_on_device(state, &loss_fn, lr)?;
-            state = next;
-            losses.push(loss);
-        }
-        let loss_sum = nets::readback::scalar(burn::tensor::Tensor::cat(losses, 0).sum());
-        anyhow::ensure!(loss_sum.is_finite(), "{name}: the loss is not finite");
+        state = steps_read_once(&trainer, state, reps_now, paper_steps)?;
         let ms = start.elapsed().as_secs_f64() * 1e3;
         if i >= args.warmup {
             times.push(ms / reps_now as f64);
@@ -176,6 +164,34 @@ pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
     })
 }
 
+/// `n` training steps at the learning rates of a `paper_steps` run, the losses kept on the
+/// device (as in training) and read once at the end.
+fn steps_read_once(
+    trainer: &Trainer,
+    mut state: TrainState<nets::Network>,
+    n: usize,
+    paper_steps: u64,
+) -> Result<TrainState<nets::Network>> {
+    let loss_fn = trainer.loss_fn();
+    let schedule = &trainer.config.recipe.schedule;
+    let mut losses = Vec::with_capacity(n);
+    for _ in 0..n {
+        let lr = schedule.lr_at(state.step, paper_steps, trainer.iterations_per_epoch());
+        let (next, loss) = trainer.step_on_device(state, &loss_fn, lr)?;
+        state = next;
+        losses.push(loss);
+    }
+    if !losses.is_empty() {
+        let sum = nets::readback::scalar(burn::tensor::Tensor::cat(losses, 0).sum());
+        anyhow::ensure!(
+            sum.is_finite(),
+            "{}: the loss is not finite",
+            trainer.config.recipe.name
+        );
+    }
+    Ok(state)
+}
+
 /// `runs` trainings of `name` at once, each in its own thread with its own seeds and data,
 /// `steps` timed steps each after `warmup` untimed ones; losses read once at the end.
 pub(crate) fn concurrent_throughput(
@@ -196,24 +212,8 @@ pub(crate) fn concurrent_throughput(
             &train::default_device(),
         )?
         .with_progress(false);
-        let loss_fn = trainer.loss_fn();
         let state: TrainState<nets::Network> = trainer.initial_state()?;
-        let run_steps = |state: TrainState<nets::Network>, n: usize| -> Result<_> {
-            let mut state = state;
-            let mut losses = Vec::with_capacity(n);
-            for _ in 0..n {
-                let lr =
-                    recipe
-                        .schedule
-                        .lr_at(state.step, paper_steps, trainer.iterations_per_epoch());
-                let (next, loss) = trainer.step_on_device(state, &loss_fn, lr)?;
-                state = next;
-                losses.push(loss);
-            }
-            let sum = nets::readback::scalar(burn::tensor::Tensor::cat(losses, 0).sum());
-            anyhow::ensure!(sum.is_finite(), "{name}: the loss is not finite");
-            Ok(state)
-        };
+        let run_steps = |state, n| steps_read_once(&trainer, state, n, paper_steps);
         // Every thread reaches both barriers, whatever fails, or the others would wait forever.
         let warm = run_steps(state, warmup.max(1));
         ready.wait();
