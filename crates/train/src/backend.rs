@@ -109,15 +109,21 @@ pub fn check_device() -> Result<Device> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        nets::readback::scalar(burn::tensor::Tensor::<1>::from_floats([1.0f32, 2.0], &device).sum())
+        if let Some(reason) = known_crash(&device) {
+            return Err(reason);
+        }
+        Ok(nets::readback::scalar(
+            burn::tensor::Tensor::<1>::from_floats([1.0f32, 2.0], &device).sum(),
+        ))
     }));
     std::panic::set_hook(previous);
     match probe {
-        Ok(3.0) => Ok(device),
-        Ok(v) => Err(Error::Config(format!(
+        Ok(Ok(3.0)) => Ok(device),
+        Ok(Ok(v)) => Err(Error::Config(format!(
             "the {} device {device:?} computed 1 + 2 = {v}",
             backend_name()
         ))),
+        Ok(Err(reason)) => Err(Error::Config(reason)),
         Err(panic) => {
             let reason = panic
                 .downcast_ref::<String>()
@@ -132,6 +138,25 @@ pub fn check_device() -> Result<Device> {
             )))
         }
     }
+}
+
+/// A device this build is known to crash on, found before any kernel runs (the crash is in
+/// the driver, so it cannot be caught): with `vulkan`, Mesa's lavapipe segfaults creating the
+/// pipeline of cubecl's SPIR-V reduce kernels (Mesa 22.3.6, measured 2026-12-02).
+fn known_crash(device: &Device) -> Option<String> {
+    #[cfg(feature = "vulkan")]
+    {
+        let name = device.as_dispatch().identity()?.name;
+        if name.to_ascii_lowercase().contains("llvmpipe") && runtime_name(device) == "wgpu<spirv>" {
+            return Some(format!(
+                "{name} is Mesa's lavapipe, which crashes compiling the SPIR-V kernels of a \
+                 `vulkan` build (measured with Mesa 22.3.6): run lavapipe with a `--features \
+                 wgpu` build (WGSL kernels), and this build on a GPU"
+            ));
+        }
+    }
+    let _ = device;
+    None
 }
 
 /// `count` devices of the selected backend, for data-parallel training: GPUs 0..count of the
