@@ -1,47 +1,41 @@
 #!/usr/bin/env bash
 # The GPU check, in one go, on a machine with a GPU but no Rust and no internet (a lent device).
-# Prepared beforehand on a build machine: `cargo xtask device-bundle` builds `rewind` (release,
-# every GPU backend it can hold: cuda and vulkan by default), strips it and xz-compresses it
-# into target/device/. Carry target/device/ with the repository, then, from its root:
+# Prepared beforehand on a build machine: `cargo xtask device-bundle` builds `rewind` in release
+# once per feature set (default: `cuda,vulkan` and `wgpu`), strips and xz-compresses each into
+# target/device/ with manifest.txt (each binary and the $REWIND_DEVICE values of its backends).
+# Carry target/device/ with the repository, then, from its root:
 #
 #     OUT=/some/dir bash bench/device-check.sh
 #
-# Rehearsed on Mesa's lavapipe (no GPU) with a short check:
-#     BACKENDS="cuda:0 wgpu" CHECK_ARGS="--steps 2 --compare lenet --presets lenet \
-#       --bench-steps 3 --concurrent 1,2 --concurrent-presets lenet" bash bench/device-check.sh
+# For each backend of each binary (cuda; wgpu compiling SPIR-V in the vulkan build; wgpu
+# compiling WGSL in the wgpu build) it runs `rewind gpu-check`: the forced-state agreement with
+# the CPU backend for Lenet and Resnet-20, checkpoints moved between devices, masks, an
+# interpolation curve, the device-to-host reads of a training step, ms per step and evaluation
+# images/s for Lenet, Resnet-20 and VGG-16, and 1 vs 4 concurrent runs. Then PyTorch with CUDA
+# (bench/reference.py) when the machine's python3 has it. Every part has its own time limit and
+# writes to $OUT/<backend> as it finishes, so a lease that ends early still leaves what was
+# done. Render here with `cargo xtask gpu-check --from $OUT/<backend>`.
 #
-# For each GPU backend of the binary (`cuda:0`, `wgpu`: SPIR-V on Vulkan devices that support
-# it, WGSL otherwise) it runs `rewind gpu-check`: the forced-state agreement with the CPU
-# backend for Lenet and Resnet-20, checkpoints moved between devices, masks, an interpolation
-# curve, the device-to-host reads of a training step, ms per step and evaluation images/s for
-# Lenet, Resnet-20 and VGG-16, and 1 vs 4 concurrent runs. Then PyTorch with CUDA
-# (bench/reference.py) when the machine's python3 has it. Every part has its own time limit
-# and writes to $OUT as it finishes, so a lease that ends early still leaves what was done.
-# Render the results here with `cargo xtask gpu-check --from $OUT/<backend>` per backend.
+# Rehearsed on Mesa's lavapipe (no GPU; cuda must fail with one message, a vulkan build must
+# refuse lavapipe with one message, the wgpu build must pass) with a short check:
+#     CHECK_ARGS="--steps 2 --compare lenet --presets lenet --bench-steps 3 --concurrent 1,2 \
+#       --concurrent-presets lenet" bash bench/device-check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 OUT="${OUT:-target/device/out}"
 BUNDLE="${BUNDLE:-target/device}"
 LIMIT="${LIMIT:-240}"          # seconds per backend's gpu-check
-BACKENDS="${BACKENDS:-cuda:0 wgpu}"
 CHECK_ARGS="${CHECK_ARGS:-}"   # more gpu-check options (a lavapipe rehearsal: fewer steps)
 mkdir -p "$OUT"
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$OUT/device-check.log"; }
 
-BIN="$(mktemp -d)/rewind"
-if [ -f "$BUNDLE/rewind.xz" ]; then
-    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
-        "$BUNDLE/rewind.xz" "$BIN" || { log "cannot decompress $BUNDLE/rewind.xz"; exit 1; }
-elif [ -f "$BUNDLE/rewind" ]; then
-    cp "$BUNDLE/rewind" "$BIN"
-else
-    log "no $BUNDLE/rewind.xz: run 'cargo xtask device-bundle' on the build machine and carry target/device"
+[ -f "$BUNDLE/manifest.txt" ] || {
+    log "no $BUNDLE/manifest.txt: run 'cargo xtask device-bundle' on the build machine and carry target/device"
     exit 1
-fi
-chmod +x "$BIN"
-cp "$BUNDLE"/build.txt "$OUT"/ 2>/dev/null
-log "binary: $("$BIN" --version 2>&1)"
+}
+cp "$BUNDLE/build.txt" "$OUT/" 2>/dev/null
+BIN_DIR="$(mktemp -d)"
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
 log "GPU: $(tail -1 "$OUT/gpu.txt")"
@@ -65,24 +59,32 @@ EOF
 fi
 log "CUDA_PATH=${CUDA_PATH:-<none: cuda math functions may fail>}"
 
-for backend in $BACKENDS; do
-    dir="$OUT/${backend%%:*}"
-    mkdir -p "$dir"
-    cp "$OUT/gpu.txt" "$dir/"
-    log "gpu-check on $backend (limit ${LIMIT}s)"
-    start=$(date +%s)
-    REWIND_DEVICE="$backend" XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}" timeout "$LIMIT" \
-        "$BIN" gpu-check --json "$dir/rewind.json" $CHECK_ARGS > "$dir/rewind.log" 2>&1
-    rc=$?
-    log "gpu-check on $backend: exit $rc after $(( $(date +%s) - start )) s"
-    grep -E "PASS|FAIL|ms/step|steps/s|backend" "$dir/rewind.log" | tee -a "$OUT/device-check.log"
-done
+LABELS=()
+while read -r file selectors; do
+    [ -n "$file" ] || continue
+    bin="$BIN_DIR/${file%.xz}"
+    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+        "$BUNDLE/$file" "$bin" || { log "cannot decompress $BUNDLE/$file"; continue; }
+    chmod +x "$bin"
+    log "$file: $("$bin" --version 2>&1 < /dev/null)"
+    for selector in $selectors; do
+        device="${selector%%=*}"; label="${selector#*=}"
+        dir="$OUT/$label"; mkdir -p "$dir"; cp "$OUT/gpu.txt" "$dir/"
+        LABELS+=("$label")
+        log "gpu-check: $label ($file, REWIND_DEVICE=$device, limit ${LIMIT}s)"
+        start=$(date +%s)
+        REWIND_DEVICE="$device" XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}" timeout "$LIMIT" \
+            "$bin" gpu-check --json "$dir/rewind.json" $CHECK_ARGS < /dev/null > "$dir/rewind.log" 2>&1
+        log "gpu-check: $label: exit $? after $(( $(date +%s) - start )) s"
+        grep -E "PASS|FAIL|ms/step|steps/s|backend|Error|error" "$dir/rewind.log" | tee -a "$OUT/device-check.log"
+    done
+done < "$BUNDLE/manifest.txt"
 
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
     log "PyTorch reference on CUDA"
     timeout "$LIMIT" python3 bench/reference.py --device cuda > "$OUT/torch.json" 2> "$OUT/torch.log"
     log "PyTorch: exit $?"
-    for backend in $BACKENDS; do cp "$OUT/torch.json" "$OUT/${backend%%:*}/"; done
+    for label in "${LABELS[@]}"; do cp "$OUT/torch.json" "$OUT/$label/"; done
 else
     log "no python3 with CUDA torch: the PyTorch reference is skipped"
 fi

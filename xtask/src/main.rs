@@ -103,13 +103,14 @@ enum Command {
         profile: String,
     },
     /// Prepare the GPU check for a machine with no Rust and no internet: `rewind` in release
-    /// with the given GPU backends (installing cuda's LLVM from PyPI first, see `cuda-llvm`),
-    /// stripped and xz-compressed into `target/device/`. Carry that folder with the
-    /// repository and run `bash bench/device-check.sh` there.
+    /// once per feature set (installing cuda's LLVM from PyPI first, see `cuda-llvm`),
+    /// stripped and xz-compressed into `target/device/` with a manifest. Carry that folder
+    /// with the repository and run `bash bench/device-check.sh` there.
     DeviceBundle {
-        /// The backends (cargo features) of the binary.
-        #[arg(long, default_value = "cuda,vulkan")]
-        features: String,
+        /// One binary per feature set (repeat the option): `cuda,vulkan` (CUDA and SPIR-V)
+        /// and `wgpu` (WGSL) by default.
+        #[arg(long = "features", default_values = ["cuda,vulkan", "wgpu"])]
+        feature_sets: Vec<String>,
     },
     /// Run what CI runs (`.ci/run`).
     Ci,
@@ -601,7 +602,7 @@ fn main() -> Result<()> {
                 None => Ok(()),
             }
         }
-        Command::DeviceBundle { features } => device_bundle::build(&root(), &features),
+        Command::DeviceBundle { feature_sets } => device_bundle::build(&root(), &feature_sets),
         Command::Ci => run(Process::new("bash").arg(root().join(".ci/run"))),
     }
 }
