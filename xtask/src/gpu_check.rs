@@ -191,7 +191,37 @@ fn render(ours: &Value, torch: Option<&Value>) -> String {
          reductions are scheduled differently from run to run): repeated runs agree to rounding, \
          not bit for bit; instability measured on this GPU includes that noise.\n\n"
     };
-    s += "| network | batch | ms / step, ours | ms / step, PyTorch | ratio (ours / PyTorch) | eval images / s, ours | eval images / s, PyTorch | a paper-length run, ours | PyTorch |\n|---|---|---|---|---|---|---|---|---|\n";
+    for (preset, a) in ours["reads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|pair| Some((pair.get(0)?.as_str()?, pair.get(1)?)))
+    {
+        let reads: u64 = a["reads_by_step"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .sum();
+        s += &format!(
+            "Device-to-host reads, {preset}: {} masked training steps read {reads} times (losses \
+             every {} steps), unscheduled reads after steps {}; an evaluation pass of {} batches \
+             read {} time(s) ({}).\n\n",
+            a["steps"],
+            a["read_every"],
+            a["unscheduled"],
+            a["eval_batches"],
+            a["reads_per_evaluation"],
+            if a["unscheduled"].as_array().is_some_and(Vec::is_empty)
+                && a["reads_per_evaluation"].as_u64() == Some(1)
+            {
+                "pass"
+            } else {
+                "FAIL"
+            }
+        );
+    }
+    s += "| network | batch | ms / step, ours | ms / step, PyTorch | ratio (ours / PyTorch) | eval images / s, ours | eval images / s at the training batch, ours | eval images / s, PyTorch | a paper-length run, ours | PyTorch |\n|---|---|---|---|---|---|---|---|---|---|\n";
     for r in ours["speed"].as_array().into_iter().flatten() {
         let preset = r["preset"].as_str().unwrap_or("?");
         let theirs = torch["rows"]
@@ -210,13 +240,38 @@ fn render(ours: &Value, torch: Option<&Value>) -> String {
         };
         let (paper, paper_torch) = (length(&r["ms_per_step"]), length(&theirs["ms_per_step"]));
         s += &format!(
-            "| {preset} | {} | {} | {} | {ratio} | {} | {} | {paper} | {paper_torch} |\n",
+            "| {preset} | {} | {} | {} | {ratio} | {} | {} | {} | {paper} | {paper_torch} |\n",
             r["batch"],
             f(&r["ms_per_step"], 2),
             f(&theirs["ms_per_step"], 2),
             f(&r["eval_images_per_s"], 0),
+            f(&r["eval_images_per_s_train_batch"], 0),
             f(&theirs["eval_images_per_s"], 0),
         );
+    }
+    let concurrency: Vec<&Value> = ours["concurrency"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    if !concurrency.is_empty() {
+        s += "\n| network | runs at once | training steps / s, all runs | x one run |\n|---|---|---|---|\n";
+        for c in &concurrency {
+            let one = concurrency
+                .iter()
+                .find(|o| o["preset"] == c["preset"] && o["runs"].as_u64() == Some(1))
+                .and_then(|o| o["steps_per_s"].as_f64());
+            let times = match (c["steps_per_s"].as_f64(), one) {
+                (Some(all), Some(one)) if one > 0.0 => format!("{:.2}", all / one),
+                _ => "-".into(),
+            };
+            s += &format!(
+                "| {} | {} | {} | {times} |\n",
+                c["preset"].as_str().unwrap_or("?"),
+                c["runs"],
+                f(&c["steps_per_s"], 1)
+            );
+        }
     }
     s += &format!(
         "\nOverall: {}.\n{GPU_END}\n",
