@@ -443,6 +443,10 @@ fn gpu_check_refuses_a_cpu_build_and_compares_two_devices_step_for_step() {
         "1",
         "--warmup",
         "0",
+        "--concurrent",
+        "1,2",
+        "--concurrent-presets",
+        "lenet",
         "--json",
         json.to_str().expect("utf-8 path"),
     ]));
@@ -461,4 +465,14 @@ fn gpu_check_refuses_a_cpu_build_and_compares_two_devices_step_for_step() {
     assert!(lenet["masked"].as_u64().unwrap_or(0) > 200_000, "{lenet}");
     assert_eq!(report["curve"]["max_example_difference"], 0.0);
     assert!(report["speed"][0]["ms_per_step"].as_f64().unwrap_or(0.0) > 0.0);
+    let reads = &report["reads"][0][1];
+    assert_eq!(reads["unscheduled"], serde_json::json!([]), "{reads}");
+    assert_eq!(reads["reads_per_evaluation"], 1, "{reads}");
+    let runs: Vec<u64> = report["concurrency"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["runs"].as_u64())
+        .collect();
+    assert_eq!(runs, vec![1, 2]);
 }
