@@ -121,7 +121,7 @@ pub fn audit(
         &trainer.data.transform,
         eval_batch,
         None,
-        &device.clone(),
+        device,
         usize::MAX,
     )?;
     let valid = state.model.valid();

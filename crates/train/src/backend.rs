@@ -198,27 +198,29 @@ pub fn backend_name() -> &'static str {
     ];
     match NAMES.iter().find(|(on, _)| *on) {
         Some((_, name)) => name,
-        None if cfg!(feature = "flex") => "flex (CPU)",
-        None if cfg!(feature = "ndarray") => "ndarray (CPU)",
-        None => "burn default",
+        None => cpu_backend_name(),
+    }
+}
+
+/// The cubecl device under `device` (through autodiff), when it runs on a GPU backend.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn cube_device(device: &Device) -> Option<&burn::backend::CubeDevice> {
+    use burn::backend::DispatchDevice;
+    let mut dispatch = device.as_dispatch();
+    loop {
+        match dispatch {
+            DispatchDevice::Cube(cube) => return Some(cube),
+            DispatchDevice::Autodiff(inner) => dispatch = &**inner,
+            #[allow(unreachable_patterns)]
+            _ => return None,
+        }
     }
 }
 
 /// True when `device` is a GPU (a cubecl runtime: cuda, wgpu), autodiff or not. Opens nothing.
 pub fn is_gpu(device: &Device) -> bool {
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
-    {
-        use burn::backend::DispatchDevice;
-        let mut dispatch = device.as_dispatch();
-        loop {
-            match dispatch {
-                DispatchDevice::Cube(_) => return true,
-                DispatchDevice::Autodiff(inner) => dispatch = &**inner,
-                #[allow(unreachable_patterns)]
-                _ => return false,
-            }
-        }
-    }
+    return cube_device(device).is_some();
     #[allow(unreachable_code)]
     {
         let _ = device;
@@ -231,19 +233,15 @@ pub fn is_gpu(device: &Device) -> bool {
 /// name. Opens the device. Recorded with results.
 pub fn runtime_name(device: &Device) -> &'static str {
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
-    {
-        use burn::backend::DispatchDevice;
-        let mut dispatch = device.as_dispatch();
-        loop {
-            match dispatch {
-                DispatchDevice::Cube(cube) => return cube.client().name(),
-                DispatchDevice::Autodiff(inner) => dispatch = &**inner,
-                #[allow(unreachable_patterns)]
-                _ => break,
-            }
-        }
+    if let Some(cube) = cube_device(device) {
+        return cube.client().name();
     }
     let _ = device;
+    cpu_backend_name()
+}
+
+/// The CPU backend of this build.
+fn cpu_backend_name() -> &'static str {
     if cfg!(feature = "flex") {
         "flex (CPU)"
     } else if cfg!(feature = "ndarray") {
