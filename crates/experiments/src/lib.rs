@@ -60,6 +60,15 @@ pub enum Error {
     },
     #[error("unknown network `{name}`: the registry has {known}")]
     UnknownNetwork { name: String, known: String },
+    #[error(
+        "`{name}` has no {scale} cut (only {with_cut} have one, piloted for that scale's \
+         budget): run it at quick or paper scale, or leave it out of --models"
+    )]
+    NoCut {
+        name: String,
+        scale: results::Scale,
+        with_cut: String,
+    },
     #[error("run {0} has not finished")]
     NotFinished(RunId),
     #[error("{0} is not a training run of this plan or store")]

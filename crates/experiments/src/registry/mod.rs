@@ -34,12 +34,15 @@ pub struct Entry {
     /// What the paper reports.
     pub paper: PaperNumbers,
     /// Whether `reproduce` runs it when no network is named at smoke and quick scale (at paper
-    /// scale it runs every entry).
+    /// scale it runs every entry, at medium scale those with a medium cut).
     pub in_quick_set: bool,
     /// What the smoke scale changes.
     pub smoke: Cut,
     /// What the quick scale changes.
     pub quick: Cut,
+    /// What the medium scale changes (`None`: no medium cut has been piloted for the network;
+    /// the ones with a cut are the medium scale's default set).
+    pub medium: Option<Cut>,
 }
 
 /// IMP's schedule: `rounds` rounds, each pruning `fraction` of the surviving weights.
@@ -170,6 +173,8 @@ pub struct Cut {
     pub note: Option<&'static str>,
     /// Training iterations (`None`: the paper's length).
     pub steps: Option<u64>,
+    /// IMP's rounds to the Table 1 density (`None`: the scale's rule, see `reproduce::setup`).
+    pub imp_rounds: Option<usize>,
     pub dense_ks: KChoice,
     pub sparse_ks: KChoice,
     pub eval: EvalCut,
@@ -191,7 +196,7 @@ pub struct ImageCut {
 }
 
 /// Which of the paper's k values (scaled to the run's length) a scale measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum KChoice {
     /// These iterations.
     Listed(&'static [u64]),
@@ -201,6 +206,8 @@ pub enum KChoice {
     ZeroStable,
     /// 0 and a quarter of training.
     ZeroQuarter,
+    /// These fractions of training, rounded to iterations.
+    Fractions(&'static [f64]),
 }
 
 /// Evaluation of a shortened run.
@@ -210,6 +217,9 @@ pub struct EvalCut {
     pub every: Option<u64>,
     pub train_subset: usize,
     pub test_subset: Option<usize>,
+    /// Interpolation paths are evaluated on the first this many train and test examples
+    /// (`None`: the subsets above).
+    pub curve_subset: Option<usize>,
     pub batch_size: usize,
     /// Points on an interpolation path.
     pub points: usize,
@@ -240,18 +250,28 @@ pub fn recipe(name: &str) -> Result<Recipe> {
 pub fn default_networks(scale: Scale) -> Vec<String> {
     ENTRIES
         .iter()
-        .filter(|e| scale == Scale::Paper || e.in_quick_set)
+        .filter(|e| match scale {
+            Scale::Paper => true,
+            Scale::Medium => e.medium.is_some(),
+            Scale::Smoke | Scale::Quick => e.in_quick_set,
+        })
         .map(|e| e.name.to_string())
         .collect()
 }
 
 impl Entry {
-    /// What `scale` changes (`None` at paper scale: Table 1 as published).
-    pub fn cut(&self, scale: Scale) -> Option<&Cut> {
-        match scale {
+    /// What `scale` changes (`None` at paper scale: Table 1 as published); an error where the
+    /// entry has no cut for `scale`.
+    pub fn cut(&self, scale: Scale) -> Result<Option<&Cut>> {
+        Ok(match scale {
             Scale::Smoke => Some(&self.smoke),
             Scale::Quick => Some(&self.quick),
+            Scale::Medium => Some(self.medium.as_ref().ok_or_else(|| Error::NoCut {
+                name: self.name.to_string(),
+                scale,
+                with_cut: default_networks(Scale::Medium).join(", "),
+            })?),
             Scale::Paper => None,
-        }
+        })
     }
 }

@@ -52,7 +52,7 @@ impl ModelSetup {
         epochs: &dyn EpochLength,
     ) -> Result<ModelSetup> {
         let scale = config.scale;
-        let cut = entry.cut(scale);
+        let cut = entry.cut(scale)?;
         let mut recipe = (entry.recipe)();
         let mut cuts = Vec::new();
         let paper_dataset = recipe.data.dataset;
@@ -96,7 +96,7 @@ impl ModelSetup {
         }
         let (init_seeds, data_seeds, parent_data_seed) = match scale {
             Scale::Paper => (vec![1, 2, 3], vec![1, 2, 3], 0),
-            Scale::Quick | Scale::Smoke => (vec![1], vec![1, 2], 1),
+            Scale::Smoke | Scale::Quick | Scale::Medium => (vec![1], vec![1, 2], 1),
         };
         if scale != Scale::Paper {
             cuts.push(
@@ -127,6 +127,10 @@ impl ModelSetup {
                     .collect(),
                 Some(KChoice::ZeroStable) => std::iter::once(0).chain(stable_k).collect(),
                 Some(KChoice::ZeroQuarter) => vec![0, steps / 4],
+                Some(KChoice::Fractions(fractions)) => fractions
+                    .iter()
+                    .map(|f| (f * steps as f64).round() as u64)
+                    .collect(),
             };
             ks.dedup();
             ks
@@ -142,11 +146,11 @@ impl ModelSetup {
         // Fewer, larger rounds to the same density at the smaller scales.
         let (levels, fraction) = match scale {
             Scale::Paper => (paper.rounds, paper.fraction),
-            Scale::Quick | Scale::Smoke => {
-                let levels = if scale == Scale::Smoke {
-                    paper.rounds.min(2)
-                } else {
-                    paper.rounds.div_ceil(4)
+            Scale::Smoke | Scale::Quick | Scale::Medium => {
+                let levels = match (scale, cut.and_then(|c| c.imp_rounds)) {
+                    (_, Some(rounds)) => rounds,
+                    (Scale::Smoke, None) => paper.rounds.min(2),
+                    _ => paper.rounds.div_ceil(4),
                 };
                 (levels, 1.0 - paper.density().powf(1.0 / levels as f64))
             }
@@ -160,7 +164,7 @@ impl ModelSetup {
             ));
         }
         let baseline_levels: Vec<usize> = match scale {
-            Scale::Quick => vec![levels.div_ceil(2), levels],
+            Scale::Quick | Scale::Medium => vec![levels.div_ceil(2), levels],
             Scale::Paper | Scale::Smoke => (1..=levels).collect(),
         };
         let (eval, curve_eval, points) = evaluation(cut, &mut cuts);
@@ -244,8 +248,15 @@ fn evaluation(cut: Option<&Cut>, cuts: &mut Vec<String>) -> (EvalConfig, EvalCon
     cuts.extend(cut.eval_notes.iter().map(|n| n.to_string()));
     let curve = EvalConfig {
         every: None,
+        train_subset: e.curve_subset.or(eval.train_subset),
+        test_subset: e.curve_subset.or(eval.test_subset),
         ..eval.clone()
     };
+    if let Some(n) = e.curve_subset {
+        cuts.push(format!(
+            "interpolation paths evaluated on the first {n} test and train examples"
+        ));
+    }
     (eval, curve, e.points)
 }
 

@@ -98,6 +98,7 @@ fn reproductions_are_planned_without_data() {
     };
     assert_eq!(sizes(Scale::Smoke, None), (153, 60, 3));
     assert_eq!(sizes(Scale::Quick, None), (202, 66, 3));
+    assert_eq!(sizes(Scale::Medium, None), (86, 37, 2));
     let cifar = crate::registry::ENTRIES
         .iter()
         .filter(|e| e.paper.dataset != DatasetName::Imagenet)
@@ -115,16 +116,27 @@ fn reproductions_are_planned_without_data() {
     assert!(plan(&nothing, &PublishedSizes).is_err());
 }
 
-/// The quick conv nets' length check is the same dense run (model, data, seeds, evaluation)
-/// at 3x the length, its schedule scaled from Table 1's; Lenet (full length) and the smoke
-/// scale have none.
+/// The quick and medium conv nets' length check is the same dense run (model, data, seeds,
+/// evaluation) at 3x the length, its schedule scaled from Table 1's; Lenet (full length) and
+/// the smoke scale have none.
 #[test]
-fn the_quick_length_check_is_the_dense_run_at_three_times_the_length() {
+fn the_length_check_is_the_dense_run_at_three_times_the_length() {
     use crate::reproduce::{PublishedSizes, Scale, config, plan};
-    let mut c = config(Scale::Quick);
-    c.substitutes = vec![(DatasetName::Cifar10, DatasetName::FashionMnist)];
-    let (p, models) = plan(&c, &PublishedSizes).expect("plan");
-    for m in &models {
+    for scale in [Scale::Quick, Scale::Medium] {
+        let mut c = config(scale);
+        c.substitutes = vec![(DatasetName::Cifar10, DatasetName::FashionMnist)];
+        let (p, models) = plan(&c, &PublishedSizes).expect("plan");
+        assert!(models.iter().any(|m| m.length_check.is_some()), "{scale}");
+        check_length_checks(&p, &models);
+    }
+    let smoke = plan(&config(Scale::Smoke), &PublishedSizes)
+        .expect("smoke")
+        .1;
+    assert!(smoke.iter().all(|m| m.length_check.is_none()));
+}
+
+fn check_length_checks(p: &crate::runs::Plan, models: &[crate::reproduce::ModelRuns]) {
+    for m in models {
         let Some((short_id, long)) = &m.length_check else {
             assert_eq!(m.setup.preset, "lenet");
             assert!(m.setup.length_check.is_none());
@@ -157,10 +169,60 @@ fn the_quick_length_check_is_the_dense_run_at_three_times_the_length() {
                 .any(|pair| pair.k == 0 && pair.children[0] == *short_id)
         );
     }
-    let smoke = plan(&config(Scale::Smoke), &PublishedSizes)
-        .expect("smoke")
-        .1;
-    assert!(smoke.iter().all(|m| m.length_check.is_none()));
+}
+
+/// The medium scale: Resnet-20 with k at 0, 1, 3 and 10% of its length, IMP rewound to 0 and
+/// 3%, trained networks scored on the whole test set and paths on 2,000 examples, no "Beyond
+/// the paper" unless asked for; Lenet's runs are quick's (reused from a quick store); a
+/// network without a medium cut is refused by name.
+#[test]
+fn the_medium_scale_measures_resnet20_at_its_ks_and_reuses_quicks_lenet() {
+    use crate::reproduce::{Figure, PublishedSizes, Scale, config, plan};
+    let fashion = |scale| {
+        let mut c = config(scale);
+        c.substitutes = vec![(DatasetName::Cifar10, DatasetName::FashionMnist)];
+        c
+    };
+    let medium = fashion(Scale::Medium);
+    assert!(!medium.figures.contains(&Figure::Beyond));
+    assert_eq!(medium.models, ["lenet", "resnet20"]);
+    let (p, models) = plan(&medium, &PublishedSizes).expect("medium");
+    let resnet = models
+        .iter()
+        .find(|m| m.setup.preset == "resnet20")
+        .expect("resnet20");
+    let design = &resnet.setup.design;
+    let steps = design.total_steps;
+    let at = |percent: u64| steps * percent / 100;
+    assert_eq!(design.dense_ks, [0, at(1), at(3), at(10)]);
+    assert_eq!(design.sparse_ks, [0, at(3)]);
+    assert_eq!(resnet.setup.eval.test_subset, None, "the whole test set");
+    assert_eq!(
+        (
+            resnet.setup.curve_eval.test_subset,
+            resnet.setup.curve_eval.train_subset
+        ),
+        (Some(2000), Some(2000))
+    );
+    assert!(resnet.aligned.is_empty() && resnet.across_inits.is_empty());
+    let quick = plan(&fashion(Scale::Quick), &PublishedSizes)
+        .expect("quick")
+        .0;
+    let mut lenet = fashion(Scale::Medium);
+    lenet.models = vec!["lenet".into()];
+    let lenet = plan(&lenet, &PublishedSizes).expect("lenet").0;
+    assert!(!lenet.is_empty());
+    assert!(lenet.ids().iter().all(|id| quick.ids().contains(id)));
+    assert!(p.ids().iter().any(|id| !quick.ids().contains(id)));
+    let mut beyond = fashion(Scale::Medium);
+    beyond.figures = vec![Figure::Beyond];
+    let (_, with_beyond) = plan(&beyond, &PublishedSizes).expect("beyond");
+    assert!(with_beyond.iter().all(|m| !m.aligned.is_empty()));
+    let mut vgg = fashion(Scale::Medium);
+    vgg.models = vec!["vgg16".into()];
+    let err = plan(&vgg, &PublishedSizes).expect_err("no medium cut");
+    assert!(matches!(err, Error::NoCut { .. }), "{err}");
+    assert!(err.to_string().contains("lenet, resnet20"), "{err}");
 }
 
 #[test]
