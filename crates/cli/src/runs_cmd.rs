@@ -18,9 +18,10 @@ pub struct RunsArgs {
 
 #[derive(Subcommand, Debug)]
 enum RunsCommand {
-    /// Every run with its status (done, running, partial, planned), size and what it is.
+    /// Every run with its status (done, broken, running, partial, planned), size and what it
+    /// is; a broken run (corrupt result) is listed with what to do.
     List {
-        /// Only runs with this status (done, running, partial, planned).
+        /// Only runs with this status (done, broken, running, partial, planned).
         #[arg(long)]
         status: Option<String>,
     },
@@ -100,6 +101,24 @@ pub fn run(args: RunsArgs, data_dir: &Path, allow_download: bool) -> Result<()> 
                 summary.join(", "),
                 human(total)
             );
+            let broken: Vec<_> = entries
+                .iter()
+                .filter_map(|e| match &e.status {
+                    RunStatus::Broken { reason } => Some((&e.id, reason)),
+                    _ => None,
+                })
+                .collect();
+            if !broken.is_empty() {
+                println!("\nbroken runs (their result file is corrupt):");
+                for (id, reason) in broken {
+                    println!("  {id}: {reason}");
+                }
+                println!(
+                    "Run the command that made them again (`rewind reproduce`, `train`, `imp` or \
+                     `instability` with the same options and --store): each broken result is \
+                     rebuilt from its run's files, a training from its last checkpoint."
+                );
+            }
         }
         RunsCommand::Show { id } => {
             let id: RunId = id.parse()?;

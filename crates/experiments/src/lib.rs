@@ -71,6 +71,11 @@ pub enum Error {
     },
     #[error("run {0} has not finished")]
     NotFinished(RunId),
+    #[error(
+        "run {id} is broken: {reason}. Run the same command again: executing the run rebuilds \
+         its result from its files (a training from its last checkpoint)"
+    )]
+    BrokenResult { id: RunId, reason: String },
     #[error("{0} is not a training run of this plan or store")]
     NotATrainingRun(RunId),
     #[error(

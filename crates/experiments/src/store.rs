@@ -4,8 +4,12 @@
 //! ```text
 //! <root>/<kind>-<hash>/identity.json   what the run is (the hash is over this text)
 //! <root>/<kind>-<hash>/lock            held while a process works on the run
+//! <root>/<kind>-<hash>/result.sha256   the SHA-256 of result.json, written just before it
 //! <root>/<kind>-<hash>/result.json     written last, atomically: the run is finished
 //! ```
+//!
+//! A result that does not match its checksum (or is not JSON) makes the run *broken*: listed as
+//! such, never read as finished, and rebuilt by the next execution of the run from its files.
 //!
 //! A finished run is reused, never recomputed; an unfinished one is resumed by whoever takes
 //! its lock next; two processes never work on one run at the same time, also when they run on
@@ -25,6 +29,7 @@ use crate::{Error, Result};
 
 const IDENTITY: &str = "identity.json";
 const RESULT: &str = "result.json";
+const RESULT_SUM: &str = "result.sha256";
 const LOCK: &str = "lock";
 
 /// A store root.
@@ -38,6 +43,10 @@ pub struct Store {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunStatus {
     Done,
+    /// Its `result.json` is corrupt (`reason`): the next execution rebuilds it.
+    Broken {
+        reason: String,
+    },
     /// Locked by a live process (`host pid N[, job J]`).
     Running {
         owner: String,
@@ -52,6 +61,7 @@ impl std::fmt::Display for RunStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunStatus::Done => write!(f, "done"),
+            RunStatus::Broken { .. } => write!(f, "broken"),
             RunStatus::Running { owner } => write!(f, "running ({owner})"),
             RunStatus::Partial => write!(f, "partial"),
             RunStatus::Planned => write!(f, "planned"),
@@ -92,6 +102,14 @@ fn hash(identity: &impl Serialize) -> Result<String> {
     let text = canonical_json(identity)?;
     let digest = Sha256::digest(text.as_bytes());
     Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The SHA-256 of `bytes`, 64 hex digits.
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn canonical_json(value: &impl Serialize) -> Result<String> {
@@ -157,13 +175,57 @@ impl Store {
         read_json(&self.dir(id).join(IDENTITY))
     }
 
-    /// The result of a finished run, `None` when it has not finished.
+    /// The result of a finished run, `None` when it has not finished; an error when its result
+    /// is broken.
     pub fn result<T: DeserializeOwned>(&self, id: &RunId) -> Result<Option<T>> {
-        let path = self.dir(id).join(RESULT);
-        if !path.is_file() {
-            return Ok(None);
+        match self.checked_result(id) {
+            Ok(None) => Ok(None),
+            Ok(Some(bytes)) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| Error::BrokenResult {
+                        id: id.clone(),
+                        reason: format!("result.json does not hold this kind of result: {e}"),
+                    })
+            }
+            Err(reason) => Err(Error::BrokenResult {
+                id: id.clone(),
+                reason,
+            }),
         }
-        read_json(&path).map(Some)
+    }
+
+    /// The bytes of run `id`'s result: `None` when it has not finished, `Err(why)` when the
+    /// file does not match its checksum or is not JSON.
+    fn checked_result(&self, id: &RunId) -> std::result::Result<Option<Vec<u8>>, String> {
+        let dir = self.dir(id);
+        let bytes = match std::fs::read(dir.join(RESULT)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("result.json cannot be read: {e}")),
+        };
+        // Results written before checksums existed have none: they are checked as JSON only.
+        if let Ok(sum) = std::fs::read_to_string(dir.join(RESULT_SUM))
+            && sum.trim() != sha256_hex(&bytes)
+        {
+            return Err("result.json does not match the checksum written with it".into());
+        }
+        if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            return Err(format!("result.json is not valid JSON ({e})"));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Removes the broken result of run `id` (with a warning that names it), so that executing
+    /// the run rebuilds it; returns whether there was one.
+    pub fn discard_broken_result(&self, id: &RunId) -> Result<bool> {
+        let Err(reason) = self.checked_result(id) else {
+            return Ok(false);
+        };
+        let path = self.dir(id).join(RESULT);
+        tracing::warn!("{id}: {reason}; rebuilding the result from the run's files");
+        std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+        Ok(true)
     }
 
     /// The result of a run that must have finished (an error names the run otherwise).
@@ -172,14 +234,18 @@ impl Store {
             .ok_or_else(|| Error::NotFinished(id.clone()))
     }
 
+    /// Whether run `id` has finished with an intact result.
     pub fn is_done(&self, id: &RunId) -> bool {
-        self.dir(id).join(RESULT).is_file()
+        matches!(self.checked_result(id), Ok(Some(_)))
     }
 
-    /// Marks a run finished with its result (atomically; the last write of a run).
+    /// Marks a run finished with its result (atomically; the last write of a run), its checksum
+    /// written just before it.
     pub fn finish(&self, id: &RunId, result: &impl Serialize) -> Result<()> {
         let json = serde_json::to_vec_pretty(result).map_err(|e| Error::Invalid(e.to_string()))?;
-        train::write_atomic(&self.dir(id).join(RESULT), &json)?;
+        let dir = self.dir(id);
+        train::write_atomic(&dir.join(RESULT_SUM), sha256_hex(&json).as_bytes())?;
+        train::write_atomic(&dir.join(RESULT), &json)?;
         Ok(())
     }
 
@@ -234,8 +300,10 @@ impl Store {
 
     pub fn status(&self, id: &RunId) -> RunStatus {
         let dir = self.dir(id);
-        if dir.join(RESULT).is_file() {
-            return RunStatus::Done;
+        match self.checked_result(id) {
+            Ok(Some(_)) => return RunStatus::Done,
+            Err(reason) => return RunStatus::Broken { reason },
+            Ok(None) => {}
         }
         if let Some(lock) = LockState::read(&dir.join(LOCK))
             && !lock.is_stale(self.lease)

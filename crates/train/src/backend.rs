@@ -109,7 +109,7 @@ pub fn check_device() -> Result<Device> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        if let Some(reason) = known_crash(&device) {
+        if let Some(reason) = known_crash(&device).or_else(|| missing_driver(&device)) {
             return Err(reason);
         }
         Ok(nets::readback::scalar(
@@ -152,6 +152,39 @@ fn known_crash(device: &Device) -> Option<String> {
                 "{name} is Mesa's lavapipe, which crashes compiling the SPIR-V kernels of a \
                  `vulkan` build (measured with Mesa 22.3.6): run lavapipe with a `--features \
                  wgpu` build (WGSL kernels), and this build on a GPU"
+            ));
+        }
+    }
+    let _ = device;
+    None
+}
+
+/// What a CUDA device lacks on this machine before cubecl touches it: the NVIDIA driver's
+/// library, which a `cuda` build loads at run time (without it, cubecl's first use panics in a
+/// worker thread, the caller sees a `RecvError`, and the message lists 35 file names tried).
+fn missing_driver(device: &Device) -> Option<String> {
+    #[cfg(feature = "cuda")]
+    if matches!(
+        cube_device(device),
+        Some(burn::backend::CubeDevice::Cuda(_))
+    ) {
+        let names: &[&str] = if cfg!(windows) {
+            &["nvcuda.dll"]
+        } else {
+            &["libcuda.so.1", "libcuda.so"]
+        };
+        // SAFETY: loading the driver runs its initialisers, exactly as cubecl's loader would
+        // moments later; nothing is called through the handle, which is dropped at once.
+        #[allow(unsafe_code)]
+        let found = names
+            .iter()
+            .any(|name| unsafe { libloading::Library::new(name) }.is_ok());
+        if !found {
+            return Some(format!(
+                "the NVIDIA driver's library ({}) is not on this machine's library path: install \
+                 the NVIDIA driver, or add the directory that holds it to LD_LIBRARY_PATH \
+                 ({DEVICE_ENV}=cpu runs this build on the CPU)",
+                names[0]
             ));
         }
     }

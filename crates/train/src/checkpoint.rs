@@ -1,12 +1,16 @@
 //! Full training state on disk: `checkpoints/step-<k>/{model.bpk, optimizer.bpk, state.json,
 //! metrics.json}`, each directory written under a temporary name and renamed into place, so a
-//! checkpoint either exists whole or not at all.
+//! checkpoint either exists whole or not at all. `state.json`, written last, holds the SHA-256
+//! of every other file; a checkpoint whose files do not match is corrupt, and resuming moves it
+//! aside (`corrupt-step-<k>`) and falls back to the previous one.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::{Error, MetricRecord, Result};
 
@@ -47,6 +51,20 @@ pub fn claim_toml<T: Serialize + serde::de::DeserializeOwned + PartialEq>(
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StateFile {
     step: u64,
+    /// SHA-256 (hex) of each other file of the checkpoint; empty in checkpoints written before
+    /// checksums existed, which load unverified.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    sha256: BTreeMap<String, String>,
+}
+
+/// The files of a checkpoint that `state.json` vouches for.
+const CHECKED_FILES: [&str; 3] = ["model.bpk", "optimizer.bpk", "metrics.json"];
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A loaded checkpoint.
@@ -145,6 +163,15 @@ impl CheckpointStore {
                 state.step
             )));
         }
+        for (file, expected) in &state.sha256 {
+            let path = dir.join(file);
+            let bytes = std::fs::read(&path).map_err(|e| fail(format!("{file}: {e}")))?;
+            if sha256_hex(&bytes) != *expected {
+                return Err(fail(format!(
+                    "{file} does not match the checksum written with it: the file is corrupt"
+                )));
+            }
+        }
         let model = model
             .try_load_file(dir.join("model.bpk"))
             .map_err(|e| fail(e.to_string()))?;
@@ -158,6 +185,34 @@ impl CheckpointStore {
             optimizer,
             metrics,
         })
+    }
+
+    /// The latest checkpoint that loads, into `template()` and `optimizer()`: a corrupt one
+    /// (a file truncated, changed or missing) is moved aside as `corrupt-step-<k>` with a
+    /// warning that names it, and the one before it is tried. `None` when no checkpoint loads.
+    pub fn load_latest<M: Module>(
+        &self,
+        template: impl Fn() -> Result<M>,
+        optimizer: impl Fn() -> ModuleOptimizer,
+    ) -> Result<Option<Checkpoint<M>>> {
+        for step in self.steps().into_iter().rev() {
+            match self.load(step, template()?, optimizer()) {
+                Ok(checkpoint) => return Ok(Some(checkpoint)),
+                Err(Error::Checkpoint { path, reason }) => {
+                    let aside = self.root.join(format!("corrupt-step-{step:010}"));
+                    let _ = std::fs::remove_dir_all(&aside);
+                    std::fs::rename(&path, &aside).map_err(|e| Error::io(&path, e))?;
+                    tracing::warn!(
+                        "checkpoint {} is corrupt ({reason}); moved aside to {} and resuming \
+                         from the checkpoint before it",
+                        path.display(),
+                        aside.display()
+                    );
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(None)
     }
 
     /// Deletes every checkpoint whose step is not in `keep`.
@@ -190,7 +245,15 @@ fn write_checkpoint<M: Module>(
         .map_err(|e| e.to_string())?;
     let metrics_json = serde_json::to_vec_pretty(metrics).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("metrics.json"), metrics_json).map_err(|e| e.to_string())?;
-    let state = serde_json::to_vec(&StateFile { step }).map_err(|e| e.to_string())?;
+    // Hashed as they lie on disk, read back: what a later load will read.
+    let sha256 = CHECKED_FILES
+        .iter()
+        .map(|file| {
+            let bytes = std::fs::read(dir.join(file)).map_err(|e| format!("{file}: {e}"))?;
+            Ok((file.to_string(), sha256_hex(&bytes)))
+        })
+        .collect::<std::result::Result<_, String>>()?;
+    let state = serde_json::to_vec(&StateFile { step, sha256 }).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("state.json"), state).map_err(|e| e.to_string())
 }
 

@@ -26,6 +26,17 @@ pub enum Error {
         last_checkpoint: u64,
         dir: PathBuf,
     },
+    #[error(
+        "the training loss stayed above {threshold:.3} (the divergence rule's multiple of its early value) from step {since} to {step}, last at {loss:.3e}; training stopped. Its checkpoints are kept in {dir}, the latest at step {last_checkpoint}. Lower the learning rate or check the data, then run again (the rule is `divergence` in the run's configuration)."
+    )]
+    Diverged {
+        since: u64,
+        step: u64,
+        loss: f64,
+        threshold: f64,
+        last_checkpoint: u64,
+        dir: PathBuf,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -39,7 +50,9 @@ pub enum Error {
         reason: String,
     },
     #[error(
-        "checkpoint {path} cannot be loaded ({reason}). Delete it to restart from the previous one."
+        "checkpoint {path} cannot be loaded ({reason}). A run resuming from it falls back to its \
+         previous checkpoint by itself; where another run branches from it, delete the run \
+         directory that holds it: the next invocation trains that run again."
     )]
     Checkpoint { path: PathBuf, reason: String },
     #[error(

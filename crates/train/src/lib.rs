@@ -14,6 +14,7 @@
 
 mod backend;
 mod checkpoint;
+mod divergence;
 mod error;
 mod eval;
 mod metrics;
@@ -27,6 +28,7 @@ pub use backend::{
     runtime_name, selected_device,
 };
 pub use checkpoint::{Checkpoint, CheckpointStore, claim_toml, write_atomic};
+pub use divergence::Divergence;
 pub use error::{Error, Result};
 pub use eval::{EvalResult, EvalSet, evaluate};
 pub use metrics::{MetricRecord, Metrics};

@@ -397,3 +397,103 @@ fn a_failed_checkpoint_write_says_so_and_leaves_nothing_behind() {
     assert!(left.is_empty(), "temporaries left: {left:?}");
     assert!(!store.has(3));
 }
+
+/// The run of `a_run_killed_midway_resumes_bit_identically` with its latest checkpoint
+/// (step 10) damaged by `damage`: resuming moves it aside, resumes from step 4 and ends with
+/// the weights of an uninterrupted run.
+fn resumes_past_a_damaged_checkpoint(damage: impl Fn(&std::path::Path)) {
+    let (whole, broken) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let t = trainer(lenet(), 1);
+    t.run(whole.path(), &mut NoHooks).expect("uninterrupted");
+    t.run(broken.path(), &mut CrashAt(12)).expect_err("crash");
+    let store = CheckpointStore::new(broken.path());
+    assert_eq!(store.steps(), vec![0, 4, 10]);
+    damage(&store.dir_of(10));
+    let err = store
+        .load(
+            10,
+            t.build_model().expect("model"),
+            lenet().optimizer.init(),
+        )
+        .err()
+        .expect("the damaged checkpoint does not load");
+    assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+    trainer(lenet(), 1)
+        .run(broken.path(), &mut NoHooks)
+        .expect("resumed from step 4");
+    assert!(
+        broken
+            .path()
+            .join("checkpoints/corrupt-step-0000000010")
+            .is_dir()
+    );
+    assert_eq!(
+        final_weights(&t, whole.path()),
+        final_weights(&t, broken.path())
+    );
+}
+
+#[test]
+fn a_flipped_bit_in_a_checkpoint_is_caught_and_resuming_falls_back() {
+    resumes_past_a_damaged_checkpoint(|dir| {
+        let path = dir.join("model.bpk");
+        let mut bytes = std::fs::read(&path).expect("read");
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x10;
+        std::fs::write(&path, bytes).expect("write");
+    });
+}
+
+#[test]
+fn a_truncated_checkpoint_file_is_caught_and_resuming_falls_back() {
+    resumes_past_a_damaged_checkpoint(|dir| {
+        let path = dir.join("optimizer.bpk");
+        let bytes = std::fs::read(&path).expect("read");
+        std::fs::write(&path, &bytes[..bytes.len() / 3]).expect("write");
+    });
+}
+
+/// A checkpoint written before checksums existed (no `sha256` in `state.json`) still loads.
+#[test]
+fn a_checkpoint_without_checksums_loads() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let t = trainer(lenet(), 1);
+    t.run(dir.path(), &mut NoHooks).expect("run");
+    let state = CheckpointStore::new(dir.path())
+        .dir_of(20)
+        .join("state.json");
+    std::fs::write(&state, r#"{"step":20}"#).expect("old state.json");
+    let loaded = t.load_state(dir.path(), 20).expect("loads unverified");
+    assert_eq!(loaded.step, 20);
+}
+
+/// A learning rate of 1e9 blows the loss up without ever reaching infinity; the divergence
+/// rule stops the run, and with the rule off (the perturbation) the same run goes on to the end.
+#[test]
+fn a_finite_blow_up_stops_as_divergence() {
+    let blow_up = || {
+        let mut r = lenet();
+        r.schedule = LrSchedule::constant(1e9);
+        trainer(r, 1).with_loss_read_every(1)
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let err = blow_up()
+        .run(dir.path(), &mut NoHooks)
+        .expect_err("diverges");
+    assert!(matches!(err, Error::Diverged { .. }), "{err}");
+    assert!(err.to_string().contains("Lower the learning rate"), "{err}");
+    assert!(CheckpointStore::new(dir.path()).has(0));
+    let mut off = blow_up();
+    off.config.divergence.factor = f64::INFINITY;
+    let dir = tempfile::tempdir().expect("tmp");
+    off.run(dir.path(), &mut NoHooks)
+        .expect("without the rule the blown-up run trains to its end");
+    let healthy = tempfile::tempdir().expect("tmp");
+    trainer(lenet(), 1)
+        .with_loss_read_every(1)
+        .run(healthy.path(), &mut NoHooks)
+        .expect("a healthy run does not trip the rule");
+}

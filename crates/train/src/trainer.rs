@@ -11,7 +11,10 @@ use data::{Batch, DatasetName, ImageSource, SeededBatches, Split, Transform, mix
 use nets::{Classifier, Network};
 use serde::{Deserialize, Serialize};
 
-use crate::{CheckpointStore, Error, MetricRecord, Metrics, Recipe, Result, Steps, evaluate};
+use crate::divergence::DivergenceWatch;
+use crate::{
+    CheckpointStore, Divergence, Error, MetricRecord, Metrics, Recipe, Result, Steps, evaluate,
+};
 
 /// How often a run evaluates, and on what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +66,9 @@ pub struct TrainConfig {
     /// initialisation) and the final step are always kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keep_checkpoints: Vec<Steps>,
+    /// When a run whose loss stays finite but far above its early value stops.
+    #[serde(default, skip_serializing_if = "Divergence::is_default")]
+    pub divergence: Divergence,
 }
 
 impl TrainConfig {
@@ -74,6 +80,7 @@ impl TrainConfig {
             eval: EvalConfig::default(),
             checkpoint_every: Some(Steps::epochs(1)),
             keep_checkpoints: vec![],
+            divergence: Divergence::default(),
         }
     }
 }
@@ -396,10 +403,16 @@ impl Trainer {
                 reused: true,
             });
         }
-        let state = match store.latest() {
-            Some(step) => {
-                tracing::info!("resuming {} from step {step}", dir.display());
-                self.load_state_into(dir, step, template()?)?
+        let optimizer = || self.config.recipe.optimizer.init();
+        let state = match store.load_latest(&template, optimizer)? {
+            Some(ck) => {
+                tracing::info!("resuming {} from step {}", dir.display(), ck.step);
+                TrainState {
+                    model: ck.model,
+                    optimizer: ck.optimizer,
+                    step: ck.step,
+                    metrics: ck.metrics,
+                }
             }
             None => {
                 let state = start()?;
@@ -447,6 +460,7 @@ impl Trainer {
         let identity = TrainConfig {
             checkpoint_every: None,
             keep_checkpoints: vec![],
+            divergence: Divergence::default(),
             ..self.config.clone()
         };
         crate::claim_toml(&dir.join("config.toml"), &identity)
@@ -541,6 +555,7 @@ impl Trainer {
         // The losses since the last read, summed on the device and read every
         // `loss_read_every` steps (and before an evaluation or a checkpoint).
         let mut unread: Option<(Tensor<1>, u32, u64)> = None;
+        let mut divergence = DivergenceWatch::new(self.config.divergence, self.data.num_classes);
         while state.step < until {
             let step = state.step;
             let lr = self.lr_at(step);
@@ -563,6 +578,17 @@ impl Trainer {
                         from,
                         step,
                         value,
+                        last_checkpoint,
+                        dir: dir.to_path_buf(),
+                    });
+                }
+                if let Some(d) = divergence.observe(from, value as f64 / count as f64) {
+                    bar.abandon();
+                    return Err(Error::Diverged {
+                        since: d.since,
+                        step,
+                        loss: d.loss,
+                        threshold: d.threshold,
                         last_checkpoint,
                         dir: dir.to_path_buf(),
                     });

@@ -74,6 +74,7 @@ impl Runner {
             eval: spec.eval.clone(),
             checkpoint_every: Some(Steps::epochs(1)),
             keep_checkpoints: keep.iter().map(|&s| Steps::iterations(s)).collect(),
+            divergence: train::Divergence::default(),
         };
         let data = self.data.for_recipe(&spec.recipe)?;
         let trainer = Trainer::new(config, data, &self.device)?;
@@ -121,6 +122,7 @@ impl Runner {
             )));
         }
         let lock = self.store.lock(id)?;
+        self.store.discard_broken_result(id)?;
         match job {
             Job::Train(spec) => match self.train(id, spec, keep)? {
                 Some(result) => self.store.finish_locked(&lock, id, &result),
