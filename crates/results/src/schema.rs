@@ -315,6 +315,10 @@ pub struct Design {
     pub fraction: f64,
     /// Levels with baselines at k = 0 (Figure 5); the last level always has them.
     pub baseline_levels: Vec<usize>,
+    /// Rewind iterations at which random pruning and reinitialisation run, with their sparse
+    /// instability (`None`: every sparse k).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_ks: Option<Vec<u64>>,
     pub bn_policy: BnPolicy,
     pub total_steps: u64,
     pub iterations_per_epoch: u64,

@@ -32,6 +32,7 @@ const SMOKE: Cut = Cut {
     imp_rounds: None,
     dense_ks: KChoice::ZeroQuarter,
     sparse_ks: KChoice::ZeroQuarter,
+    baseline_ks: None,
     eval: EvalCut {
         every: None,
         train_subset: 200,
@@ -55,6 +56,7 @@ const QUICK_CONV: Cut = Cut {
     imp_rounds: None,
     dense_ks: KChoice::ZeroStableLast,
     sparse_ks: KChoice::ZeroStable,
+    baseline_ks: None,
     eval: EvalCut {
         every: Some(200),
         train_subset: 2000,
@@ -81,6 +83,7 @@ const LENET_QUICK: Cut = Cut {
     dense_ks: KChoice::Listed(&[0, 100, 2000]),
     // Stable at k = 0 already: rewinding adds little to its story.
     sparse_ks: KChoice::Listed(&[0]),
+    baseline_ks: None,
     eval: EvalCut {
         every: Some(4000),
         train_subset: 10_000,
@@ -123,6 +126,8 @@ const RESNET20_MEDIUM: Cut = Cut {
     imp_rounds: None,
     dense_ks: KChoice::Fractions(&[0.0, 0.01, 0.03, 0.10]),
     sparse_ks: KChoice::Fractions(&[0.0, 0.03]),
+    // The paper's claim for the baselines is at the rewind k; k = 0 adds 6 trainings.
+    baseline_ks: Some(KChoice::Fractions(&[0.03])),
     eval: EvalCut {
         every: Some(1000),
         train_subset: 2000,

@@ -177,6 +177,9 @@ pub struct Cut {
     pub imp_rounds: Option<usize>,
     pub dense_ks: KChoice,
     pub sparse_ks: KChoice,
+    /// The sparse k at which the baselines (random pruning, reinitialisation) run (`None`:
+    /// every sparse k).
+    pub baseline_ks: Option<KChoice>,
     pub eval: EvalCut,
     /// Words for the evaluation cuts.
     pub eval_notes: &'static [&'static str],

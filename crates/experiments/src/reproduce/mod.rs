@@ -207,6 +207,8 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
         for &k in &setup.design.sparse_ks {
             let mut branches: Vec<(Branch, Vec<ParentRun>)> =
                 Branch::ALL.iter().map(|b| (*b, vec![])).collect();
+            let with_baselines =
+                (setup.design.baseline_ks.as_ref()).is_none_or(|ks| ks.contains(&k));
             for &init in &setup.design.init_seeds {
                 let experiment = ImpConfig {
                     recipe: setup.recipe.clone(),
@@ -218,7 +220,11 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
                     fraction: setup.design.fraction,
                     rule: setup.rule.clone(),
                     optimizer_at_rewind: OptimizerAtRewind::Fresh,
-                    baselines: Baseline::ALL.to_vec(),
+                    baselines: if with_baselines {
+                        Baseline::ALL.to_vec()
+                    } else {
+                        vec![]
+                    },
                     baseline_levels: if k == 0 {
                         setup.design.baseline_levels.clone()
                     } else {

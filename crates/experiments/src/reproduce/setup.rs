@@ -137,6 +137,13 @@ impl ModelSetup {
         };
         let dense_ks = choose(cut.map(|c| c.dense_ks));
         let sparse_ks = choose(cut.map(|c| c.sparse_ks));
+        let baseline_ks = cut.and_then(|c| c.baseline_ks).map(|c| choose(Some(c)));
+        if let Some(ks) = &baseline_ks {
+            cuts.push(format!(
+                "random pruning and reinitialisation only at k = {ks:?} (the rewind k), with \
+                 the sparse instability of IMP alone at the other k"
+            ));
+        }
         if scale != Scale::Paper {
             cuts.push(format!(
                 "k values: {dense_ks:?} (dense), {sparse_ks:?} (sparse) instead of the paper's {unscaled_ks:?}"
@@ -196,6 +203,7 @@ impl ModelSetup {
                 levels,
                 fraction,
                 baseline_levels,
+                baseline_ks,
                 bn_policy: config.bn_policy,
                 total_steps: steps,
                 iterations_per_epoch: ipe,

@@ -98,7 +98,7 @@ fn reproductions_are_planned_without_data() {
     };
     assert_eq!(sizes(Scale::Smoke, None), (153, 60, 3));
     assert_eq!(sizes(Scale::Quick, None), (202, 66, 3));
-    assert_eq!(sizes(Scale::Medium, None), (86, 37, 2));
+    assert_eq!(sizes(Scale::Medium, None), (78, 31, 2));
     let cifar = crate::registry::ENTRIES
         .iter()
         .filter(|e| e.paper.dataset != DatasetName::Imagenet)
@@ -178,6 +178,7 @@ fn check_length_checks(p: &crate::runs::Plan, models: &[crate::reproduce::ModelR
 #[test]
 fn the_medium_scale_measures_resnet20_at_its_ks_and_reuses_quicks_lenet() {
     use crate::reproduce::{Figure, PublishedSizes, Scale, config, plan};
+    use results::Branch;
     let fashion = |scale| {
         let mut c = config(scale);
         c.substitutes = vec![(DatasetName::Cifar10, DatasetName::FashionMnist)];
@@ -205,6 +206,18 @@ fn the_medium_scale_measures_resnet20_at_its_ks_and_reuses_quicks_lenet() {
         (Some(2000), Some(2000))
     );
     assert!(resnet.aligned.is_empty() && resnet.across_inits.is_empty());
+    // Random pruning and reinitialisation at the rewind k only, IMP at both.
+    assert_eq!(design.baseline_ks, Some(vec![at(3)]));
+    for (k, _, imp) in &resnet.imp {
+        assert_eq!(!imp.baselines.is_empty(), *k == at(3), "k = {k}");
+    }
+    for (k, branch, pairs) in &resnet.sparse_pairs {
+        assert_eq!(
+            pairs.is_empty(),
+            *branch != Branch::Imp && *k == 0,
+            "{branch:?} at {k}"
+        );
+    }
     let quick = plan(&fashion(Scale::Quick), &PublishedSizes)
         .expect("quick")
         .0;
