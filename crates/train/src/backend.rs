@@ -178,7 +178,7 @@ fn missing_driver(device: &Device) -> Option<String> {
         #[allow(unsafe_code)]
         let found = names
             .iter()
-            .any(|name| unsafe { libloading::Library::new(name) }.is_ok());
+            .any(|&name| unsafe { libloading::Library::new(name) }.is_ok());
         if !found {
             return Some(format!(
                 "the NVIDIA driver's library ({}) is not on this machine's library path: install \
