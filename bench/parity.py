@@ -24,7 +24,7 @@ BN momentum, mask or rewind in our code makes our step differ from the one compu
 For each step t the network is loaded with our state before step t, runs our batch t in train
 mode, and takes one `torch.optim` step (its optimiser state carried along from its own earlier
 steps on our states). The golden file holds, per step and tensor, sketches of the change the step
-made (16 random +-1 projections, see `crates/experiments/src/parity/sketch.rs`: they let the
+made (16 random +-1 projections, see `crates/checks/src/parity/sketch.rs`: they let the
 tests estimate the norm of the element-wise difference between our update and PyTorch's), its
 norm, and the element-wise distance between PyTorch's float32 and float64 updates (the scale of
 float32's rounding for that tensor); the loss; and 4-projection sketches of our states, so a test

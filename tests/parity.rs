@@ -1,9 +1,9 @@
 //! Parity with PyTorch, step for step from our state (`tests/fixtures/parity/<case>.json`,
 //! written by `cargo xtask parity` with Table 1's recipe on PyTorch's side; see
-//! `experiments::parity`), and the proof that the comparison can fail: each convention broken
+//! `checks::parity`), and the proof that the comparison can fail: each convention broken
 //! alone is rejected, at the step where it first acts and not before.
 
-use experiments::parity::{self, Check, Comparison, Perturbation, Phase};
+use checks::parity::{self, Check, Comparison, Perturbation, Phase};
 use experiments::runs::DataCache;
 use integration::data_dir;
 

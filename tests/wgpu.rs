@@ -13,8 +13,8 @@
 //! weights exactly zero.
 
 use burn::tensor::Device;
-use experiments::backend_check::{LOSS_TOLERANCE, UPDATE_TOLERANCE, agreement, curve_agreement};
-use experiments::host_reads::audit;
+use checks::backend_check::{LOSS_TOLERANCE, UPDATE_TOLERANCE, agreement, curve_agreement};
+use checks::host_reads::audit;
 use experiments::registry::recipe;
 use experiments::reproduce::{Scale, config, run_here};
 use experiments::runs::{DataCache, Runner};

@@ -103,8 +103,7 @@ pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
         recipe.data.batch_size = batch;
         recipe.data.micro_batches = recipe.data.micro_batches.min(batch.max(1));
     }
-    let (data, paper_steps) =
-        experiments::backend_check::synthetic_data(&recipe, args.eval_images)?;
+    let (data, paper_steps) = checks::backend_check::synthetic_data(&recipe, args.eval_images)?;
     let dataset = data.dataset;
     let trainer = Trainer::new(
         TrainConfig::new(recipe.clone(), 1, 1),
@@ -205,7 +204,7 @@ pub(crate) fn concurrent_throughput(
     let steps = steps.max(1);
     let (ready, done) = (Barrier::new(runs + 1), Barrier::new(runs + 1));
     let train_one = |seed: u64| -> Result<()> {
-        let (data, paper_steps) = experiments::backend_check::synthetic_data(&recipe, 1)?;
+        let (data, paper_steps) = checks::backend_check::synthetic_data(&recipe, 1)?;
         let trainer = Trainer::new(
             TrainConfig::new(recipe.clone(), seed, seed),
             data,
@@ -251,9 +250,9 @@ pub(crate) fn concurrent_throughput(
 /// path of every instability measurement). Milliseconds.
 pub(crate) fn bench_interpolation(points: usize, images: usize) -> Result<f64> {
     let device = train::default_device();
-    let pair = experiments::backend_check::lenet_pair(&device, images)?;
+    let pair = checks::backend_check::lenet_pair(&device, images)?;
     let start = Instant::now();
-    let curve = experiments::backend_check::lenet_curve(&pair, points, &device)?;
+    let curve = checks::backend_check::lenet_curve(&pair, points, &device)?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
     anyhow::ensure!(curve.points.len() == points, "the sweep lost points");
     Ok(ms)

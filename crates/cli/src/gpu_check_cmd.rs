@@ -13,11 +13,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::Device;
-use clap::Args;
-use experiments::backend_check::{
+use checks::backend_check::{
     Agreement, CurveAgreement, LOSS_TOLERANCE, UPDATE_TOLERANCE, agreement, curve_agreement,
 };
-use experiments::host_reads::{ReadAudit, audit};
+use checks::host_reads::{ReadAudit, audit};
+use clap::Args;
 use serde::Serialize;
 
 use crate::bench_cmd::{self, BenchArgs, Concurrency, Row};

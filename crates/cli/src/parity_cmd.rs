@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use checks::parity;
 use clap::Args;
-use experiments::parity;
 
 #[derive(Args, Debug)]
 pub struct ParityArgs {

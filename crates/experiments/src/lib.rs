@@ -12,19 +12,16 @@
 //!   cluster ([`slurm::Slurm`]), behind one trait.
 //! * [`imp`]: iterative magnitude pruning with rewinding and its baselines (Algorithm 2).
 //! * [`instability`]: instability analysis (Algorithm 1) for dense and sparse parents.
-//! * [`backend_check`]: a GPU backend against the CPU backend from the same state.
-//! * [`host_reads`]: a run's device-to-host reads, counted against the schedule.
-//! * [`parity`]: step-for-step comparison with PyTorch (golden files from `bench/parity.py`).
 //! * [`reproduce`]: every run the paper's figures need, at a chosen scale, planned from the
 //!   registry without touching data, and the `results::Results` the figures are drawn from.
+//!
+//! The checks of the computation itself (PyTorch parity, GPU backends against the CPU, device
+//! reads) are the `checks` crate's.
 
-pub mod backend_check;
 pub mod executor;
-pub mod host_reads;
 pub mod imp;
 pub mod instability;
 pub mod lock;
-pub mod parity;
 pub mod registry;
 pub mod reproduce;
 pub mod runs;

@@ -561,6 +561,5 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
     assert_eq!(submissions(), before);
 }
 
-mod host_reads;
 mod integrity;
 mod planning;

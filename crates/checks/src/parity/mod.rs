@@ -57,8 +57,8 @@ pub use fixture::{Check, Comparison, Failure, Fixture, Phase, compare};
 
 use self::export::ExportFiles;
 use self::sketch::{Sketcher, TensorSketch};
-use crate::runs::{DataCache, OptimizerAtRewind};
 use crate::{Error, Result};
+use experiments::runs::{DataCache, OptimizerAtRewind};
 
 /// One parity case: a registry network, shortened (and narrowed) so that its steps, LR drops
 /// included, run in seconds.
@@ -228,7 +228,7 @@ impl Perturbation {
 impl Case {
     /// The registry recipe with this case's network and data, at its full length.
     pub fn full_recipe(&self) -> Result<Recipe> {
-        let mut recipe = crate::registry::recipe(self.network)?;
+        let mut recipe = experiments::registry::recipe(self.network)?;
         recipe.model = (self.model)();
         recipe.data.dataset = self.dataset;
         Ok(recipe)
@@ -243,7 +243,7 @@ impl Case {
 
     /// The case's data (the split sizes and transform do not depend on the length).
     pub fn data(&self, cache: &DataCache) -> Result<TrainData> {
-        cache.for_recipe(&self.full_recipe()?)
+        Ok(cache.for_recipe(&self.full_recipe()?)?)
     }
 
     fn trainer(

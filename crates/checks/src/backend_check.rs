@@ -278,7 +278,7 @@ pub fn agreement(
 /// Two Lenets (init seeds 1 and 2) on `device` and `images` MNIST-shaped noise test images:
 /// the interpolation of [`lenet_curve`] (the paper's sweep, timed by `rewind bench`).
 pub fn lenet_pair(device: &Device, images: usize) -> Result<(TrainData, Network, Network)> {
-    let recipe = crate::registry::recipe("lenet")?;
+    let recipe = experiments::registry::recipe("lenet")?;
     let (data, _) = synthetic_data(&recipe, images)?;
     let t = &data.transform;
     let init = |seed| -> Result<Network> {

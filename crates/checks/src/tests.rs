@@ -7,7 +7,7 @@ use sparsity::Sparse;
 use train::{NoHooks, TrainHooks};
 
 use crate::host_reads::audit;
-use crate::registry::recipe;
+use experiments::registry::recipe;
 
 fn narrow_resnet() -> train::Recipe {
     let mut r = recipe("resnet20").expect("preset");
