@@ -171,6 +171,9 @@ pub struct Cut {
     pub images: Option<ImageCut>,
     /// What `model` and `images` change, in words.
     pub note: Option<&'static str>,
+    /// Where another dataset stands in for the paper's, train it with that dataset's own
+    /// augmentation (`data::Augmentation::default_for`) instead of the recipe's.
+    pub substitute_own_augmentation: bool,
     /// Training iterations (`None`: the paper's length).
     pub steps: Option<u64>,
     /// IMP's rounds to the Table 1 density (`None`: the scale's rule, see `reproduce::setup`).

@@ -60,6 +60,19 @@ impl ModelSetup {
         let substituted_for = (used != paper_dataset).then(|| {
             recipe.data.dataset = used;
             cuts.push(format!("trained on {used} instead of {paper_dataset}"));
+            if cut.is_some_and(|c| c.substitute_own_augmentation) {
+                let own = data::Augmentation::default_for(used);
+                if own != recipe.data.augmentation {
+                    recipe.data.augmentation = own;
+                    cuts.push(match own {
+                        data::Augmentation::None => format!(
+                            "{used} without augmentation (as the paper trains MNIST) instead of \
+                             the recipe's"
+                        ),
+                        other => format!("{used} with its own augmentation ({other:?})"),
+                    });
+                }
+            }
             paper_dataset
         });
         // Width and crops first: iterations per epoch depend on the batch size.

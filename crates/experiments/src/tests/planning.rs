@@ -198,6 +198,23 @@ fn the_medium_scale_measures_resnet20_at_its_ks_and_reuses_quicks_lenet() {
     assert_eq!(design.dense_ks, [0, at(1), at(3), at(10)]);
     assert_eq!(design.sparse_ks, [0, at(3)]);
     assert_eq!(resnet.setup.eval.test_subset, None, "the whole test set");
+    // Fashion-MNIST in CIFAR-10's place trains as the paper trains MNIST; quick keeps the
+    // recipe's crop-flip.
+    assert_eq!(
+        resnet.setup.recipe.data.augmentation,
+        data::Augmentation::None
+    );
+    let quick_resnet = plan(&fashion(Scale::Quick), &PublishedSizes)
+        .expect("quick")
+        .1;
+    let quick_resnet = quick_resnet
+        .iter()
+        .find(|m| m.setup.preset == "resnet20")
+        .expect("r");
+    assert_eq!(
+        quick_resnet.setup.recipe.data.augmentation,
+        data::Augmentation::CropFlip { padding: 4 }
+    );
     assert_eq!(
         (
             resnet.setup.curve_eval.test_subset,
