@@ -21,7 +21,6 @@ use std::time::Duration;
 use results::{JobKind, RunId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
 use crate::lock::LockState;
 pub use crate::lock::RunLock;
@@ -100,16 +99,7 @@ pub fn summary_name(what: &str, identity: &impl Serialize) -> Result<String> {
 /// 16 hex digits of the SHA-256 of the canonical JSON of `identity`.
 fn hash(identity: &impl Serialize) -> Result<String> {
     let text = canonical_json(identity)?;
-    let digest = Sha256::digest(text.as_bytes());
-    Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// The SHA-256 of `bytes`, 64 hex digits.
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Ok(train::sha256_hex(text.as_bytes())[..16].to_string())
 }
 
 fn canonical_json(value: &impl Serialize) -> Result<String> {
@@ -196,7 +186,7 @@ impl Store {
     }
 
     /// The bytes of run `id`'s result: `None` when it has not finished, `Err(why)` when the
-    /// file does not match its checksum or is not JSON.
+    /// file does not match its checksum (or, written before checksums, is not JSON).
     fn checked_result(&self, id: &RunId) -> std::result::Result<Option<Vec<u8>>, String> {
         let dir = self.dir(id);
         let bytes = match std::fs::read(dir.join(RESULT)) {
@@ -204,14 +194,17 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("result.json cannot be read: {e}")),
         };
-        // Results written before checksums existed have none: they are checked as JSON only.
-        if let Ok(sum) = std::fs::read_to_string(dir.join(RESULT_SUM))
-            && sum.trim() != sha256_hex(&bytes)
-        {
-            return Err("result.json does not match the checksum written with it".into());
-        }
-        if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-            return Err(format!("result.json is not valid JSON ({e})"));
+        match std::fs::read_to_string(dir.join(RESULT_SUM)) {
+            Ok(sum) if sum.trim() != train::sha256_hex(&bytes) => {
+                return Err("result.json does not match the checksum written with it".into());
+            }
+            Ok(_) => {}
+            // Results written before checksums existed have none: they are checked as JSON.
+            Err(_) => {
+                if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    return Err(format!("result.json is not valid JSON ({e})"));
+                }
+            }
         }
         Ok(Some(bytes))
     }
@@ -244,7 +237,7 @@ impl Store {
     pub fn finish(&self, id: &RunId, result: &impl Serialize) -> Result<()> {
         let json = serde_json::to_vec_pretty(result).map_err(|e| Error::Invalid(e.to_string()))?;
         let dir = self.dir(id);
-        train::write_atomic(&dir.join(RESULT_SUM), sha256_hex(&json).as_bytes())?;
+        train::write_atomic(&dir.join(RESULT_SUM), train::sha256_hex(&json).as_bytes())?;
         train::write_atomic(&dir.join(RESULT), &json)?;
         Ok(())
     }

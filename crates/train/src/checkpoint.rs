@@ -60,7 +60,9 @@ struct StateFile {
 /// The files of a checkpoint that `state.json` vouches for.
 const CHECKED_FILES: [&str; 3] = ["model.bpk", "optimizer.bpk", "metrics.json"];
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// The SHA-256 of `bytes`, 64 hex digits: the checksum of checkpoint files and of the
+/// experiment store's results.
+pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -58,7 +58,7 @@ impl DivergenceWatch {
         }
     }
 
-    /// Takes the mean loss of steps `from..=to`; `Some` when the rule trips.
+    /// Takes the mean loss of the steps from `from` to this read; `Some` when the rule trips.
     pub fn observe(&mut self, from: u64, mean_loss: f64) -> Option<Diverged> {
         let threshold = *self
             .threshold
