@@ -1,8 +1,8 @@
 //! End-to-end runs on real MNIST (and Fashion-MNIST in place of CIFAR-10).
 
 use experiments::runs::{DataCache, Plan, Runner};
-use experiments::store::Store;
 use integration::data_dir;
+use store::Store;
 use train::{NoHooks, Recipe, Steps, TrainConfig, TrainData, Trainer};
 
 /// Lenet 300-100 with the paper's recipe for one epoch (1000 steps of 60) on real MNIST.

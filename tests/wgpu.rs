@@ -18,8 +18,8 @@ use checks::host_reads::audit;
 use experiments::registry::recipe;
 use experiments::reproduce::{Scale, config, run_here};
 use experiments::runs::{DataCache, Runner};
-use experiments::store::Store;
 use integration::data_dir;
+use store::Store;
 use train::NoHooks;
 
 fn gpu() -> Device {

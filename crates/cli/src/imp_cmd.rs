@@ -137,7 +137,7 @@ pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
             r.run
         );
     }
-    let name = experiments::store::summary_name("imp", &imp)?;
+    let name = store::summary_name("imp", &imp)?;
     let path = write_summary(&runner.store, &name, &(&imp, &results))?;
     println!("Summary in {}", path.display());
     Ok(())

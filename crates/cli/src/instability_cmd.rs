@@ -173,7 +173,7 @@ pub fn run(args: InstabilityArgs, data_dir: &Path, allow_download: bool) -> Resu
             ),
         );
     }
-    let name = experiments::store::summary_name("instability", &(&instability, &parents))?;
+    let name = store::summary_name("instability", &(&instability, &parents))?;
     let path = write_summary(&runner.store, &name, &(&instability, &summary))?;
     println!("Summary in {}", path.display());
     Ok(())

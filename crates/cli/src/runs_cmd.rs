@@ -3,8 +3,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use experiments::runs::{DataCache, Job, Runner, describe};
-use experiments::store::{RunStatus, Store};
 use results::RunId;
+use store::{RunStatus, Store};
 
 #[derive(Args, Debug)]
 pub struct RunsArgs {

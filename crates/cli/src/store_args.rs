@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use experiments::executor::{Executor, Local};
 use experiments::runs::{DataCache, Plan, Runner};
-use experiments::store::Store;
+use store::Store;
 
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {

@@ -15,8 +15,8 @@ use sparsity::PruneRule;
 use train::{EvalConfig, Recipe};
 
 use crate::runs::{MaskSource, OptimizerAtRewind, Plan, TrainResult, WeightSource};
-use crate::store::Store;
 use crate::{Error, Result};
+use store::Store;
 
 /// A baseline branch trained with the same recipe from the same step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use train::EvalConfig;
 
 use crate::runs::{MaskSource, OptimizerAtRewind, PairSpec, Plan, WeightSource};
-use crate::store::Store;
 use crate::{Error, Result};
+use store::Store;
 
 /// How children are spawned and compared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,10 +1,9 @@
-//! Experiments of Frankle et al. (2020) as graphs of runs in a content-addressed store.
+//! Experiments of Frankle et al. (2020) as graphs of runs in the content-addressed store of
+//! the `store` crate (one directory per run, named by the hash of everything that determines
+//! it; finished runs reused, interrupted ones resumed, locks that hold across a cluster).
 //!
 //! * [`registry`]: the paper's networks, one entry each (recipe, pruning schedule, k values,
 //!   the paper's numbers, per-scale cuts).
-//! * [`store`]: one directory per run, named by the hash of everything that determines it;
-//!   finished runs are reused, interrupted ones resumed, and a lock keeps two processes off
-//!   the same run, also across the machines of a cluster ([`lock`]).
 //! * [`runs`]: what a run is ([`runs::TrainSpec`]: recipe, seeds, pruning rule and where its
 //!   first state comes from; [`runs::PairSpec`]: an interpolation), the [`runs::Plan`] that
 //!   deduplicates them, and the [`runs::Runner`] that executes runs in the store.
@@ -21,19 +20,17 @@
 pub mod executor;
 pub mod imp;
 pub mod instability;
-pub mod lock;
 pub mod registry;
 pub mod reproduce;
 pub mod runs;
 pub mod slurm;
-pub mod store;
 
 use std::path::PathBuf;
 
 use data::DatasetName;
 use results::RunId;
 
-/// Errors of the store and of experiments.
+/// Errors of experiments.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -48,6 +45,8 @@ pub enum Error {
     Align(#[from] align::Error),
     #[error(transparent)]
     Results(#[from] results::Error),
+    #[error(transparent)]
+    Store(#[from] store::Error),
     /// The files of a dataset a run needs are not there (and could not be downloaded).
     #[error("{source}")]
     MissingDataset {
@@ -66,20 +65,8 @@ pub enum Error {
         scale: results::Scale,
         with_cut: String,
     },
-    #[error("run {0} has not finished")]
-    NotFinished(RunId),
-    #[error(
-        "run {id} is broken: {reason}. Run the same command again: executing the run rebuilds \
-         its result from its files (a training from its last checkpoint)"
-    )]
-    BrokenResult { id: RunId, reason: String },
     #[error("{0} is not a training run of this plan or store")]
     NotATrainingRun(RunId),
-    #[error(
-        "{0}: this process lost the run's lock (no heartbeat for longer than the lease, \
-         REWIND_LOCK_LEASE_SECS) and another process took the run over; it records the result"
-    )]
-    LostLock(RunId),
     #[error("run {id} failed: {source}")]
     RunFailed {
         id: RunId,

@@ -1,6 +1,8 @@
 use std::io::Write;
 use std::path::Path;
 
+use sha2::{Digest, Sha256};
+
 use crate::{Error, Result};
 
 /// Writes `bytes` to `path` atomically: into a temporary file beside it, then renamed over `path`. A failed write (full disk, permissions) returns [`Error::Write`] and
@@ -26,4 +28,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         return Err(fail(e));
     }
     Ok(())
+}
+
+/// The SHA-256 of `bytes`, 64 hex digits: the checksum of checkpoint files and of the
+/// experiment store's results, and (its first 16 digits) the name of a run.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

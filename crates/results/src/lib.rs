@@ -9,7 +9,7 @@
 //!   values, as the `lmc` and `sparsity` crates produce them.
 //! * [`Results`]: everything the figures and the report are drawn from, so that `figures`
 //!   renders a report from `results.json` without building burn.
-//! * [`write_atomic`]: files appear whole or not at all.
+//! * [`write_atomic`]: files appear whole or not at all; [`sha256_hex`]: their checksums.
 
 mod curve;
 mod files;
@@ -21,7 +21,7 @@ mod stats;
 pub use curve::{
     Alignment, BnPolicy, CurvePoint, ErrorCurve, Instability, L2Distance, LayerDensity,
 };
-pub use files::write_atomic;
+pub use files::{sha256_hex, write_atomic};
 pub use ids::{Branch, JobKind, RunId, RunKind};
 pub use names::{DatasetName, Figure, KUnit, ReproduceConfig, Scale, parse_substitute};
 pub use schema::{

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
+use results::sha256_hex;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::{Error, MetricRecord, Result};
 
@@ -59,15 +59,6 @@ struct StateFile {
 
 /// The files of a checkpoint that `state.json` vouches for.
 const CHECKED_FILES: [&str; 3] = ["model.bpk", "optimizer.bpk", "metrics.json"];
-
-/// The SHA-256 of `bytes`, 64 hex digits: the checksum of checkpoint files and of the
-/// experiment store's results.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// A loaded checkpoint.
 pub struct Checkpoint<M> {

@@ -13,7 +13,7 @@ use crate::Result;
 use crate::imp::imp_results;
 use crate::instability::instability_summary;
 use crate::runs::{Job, PairResult, Plan, TrainResult, run_kind};
-use crate::store::Store;
+use store::Store;
 
 /// Reads every planned run back from the store (all must be finished).
 pub fn collect(

@@ -23,8 +23,8 @@ use crate::imp::{Baseline, ImpConfig, ImpRuns};
 use crate::instability::{InstabilityConfig, PairRuns, ParentRun};
 use crate::runs::{OptimizerAtRewind, PairSpec, Plan, Runner};
 use crate::slurm::Submission;
-use crate::store::Store;
 use results::{Alignment, BnPolicy, Branch, Results, RunId};
+use store::Store;
 
 /// Every figure of the networks `reproduce` runs by default at `scale`.
 pub fn config(scale: Scale) -> ReproduceConfig {

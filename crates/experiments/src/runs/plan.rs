@@ -60,7 +60,7 @@ impl Plan {
     }
 
     fn add(&mut self, job: Job) -> Result<RunId> {
-        let id = crate::store::run_id(job.kind(), &job)?;
+        let id = store::run_id(job.kind(), &job)?;
         for dep in job.dependencies() {
             if !self.jobs.contains_key(&dep) {
                 return Err(Error::Invalid(format!(
@@ -166,7 +166,7 @@ impl Plan {
     /// Adds a run that is already in the store (e.g. named on the command line) without its
     /// ancestors: those are finished, or the run could not have been made.
     pub fn adopt(&mut self, id: &RunId, job: Job) -> Result<()> {
-        let expected = crate::store::run_id(job.kind(), &job)?;
+        let expected = store::run_id(job.kind(), &job)?;
         if expected != *id {
             return Err(Error::Invalid(format!(
                 "{id} does not hold the job its name says"

@@ -19,8 +19,8 @@ use super::{
     DataCache, Job, MaskSource, PairSpec, Plan, Start, TrainResult, TrainSpec, WeightSource,
     describe,
 };
-use crate::store::Store;
 use crate::{Error, Result};
+use store::Store;
 
 type SparseNet = Sparse<Network>;
 
@@ -125,15 +125,15 @@ impl Runner {
         self.store.discard_broken_result(id)?;
         match job {
             Job::Train(spec) => match self.train(id, spec, keep)? {
-                Some(result) => self.store.finish_locked(&lock, id, &result),
+                Some(result) => Ok(self.store.finish_locked(&lock, id, &result)?),
                 None => Ok(()),
             },
             Job::Pair(spec) => {
                 if self.store.is_done(id) {
                     return Ok(());
                 }
-                self.store
-                    .finish_locked(&lock, id, &self.interpolate(spec)?)
+                let result = self.interpolate(spec)?;
+                Ok(self.store.finish_locked(&lock, id, &result)?)
             }
         }
     }
@@ -229,7 +229,7 @@ impl Runner {
                     let final_step = self
                         .store
                         .finished::<TrainResult>(run)
-                        .map_err(to_train)?
+                        .map_err(|e| train::Error::Start(Box::new(e)))?
                         .total_steps;
                     self.state_at(run, final_step)
                         .map_err(to_train)?

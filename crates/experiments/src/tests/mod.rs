@@ -6,7 +6,7 @@ use data::{Augmentation, DatasetName, ImageSource};
 use lmc::BnPolicy;
 use nets::ModelConfig;
 use nets::params::tensor_values;
-use results::{Branch, JobKind, RunId};
+use results::{Branch, RunId};
 
 use sparsity::PruneRule;
 use train::{DataConfig, EvalConfig, LrSchedule, OptimizerConfig, Recipe, Steps};
@@ -16,7 +16,7 @@ use crate::instability::{InstabilityConfig, ParentRun, instability_summary};
 use crate::runs::{
     DataCache, MaskSource, OptimizerAtRewind, Plan, Runner, TrainResult, WeightSource,
 };
-use crate::store::{RunStatus, Store};
+use store::{RunStatus, Store};
 
 fn stripes() -> DataCache {
     let train: ImageSource = Arc::new(Stripes(48));
@@ -354,51 +354,6 @@ fn a_child_with_its_parents_data_order_is_the_parent_itself() {
     // At step 0 with another data order: the run from the init with that order.
     assert_eq!(branch(&mut plan, 0, 2, OptimizerAtRewind::Rewound), other);
     assert_eq!(plan.kept_steps(&parent), vec![0, 8]);
-}
-
-#[test]
-fn the_store_locks_runs_and_takes_over_stale_locks() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(dir.path())
-        .expect("store")
-        .with_lease(std::time::Duration::from_millis(200));
-    let id = store
-        .create(JobKind::Train, &serde_json::json!({"x": 1}))
-        .expect("create");
-    assert_eq!(store.status(&id), RunStatus::Planned);
-    assert_eq!(
-        store
-            .create(JobKind::Train, &serde_json::json!({"x": 1}))
-            .expect("same"),
-        id
-    );
-    // A lock without a heartbeat for longer than the lease is stale (see `lock` for the
-    // other cases).
-    std::fs::write(store.dir(&id).join("lock"), "4000000000").expect("lock");
-    assert!(matches!(store.status(&id), RunStatus::Running { .. }));
-    assert!(store.try_lock(&id).expect("try").is_none());
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(store.status(&id), RunStatus::Planned);
-    let lock = store.lock(&id).expect("take over");
-    assert!(matches!(store.status(&id), RunStatus::Running { .. }));
-    store
-        .finish_locked(&lock, &id, &0)
-        .expect("finish under the lock");
-    std::fs::remove_file(store.dir(&id).join("result.json")).expect("rm");
-    drop(lock);
-    std::fs::write(store.dir(&id).join(".metrics.json.tmp-1"), "x").expect("tmp");
-    let report = store.gc(false).expect("gc");
-    assert_eq!(report.temporaries, 1);
-    store.finish(&id, &1).expect("finish");
-    assert_eq!(store.status(&id), RunStatus::Done);
-    assert_eq!(store.result::<i32>(&id).expect("read"), Some(1));
-    // A directory whose identity does not match its name is refused.
-    std::fs::write(store.dir(&id).join("identity.json"), "{}").expect("tamper");
-    assert!(
-        store
-            .create(JobKind::Train, &serde_json::json!({"x": 1}))
-            .is_err()
-    );
 }
 
 #[test]

@@ -1,5 +1,4 @@
-//! The experiment store: one directory per run, named by the hash of the run's full
-//! identity, under one root.
+//! One directory per run, named by the hash of the run's full identity, under one root.
 //!
 //! ```text
 //! <root>/<kind>-<hash>/identity.json   what the run is (the hash is over this text)
@@ -22,8 +21,7 @@ use results::{JobKind, RunId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::lock::LockState;
-pub use crate::lock::RunLock;
+use crate::lock::{LockState, RunLock};
 use crate::{Error, Result};
 
 const IDENTITY: &str = "identity.json";
@@ -99,13 +97,20 @@ pub fn summary_name(what: &str, identity: &impl Serialize) -> Result<String> {
 /// 16 hex digits of the SHA-256 of the canonical JSON of `identity`.
 fn hash(identity: &impl Serialize) -> Result<String> {
     let text = canonical_json(identity)?;
-    Ok(train::sha256_hex(text.as_bytes())[..16].to_string())
+    Ok(results::sha256_hex(text.as_bytes())[..16].to_string())
 }
 
 fn canonical_json(value: &impl Serialize) -> Result<String> {
     // `serde_json::Value` keeps object keys sorted, so equal identities give equal text.
-    let value = serde_json::to_value(value).map_err(|e| Error::Invalid(e.to_string()))?;
-    serde_json::to_string_pretty(&value).map_err(|e| Error::Invalid(e.to_string()))
+    let value = serde_json::to_value(value).map_err(|e| serialize("an identity", e))?;
+    serde_json::to_string_pretty(&value).map_err(|e| serialize("an identity", e))
+}
+
+fn serialize(what: &'static str, e: serde_json::Error) -> Error {
+    Error::Serialize {
+        what,
+        reason: e.to_string(),
+    }
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {
@@ -150,12 +155,9 @@ impl Store {
         match std::fs::read_to_string(&path) {
             Ok(existing) if existing == text => {}
             Ok(_) => {
-                return Err(Error::Invalid(format!(
-                    "{} holds another identity than its name says; remove that directory",
-                    dir.display()
-                )));
+                return Err(Error::IdentityMismatch { dir });
             }
-            Err(_) => train::write_atomic(&path, text.as_bytes())?,
+            Err(_) => results::write_atomic(&path, text.as_bytes())?,
         }
         Ok(id)
     }
@@ -195,7 +197,7 @@ impl Store {
             Err(e) => return Err(format!("result.json cannot be read: {e}")),
         };
         match std::fs::read_to_string(dir.join(RESULT_SUM)) {
-            Ok(sum) if sum.trim() != train::sha256_hex(&bytes) => {
+            Ok(sum) if sum.trim() != results::sha256_hex(&bytes) => {
                 return Err("result.json does not match the checksum written with it".into());
             }
             Ok(_) => {}
@@ -235,10 +237,10 @@ impl Store {
     /// Marks a run finished with its result (atomically; the last write of a run), its checksum
     /// written just before it.
     pub fn finish(&self, id: &RunId, result: &impl Serialize) -> Result<()> {
-        let json = serde_json::to_vec_pretty(result).map_err(|e| Error::Invalid(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(result).map_err(|e| serialize("a result", e))?;
         let dir = self.dir(id);
-        train::write_atomic(&dir.join(RESULT_SUM), train::sha256_hex(&json).as_bytes())?;
-        train::write_atomic(&dir.join(RESULT), &json)?;
+        results::write_atomic(&dir.join(RESULT_SUM), results::sha256_hex(&json).as_bytes())?;
+        results::write_atomic(&dir.join(RESULT), &json)?;
         Ok(())
     }
 
@@ -377,11 +379,9 @@ fn remove_temporaries(dir: &Path, report: &mut GcReport) {
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        Error::Invalid(format!(
-            "{} is not readable ({e}); remove that run directory to recompute it",
-            path.display()
-        ))
+    serde_json::from_slice(&bytes).map_err(|e| Error::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
     })
 }
 

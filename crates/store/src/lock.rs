@@ -267,7 +267,10 @@ pub fn try_acquire(path: &Path, lease: Duration) -> Result<Option<RunLock>> {
 /// One atomic attempt: true when `path` now holds `me`.
 fn claim(path: &Path, me: &Owner) -> Result<bool> {
     let private = path.with_file_name(format!(".lock.{}.tmp", me.token));
-    let text = serde_json::to_string(me).map_err(|e| Error::Invalid(e.to_string()))?;
+    let text = serde_json::to_string(me).map_err(|e| Error::Serialize {
+        what: "a lock's owner",
+        reason: e.to_string(),
+    })?;
     std::fs::write(&private, text).map_err(|e| io(&private, e))?;
     let linked = std::fs::hard_link(&private, path);
     // NFS may report a failed link that did happen (lost reply): the link count decides.
@@ -277,11 +280,11 @@ fn claim(path: &Path, me: &Owner) -> Result<bool> {
     };
     let _ = std::fs::remove_file(&private);
     match linked {
-        Err(e) if !ours && e.kind() != std::io::ErrorKind::AlreadyExists => {
-            Err(Error::Invalid(format!(
-                "cannot lock {}: {e} (the store needs a filesystem with hard links)",
-                path.display()
-            )))
+        Err(source) if !ours && source.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(Error::NoHardLinks {
+                path: path.to_path_buf(),
+                source,
+            })
         }
         _ => Ok(ours),
     }
