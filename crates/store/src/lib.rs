@@ -12,7 +12,7 @@
 pub mod lock;
 mod store;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use results::RunId;
 
@@ -57,6 +57,14 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An I/O error with the path it happened on.
+fn io(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 #[cfg(test)]
 mod tests;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{Error, Result, io};
 
 /// Seconds without a heartbeat after which another machine's lock is stale, unless
 /// `REWIND_LOCK_LEASE_SECS` says otherwise.
@@ -160,13 +160,6 @@ impl LockState {
 
 fn process_alive(pid: u32) -> bool {
     pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
-}
-
-fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    }
 }
 
 /// A held lock: released (if still ours) on drop.

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::lock::{LockState, RunLock};
-use crate::{Error, Result};
+use crate::{Error, Result, io};
 
 const IDENTITY: &str = "identity.json";
 const RESULT: &str = "result.json";
@@ -110,13 +110,6 @@ fn serialize(what: &'static str, e: serde_json::Error) -> Error {
     Error::Serialize {
         what,
         reason: e.to_string(),
-    }
-}
-
-fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.to_path_buf(),
-        source: e,
     }
 }
 

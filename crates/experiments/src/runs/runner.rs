@@ -24,6 +24,11 @@ use store::Store;
 
 type SparseNet = Sparse<Network>;
 
+/// A branch's first state could not be made (its parent's state, mask or weights).
+fn start_failed(e: impl std::error::Error + Send + Sync + 'static) -> train::Error {
+    train::Error::Start(Box::new(e))
+}
+
 /// Training images whose activations activation matching correlates.
 const ACTIVATION_MATCHING_EXAMPLES: usize = 5_000;
 
@@ -194,7 +199,6 @@ impl Runner {
         spec: &TrainSpec,
         trainer: &Trainer,
     ) -> train::Result<TrainState<SparseNet>> {
-        let to_train = |e: Error| train::Error::Start(Box::new(e));
         match &spec.start {
             Start::Init => {
                 let s = trainer.initial_state()?;
@@ -212,13 +216,13 @@ impl Runner {
                 weights,
                 optimizer,
             } => {
-                let parent_spec = self.spec(parent).map_err(to_train)?;
+                let parent_spec = self.spec(parent).map_err(start_failed)?;
                 if parent_spec.recipe.model != spec.recipe.model {
                     return Err(train::Error::Config(format!(
                         "{parent} trains another network than its branch"
                     )));
                 }
-                let state = self.state_at(parent, *step).map_err(to_train)?;
+                let state = self.state_at(parent, *step).map_err(start_failed)?;
                 let base = match weights {
                     WeightSource::Parent => state.model.model.clone(),
                     WeightSource::Reinit { seed } => {
@@ -229,27 +233,26 @@ impl Runner {
                     let final_step = self
                         .store
                         .finished::<TrainResult>(run)
-                        .map_err(|e| train::Error::Start(Box::new(e)))?
+                        .map_err(start_failed)?
                         .total_steps;
                     self.state_at(run, final_step)
-                        .map_err(to_train)?
+                        .map_err(start_failed)?
                         .model
                         .prune_magnitude(fraction)
-                        .map_err(|e| train::Error::Start(Box::new(e)))
+                        .map_err(start_failed)
                 };
-                let sparse_err = |e: sparsity::Error| train::Error::Start(Box::new(e));
                 let model = match mask {
-                    MaskSource::Parent => state.model.transplant(base).map_err(sparse_err)?,
+                    MaskSource::Parent => state.model.transplant(base).map_err(start_failed)?,
                     MaskSource::Prune { run, fraction } => pruned(run, *fraction)?
                         .transplant(base)
-                        .map_err(sparse_err)?,
+                        .map_err(start_failed)?,
                     MaskSource::RandomLike {
                         run,
                         fraction,
                         seed,
                     } => pruned(run, *fraction)?
                         .random_mask_like(base, *seed)
-                        .map_err(sparse_err)?,
+                        .map_err(start_failed)?,
                 };
                 if state.step != *step {
                     return Err(train::Error::Config(format!(
