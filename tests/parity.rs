@@ -1,30 +1,60 @@
-//! Parity with PyTorch, step for step from our state (`tests/fixtures/parity/<case>.json`,
-//! written by `cargo xtask parity` with Table 1's recipe on PyTorch's side; see
+//! Parity with PyTorch, step for step from our state (`tests/fixtures/parity/<simd level>/
+//! <case>.json`, written by `cargo xtask parity` with Table 1's recipe on PyTorch's side; see
 //! `checks::parity`), and the proof that the comparison can fail: each convention broken
 //! alone is rejected, at the step where it first acts and not before.
+//!
+//! Our replay agrees bit for bit only among CPUs of one SIMD level (`train::cpu_simd_level`),
+//! so each level has its own fixtures. On a level without them these tests say so and pass,
+//! unless `REWIND_REQUIRE_PARITY=1` (CI sets it) makes that a failure.
 
-use checks::parity::{self, Check, Comparison, Perturbation, Phase};
+use std::path::{Path, PathBuf};
+
+use checks::parity::{self, Check, Comparison, Fixture, Perturbation, Phase};
 use experiments::runs::DataCache;
 use integration::data_dir;
 
-fn compare(name: &str, perturbation: Perturbation) -> Comparison {
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/parity")
+}
+
+/// This machine's fixture of `name`, or `None` (after saying why) on a SIMD level without one.
+fn fixture(name: &str) -> Option<Fixture> {
+    let fixture = Fixture::load_for(&fixtures(), name).expect("the parity fixture");
+    if fixture.is_none() {
+        let message = format!(
+            "no parity fixtures for this CPU's SIMD level ({}; {} missing): make them with \
+             `cargo xtask parity` (needs PyTorch)",
+            train::cpu_simd_level(),
+            Fixture::path_for(&fixtures(), name).display()
+        );
+        assert!(
+            std::env::var("REWIND_REQUIRE_PARITY").as_deref() != Ok("1"),
+            "{message}"
+        );
+        eprintln!("SKIPPED: {message}");
+    }
+    fixture
+}
+
+fn compare_with(fixture: &Fixture, name: &str, perturbation: Perturbation) -> Comparison {
     let case = parity::case(name).expect("case");
-    let fixture = parity::Fixture::load(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("fixtures/parity/{name}.json")),
-    )
-    .expect("the parity fixture");
     let data = case
         .data(&DataCache::new(&data_dir(), false))
         .expect("data");
     let measured = parity::measure_perturbed(case, &data, None, perturbation).expect("replay");
-    parity::compare(case, &fixture, &measured).expect("comparison")
+    parity::compare(case, fixture, &measured).expect("comparison")
+}
+
+fn compare(name: &str, perturbation: Perturbation) -> Option<Comparison> {
+    Some(compare_with(&fixture(name)?, name, perturbation))
 }
 
 /// The loss and every tensor's update of every step (dense and IMP child), the IMP mask bit
 /// for bit, the rewound state, and the test errors along an interpolation.
 fn matches_pytorch(name: &str) {
-    let comparison = compare(name, Perturbation::None);
+    let Some(comparison) = compare(name, Perturbation::None) else {
+        return;
+    };
     println!("{name}: {comparison:?}");
     assert!(
         comparison.passed(),
@@ -59,7 +89,9 @@ fn vgg16_matches_pytorch_step_for_step() {
 fn rejects_each(expected: &[(Perturbation, Phase, Check, u64)]) {
     let mut wrong = vec![];
     for &(perturbation, phase, check, step) in expected {
-        let comparison = compare("resnet20", perturbation);
+        let Some(comparison) = compare("resnet20", perturbation) else {
+            return;
+        };
         let first = comparison.first().map(|f| (f.phase, f.check, f.step));
         println!(
             "{perturbation:?}: first failure {first:?}: {}",
@@ -132,7 +164,9 @@ fn vgg16_parity_rejects_a_wrong_weight_decay() {
         Perturbation::WeightDecay(0.0),
         Perturbation::WeightDecay(2.0),
     ] {
-        let comparison = compare("vgg16", perturbation);
+        let Some(comparison) = compare("vgg16", perturbation) else {
+            return;
+        };
         let first = comparison.first().map(|f| (f.phase, f.check, f.step));
         assert_eq!(
             first,
@@ -141,4 +175,30 @@ fn vgg16_parity_rejects_a_wrong_weight_decay() {
             comparison.summary()
         );
     }
+}
+
+/// The fixtures are per SIMD level for a reason: against another level's fixture our replay is
+/// not the state PyTorch stepped from, and the comparison says so (a replay failure) instead
+/// of passing or blaming a convention.
+#[test]
+fn another_simd_levels_fixture_is_not_this_machines_replay() {
+    let here = train::cpu_simd_level();
+    let Some(other) = ["x86-64-v3", "x86-64-v4"].into_iter().find(|l| *l != here) else {
+        return;
+    };
+    let path = fixtures().join(other).join("lenet.json");
+    let Ok(fixture) = Fixture::load(&path) else {
+        eprintln!("SKIPPED: {} missing", path.display());
+        return;
+    };
+    let comparison = compare_with(&fixture, "lenet", Perturbation::None);
+    let replay = comparison
+        .failures
+        .iter()
+        .find(|f| f.check == Check::Replay);
+    assert!(
+        replay.is_some(),
+        "lenet replayed on {here} matched the {other} fixture state for state: {}",
+        comparison.summary()
+    );
 }

@@ -66,7 +66,7 @@ enum Command {
     /// state before every step (dense run and one IMP round), the batches and an
     /// interpolation's endpoints, and `bench/parity.py` repeats every step from our state in
     /// PyTorch, with Table 1's recipe written on its own side, and writes
-    /// `tests/fixtures/parity/<case>.json`.
+    /// `tests/fixtures/parity/<simd level>/<case>.json` (x86-64-v3, x86-64-v4, ...: this CPU's).
     Parity {
         /// The cases (default: all of lenet, resnet20, vgg16).
         #[arg(long, value_delimiter = ',')]
@@ -194,11 +194,18 @@ fn parity(cases: Vec<String>, data_dir: Option<PathBuf>) -> Result<()> {
             .args(["parity-export", "--case", &case, "--out"])
             .arg(&export);
         run(&mut rewind)?;
+        // Our replay is bit for bit only among machines of one SIMD level: one folder each.
+        let export_json = export.join("export.json");
+        let level = std::fs::read_to_string(&export_json)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|v| v["simd_level"].as_str().map(str::to_owned))
+            .with_context(|| format!("{} names no simd_level", export_json.display()))?;
         run(Process::new(&python)
             .arg(root.join("bench").join("parity.py"))
             .arg(&export)
             .arg("--out")
-            .arg(root.join(format!("tests/fixtures/parity/{case}.json"))))?;
+            .arg(root.join(format!("tests/fixtures/parity/{level}/{case}.json"))))?;
     }
     Ok(())
 }

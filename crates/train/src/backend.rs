@@ -235,6 +235,29 @@ pub fn backend_name() -> &'static str {
     }
 }
 
+/// The SIMD level the CPU backend's kernels (gemm's and burn-flex's) pick on this CPU at run
+/// time: `x86-64-v4` (AVX-512), `x86-64-v3` (AVX2 and FMA), else the architecture's name.
+/// Float sums are grouped by the vector width, so CPU trajectories agree bit for bit between
+/// machines of one level and differ at float rounding (then chaotically) between levels.
+pub fn cpu_simd_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f")
+            && has!("avx512bw")
+            && has!("avx512cd")
+            && has!("avx512dq")
+            && has!("avx512vl")
+        {
+            return "x86-64-v4";
+        }
+        if has!("avx2") && has!("fma") {
+            return "x86-64-v3";
+        }
+    }
+    std::env::consts::ARCH
+}
+
 /// The cubecl device under `device` (through autodiff), when it runs on a GPU backend.
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 fn cube_device(device: &Device) -> Option<&burn::backend::CubeDevice> {

@@ -70,6 +70,9 @@ struct Export<'a> {
     /// Per step, the labels of its batch (its images are in `batches.f32`).
     labels: Vec<Vec<i64>>,
     imp: ImpExport,
+    /// The CPU's SIMD level ([`train::cpu_simd_level`]): the fixture made from this export
+    /// holds only on machines of this level.
+    simd_level: &'static str,
     test_labels: Vec<i64>,
     alphas: Vec<f64>,
     interpolation_errors: &'a [usize],
@@ -127,6 +130,7 @@ pub(super) fn write_export(
             labels: replayed.imp_labels,
             kept: replayed.imp_kept,
         },
+        simd_level: train::cpu_simd_level(),
         test_labels,
         alphas: replayed.alphas,
         interpolation_errors: replayed.interpolation_errors,
