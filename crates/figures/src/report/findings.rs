@@ -4,10 +4,12 @@
 //! Rules. Stable: test instability under 2 points; a mean within one standard deviation of 2
 //! is undecided. Matching: the subnetwork's mean accuracy at least the dense network's mean
 //! minus one standard deviation; undecided when the threshold lies within one standard
-//! deviation of the subnetwork's mean, or when the length check shows the dense network more
-//! than 1 point short of its own longer run (then "matching" compares with an untrained
-//! network). Where a stable k is reported it is the bound the grid gives: the onset lies
-//! between the last unstable and the first stable measured k.
+//! deviation of the subnetwork's mean. When the length check shows the dense network more
+//! than 1 point short of its own longer run, "matching" against it would compare with an
+//! untrained network: then only "not matching" is decided against it, and "matching" needs
+//! the dense mean plus the longer run's gain (see [`matching`]). Where a stable k is reported
+//! it is the bound the grid gives: the onset lies between the last unstable and the first
+//! stable measured k.
 
 use std::fmt;
 
@@ -82,32 +84,44 @@ fn matching_word(matching: bool) -> &'static str {
     if matching { "matching" } else { "not matching" }
 }
 
-/// Whether `accuracy` (a subnetwork's, %) is matching for network `m`.
+/// Whether `accuracy` (a subnetwork's, %) is matching for network `m`. When the length check
+/// shows the dense network more than [`LENGTH_SHORTFALL_PP`] short of its longer run, "not
+/// matching" still stands (below the dense network at this length is below it at any longer
+/// one), but "matching" needs the subnetwork to reach the dense mean plus what the longer run
+/// gained, minus one std; between the two it is undecided.
 pub fn matching(m: &ModelResults, accuracy: MeanStd) -> Result<bool, String> {
     let dense = m.dense_accuracy.ok_or("no dense accuracy")?;
-    if let Some(c) = m
-        .length_check
-        .filter(|c| c.shortfall() > LENGTH_SHORTFALL_PP)
-    {
-        return Err(format!(
-            "the dense network is {:.1} points short of its {}-step run, so matching against it \
-             is void",
-            c.shortfall(),
-            c.long_steps
-        ));
-    }
-    let threshold = dense.mean
-        - if dense.std.is_finite() {
-            dense.std
-        } else {
-            0.0
-        };
-    if accuracy.n > 1 && (accuracy.mean - threshold).abs() < accuracy.std {
+    let spread = if dense.std.is_finite() {
+        dense.std
+    } else {
+        0.0
+    };
+    let near = |threshold: f64| accuracy.n > 1 && (accuracy.mean - threshold).abs() < accuracy.std;
+    let threshold = dense.mean - spread;
+    if near(threshold) {
         return Err(format!(
             "the threshold {threshold:.2}% is within one std of the mean"
         ));
     }
-    Ok(accuracy.mean >= threshold)
+    let Some(c) = m
+        .length_check
+        .filter(|c| c.shortfall() > LENGTH_SHORTFALL_PP)
+    else {
+        return Ok(accuracy.mean >= threshold);
+    };
+    if accuracy.mean < threshold {
+        return Ok(false);
+    }
+    let trained = threshold + c.shortfall();
+    if accuracy.mean >= trained && !near(trained) {
+        return Ok(true);
+    }
+    Err(format!(
+        "above the dense network at this length, which is {:.1} points short of its \
+         {}-step run, but below {trained:.2}% (the threshold plus that run's gain)",
+        c.shortfall(),
+        c.long_steps
+    ))
 }
 
 /// Test instability at k (dense).

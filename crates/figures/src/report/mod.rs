@@ -3,6 +3,8 @@
 
 mod beyond;
 mod findings;
+#[cfg(test)]
+mod tests;
 
 use std::fmt::Write;
 
@@ -214,7 +216,9 @@ pub fn markdown(r: &Results) -> String {
                 } else {
                     format!(
                         "{gap:.2} points short of the longer run: the dense network is not \
-                         trained, and every \"matching\" verdict of this network is undecided"
+                         trained, so a subnetwork below it is \"not matching\", and one above \
+                         it is \"matching\" only if it also reaches the dense mean plus those \
+                         {gap:.2} points (else undecided)"
                     )
                 }
             );

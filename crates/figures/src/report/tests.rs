@@ -1,0 +1,57 @@
+//! The matching rule on the quick report's Resnet-20 (dense 82.52 ± 0.57%, n = 2, 7.35 points
+//! short of its 1,800-step run) and on the same network with the length check passed.
+
+use results::{LengthCheck, MeanStd, ModelResults, Results};
+
+use super::findings::matching;
+
+fn quick_resnet20() -> ModelResults {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/results/quick/results.json");
+    let text = std::fs::read_to_string(path).expect("the quick results");
+    let results: Results = serde_json::from_str(&text).expect("quick results.json parses");
+    results
+        .models
+        .into_iter()
+        .find(|m| m.setup.preset == "resnet20")
+        .expect("a resnet20 entry")
+}
+
+fn at(mean: f64) -> MeanStd {
+    MeanStd { mean, std: 0.2, n: 2 }
+}
+
+fn trained(mut m: ModelResults) -> ModelResults {
+    m.length_check = Some(LengthCheck {
+        steps: 600,
+        test_accuracy: 83.1,
+        long_steps: 1800,
+        long_test_accuracy: 83.6,
+    });
+    m
+}
+
+#[test]
+fn a_trained_dense_network_decides_both_ways() {
+    let m = trained(quick_resnet20());
+    assert_eq!(matching(&m, at(83.0)), Ok(true));
+    assert_eq!(matching(&m, at(80.0)), Ok(false));
+    assert!(matching(&m, at(81.9)).is_err(), "within one std of 81.95");
+}
+
+#[test]
+fn a_short_dense_network_decides_not_matching_only() {
+    let m = quick_resnet20();
+    let short = m.length_check.expect("quick has a length check").shortfall();
+    assert!(short > 7.0, "{short}");
+    assert_eq!(matching(&m, at(80.0)), Ok(false), "below the short dense network");
+    let above = matching(&m, at(84.0));
+    assert!(
+        above.as_ref().is_err_and(|why| why.contains("points short")),
+        "above the short dense network, below its gain: {above:?}"
+    );
+    assert_eq!(
+        matching(&m, at(82.5 + short + 1.0)),
+        Ok(true),
+        "above the dense mean plus the longer run's gain"
+    );
+}
