@@ -6,7 +6,10 @@ use results::{LengthCheck, MeanStd, ModelResults, Results};
 use super::findings::matching;
 
 fn quick_resnet20() -> ModelResults {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/results/quick/results.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/results/quick/results.json"
+    );
     let text = std::fs::read_to_string(path).expect("the quick results");
     let results: Results = serde_json::from_str(&text).expect("quick results.json parses");
     results
@@ -17,7 +20,11 @@ fn quick_resnet20() -> ModelResults {
 }
 
 fn at(mean: f64) -> MeanStd {
-    MeanStd { mean, std: 0.2, n: 2 }
+    MeanStd {
+        mean,
+        std: 0.2,
+        n: 2,
+    }
 }
 
 fn trained(mut m: ModelResults) -> ModelResults {
@@ -41,12 +48,21 @@ fn a_trained_dense_network_decides_both_ways() {
 #[test]
 fn a_short_dense_network_decides_not_matching_only() {
     let m = quick_resnet20();
-    let short = m.length_check.expect("quick has a length check").shortfall();
+    let short = m
+        .length_check
+        .expect("quick has a length check")
+        .shortfall();
     assert!(short > 7.0, "{short}");
-    assert_eq!(matching(&m, at(80.0)), Ok(false), "below the short dense network");
+    assert_eq!(
+        matching(&m, at(80.0)),
+        Ok(false),
+        "below the short dense network"
+    );
     let above = matching(&m, at(84.0));
     assert!(
-        above.as_ref().is_err_and(|why| why.contains("points short")),
+        above
+            .as_ref()
+            .is_err_and(|why| why.contains("points short")),
         "above the short dense network, below its gain: {above:?}"
     );
     assert_eq!(
