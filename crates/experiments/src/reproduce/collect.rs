@@ -9,10 +9,10 @@ use results::{
 };
 
 use super::ModelRuns;
-use crate::Result;
 use crate::imp::imp_results;
 use crate::instability::instability_summary;
 use crate::runs::{Job, PairResult, Plan, TrainResult, run_kind};
+use crate::{Error, Result};
 use store::Store;
 
 /// Reads every planned run back from the store (all must be finished).
@@ -83,7 +83,14 @@ fn model_results(m: &ModelRuns, store: &Store) -> Result<ModelResults> {
                 .iter()
                 .find(|s| s.k == *k)
                 .and_then(|s| s.level(m.setup.design.levels, *branch))
-                .map_or(f64::NAN, |l| l.density);
+                .map(|l| l.density)
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{}: a sparse analysis of {branch} at k = {k} has no IMP run of that \
+                         branch to take its density from",
+                        m.setup.preset
+                    ))
+                })?;
             Ok(SparseAnalysis {
                 k: *k,
                 branch: *branch,

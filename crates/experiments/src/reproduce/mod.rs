@@ -245,7 +245,9 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
                 imp.push((k, init, runs));
             }
             if config.wants(Figure::needs_sparse) {
-                for (branch, parents) in branches {
+                // A branch without parents at this k (baselines only at other k) has nothing
+                // to analyse: no empty analysis, whose mean density would be NaN.
+                for (branch, parents) in branches.into_iter().filter(|(_, p)| !p.is_empty()) {
                     let pairs =
                         sparse_instability.plan(plan, &parents, setup.design.total_steps)?;
                     sparse_pairs.push((k, branch, pairs));

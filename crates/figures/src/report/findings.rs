@@ -6,8 +6,9 @@
 //! minus one standard deviation; undecided when the threshold lies within one standard
 //! deviation of the subnetwork's mean. When the length check shows the dense network more
 //! than 1 point short of its own longer run, "matching" against it would compare with an
-//! untrained network: then only "not matching" is decided against it, and "matching" needs
-//! the dense mean plus the longer run's gain (see [`matching`]). Where a stable k is reported
+//! untrained network: then only "not matching" is decided against it (assuming longer
+//! training lifts a subnetwork no more than the dense network), and "matching" needs the
+//! dense mean plus the longer run's gain (see [`matching`]). Where a stable k is reported
 //! it is the bound the grid gives: the onset lies between the last unstable and the first
 //! stable measured k.
 
@@ -86,9 +87,10 @@ fn matching_word(matching: bool) -> &'static str {
 
 /// Whether `accuracy` (a subnetwork's, %) is matching for network `m`. When the length check
 /// shows the dense network more than [`LENGTH_SHORTFALL_PP`] short of its longer run, "not
-/// matching" still stands (below the dense network at this length is below it at any longer
-/// one), but "matching" needs the subnetwork to reach the dense mean plus what the longer run
-/// gained, minus one std; between the two it is undecided.
+/// matching" still stands (on the assumption, stated in the report, that longer training lifts
+/// the subnetwork no more than the dense network), but "matching" needs the subnetwork to reach
+/// the dense mean plus what the longer run gained, minus one std; between the two it is
+/// undecided.
 pub fn matching(m: &ModelResults, accuracy: MeanStd) -> Result<bool, String> {
     let dense = m.dense_accuracy.ok_or("no dense accuracy")?;
     let spread = if dense.std.is_finite() {

@@ -216,9 +216,11 @@ pub fn markdown(r: &Results) -> String {
                 } else {
                     format!(
                         "{gap:.2} points short of the longer run: the dense network is not \
-                         trained, so a subnetwork below it is \"not matching\", and one above \
-                         it is \"matching\" only if it also reaches the dense mean plus those \
-                         {gap:.2} points (else undecided)"
+                         trained, so a subnetwork below it is \"not matching\" (assuming \
+                         longer training lifts a subnetwork no more than the dense network, \
+                         which no run here measures), and one above it is \"matching\" only \
+                         if it also reaches the dense mean plus those {gap:.2} points (else \
+                         undecided)"
                     )
                 }
             );
