@@ -1,5 +1,6 @@
 //! End-to-end runs on real MNIST (and Fashion-MNIST in place of CIFAR-10).
 
+use experiments::executor::{Executor, Local};
 use experiments::runs::{DataCache, Plan, Runner};
 use integration::data_dir;
 use store::Store;
@@ -80,8 +81,8 @@ fn imp_lenet_matches_dense_at_51_percent_with_nested_masks() {
     let runner = runner(dir.path());
     let mut plan = Plan::new();
     let runs = imp.plan(&mut plan).expect("plan");
-    runner
-        .execute_plan(&plan, 1, &indicatif::ProgressBar::hidden())
+    Local::new(&runner, 1)
+        .execute(&plan, &runner.store)
         .expect("IMP");
     let results = imp_results(&runner.store, &runs).expect("results");
     let (dense, sparse) = (&results[0], &results[3]);
@@ -136,8 +137,8 @@ fn lenet_is_stable_at_k0_on_mnist() {
         1000,
     )
     .expect("plan");
-    runner
-        .execute_plan(&plan, 2, &indicatif::ProgressBar::hidden())
+    Local::new(&runner, 2)
+        .execute(&plan, &runner.store)
         .expect("instability analysis");
     let summary = instability_summary(&runner.store, &pairs).expect("summary");
     let pair = &summary.pairs[0].result;

@@ -3,10 +3,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use data::DatasetName;
-use experiments::executor::{Executor, Local};
+use experiments::executor::{Local, Submission};
 use experiments::reproduce::{Figure, Outcome, PublishedSizes, ReproduceConfig, Scale, plan};
-use experiments::runs::Runner;
-use experiments::slurm::{JobCommands, ReportJob, Slurm, SlurmConfig, Submission};
+use experiments::slurm::{ARRAY_TASK_ID, JobCommands, JobInvocation, Slurm, SlurmConfig};
+use store::Store;
 
 use crate::store_args::{StoreArgs, progress_bar};
 
@@ -142,30 +142,32 @@ fn reproduce_config(args: &ReproduceArgs) -> Result<ReproduceConfig> {
 
 pub fn run(args: ReproduceArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
     let config = reproduce_config(&args)?;
-    experiments::reproduce::entries(&config)?;
-    let runner = args.store.runner(data_dir, allow_download, args.quiet)?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports").join(config.scale.as_str()));
     if args.dry_run {
-        return dry_run(&args, &config, &runner, &out, data_dir, allow_download);
+        return dry_run(&args, &config, &out, data_dir, allow_download);
     }
-    let local = Local {
-        runner: &runner,
-        workers: args.store.jobs,
-        progress: progress_bar(args.quiet),
-    };
-    let slurm;
-    let executor: &dyn Executor = match args.cluster.executor {
-        ExecutorKind::Local => &local,
-        ExecutorKind::Slurm => {
-            slurm = slurm_executor(&args, &config, &runner, &out, data_dir, allow_download)?;
-            &slurm
+    let outcome = match args.cluster.executor {
+        ExecutorKind::Local => {
+            let runner = args.store.runner(data_dir, allow_download, args.quiet)?;
+            let local = Local {
+                runner: &runner,
+                workers: args.store.jobs,
+                progress: progress_bar(args.quiet),
+            };
+            experiments::reproduce::run(&config, &runner.data, &local, &runner.store)
         }
-    };
-    let outcome = experiments::reproduce::run(&config, &runner.data, executor, &runner.store)
-        .map_err(|e| explain(e, &config, data_dir))?;
+        ExecutorKind::Slurm => {
+            let store = Store::open(&args.store.store)?;
+            let jobs = RewindJobs::new(&args, &out, data_dir, allow_download)?;
+            let slurm = slurm_executor(&args, &config, &jobs)?;
+            // Slurm planning needs no data: epoch lengths from the published sizes.
+            experiments::reproduce::run(&config, &PublishedSizes, &slurm, &store)
+        }
+    }
+    .map_err(|e| explain(e, &config, data_dir))?;
     match outcome {
         Outcome::Finished(results) => {
             let written = figures::write_report(&results, &out)?;
@@ -182,7 +184,7 @@ pub fn run(args: ReproduceArgs, data_dir: &Path, allow_download: bool) -> Result
         Outcome::Submitted {
             submission,
             planned,
-        } => print_submission(&submission, planned, &runner, &out),
+        } => print_submission(&submission, planned, &args.store.store, &out),
     }
     Ok(())
 }
@@ -217,16 +219,17 @@ fn explain(e: experiments::Error, config: &ReproduceConfig, data_dir: &Path) -> 
     }
 }
 
-/// Prints the plan: networks, cuts, runs, and the job arrays Slurm would get.
+/// Prints the plan: networks, cuts, runs, and the job arrays Slurm would get. Reads the
+/// store, needs no data.
 fn dry_run(
     args: &ReproduceArgs,
     config: &ReproduceConfig,
-    runner: &Runner,
     out: &Path,
     data_dir: &Path,
     allow_download: bool,
 ) -> Result<()> {
     let (plan, models) = plan(config, &PublishedSizes)?;
+    let store = Store::open(&args.store.store)?;
     for m in &models {
         let (s, d) = (&m.setup, &m.setup.design);
         println!(
@@ -243,22 +246,18 @@ fn dry_run(
         );
     }
     let trains = plan.ids().iter().filter(|id| id.is_training()).count();
-    let done = plan
-        .ids()
-        .iter()
-        .filter(|id| runner.store.is_done(id))
-        .count();
+    let done = plan.ids().iter().filter(|id| store.is_done(id)).count();
     println!(
         "{} runs ({} trainings, {} interpolations), {} already finished in {}",
         plan.len(),
         trains,
         plan.len() - trains,
         done,
-        runner.store.root().display()
+        store.root().display()
     );
     if args.cluster.executor == ExecutorKind::Slurm {
-        let slurm = slurm_executor(args, config, runner, out, data_dir, allow_download)?;
-        let arrays = slurm.arrays(&plan);
+        let jobs = RewindJobs::new(args, out, data_dir, allow_download)?;
+        let arrays = slurm_executor(args, config, &jobs)?.arrays(&plan, &store);
         let sizes: Vec<String> = arrays
             .iter()
             .map(|a| format!("{} ({})", a.name, a.tasks.len()))
@@ -272,15 +271,90 @@ fn dry_run(
     Ok(())
 }
 
-/// The Slurm executor of these options: job arrays of `rewind runs exec` tasks, and a last
-/// job that runs `rewind reproduce --config <the reproduction>` on the finished store.
+/// How Slurm's jobs invoke this binary: `rewind runs exec` for an array task, `rewind
+/// reproduce --config` for the report, with the data options of this invocation.
+struct RewindJobs {
+    /// Options before the subcommand (`--data-dir DIR`, `--no-download`).
+    global: Vec<String>,
+    devices: usize,
+    /// The report's output directory (absolute).
+    out: String,
+}
+
+impl RewindJobs {
+    fn new(
+        args: &ReproduceArgs,
+        out: &Path,
+        data_dir: &Path,
+        allow_download: bool,
+    ) -> Result<RewindJobs> {
+        let mut global = vec!["--data-dir".to_string(), absolute(data_dir)?];
+        if !allow_download {
+            global.push("--no-download".into());
+        }
+        let gpus = args.cluster.gpus_per_job as usize;
+        Ok(RewindJobs {
+            global,
+            devices: if gpus > 1 { gpus } else { args.store.devices },
+            out: absolute(out)?,
+        })
+    }
+
+    fn with_global(&self, rest: &[&str]) -> Vec<String> {
+        let mut words = self.global.clone();
+        words.extend(rest.iter().map(|w| w.to_string()));
+        words
+    }
+}
+
+impl JobInvocation for RewindJobs {
+    fn run_task(&self, store: &Path, manifest: &Path) -> Vec<String> {
+        let (store, manifest) = (store.display().to_string(), manifest.display().to_string());
+        let devices = self.devices.to_string();
+        self.with_global(&[
+            "runs",
+            "--store",
+            &store,
+            "exec",
+            "--manifest",
+            &manifest,
+            "--task",
+            ARRAY_TASK_ID,
+            "--devices",
+            &devices,
+        ])
+    }
+
+    fn render_report(&self, store: &Path, config: &Path) -> Vec<String> {
+        let (store, config) = (store.display().to_string(), config.display().to_string());
+        let devices = self.devices.to_string();
+        self.with_global(&[
+            "reproduce",
+            "--config",
+            &config,
+            "--store",
+            &store,
+            "--out",
+            &self.out,
+            "--devices",
+            &devices,
+            "--quiet",
+        ])
+    }
+}
+
+fn absolute(p: &Path) -> Result<String> {
+    Ok(std::path::absolute(p)
+        .with_context(|| format!("cannot resolve {}", p.display()))?
+        .display()
+        .to_string())
+}
+
+/// The Slurm executor of these options, with `jobs` saying how its jobs run this binary.
 fn slurm_executor<'a>(
     args: &ReproduceArgs,
     config: &ReproduceConfig,
-    runner: &'a Runner,
-    out: &Path,
-    data_dir: &Path,
-    allow_download: bool,
+    jobs: &'a RewindJobs,
 ) -> Result<Slurm<'a>> {
     let c = &args.cluster;
     let slurm = SlurmConfig {
@@ -293,61 +367,28 @@ fn slurm_executor<'a>(
         ..SlurmConfig::default()
     };
     slurm.validate()?;
-    let absolute = |p: &Path| -> Result<String> {
-        Ok(std::path::absolute(p)
-            .with_context(|| format!("cannot resolve {}", p.display()))?
-            .display()
-            .to_string())
-    };
-    let mut global = vec!["--data-dir".to_string(), absolute(data_dir)?];
-    if !allow_download {
-        global.push("--no-download".into());
-    }
-    let devices = if c.gpus_per_job > 1 {
-        c.gpus_per_job as usize
-    } else {
-        args.store.devices
-    };
-    let report = ReportJob {
-        config: config.clone(),
-        options: vec![
-            "--store".into(),
-            absolute(&args.store.store)?,
-            "--out".into(),
-            absolute(out)?,
-            "--devices".into(),
-            devices.to_string(),
-            "--quiet".into(),
-        ],
-    };
     Ok(Slurm {
-        runner,
         config: slurm,
         commands: JobCommands {
-            rewind: std::env::current_exe().context("cannot find the rewind binary")?,
-            global,
-            exec: vec!["--devices".into(), devices.to_string()],
-            report: Some(report),
+            binary: std::env::current_exe().context("cannot find the rewind binary")?,
+            invocation: jobs,
+            report: Some(config.clone()),
         },
     })
 }
 
-fn print_submission(submission: &Submission, planned: usize, runner: &Runner, out: &Path) {
-    for (array, job) in submission.arrays.iter().zip(&submission.array_jobs) {
-        let n = array.tasks.len();
+fn print_submission(submission: &Submission, planned: usize, store: &Path, out: &Path) {
+    for job in &submission.jobs {
+        let n = job.runs;
         println!(
-            "job {job}: {} ({n} run{}){}",
-            array.name,
+            "job {}: {} ({n} run{}){}",
+            job.id,
+            job.name,
             if n == 1 { "" } else { "s" },
-            if array.after.is_empty() {
+            if job.after.is_empty() {
                 String::new()
             } else {
-                let after: Vec<&str> = array
-                    .after
-                    .iter()
-                    .map(|&i| submission.array_jobs[i].as_str())
-                    .collect();
-                format!(", after {}", after.join(", "))
+                format!(", after {}", job.after.join(", "))
             }
         );
     }
@@ -361,8 +402,8 @@ fn print_submission(submission: &Submission, planned: usize, runner: &Runner, ou
         submission.runs(),
         planned,
         planned - submission.runs(),
-        submission.arrays.len(),
+        submission.jobs.len(),
         submission.dir.display(),
-        runner.store.root().display()
+        store.display()
     );
 }

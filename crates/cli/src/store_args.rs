@@ -49,7 +49,7 @@ pub fn execute(runner: &Runner, plan: &Plan, jobs: usize, quiet: bool) -> Result
         workers: jobs,
         progress: progress_bar(quiet),
     }
-    .execute(plan)?;
+    .execute(plan, &runner.store)?;
     Ok(())
 }
 

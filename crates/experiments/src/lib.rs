@@ -8,7 +8,7 @@
 //!   first state comes from; [`runs::PairSpec`]: an interpolation), the [`runs::Plan`] that
 //!   deduplicates them, and the [`runs::Runner`] that executes runs in the store.
 //! * [`executor`]: a plan brought to completion here ([`executor::Local`]) or on a Slurm
-//!   cluster ([`slurm::Slurm`]), behind one trait.
+//!   cluster ([`slurm::Slurm`]), behind one trait ([`executor::Executor`]).
 //! * [`imp`]: iterative magnitude pruning with rewinding and its baselines (Algorithm 2).
 //! * [`instability`]: instability analysis (Algorithm 1) for dense and sparse parents.
 //! * [`reproduce`]: every run the paper's figures need, at a chosen scale, planned from the

@@ -4,8 +4,9 @@
 //! run's stage is one more than its deepest unfinished dependency). Each stage becomes one job
 //! array (several where it exceeds the cluster's array size), one run per array task, with
 //! `--dependency=afterok` on the arrays that hold its runs' parents; a last job renders the
-//! report once every array has succeeded. Each task runs `rewind runs exec`, which executes
-//! its run in the shared store under the store's lock (see [`crate::lock`]), so a task whose
+//! report once every array has succeeded. Each task runs the binary's task command (for
+//! `rewind`, `rewind runs exec`; the binary says how, through [`JobInvocation`]), which
+//! executes its run in the shared store under the store's lock, so a task whose
 //! run another job already works on waits for it instead of computing it twice, and a run left
 //! behind by a crashed job is resumed from its last checkpoint by the next submission.
 //!
@@ -24,9 +25,10 @@ use std::process::Command;
 use results::{ReproduceConfig, RunId};
 use serde::{Deserialize, Serialize};
 
-use crate::executor::{Execution, Executor};
-use crate::runs::{Plan, Runner};
+use crate::executor::{Execution, Executor, Submission, SubmittedJob};
+use crate::runs::Plan;
 use crate::{Error, Result};
+use store::Store;
 
 /// How the jobs are submitted.
 #[derive(Debug, Clone)]
@@ -171,72 +173,56 @@ pub fn job_arrays(
     arrays
 }
 
-/// What was submitted.
-#[derive(Debug, Clone)]
-pub struct Submission {
-    pub dir: PathBuf,
-    pub arrays: Vec<JobArray>,
-    /// Slurm's job id of each array, in the order of `arrays`.
-    pub array_jobs: Vec<String>,
-    /// The job that renders the report after every array succeeded.
-    pub final_job: Option<String>,
+/// The shell word that expands to the array task's index in a job script.
+pub const ARRAY_TASK_ID: &str = "$SLURM_ARRAY_TASK_ID";
+
+/// How a job invokes the binary. The binary supplies its own command grammar: no library
+/// writes the command line.
+pub trait JobInvocation {
+    /// The arguments (after the binary) that execute task [`ARRAY_TASK_ID`] of `manifest`
+    /// (read with [`task`]) in the store at `store`.
+    fn run_task(&self, store: &Path, manifest: &Path) -> Vec<String>;
+    /// The arguments that reproduce the config in `config` (TOML, a [`ReproduceConfig`])
+    /// from the finished store at `store` and render its report.
+    fn render_report(&self, store: &Path, config: &Path) -> Vec<String>;
 }
 
-impl Submission {
-    pub fn runs(&self) -> usize {
-        self.arrays.iter().map(|a| a.tasks.len()).sum()
-    }
-}
-
-/// The command lines the jobs run.
-#[derive(Debug, Clone)]
-pub struct JobCommands {
-    /// The `rewind` binary to copy into the submission (the jobs run the copy).
-    pub rewind: PathBuf,
-    /// Options before the subcommand (`--data-dir DIR`, `--no-download`).
-    pub global: Vec<String>,
-    /// Options `rewind runs exec` gets after `--task` (e.g. `--devices 2`).
-    pub exec: Vec<String>,
-    /// The last job, which renders the report once every run has finished.
-    pub report: Option<ReportJob>,
-}
-
-/// The job that renders a reproduction's report: `rewind reproduce --config <file>` with the
-/// reproduction written beside the batch scripts, plus where it reads and writes.
-#[derive(Debug, Clone)]
-pub struct ReportJob {
-    pub config: ReproduceConfig,
-    /// Options after `--config FILE`: the store, the output directory, devices.
-    pub options: Vec<String>,
+/// What the jobs run.
+pub struct JobCommands<'a> {
+    /// The binary to copy into the submission (the jobs run the copy).
+    pub binary: PathBuf,
+    pub invocation: &'a dyn JobInvocation,
+    /// The reproduction the last job renders once every run has finished; none: no report
+    /// job.
+    pub report: Option<ReproduceConfig>,
 }
 
 /// A plan handed to Slurm: the unfinished runs of the plan as job arrays, submitted with
-/// `sbatch` (the call returns once they are queued).
+/// `sbatch` (the call returns once they are queued). Needs no data and no device: only the
+/// store, to register the runs and tell which are complete.
 pub struct Slurm<'a> {
-    /// Registers the plan in the store and tells which runs are complete.
-    pub runner: &'a Runner,
     pub config: SlurmConfig,
-    pub commands: JobCommands,
+    pub commands: JobCommands<'a>,
 }
 
 impl Slurm<'_> {
-    /// The job arrays that [`Executor::execute`] would submit for `plan`.
-    pub fn arrays(&self, plan: &Plan) -> Vec<JobArray> {
+    /// The job arrays that [`Executor::execute`] would submit for `plan` in `store`.
+    pub fn arrays(&self, plan: &Plan, store: &Store) -> Vec<JobArray> {
         job_arrays(
             plan,
-            |id| self.runner.is_complete(plan, id),
+            |id| plan.is_complete(store, id),
             self.config.max_array_size,
         )
     }
 }
 
 impl Executor for Slurm<'_> {
-    fn execute(&self, plan: &Plan) -> Result<Execution> {
+    fn execute(&self, plan: &Plan, store: &Store) -> Result<Execution> {
         self.config.validate()?;
-        self.runner.register(plan)?;
+        plan.register(store)?;
         let submission = submit(
-            self.runner.store.root(),
-            self.arrays(plan),
+            store.root(),
+            &self.arrays(plan, store),
             &self.commands,
             &self.config,
         )?;
@@ -296,12 +282,11 @@ fn header(config: &SlurmConfig, name: &str, logs: &Path, array: Option<usize>) -
     lines.join("\n") + "\n"
 }
 
-fn command_line(rewind: &Path, global: &[String], rest: &[String]) -> String {
-    let mut words = vec![shell_quote(&rewind.display().to_string())];
-    words.extend(global.iter().map(|w| shell_quote(w)));
-    words.extend(rest.iter().map(|w| {
-        if w == "$SLURM_ARRAY_TASK_ID" {
-            "\"$SLURM_ARRAY_TASK_ID\"".to_string()
+fn command_line(binary: &Path, args: &[String]) -> String {
+    let mut words = vec![shell_quote(&binary.display().to_string())];
+    words.extend(args.iter().map(|w| {
+        if w == ARRAY_TASK_ID {
+            format!("\"{ARRAY_TASK_ID}\"")
         } else {
             shell_quote(w)
         }
@@ -320,7 +305,7 @@ fn io(path: &Path, e: std::io::Error) -> Error {
 /// `sbatch`, dependencies first. Returns at once: Slurm runs the jobs.
 pub fn submit(
     store_root: &Path,
-    arrays: Vec<JobArray>,
+    arrays: &[JobArray],
     commands: &JobCommands,
     config: &SlurmConfig,
 ) -> Result<Submission> {
@@ -340,65 +325,54 @@ pub fn submit(
         .join(format!("{stamp}-{}", std::process::id()));
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| io(&logs, e))?;
-    let rewind = dir.join("rewind");
-    std::fs::copy(&commands.rewind, &rewind).map_err(|e| io(&commands.rewind, e))?;
-    let store_arg = store_root.display().to_string();
+    let binary = dir.join(
+        commands
+            .binary
+            .file_name()
+            .unwrap_or(std::ffi::OsStr::new("rewind")),
+    );
+    std::fs::copy(&commands.binary, &binary).map_err(|e| io(&commands.binary, e))?;
 
-    let mut array_jobs: Vec<String> = Vec::new();
-    for array in &arrays {
+    let mut jobs: Vec<SubmittedJob> = Vec::new();
+    for array in arrays {
         let manifest = dir.join(format!("{}.json", array.name));
         let text = serde_json::to_vec_pretty(&Manifest {
             tasks: array.tasks.clone(),
         })
         .map_err(|e| Error::Invalid(e.to_string()))?;
         train::write_atomic(&manifest, &text)?;
-        let mut exec = vec![
-            "runs".to_string(),
-            "--store".into(),
-            store_arg.clone(),
-            "exec".into(),
-            "--manifest".into(),
-            manifest.display().to_string(),
-            "--task".into(),
-            "$SLURM_ARRAY_TASK_ID".into(),
-        ];
-        exec.extend(commands.exec.iter().cloned());
+        let args = commands.invocation.run_task(&store_root, &manifest);
         let script = header(config, &array.name, &logs, Some(array.tasks.len()))
-            + &command_line(&rewind, &commands.global, &exec);
+            + &command_line(&binary, &args);
         let path = dir.join(format!("{}.sbatch", array.name));
         train::write_atomic(&path, script.as_bytes())?;
-        let after: Vec<&str> = array
-            .after
-            .iter()
-            .map(|&i| array_jobs[i].as_str())
-            .collect();
-        array_jobs.push(sbatch(config, &path, &after)?);
+        let after: Vec<String> = array.after.iter().map(|&i| jobs[i].id.clone()).collect();
+        jobs.push(SubmittedJob {
+            name: array.name.clone(),
+            id: sbatch(config, &path, &after)?,
+            runs: array.tasks.len(),
+            after,
+        });
     }
     let final_job = match &commands.report {
-        Some(report) => {
+        Some(reproduction) => {
             let file = dir.join("reproduce.toml");
             let text =
-                toml::to_string(&report.config).map_err(|e| Error::Invalid(e.to_string()))?;
+                toml::to_string(reproduction).map_err(|e| Error::Invalid(e.to_string()))?;
             train::write_atomic(&file, text.as_bytes())?;
-            let mut last = vec![
-                "reproduce".to_string(),
-                "--config".into(),
-                file.display().to_string(),
-            ];
-            last.extend(report.options.iter().cloned());
-            let script = header(config, "report", &logs, None)
-                + &command_line(&rewind, &commands.global, &last);
+            let args = commands.invocation.render_report(&store_root, &file);
+            let script =
+                header(config, "report", &logs, None) + &command_line(&binary, &args);
             let path = dir.join("report.sbatch");
             train::write_atomic(&path, script.as_bytes())?;
-            let after: Vec<&str> = array_jobs.iter().map(String::as_str).collect();
+            let after: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
             Some(sbatch(config, &path, &after)?)
         }
         None => None,
     };
     Ok(Submission {
         dir,
-        arrays,
-        array_jobs,
+        jobs,
         final_job,
     })
 }
@@ -412,7 +386,7 @@ fn no_sbatch(config: &SlurmConfig, e: std::io::Error) -> Error {
 }
 
 /// Submits one script; Slurm's job id.
-fn sbatch(config: &SlurmConfig, script: &Path, after: &[&str]) -> Result<String> {
+fn sbatch(config: &SlurmConfig, script: &Path, after: &[String]) -> Result<String> {
     let mut cmd = Command::new(&config.sbatch);
     cmd.arg("--parsable");
     if !after.is_empty() {

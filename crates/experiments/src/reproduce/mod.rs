@@ -16,13 +16,13 @@ pub use results::{Figure, ReproduceConfig, Scale};
 use serde::{Deserialize, Serialize};
 
 pub use self::collect::collect;
-pub use self::setup::{EpochLength, ModelSetup, PublishedSizes, entries};
+pub use self::setup::{ModelSetup, entries};
+pub use crate::runs::{EpochLength, PublishedSizes};
 use crate::Result;
-use crate::executor::{Execution, Executor, Local};
+use crate::executor::{Execution, Executor, Local, Submission};
 use crate::imp::{Baseline, ImpConfig, ImpRuns};
 use crate::instability::{InstabilityConfig, PairRuns, ParentRun};
 use crate::runs::{OptimizerAtRewind, PairSpec, Plan, Runner};
-use crate::slurm::Submission;
 use results::{Alignment, BnPolicy, Branch, Results, RunId};
 use store::Store;
 
@@ -304,12 +304,7 @@ pub enum Outcome {
 /// [`run`] in this process: `workers` runs at a time, data and store of `runner`, no
 /// progress bar.
 pub fn run_here(config: &ReproduceConfig, runner: &Runner, workers: usize) -> Result<Results> {
-    let local = Local {
-        runner,
-        workers,
-        progress: indicatif::ProgressBar::hidden(),
-    };
-    match run(config, &runner.data, &local, &runner.store)? {
+    match run(config, &runner.data, &Local::new(runner, workers), &runner.store)? {
         Outcome::Finished(results) => Ok(*results),
         Outcome::Submitted { .. } => Err(crate::Error::Invalid(
             "a local execution submitted its runs".into(),
@@ -327,7 +322,7 @@ pub fn run(
 ) -> Result<Outcome> {
     let started = Instant::now();
     let (plan, models) = plan(config, epochs)?;
-    match executor.execute(&plan)? {
+    match executor.execute(&plan, store)? {
         Execution::Finished => Ok(Outcome::Finished(Box::new(collect(
             config, &models, &plan, store, started,
         )?))),

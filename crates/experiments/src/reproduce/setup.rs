@@ -7,25 +7,8 @@ use sparsity::PruneRule;
 use train::{EvalConfig, Recipe, Steps};
 
 use crate::registry::{Cut, Entry, KChoice};
+use crate::runs::EpochLength;
 use crate::{Error, Result};
-
-/// Where planning gets the length of an epoch: the only fact of the data it needs.
-pub trait EpochLength {
-    /// Iterations per epoch of `recipe` on its dataset.
-    fn iterations_per_epoch(&self, recipe: &Recipe) -> Result<u64>;
-}
-
-/// The published sizes of the datasets' training splits (no file is read): planning without
-/// data, as `reproduce --dry-run` does.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PublishedSizes;
-
-impl EpochLength for PublishedSizes {
-    fn iterations_per_epoch(&self, recipe: &Recipe) -> Result<u64> {
-        let examples = recipe.data.dataset.train_examples() as u64;
-        Ok(examples.div_ceil(recipe.data.batch_size.max(1) as u64))
-    }
-}
 
 /// Everything one network's experiments use at one scale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,4 +1,5 @@
-//! Datasets loaded once per process and shared by every run that trains on them.
+//! Datasets loaded once per process and shared by every run that trains on them, and the
+//! length of an epoch planning needs from them ([`EpochLength`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -6,7 +7,6 @@ use std::sync::Mutex;
 use data::{DatasetName, ImageSource, Split};
 use train::{Recipe, TrainData};
 
-use crate::reproduce::EpochLength;
 use crate::{Error, Result};
 
 /// Loads datasets once and hands out [`TrainData`] per recipe.
@@ -54,6 +54,24 @@ impl DataCache {
         }
         let (train, test) = loaded[&name].clone();
         Ok(TrainData::from_sources(recipe, name, train, test)?)
+    }
+}
+
+/// Where planning gets the length of an epoch: the only fact of the data it needs.
+pub trait EpochLength {
+    /// Iterations per epoch of `recipe` on its dataset.
+    fn iterations_per_epoch(&self, recipe: &Recipe) -> Result<u64>;
+}
+
+/// The published sizes of the datasets' training splits (no file is read): planning without
+/// data, as `reproduce --dry-run` does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PublishedSizes;
+
+impl EpochLength for PublishedSizes {
+    fn iterations_per_epoch(&self, recipe: &Recipe) -> Result<u64> {
+        let examples = recipe.data.dataset.train_examples() as u64;
+        Ok(examples.div_ceil(recipe.data.batch_size.max(1) as u64))
     }
 }
 

@@ -7,7 +7,7 @@ mod jobs;
 mod plan;
 mod runner;
 
-pub use data::DataCache;
+pub use data::{DataCache, EpochLength, PublishedSizes};
 pub use jobs::{
     Job, MaskSource, OptimizerAtRewind, PairSpec, Start, TrainResult, TrainSpec, WeightSource,
     describe, run_kind,

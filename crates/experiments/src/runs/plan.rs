@@ -6,8 +6,11 @@ use results::RunId;
 use sparsity::PruneRule;
 use train::{EvalConfig, Recipe};
 
-use super::{Job, MaskSource, OptimizerAtRewind, PairSpec, Start, TrainSpec, WeightSource};
+use super::{
+    Job, MaskSource, OptimizerAtRewind, PairSpec, Start, TrainResult, TrainSpec, WeightSource,
+};
 use crate::{Error, Result};
+use store::Store;
 
 /// A graph of runs, deduplicated by id, with the checkpoints other runs need from each.
 #[derive(Debug, Default, Clone)]
@@ -52,6 +55,31 @@ impl Plan {
             .get(id)
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// Writes the identity of every run into `store` (`rewind runs list` shows them as
+    /// planned), so that any process can execute them from the store alone.
+    pub fn register(&self, store: &Store) -> Result<()> {
+        for id in &self.order {
+            if let Some(job) = self.jobs.get(id) {
+                store.create(job.kind(), job)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether run `id` is finished in `store` with every checkpoint this plan needs from it.
+    pub fn is_complete(&self, store: &Store, id: &RunId) -> bool {
+        let has_checkpoint = |step: u64| {
+            if !id.is_training() {
+                return true;
+            }
+            match store.result::<TrainResult>(id) {
+                Ok(Some(r)) if step < r.start_step => true,
+                _ => train::CheckpointStore::new(&store.dir(id)).has(step),
+            }
+        };
+        store.is_done(id) && self.kept_steps(id).into_iter().all(has_checkpoint)
     }
 
     /// Asks run `id` to keep its checkpoint at `step`.

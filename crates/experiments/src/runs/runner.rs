@@ -1,8 +1,6 @@
-//! The executor of single runs: trains a run from its start (or resumes it), interpolates a
-//! pair, and runs a whole plan with worker threads.
+//! The executor of single runs: trains a run from its start (or resumes it) and interpolates
+//! a pair. Whole plans are brought to completion by an [`crate::executor::Executor`].
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use burn::module::Module;
@@ -15,10 +13,7 @@ use results::{Alignment, AlignmentRecord, PairResult, RunId};
 use sparsity::{MaskHook, PruneRule, Sparse};
 use train::{NoHooks, Steps, TrainConfig, TrainState, Trainer};
 
-use super::{
-    DataCache, Job, MaskSource, PairSpec, Plan, Start, TrainResult, TrainSpec, WeightSource,
-    describe,
-};
+use super::{DataCache, Job, MaskSource, PairSpec, Start, TrainResult, TrainSpec, WeightSource};
 use crate::{Error, Result};
 use store::Store;
 
@@ -369,146 +364,5 @@ impl Runner {
             wall_seconds: started.elapsed().as_secs_f64(),
             alignment,
         })
-    }
-
-    /// Runs every job of `plan` with `workers` threads, dependencies first. Progress goes to
-    /// `progress` (runs done / total). Stops at the first error, letting running jobs finish
-    /// their current run; everything finished stays in the store.
-    pub fn execute_plan(
-        &self,
-        plan: &Plan,
-        workers: usize,
-        progress: &indicatif::ProgressBar,
-    ) -> Result<()> {
-        self.register(plan)?;
-        let done: BTreeSet<RunId> = plan
-            .ids()
-            .iter()
-            .filter(|id| self.is_complete(plan, id))
-            .cloned()
-            .collect();
-        progress.set_length(plan.len() as u64);
-        progress.set_position(done.len() as u64);
-        progress.reset_eta();
-        struct Shared {
-            done: BTreeSet<RunId>,
-            running: BTreeSet<RunId>,
-            failed: Option<Error>,
-        }
-        let shared = Arc::new((
-            Mutex::new(Shared {
-                done,
-                running: BTreeSet::new(),
-                failed: None,
-            }),
-            Condvar::new(),
-        ));
-        let next = |s: &Shared| -> Option<RunId> {
-            plan.ids()
-                .iter()
-                .find(|id| {
-                    !s.done.contains(*id)
-                        && !s.running.contains(*id)
-                        && plan.job(id).is_some_and(|j| {
-                            j.dependencies()
-                                .iter()
-                                .all(|d| s.done.contains(d) || plan.job(d).is_none())
-                        })
-                })
-                .cloned()
-        };
-        std::thread::scope(|scope| {
-            for _ in 0..workers.max(1) {
-                let shared = shared.clone();
-                scope.spawn(move || {
-                    let (lock, cvar) = &*shared;
-                    loop {
-                        let id = {
-                            let Ok(mut s) = lock.lock() else { return };
-                            loop {
-                                if s.failed.is_some() || s.done.len() == plan.len() {
-                                    cvar.notify_all();
-                                    return;
-                                }
-                                if let Some(id) = next(&s) {
-                                    s.running.insert(id.clone());
-                                    break id;
-                                }
-                                if s.running.is_empty() {
-                                    // Nothing runs and nothing is ready: a dependency is missing.
-                                    s.failed = Some(Error::Invalid(
-                                        "the plan has unreachable runs".into(),
-                                    ));
-                                    cvar.notify_all();
-                                    return;
-                                }
-                                s = match cvar.wait(s) {
-                                    Ok(s) => s,
-                                    Err(_) => return,
-                                };
-                            }
-                        };
-                        let Some(job) = plan.job(&id) else { return };
-                        progress.set_message(describe(job));
-                        let outcome = self.execute(&id, job, &plan.kept_steps(&id));
-                        let Ok(mut s) = lock.lock() else { return };
-                        s.running.remove(&id);
-                        match outcome {
-                            Ok(()) => {
-                                s.done.insert(id);
-                                progress.inc(1);
-                            }
-                            Err(e) => {
-                                if s.failed.is_none() {
-                                    s.failed = Some(Error::RunFailed {
-                                        id,
-                                        source: Box::new(e),
-                                    });
-                                }
-                            }
-                        }
-                        cvar.notify_all();
-                    }
-                });
-            }
-        });
-        let (lock, _) = &*shared;
-        let mut s = lock
-            .lock()
-            .map_err(|_| Error::Invalid("a worker panicked".into()))?;
-        match s.failed.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-
-    /// Writes the identity of every run of `plan` into the store (`rewind runs list` shows
-    /// them as planned), so that any process can execute them from the store alone.
-    pub fn register(&self, plan: &Plan) -> Result<()> {
-        for id in plan.ids() {
-            if let Some(job) = plan.job(id) {
-                self.store.create(job.kind(), job)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether run `id` is finished with every checkpoint `plan` needs from it.
-    pub fn is_complete(&self, plan: &Plan, id: &RunId) -> bool {
-        self.store.is_done(id)
-            && plan
-                .kept_steps(id)
-                .iter()
-                .all(|&s| self.has_checkpoint(id, s))
-    }
-
-    fn has_checkpoint(&self, id: &RunId, step: u64) -> bool {
-        if !id.is_training() {
-            return true;
-        }
-        match self.store.result::<TrainResult>(id) {
-            Ok(Some(r)) if step < r.start_step => true,
-            _ => train::CheckpointStore::new(&self.store.dir(id)).has(step),
-        }
     }
 }

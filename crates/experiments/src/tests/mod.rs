@@ -35,8 +35,9 @@ fn runner(dir: &std::path::Path) -> Runner {
 }
 
 fn run_plan(runner: &Runner, plan: &Plan) {
-    runner
-        .execute_plan(plan, 2, &indicatif::ProgressBar::hidden())
+    use crate::executor::{Executor, Local};
+    Local::new(runner, 2)
+        .execute(plan, &runner.store)
         .expect("plan");
 }
 
@@ -358,7 +359,9 @@ fn a_child_with_its_parents_data_order_is_the_parent_itself() {
 
 #[test]
 fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
-    use crate::slurm::{JobArray, JobCommands, ReportJob, SlurmConfig, job_arrays, submit, task};
+    use crate::slurm::{
+        ARRAY_TASK_ID, JobArray, JobCommands, JobInvocation, SlurmConfig, job_arrays, submit, task,
+    };
     let recipe = resnet_recipe();
     let mut plan = Plan::new();
     let parent = plan
@@ -438,18 +441,39 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
         sbatch: bin,
         ..SlurmConfig::default()
     };
+    // A binary with its own grammar: the library writes only what it is told.
+    struct Grammar;
+    impl JobInvocation for Grammar {
+        fn run_task(&self, store: &std::path::Path, manifest: &std::path::Path) -> Vec<String> {
+            let words = ["--data-dir", "/data with space", "exec", "--manifest"];
+            let mut words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+            words.extend([manifest.display().to_string(), "--in".into()]);
+            words.extend([store.display().to_string(), "--task".into()]);
+            words.extend([ARRAY_TASK_ID.into(), "--devices".into(), "1".into()]);
+            words
+        }
+        fn render_report(&self, store: &std::path::Path, config: &std::path::Path) -> Vec<String> {
+            let words = ["report", "--config"];
+            let mut words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+            words.push(config.display().to_string());
+            words.extend(["--in".into(), store.display().to_string()]);
+            words
+        }
+    }
     let commands = JobCommands {
-        rewind: fake_rewind,
-        global: vec!["--data-dir".into(), "/data with space".into()],
-        exec: vec!["--devices".into(), "1".into()],
-        report: Some(ReportJob {
-            config: crate::reproduce::config(crate::reproduce::Scale::Smoke),
-            options: vec!["--out".into(), "/reports/smoke".into()],
-        }),
+        binary: fake_rewind,
+        invocation: &Grammar,
+        report: Some(crate::reproduce::config(crate::reproduce::Scale::Smoke)),
     };
     let store = dir.path().join("store");
-    let submission = submit(&store, arrays.clone(), &commands, &config).expect("submit");
-    assert_eq!(submission.array_jobs, vec!["101", "102", "103"]);
+    let submission = submit(&store, &arrays, &commands, &config).expect("submit");
+    let ids: Vec<&str> = submission.jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, vec!["101", "102", "103"]);
+    assert_eq!(submission.runs(), plan.len());
+    for (job, array) in submission.jobs.iter().zip(&arrays) {
+        let after: Vec<String> = array.after.iter().map(|i| format!("{}", 101 + i)).collect();
+        assert_eq!(job.after, after, "{}", job.name);
+    }
     assert_eq!(submission.final_job.as_deref(), Some("104"));
     let calls = std::fs::read_to_string(&calls).expect("calls");
     let lines: Vec<&str> = calls.lines().collect();
@@ -471,12 +495,13 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
         "#SBATCH --kill-on-invalid-dep=yes".into(),
         "'/data with space'".into(),
         "exec --manifest".into(),
+        format!("--in {} --task", std::path::absolute(&store).expect("abs").display()),
         "--task \"$SLURM_ARRAY_TASK_ID\" --devices 1".into(),
     ] {
         assert!(script.contains(&expected), "{expected} not in\n{script}");
     }
     assert_eq!(
-        std::fs::read(submission.dir.join("rewind")).expect("copy"),
+        std::fs::read(submission.dir.join("rewind-binary")).expect("copy"),
         b"binary"
     );
     // The report job reproduces the serialised config, not a command line rebuilt by hand.
@@ -484,8 +509,9 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
     let file = submission.dir.join("reproduce.toml");
     assert!(
         report.contains(&format!(
-            "reproduce --config {} --out /reports/smoke",
-            file.display()
+            "report --config {} --in {}",
+            file.display(),
+            std::path::absolute(&store).expect("abs").display()
         )),
         "{report}"
     );
@@ -503,7 +529,7 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
         time: Some("2 hours".into()),
         ..SlurmConfig::default()
     };
-    assert!(submit(&store, arrays.clone(), &commands, &bad).is_err());
+    assert!(submit(&store, &arrays, &commands, &bad).is_err());
     // Without sbatch nothing is written.
     let missing = SlurmConfig {
         sbatch: dir.path().join("no-sbatch-here"),
@@ -511,7 +537,7 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
     };
     let submissions = || std::fs::read_dir(store.join("slurm")).expect("dir").count();
     let before = submissions();
-    let err = submit(&store, arrays, &commands, &missing).expect_err("no sbatch");
+    let err = submit(&store, &arrays, &commands, &missing).expect_err("no sbatch");
     assert!(err.to_string().contains("sbatch on PATH"), "{err}");
     assert_eq!(submissions(), before);
 }

@@ -71,3 +71,31 @@ fn a_short_dense_network_decides_not_matching_only() {
         "above the dense mean plus the longer run's gain"
     );
 }
+
+/// The committed medium results (re-read as `render-report` reads them: a NaN written as
+/// `null` once made this fail) and the Resnet-20 verdicts its README quotes.
+#[test]
+fn the_medium_results_decide_resnet20s_lottery_ticket_findings() {
+    use super::findings::{Verdict, findings};
+    let path = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/results/medium/results.json"
+    ));
+    let results = crate::read_results(path).expect("medium results.json reads back");
+    let m = results
+        .models
+        .iter()
+        .find(|m| m.setup.preset == "resnet20")
+        .expect("a resnet20 entry");
+    let lines = findings(m);
+    let verdict = |starts: &str| {
+        let hits: Vec<_> = lines.iter().filter(|f| f.text.starts_with(starts)).collect();
+        assert_eq!(hits.len(), 1, "one line starting {starts:?}: {lines:#?}");
+        hits[0].verdict.clone()
+    };
+    let imp = "resnet20, IMP at 16.8% density rewound to";
+    assert_eq!(verdict(&format!("{imp} k = 0 ")), Verdict::Agrees);
+    assert_eq!(verdict(&format!("{imp} k = 120 ")), Verdict::Differs);
+    assert_eq!(verdict("resnet20, random pruning at k = 120"), Verdict::Agrees);
+    assert_eq!(verdict("resnet20, random reinit at k = 120"), Verdict::Agrees);
+}
