@@ -357,12 +357,10 @@ pub fn submit(
     let final_job = match &commands.report {
         Some(reproduction) => {
             let file = dir.join("reproduce.toml");
-            let text =
-                toml::to_string(reproduction).map_err(|e| Error::Invalid(e.to_string()))?;
+            let text = toml::to_string(reproduction).map_err(|e| Error::Invalid(e.to_string()))?;
             train::write_atomic(&file, text.as_bytes())?;
             let args = commands.invocation.render_report(&store_root, &file);
-            let script =
-                header(config, "report", &logs, None) + &command_line(&binary, &args);
+            let script = header(config, "report", &logs, None) + &command_line(&binary, &args);
             let path = dir.join("report.sbatch");
             train::write_atomic(&path, script.as_bytes())?;
             let after: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();

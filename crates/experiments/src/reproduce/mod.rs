@@ -17,11 +17,11 @@ use serde::{Deserialize, Serialize};
 
 pub use self::collect::collect;
 pub use self::setup::{ModelSetup, entries};
-pub use crate::runs::{EpochLength, PublishedSizes};
 use crate::Result;
 use crate::executor::{Execution, Executor, Local, Submission};
 use crate::imp::{Baseline, ImpConfig, ImpRuns};
 use crate::instability::{InstabilityConfig, PairRuns, ParentRun};
+pub use crate::runs::{EpochLength, PublishedSizes};
 use crate::runs::{OptimizerAtRewind, PairSpec, Plan, Runner};
 use results::{Alignment, BnPolicy, Branch, Results, RunId};
 use store::Store;
@@ -304,7 +304,12 @@ pub enum Outcome {
 /// [`run`] in this process: `workers` runs at a time, data and store of `runner`, no
 /// progress bar.
 pub fn run_here(config: &ReproduceConfig, runner: &Runner, workers: usize) -> Result<Results> {
-    match run(config, &runner.data, &Local::new(runner, workers), &runner.store)? {
+    match run(
+        config,
+        &runner.data,
+        &Local::new(runner, workers),
+        &runner.store,
+    )? {
         Outcome::Finished(results) => Ok(*results),
         Outcome::Submitted { .. } => Err(crate::Error::Invalid(
             "a local execution submitted its runs".into(),

@@ -495,7 +495,10 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
         "#SBATCH --kill-on-invalid-dep=yes".into(),
         "'/data with space'".into(),
         "exec --manifest".into(),
-        format!("--in {} --task", std::path::absolute(&store).expect("abs").display()),
+        format!(
+            "--in {} --task",
+            std::path::absolute(&store).expect("abs").display()
+        ),
         "--task \"$SLURM_ARRAY_TASK_ID\" --devices 1".into(),
     ] {
         assert!(script.contains(&expected), "{expected} not in\n{script}");

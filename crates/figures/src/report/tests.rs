@@ -89,13 +89,22 @@ fn the_medium_results_decide_resnet20s_lottery_ticket_findings() {
         .expect("a resnet20 entry");
     let lines = findings(m);
     let verdict = |starts: &str| {
-        let hits: Vec<_> = lines.iter().filter(|f| f.text.starts_with(starts)).collect();
+        let hits: Vec<_> = lines
+            .iter()
+            .filter(|f| f.text.starts_with(starts))
+            .collect();
         assert_eq!(hits.len(), 1, "one line starting {starts:?}: {lines:#?}");
         hits[0].verdict.clone()
     };
     let imp = "resnet20, IMP at 16.8% density rewound to";
     assert_eq!(verdict(&format!("{imp} k = 0 ")), Verdict::Agrees);
     assert_eq!(verdict(&format!("{imp} k = 120 ")), Verdict::Differs);
-    assert_eq!(verdict("resnet20, random pruning at k = 120"), Verdict::Agrees);
-    assert_eq!(verdict("resnet20, random reinit at k = 120"), Verdict::Agrees);
+    assert_eq!(
+        verdict("resnet20, random pruning at k = 120"),
+        Verdict::Agrees
+    );
+    assert_eq!(
+        verdict("resnet20, random reinit at k = 120"),
+        Verdict::Agrees
+    );
 }
