@@ -1,0 +1,155 @@
+//! One optimiser step: the batch split into micro-batches, dealt to the devices
+//! (data-parallel replicas in their own threads), gradients weighted by each share and summed
+//! on the training device.
+
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::{Device, Tensor};
+use data::{Batch, mix_seed};
+use nets::Classifier;
+
+use super::{DROPOUT_STREAM, TrainState, Trainer};
+use crate::{Error, Result};
+
+impl Trainer {
+    /// One optimiser step on the batch of `state.step` at learning rate `lr`; returns the
+    /// loss of that batch when `read_loss` (reading it synchronises with the device).
+    pub fn step<M: Classifier>(
+        &self,
+        state: TrainState<M>,
+        loss_fn: &CrossEntropyLoss,
+        lr: f64,
+        read_loss: bool,
+    ) -> Result<(TrainState<M>, Option<f32>)> {
+        let (state, loss) = self.step_on_device(state, loss_fn, lr)?;
+        Ok((state, read_loss.then(|| nets::readback::scalar(loss))))
+    }
+
+    /// One optimiser step on the batch of `state.step` at learning rate `lr`, with no read
+    /// from the device; returns the loss of that batch as a one-element tensor on the
+    /// training device (not tracked by autodiff).
+    pub fn step_on_device<M: Classifier>(
+        &self,
+        mut state: TrainState<M>,
+        loss_fn: &CrossEntropyLoss,
+        lr: f64,
+    ) -> Result<(TrainState<M>, Tensor<1>)> {
+        let batch = self.batches.batch_and_prefetch(state.step)?;
+        let total = batch.len();
+        let micro_batches = self.config.recipe.data.micro_batches.max(1);
+        let dropout_seed = |device: usize| {
+            mix_seed(&[
+                DROPOUT_STREAM,
+                self.config.data_seed,
+                state.step,
+                device as u64,
+            ])
+        };
+        // Micro-batches dealt round-robin to the devices; the first device's share is computed
+        // here, the others' on replicas in their own threads.
+        let count = self.device_count();
+        let mut shares: Vec<Vec<Batch>> = vec![vec![]; count];
+        for (i, micro) in batch.split(micro_batches).into_iter().enumerate() {
+            shares[i % count].push(micro);
+        }
+        let own = shares.remove(0);
+        let model = &state.model;
+        let mut accumulator = GradientsAccumulator::new();
+        let (mut loss, replica_results) = std::thread::scope(|scope| {
+            let workers: Vec<_> = self
+                .replicas
+                .iter()
+                .zip(shares)
+                .enumerate()
+                .map(|(i, (device, share))| {
+                    // An independent copy: its BN statistics must not mix into the model's.
+                    let replica = model.valid().fork(device).train();
+                    let seed = dropout_seed(i + 1);
+                    scope.spawn(move || {
+                        device.seed(seed);
+                        let loss_fn = CrossEntropyLossConfig::new().init(device);
+                        let mut replica_accumulator = GradientsAccumulator::new();
+                        let loss = share_gradients(
+                            &replica,
+                            share,
+                            total,
+                            &loss_fn,
+                            device,
+                            &mut replica_accumulator,
+                        );
+                        (replica_accumulator.grads(), loss)
+                    })
+                })
+                .collect();
+            self.device.seed(dropout_seed(0));
+            let loss = share_gradients(model, own, total, loss_fn, &self.device, &mut accumulator);
+            (
+                loss,
+                workers.into_iter().map(|w| w.join()).collect::<Vec<_>>(),
+            )
+        });
+        for joined in replica_results {
+            let (grads, replica_loss) = joined
+                .map_err(|_| Error::Config("a data-parallel worker thread panicked".into()))?;
+            accumulator.accumulate(model, grads.to_device(&self.device, model));
+            loss = loss + replica_loss.to_device(&self.device);
+        }
+        let grads = accumulator.grads();
+        state.model = state.optimizer.step(lr, state.model, grads);
+        state.step += 1;
+        Ok((state, loss))
+    }
+
+    /// The loss function of training (cross-entropy), on the training device.
+    pub fn loss_fn(&self) -> CrossEntropyLoss {
+        CrossEntropyLossConfig::new().init(&self.device)
+    }
+}
+
+/// The training loss of one (micro-)batch: the weighted cross-entropies of the model's
+/// training outputs (Inception-v3's auxiliary head included), times `scale`.
+fn weighted_loss<M: Classifier>(
+    model: &M,
+    images: Tensor<4>,
+    labels: Tensor<1, burn::tensor::Int>,
+    loss_fn: &CrossEntropyLoss,
+    scale: f32,
+) -> Tensor<1> {
+    let mut terms = model
+        .forward_train(images.clone())
+        .into_iter()
+        .map(|(weight, logits)| {
+            loss_fn
+                .forward(logits, labels.clone())
+                .mul_scalar(weight * scale)
+        });
+    match terms.next() {
+        Some(first) => terms.fold(first, |sum, term| sum + term),
+        // A model that names no training outputs is trained on its plain logits.
+        None => loss_fn
+            .forward(model.forward(images), labels)
+            .mul_scalar(scale),
+    }
+}
+
+/// Adds the gradients of `share`'s micro-batches to `accumulator`, each weighted by its share
+/// of the `total` examples of the whole batch, so that the sum over all micro-batches is the
+/// gradient of the whole batch's mean loss; returns the summed loss, on `device`, unread.
+fn share_gradients<M: Classifier>(
+    model: &M,
+    share: Vec<Batch>,
+    total: usize,
+    loss_fn: &CrossEntropyLoss,
+    device: &Device,
+    accumulator: &mut GradientsAccumulator<M>,
+) -> Tensor<1> {
+    let mut loss_sum = Tensor::<1>::zeros([1], device);
+    for micro in share {
+        let weight = micro.len() as f32 / total as f32;
+        let (images, labels) = micro.into_tensors(device);
+        let loss = weighted_loss(model, images, labels, loss_fn, weight);
+        loss_sum = loss_sum + loss.clone().detach();
+        accumulator.accumulate(model, GradientsParams::from_grads(loss.backward(), model));
+    }
+    loss_sum
+}
