@@ -1,4 +1,5 @@
-//! From results to panels: one function per figure of the paper.
+//! Figures drawn: the helpers the per-figure panels share ([`crate::panels`]), the names of
+//! figures, networks and alignments, and rendering a figure to PNG.
 
 use std::path::Path;
 
@@ -25,7 +26,7 @@ pub fn model_label(m: &ModelResults) -> String {
     )
 }
 
-fn mean_curve(pairs: &[&PairRecord], train: bool) -> (Vec<(f64, f64)>, Vec<f64>) {
+pub(crate) fn mean_curve(pairs: &[&PairRecord], train: bool) -> (Vec<(f64, f64)>, Vec<f64>) {
     let Some(first) = pairs.first() else {
         return (vec![], vec![]);
     };
@@ -54,7 +55,7 @@ fn mean_curve(pairs: &[&PairRecord], train: bool) -> (Vec<(f64, f64)>, Vec<f64>)
     (points, std)
 }
 
-fn curve_panel(title: String, summary: &InstabilitySummary, k: u64) -> Panel {
+pub(crate) fn curve_panel(title: String, summary: &InstabilitySummary, k: u64) -> Panel {
     let mut panel = Panel::new(title, "interpolation α", "error (%)");
     panel.y_from_zero = true;
     let pairs: Vec<&PairRecord> = summary.pairs.iter().filter(|p| p.k == k).collect();
@@ -86,7 +87,7 @@ fn indexed_ticks(panel: &mut Panel, labels: Vec<String>) {
 
 /// Where k sits on a k axis: `log10(1 + k)` in iterations (the paper's log axis, with k = 0
 /// at its left end), or k in epochs on a linear axis for the ImageNet networks (as the paper).
-fn k_position(k: u64, m: &ModelResults) -> f64 {
+pub(crate) fn k_position(k: u64, m: &ModelResults) -> f64 {
     if m.setup.network.k_unit == KUnit::Epochs {
         k as f64 / m.setup.design.iterations_per_epoch.max(1) as f64
     } else {
@@ -95,7 +96,7 @@ fn k_position(k: u64, m: &ModelResults) -> f64 {
 }
 
 /// The k axis: proportional (see [`k_position`]), ticks at the measured k.
-fn k_axis(panel: &mut Panel, ks: &[u64], m: &ModelResults) {
+pub(crate) fn k_axis(panel: &mut Panel, ks: &[u64], m: &ModelResults) {
     let ipe = m.setup.design.iterations_per_epoch.max(1);
     let epochs = m.setup.network.k_unit == KUnit::Epochs;
     panel.x_desc = if epochs {
@@ -124,14 +125,14 @@ fn k_axis(panel: &mut Panel, ks: &[u64], m: &ModelResults) {
 }
 
 /// An instability panel: its axis from 0 and the paper's 2-pp threshold.
-fn instability_panel(title: String, x: &str, y: &str) -> Panel {
+pub(crate) fn instability_panel(title: String, x: &str, y: &str) -> Panel {
     let mut p = Panel::new(title, x, y);
     p.y_from_zero = true;
     p.threshold = Some((STABLE_PP, format!("stable below {STABLE_PP} pp")));
     p
 }
 
-fn ms_series(label: &str, color: usize, values: &[(f64, MeanStd)]) -> Series {
+pub(crate) fn ms_series(label: &str, color: usize, values: &[(f64, MeanStd)]) -> Series {
     Series::new(
         label,
         PALETTE[color % PALETTE.len()],
@@ -141,7 +142,7 @@ fn ms_series(label: &str, color: usize, values: &[(f64, MeanStd)]) -> Series {
     .markers()
 }
 
-fn dense_reference(m: &ModelResults) -> Option<Reference> {
+pub(crate) fn dense_reference(m: &ModelResults) -> Option<Reference> {
     m.dense_accuracy.map(|a| Reference {
         label: "dense network".into(),
         value: a.mean,
@@ -152,7 +153,7 @@ fn dense_reference(m: &ModelResults) -> Option<Reference> {
 /// Density axis: one position per pruning level, labelled with the % of weights remaining.
 /// Levels are geometric in density, so this is the paper's log-density axis with its ticks at
 /// the measured densities.
-fn density_axis(panel: &mut Panel, densities: &[f64]) {
+pub(crate) fn density_axis(panel: &mut Panel, densities: &[f64]) {
     let labels = densities
         .iter()
         .map(|d| {
@@ -168,7 +169,7 @@ fn density_axis(panel: &mut Panel, densities: &[f64]) {
 }
 
 /// Density of each IMP level (index = level) of a network.
-fn level_densities(m: &ModelResults) -> Vec<f64> {
+pub(crate) fn level_densities(m: &ModelResults) -> Vec<f64> {
     let mut out: Vec<(usize, f64)> = m
         .imp
         .iter()
@@ -180,305 +181,11 @@ fn level_densities(m: &ModelResults) -> Vec<f64> {
     out.into_iter().map(|x| x.1).collect()
 }
 
-fn sparse_ks(m: &ModelResults) -> Vec<u64> {
+pub(crate) fn sparse_ks(m: &ModelResults) -> Vec<u64> {
     let mut ks: Vec<u64> = m.sparse.iter().map(|s| s.k).collect();
     ks.sort_unstable();
     ks.dedup();
     ks
-}
-
-fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
-    let mut out = Vec::new();
-    for m in &results.models {
-        let label = model_label(m);
-        match figure {
-            Figure::Fig2 => {
-                if let Some(d) = &m.dense {
-                    out.push(curve_panel(label, d, 0));
-                }
-            }
-            Figure::Fig3 => {
-                if let Some(d) = &m.dense {
-                    let ks: Vec<u64> = d.per_k.iter().map(|k| k.k).collect();
-                    let mut p = instability_panel(label, "k (iterations)", "instability (pp)");
-                    let test: Vec<(f64, MeanStd)> = d
-                        .per_k
-                        .iter()
-                        .map(|k| (k_position(k.k, m), k.test_instability))
-                        .collect();
-                    p.series.push(ms_series("test", 0, &test));
-                    let train: Vec<(f64, MeanStd)> = d
-                        .per_k
-                        .iter()
-                        .filter_map(|k| k.train_instability.map(|t| (k_position(k.k, m), t)))
-                        .collect();
-                    p.series.push(ms_series("train", 1, &train));
-                    k_axis(&mut p, &ks, m);
-                    out.push(p);
-                }
-            }
-            Figure::Fig4 => {
-                if let Some(d) = &m.dense {
-                    let mut p =
-                        instability_panel(label, "training iteration", "test instability (pp)");
-                    for (i, k) in d.per_k.iter().enumerate() {
-                        let values: Vec<(f64, MeanStd)> =
-                            k.throughout.iter().map(|(s, v)| (*s as f64, *v)).collect();
-                        p.series
-                            .push(ms_series(&format!("k = {}", k.k), i, &values));
-                    }
-                    out.push(p);
-                }
-            }
-            Figure::Fig5 => {
-                if let Some(series) = m.imp_at(0) {
-                    let mut p = Panel::new(label, "% of weights remaining", "test accuracy (%)");
-                    for (i, branch) in Branch::ALL.into_iter().enumerate() {
-                        // Every branch starts from the dense network (IMP's level 0).
-                        let mut values: Vec<(f64, MeanStd)> = series
-                            .levels
-                            .iter()
-                            .filter(|l| {
-                                l.branch == branch || (l.level == 0 && l.branch == Branch::Imp)
-                            })
-                            .map(|l| (l.level as f64, l.test_accuracy))
-                            .collect();
-                        values.sort_by(|a, b| a.0.total_cmp(&b.0));
-                        if values.len() > 1 || branch == Branch::Imp {
-                            p.series.push(ms_series(branch.label(), i, &values));
-                        }
-                    }
-                    p.reference = dense_reference(m);
-                    density_axis(&mut p, &level_densities(m));
-                    out.push(p);
-                }
-            }
-            Figure::Fig6 => {
-                if let Some(s) = m.sparse_at(0, Branch::Imp) {
-                    out.push(curve_panel(
-                        format!("{label}, {:.1}% weights", 100.0 * s.density),
-                        &s.summary,
-                        0,
-                    ));
-                }
-            }
-            Figure::Fig7 => {
-                let ks = sparse_ks(m);
-                if ks.is_empty() {
-                    continue;
-                }
-                let mut inst =
-                    instability_panel(label.clone(), "rewind iteration k", "test instability (pp)");
-                let mut acc = Panel::new(label, "rewind iteration k", "test accuracy (%)");
-                for (i, branch) in Branch::ALL.into_iter().enumerate() {
-                    let name = branch.label();
-                    let at: Vec<(f64, MeanStd, MeanStd)> = ks
-                        .iter()
-                        .filter_map(|k| {
-                            let s = m.sparse_at(*k, branch)?;
-                            let ks = s.summary.per_k.first()?;
-                            Some((
-                                k_position(*k, m),
-                                ks.test_instability,
-                                ks.child_test_accuracy,
-                            ))
-                        })
-                        .collect();
-                    let ins: Vec<(f64, MeanStd)> = at.iter().map(|a| (a.0, a.1)).collect();
-                    let ac: Vec<(f64, MeanStd)> = at.iter().map(|a| (a.0, a.2)).collect();
-                    inst.series.push(ms_series(name, i, &ins));
-                    acc.series.push(ms_series(name, i, &ac));
-                }
-                acc.reference = dense_reference(m);
-                k_axis(&mut inst, &ks, m);
-                k_axis(&mut acc, &ks, m);
-                out.push(inst);
-                out.push(acc);
-            }
-            Figure::Fig8 => {
-                if m.imp.is_empty() {
-                    continue;
-                }
-                let mut p = Panel::new(label, "% of weights remaining", "test accuracy (%)");
-                let mut levels: Vec<usize> = m
-                    .imp
-                    .iter()
-                    .flat_map(|s| {
-                        s.levels
-                            .iter()
-                            .filter(|l| l.branch == Branch::Imp)
-                            .map(|l| l.level)
-                    })
-                    .collect();
-                levels.sort_unstable();
-                levels.dedup();
-                let best: Vec<(f64, MeanStd)> = levels
-                    .iter()
-                    .filter_map(|&level| {
-                        m.imp
-                            .iter()
-                            .filter_map(|s| s.level(level, Branch::Imp))
-                            .max_by(|a, b| a.test_accuracy.mean.total_cmp(&b.test_accuracy.mean))
-                            .map(|l| (l.level as f64, l.test_accuracy))
-                    })
-                    .collect();
-                p.series.push(ms_series("IMP, best rewind k", 0, &best));
-                if let Some(s0) = m.imp_at(0) {
-                    let v: Vec<(f64, MeanStd)> = s0
-                        .levels
-                        .iter()
-                        .filter(|l| l.branch == Branch::Imp)
-                        .map(|l| (l.level as f64, l.test_accuracy))
-                        .collect();
-                    p.series.push(ms_series("IMP, k = 0", 1, &v).dashed());
-                }
-                p.reference = dense_reference(m);
-                density_axis(&mut p, &level_densities(m));
-                out.push(p);
-            }
-            Figure::AppB => {
-                if let Some(d) = &m.dense {
-                    let mut p = Panel::new(label, "interpolation α", "test error (%)");
-                    p.y_from_zero = true;
-                    for (i, k) in d.per_k.iter().enumerate() {
-                        let pairs: Vec<&PairRecord> =
-                            d.pairs.iter().filter(|p| p.k == k.k).collect();
-                        let (points, std) = mean_curve(&pairs, false);
-                        p.series.push(
-                            Series::new(format!("k = {}", k.k), PALETTE[i % PALETTE.len()], points)
-                                .with_std(std),
-                        );
-                    }
-                    p.x_range = Some((0.0, 1.0));
-                    out.push(p);
-                }
-            }
-            Figure::AppC => {
-                let ks = sparse_ks(m);
-                if ks.is_empty() {
-                    continue;
-                }
-                let mut p = Panel::new(label, "interpolation α", "test error (%)");
-                p.y_from_zero = true;
-                for (i, k) in ks.iter().enumerate() {
-                    if let Some(s) = m.sparse_at(*k, Branch::Imp) {
-                        let pairs: Vec<&PairRecord> = s.summary.pairs.iter().collect();
-                        let (points, std) = mean_curve(&pairs, false);
-                        p.series.push(
-                            Series::new(
-                                format!("IMP, k = {k}"),
-                                PALETTE[i % PALETTE.len()],
-                                points,
-                            )
-                            .with_std(std),
-                        );
-                    }
-                }
-                p.x_range = Some((0.0, 1.0));
-                out.push(p);
-            }
-            Figure::AppD => {
-                if let Some(d) = &m.dense {
-                    let ks: Vec<u64> = d.per_k.iter().map(|k| k.k).collect();
-                    let mut p = Panel::new(label, "k (iterations)", "L2 distance");
-                    p.y_from_zero = true;
-                    let v: Vec<(f64, MeanStd)> = d
-                        .per_k
-                        .iter()
-                        .map(|k| (k_position(k.k, m), k.l2_prunable))
-                        .collect();
-                    p.series.push(ms_series("conv and linear weights", 0, &v));
-                    let all: Vec<(f64, MeanStd)> = d
-                        .per_k
-                        .iter()
-                        .map(|k| (k_position(k.k, m), k.l2_all))
-                        .collect();
-                    p.series.push(ms_series("all parameters", 1, &all).dashed());
-                    k_axis(&mut p, &ks, m);
-                    out.push(p);
-                }
-            }
-            Figure::AppE => {
-                let ks = sparse_ks(m);
-                if ks.is_empty() {
-                    continue;
-                }
-                let mut p = Panel::new(label, "rewind iteration k", "L2 distance");
-                p.y_from_zero = true;
-                for (i, branch) in Branch::ALL.into_iter().enumerate() {
-                    let v: Vec<(f64, MeanStd)> = ks
-                        .iter()
-                        .filter_map(|k| {
-                            let s = m.sparse_at(*k, branch)?;
-                            Some((k_position(*k, m), s.summary.per_k.first()?.l2_prunable))
-                        })
-                        .collect();
-                    p.series.push(ms_series(branch.label(), i, &v));
-                }
-                k_axis(&mut p, &ks, m);
-                out.push(p);
-            }
-            Figure::Beyond => {
-                if m.aligned.is_empty() {
-                    continue;
-                }
-                for sparse in [false, true] {
-                    let mut rows: Vec<(String, Vec<(u64, MeanStd)>)> = vec![(
-                        "no alignment (the paper)".into(),
-                        if sparse {
-                            sparse_ks(m)
-                                .into_iter()
-                                .filter_map(|k| {
-                                    let s = m.sparse_at(k, Branch::Imp)?;
-                                    Some((k, s.summary.per_k.first()?.test_instability))
-                                })
-                                .collect()
-                        } else {
-                            m.dense.as_ref().map_or(vec![], |d| {
-                                d.per_k.iter().map(|k| (k.k, k.test_instability)).collect()
-                            })
-                        },
-                    )];
-                    for a in m.aligned.iter().filter(|a| a.sparse == sparse) {
-                        rows.push((
-                            aligned_label(a),
-                            a.summary
-                                .per_k
-                                .iter()
-                                .map(|k| (k.k, k.test_instability))
-                                .collect(),
-                        ));
-                    }
-                    let mut ks: Vec<u64> =
-                        rows.iter().flat_map(|r| r.1.iter().map(|x| x.0)).collect();
-                    ks.sort_unstable();
-                    ks.dedup();
-                    if ks.is_empty() {
-                        continue;
-                    }
-                    let (title, x) = if sparse {
-                        (format!("{label}, IMP subnetworks"), "rewind iteration k")
-                    } else {
-                        (format!("{label}, dense"), "k (iterations)")
-                    };
-                    let mut p = instability_panel(title, x, "test instability (pp)");
-                    for (i, (name, values)) in rows.into_iter().enumerate() {
-                        let v: Vec<(f64, MeanStd)> = values
-                            .into_iter()
-                            .map(|(k, v)| (k_position(k, m), v))
-                            .collect();
-                        // Aligned lines dashed: where alignment changes nothing they lie on
-                        // the paper's.
-                        let series = ms_series(&name, i, &v);
-                        p.series.push(if i == 0 { series } else { series.dashed() });
-                    }
-                    k_axis(&mut p, &ks, m);
-                    out.push(p);
-                }
-            }
-        }
-    }
-    out
 }
 
 /// How a figure or the report names an aligned analysis.
@@ -501,7 +208,7 @@ pub fn alignment_label(align: Alignment, bn_policy: BnPolicy) -> String {
 
 /// Renders one figure of `results` to `path` (PNG); returns how its titles were laid out.
 pub fn render_figure(results: &Results, figure: Figure, path: &Path) -> Result<Vec<TitleLayout>> {
-    let mut panels = panels(results, figure);
+    let mut panels = crate::panels::panels(results, figure);
     if panels.is_empty() {
         let mut p = Panel::new(
             "no network of this reproduction has data for this figure",
@@ -527,7 +234,7 @@ pub fn figure_name(figure: Figure) -> String {
 
 /// The series a figure holds, by panel (for tests and the report).
 pub fn series_names(results: &Results, figure: Figure) -> Vec<(String, Vec<String>)> {
-    panels(results, figure)
+    crate::panels::panels(results, figure)
         .into_iter()
         .map(|p| {
             (

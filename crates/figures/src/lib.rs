@@ -8,6 +8,7 @@
 //! from `assets/` through plotters' pure-Rust path: no fontconfig, no system fonts.
 
 mod figs;
+mod panels;
 mod plot;
 mod report;
 

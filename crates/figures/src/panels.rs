@@ -1,0 +1,355 @@
+//! From results to panels: one function per figure of the paper, over the helpers of
+//! [`crate::figs`].
+
+use results::{Branch, Figure, MeanStd, ModelResults, PairRecord, Results};
+
+use crate::figs::{
+    aligned_label, curve_panel, dense_reference, density_axis, instability_panel, k_axis,
+    k_position, level_densities, mean_curve, model_label, ms_series, sparse_ks,
+};
+use crate::plot::{PALETTE, Panel, Series};
+
+/// The panels of `figure`, one or more per network that has its data.
+pub fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
+    let draw: fn(&ModelResults, String) -> Vec<Panel> = match figure {
+        Figure::Fig2 => fig2,
+        Figure::Fig3 => fig3,
+        Figure::Fig4 => fig4,
+        Figure::Fig5 => fig5,
+        Figure::Fig6 => fig6,
+        Figure::Fig7 => fig7,
+        Figure::Fig8 => fig8,
+        Figure::AppB => appb,
+        Figure::AppC => appc,
+        Figure::AppD => appd,
+        Figure::AppE => appe,
+        Figure::Beyond => beyond,
+    };
+    results
+        .models
+        .iter()
+        .flat_map(|m| draw(m, model_label(m)))
+        .collect()
+}
+
+/// Figure 2: the error along the path between two dense children trained from k = 0.
+fn fig2(m: &ModelResults, label: String) -> Vec<Panel> {
+    let mut out = Vec::new();
+    if let Some(d) = &m.dense {
+        out.push(curve_panel(label, d, 0));
+    }
+    out
+}
+
+/// Figure 3: test and train instability against k.
+fn fig3(m: &ModelResults, label: String) -> Vec<Panel> {
+    let mut out = Vec::new();
+    if let Some(d) = &m.dense {
+        let ks: Vec<u64> = d.per_k.iter().map(|k| k.k).collect();
+        let mut p = instability_panel(label, "k (iterations)", "instability (pp)");
+        let test: Vec<(f64, MeanStd)> = d
+            .per_k
+            .iter()
+            .map(|k| (k_position(k.k, m), k.test_instability))
+            .collect();
+        p.series.push(ms_series("test", 0, &test));
+        let train: Vec<(f64, MeanStd)> = d
+            .per_k
+            .iter()
+            .filter_map(|k| k.train_instability.map(|t| (k_position(k.k, m), t)))
+            .collect();
+        p.series.push(ms_series("train", 1, &train));
+        k_axis(&mut p, &ks, m);
+        out.push(p);
+    }
+    out
+}
+
+/// Figure 4: test instability throughout training, one line per k.
+fn fig4(m: &ModelResults, label: String) -> Vec<Panel> {
+    let mut out = Vec::new();
+    if let Some(d) = &m.dense {
+        let mut p = instability_panel(label, "training iteration", "test instability (pp)");
+        for (i, k) in d.per_k.iter().enumerate() {
+            let values: Vec<(f64, MeanStd)> =
+                k.throughout.iter().map(|(s, v)| (*s as f64, *v)).collect();
+            p.series
+                .push(ms_series(&format!("k = {}", k.k), i, &values));
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// Figure 5: accuracy against density for IMP and its baselines, rewound to k = 0.
+fn fig5(m: &ModelResults, label: String) -> Vec<Panel> {
+    let mut out = Vec::new();
+    if let Some(series) = m.imp_at(0) {
+        let mut p = Panel::new(label, "% of weights remaining", "test accuracy (%)");
+        for (i, branch) in Branch::ALL.into_iter().enumerate() {
+            // Every branch starts from the dense network (IMP's level 0).
+            let mut values: Vec<(f64, MeanStd)> = series
+                .levels
+                .iter()
+                .filter(|l| l.branch == branch || (l.level == 0 && l.branch == Branch::Imp))
+                .map(|l| (l.level as f64, l.test_accuracy))
+                .collect();
+            values.sort_by(|a, b| a.0.total_cmp(&b.0));
+            if values.len() > 1 || branch == Branch::Imp {
+                p.series.push(ms_series(branch.label(), i, &values));
+            }
+        }
+        p.reference = dense_reference(m);
+        density_axis(&mut p, &level_densities(m));
+        out.push(p);
+    }
+    out
+}
+
+/// Figure 6: the error along the path of sparse IMP subnetworks at k = 0.
+fn fig6(m: &ModelResults, label: String) -> Vec<Panel> {
+    let mut out = Vec::new();
+    if let Some(s) = m.sparse_at(0, Branch::Imp) {
+        out.push(curve_panel(
+            format!("{label}, {:.1}% weights", 100.0 * s.density),
+            &s.summary,
+            0,
+        ));
+    }
+    out
+}
+
+/// Figure 7: sparse instability and accuracy against the rewind k, one panel each.
+fn fig7(m: &ModelResults, label: String) -> Vec<Panel> {
+    let mut out = Vec::new();
+    let ks = sparse_ks(m);
+    if ks.is_empty() {
+        return out;
+    }
+    let mut inst = instability_panel(label.clone(), "rewind iteration k", "test instability (pp)");
+    let mut acc = Panel::new(label, "rewind iteration k", "test accuracy (%)");
+    for (i, branch) in Branch::ALL.into_iter().enumerate() {
+        let name = branch.label();
+        let at: Vec<(f64, MeanStd, MeanStd)> = ks
+            .iter()
+            .filter_map(|k| {
+                let s = m.sparse_at(*k, branch)?;
+                let ks = s.summary.per_k.first()?;
+                Some((
+                    k_position(*k, m),
+                    ks.test_instability,
+                    ks.child_test_accuracy,
+                ))
+            })
+            .collect();
+        let ins: Vec<(f64, MeanStd)> = at.iter().map(|a| (a.0, a.1)).collect();
+        let ac: Vec<(f64, MeanStd)> = at.iter().map(|a| (a.0, a.2)).collect();
+        inst.series.push(ms_series(name, i, &ins));
+        acc.series.push(ms_series(name, i, &ac));
+    }
+    acc.reference = dense_reference(m);
+    k_axis(&mut inst, &ks, m);
+    k_axis(&mut acc, &ks, m);
+    out.push(inst);
+    out.push(acc);
+    out
+}
+
+/// Figure 8: the best accuracy under rewinding against density, beside k = 0.
+fn fig8(m: &ModelResults, label: String) -> Vec<Panel> {
+    let mut out = Vec::new();
+    if m.imp.is_empty() {
+        return out;
+    }
+    let mut p = Panel::new(label, "% of weights remaining", "test accuracy (%)");
+    let mut levels: Vec<usize> = m
+        .imp
+        .iter()
+        .flat_map(|s| {
+            s.levels
+                .iter()
+                .filter(|l| l.branch == Branch::Imp)
+                .map(|l| l.level)
+        })
+        .collect();
+    levels.sort_unstable();
+    levels.dedup();
+    let best: Vec<(f64, MeanStd)> = levels
+        .iter()
+        .filter_map(|&level| {
+            m.imp
+                .iter()
+                .filter_map(|s| s.level(level, Branch::Imp))
+                .max_by(|a, b| a.test_accuracy.mean.total_cmp(&b.test_accuracy.mean))
+                .map(|l| (l.level as f64, l.test_accuracy))
+        })
+        .collect();
+    p.series.push(ms_series("IMP, best rewind k", 0, &best));
+    if let Some(s0) = m.imp_at(0) {
+        let v: Vec<(f64, MeanStd)> = s0
+            .levels
+            .iter()
+            .filter(|l| l.branch == Branch::Imp)
+            .map(|l| (l.level as f64, l.test_accuracy))
+            .collect();
+        p.series.push(ms_series("IMP, k = 0", 1, &v).dashed());
+    }
+    p.reference = dense_reference(m);
+    density_axis(&mut p, &level_densities(m));
+    out.push(p);
+    out
+}
+
+/// Appendix B: the error along the path of dense children, one line per k.
+fn appb(m: &ModelResults, label: String) -> Vec<Panel> {
+    let mut out = Vec::new();
+    if let Some(d) = &m.dense {
+        let mut p = Panel::new(label, "interpolation α", "test error (%)");
+        p.y_from_zero = true;
+        for (i, k) in d.per_k.iter().enumerate() {
+            let pairs: Vec<&PairRecord> = d.pairs.iter().filter(|p| p.k == k.k).collect();
+            let (points, std) = mean_curve(&pairs, false);
+            p.series.push(
+                Series::new(format!("k = {}", k.k), PALETTE[i % PALETTE.len()], points)
+                    .with_std(std),
+            );
+        }
+        p.x_range = Some((0.0, 1.0));
+        out.push(p);
+    }
+    out
+}
+
+/// Appendix C: the error along the path of sparse IMP subnetworks, one line per k.
+fn appc(m: &ModelResults, label: String) -> Vec<Panel> {
+    let mut out = Vec::new();
+    let ks = sparse_ks(m);
+    if ks.is_empty() {
+        return out;
+    }
+    let mut p = Panel::new(label, "interpolation α", "test error (%)");
+    p.y_from_zero = true;
+    for (i, k) in ks.iter().enumerate() {
+        if let Some(s) = m.sparse_at(*k, Branch::Imp) {
+            let pairs: Vec<&PairRecord> = s.summary.pairs.iter().collect();
+            let (points, std) = mean_curve(&pairs, false);
+            p.series.push(
+                Series::new(format!("IMP, k = {k}"), PALETTE[i % PALETTE.len()], points)
+                    .with_std(std),
+            );
+        }
+    }
+    p.x_range = Some((0.0, 1.0));
+    out.push(p);
+    out
+}
+
+/// Appendix D: the L2 distance between dense children against k.
+fn appd(m: &ModelResults, label: String) -> Vec<Panel> {
+    let mut out = Vec::new();
+    if let Some(d) = &m.dense {
+        let ks: Vec<u64> = d.per_k.iter().map(|k| k.k).collect();
+        let mut p = Panel::new(label, "k (iterations)", "L2 distance");
+        p.y_from_zero = true;
+        let v: Vec<(f64, MeanStd)> = d
+            .per_k
+            .iter()
+            .map(|k| (k_position(k.k, m), k.l2_prunable))
+            .collect();
+        p.series.push(ms_series("conv and linear weights", 0, &v));
+        let all: Vec<(f64, MeanStd)> = d
+            .per_k
+            .iter()
+            .map(|k| (k_position(k.k, m), k.l2_all))
+            .collect();
+        p.series.push(ms_series("all parameters", 1, &all).dashed());
+        k_axis(&mut p, &ks, m);
+        out.push(p);
+    }
+    out
+}
+
+/// Appendix E: the L2 distance between sparse children against the rewind k.
+fn appe(m: &ModelResults, label: String) -> Vec<Panel> {
+    let mut out = Vec::new();
+    let ks = sparse_ks(m);
+    if ks.is_empty() {
+        return out;
+    }
+    let mut p = Panel::new(label, "rewind iteration k", "L2 distance");
+    p.y_from_zero = true;
+    for (i, branch) in Branch::ALL.into_iter().enumerate() {
+        let v: Vec<(f64, MeanStd)> = ks
+            .iter()
+            .filter_map(|k| {
+                let s = m.sparse_at(*k, branch)?;
+                Some((k_position(*k, m), s.summary.per_k.first()?.l2_prunable))
+            })
+            .collect();
+        p.series.push(ms_series(branch.label(), i, &v));
+    }
+    k_axis(&mut p, &ks, m);
+    out.push(p);
+    out
+}
+
+/// Beyond the paper: instability with and without alignment, dense and sparse.
+fn beyond(m: &ModelResults, label: String) -> Vec<Panel> {
+    let mut out = Vec::new();
+    if m.aligned.is_empty() {
+        return out;
+    }
+    for sparse in [false, true] {
+        let mut rows: Vec<(String, Vec<(u64, MeanStd)>)> = vec![(
+            "no alignment (the paper)".into(),
+            if sparse {
+                sparse_ks(m)
+                    .into_iter()
+                    .filter_map(|k| {
+                        let s = m.sparse_at(k, Branch::Imp)?;
+                        Some((k, s.summary.per_k.first()?.test_instability))
+                    })
+                    .collect()
+            } else {
+                m.dense.as_ref().map_or(vec![], |d| {
+                    d.per_k.iter().map(|k| (k.k, k.test_instability)).collect()
+                })
+            },
+        )];
+        for a in m.aligned.iter().filter(|a| a.sparse == sparse) {
+            rows.push((
+                aligned_label(a),
+                a.summary
+                    .per_k
+                    .iter()
+                    .map(|k| (k.k, k.test_instability))
+                    .collect(),
+            ));
+        }
+        let mut ks: Vec<u64> = rows.iter().flat_map(|r| r.1.iter().map(|x| x.0)).collect();
+        ks.sort_unstable();
+        ks.dedup();
+        if ks.is_empty() {
+            continue;
+        }
+        let (title, x) = if sparse {
+            (format!("{label}, IMP subnetworks"), "rewind iteration k")
+        } else {
+            (format!("{label}, dense"), "k (iterations)")
+        };
+        let mut p = instability_panel(title, x, "test instability (pp)");
+        for (i, (name, values)) in rows.into_iter().enumerate() {
+            let v: Vec<(f64, MeanStd)> = values
+                .into_iter()
+                .map(|(k, v)| (k_position(k, m), v))
+                .collect();
+            // Aligned lines dashed: where alignment changes nothing they lie on
+            // the paper's.
+            let series = ms_series(&name, i, &v);
+            p.series.push(if i == 0 { series } else { series.dashed() });
+        }
+        k_axis(&mut p, &ks, m);
+        out.push(p);
+    }
+    out
+}
