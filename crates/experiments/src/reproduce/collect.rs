@@ -8,7 +8,7 @@ use results::{
     ReproduceConfig, Results, SparseAnalysis, TimeShare,
 };
 
-use super::ModelRuns;
+use super::{LengthCheckRuns, ModelRuns, SparseRuns};
 use crate::imp::imp_results;
 use crate::instability::instability_summary;
 use crate::runs::{Job, PairResult, Plan, TrainResult, run_kind};
@@ -49,12 +49,12 @@ fn model_results(m: &ModelRuns, store: &Store) -> Result<ModelResults> {
         Some(instability_summary(store, &m.dense_pairs)?)
     };
     let mut imp = Vec::new();
-    let mut ks: Vec<u64> = m.imp.iter().map(|(k, _, _)| *k).collect();
+    let mut ks: Vec<u64> = m.imp.iter().map(|i| i.k).collect();
     ks.dedup();
     for k in ks {
         let mut runs = Vec::new();
-        for (_, _, r) in m.imp.iter().filter(|(x, _, _)| *x == k) {
-            runs.extend(imp_results(store, r)?);
+        for i in m.imp.iter().filter(|i| i.k == k) {
+            runs.extend(imp_results(store, &i.runs)?);
         }
         imp.push(ImpSeries {
             k,
@@ -78,7 +78,7 @@ fn model_results(m: &ModelRuns, store: &Store) -> Result<ModelResults> {
     let sparse = m
         .sparse_pairs
         .iter()
-        .map(|(k, branch, pairs)| {
+        .map(|SparseRuns { k, branch, pairs }| {
             let density = imp
                 .iter()
                 .find(|s| s.k == *k)
@@ -100,7 +100,7 @@ fn model_results(m: &ModelRuns, store: &Store) -> Result<ModelResults> {
         })
         .collect::<Result<Vec<_>>>()?;
     let length_check = match &m.length_check {
-        Some((short, long)) => {
+        Some(LengthCheckRuns { short, long }) => {
             let short: TrainResult = store.finished(short)?;
             let long: TrainResult = store.finished(long)?;
             Some(LengthCheck {
@@ -127,12 +127,12 @@ fn model_results(m: &ModelRuns, store: &Store) -> Result<ModelResults> {
     let across_inits = m
         .across_inits
         .iter()
-        .map(|(init_seeds, align, bn_policy, id)| {
+        .map(|a| {
             Ok(InitPairResult {
-                init_seeds: *init_seeds,
-                align: *align,
-                bn_policy: *bn_policy,
-                result: store.finished::<PairResult>(id)?,
+                init_seeds: a.init_seeds,
+                align: a.align,
+                bn_policy: a.bn_policy,
+                result: store.finished::<PairResult>(&a.pair)?,
             })
         })
         .collect::<Result<Vec<_>>>()?;

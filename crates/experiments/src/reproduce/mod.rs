@@ -36,20 +36,52 @@ pub fn config(scale: Scale) -> ReproduceConfig {
 pub struct ModelRuns {
     pub setup: ModelSetup,
     pub dense_pairs: Vec<PairRuns>,
-    /// One IMP experiment per (rewind k, init seed).
-    pub imp: Vec<(u64, u64, ImpRuns)>,
-    /// Sparse analyses: (k, branch, pairs).
-    pub sparse_pairs: Vec<(u64, Branch, Vec<PairRuns>)>,
+    /// One IMP experiment per rewind k and init seed.
+    pub imp: Vec<ImpAt>,
+    /// The sparse instability analyses, one per rewind k and branch that was trained there.
+    pub sparse_pairs: Vec<SparseRuns>,
     /// The dense run at the scale's length and the same run at a multiple of it.
     #[serde(default)]
-    pub length_check: Option<(RunId, RunId)>,
+    pub length_check: Option<LengthCheckRuns>,
     /// The dense and IMP analyses again with alignment ("Beyond the paper").
     #[serde(default)]
     pub aligned: Vec<AlignedRuns>,
     /// Interpolations of the first init's dense run with another init's, without and with
-    /// alignment: (init seeds, alignment, BN policy, pair).
+    /// alignment.
     #[serde(default)]
-    pub across_inits: Vec<([u64; 2], Alignment, BnPolicy, RunId)>,
+    pub across_inits: Vec<AcrossInitsRun>,
+}
+
+/// One IMP experiment: rewound to `k`, from init `init_seed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImpAt {
+    pub k: u64,
+    pub init_seed: u64,
+    pub runs: ImpRuns,
+}
+
+/// The sparse instability pairs of one branch's subnetworks rewound to `k`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SparseRuns {
+    pub k: u64,
+    pub branch: Branch,
+    pub pairs: Vec<PairRuns>,
+}
+
+/// The dense run at the scale's length (`short`) and the same run at a multiple of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LengthCheckRuns {
+    pub short: RunId,
+    pub long: RunId,
+}
+
+/// An interpolation of two inits' dense runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AcrossInitsRun {
+    pub init_seeds: [u64; 2],
+    pub align: Alignment,
+    pub bn_policy: BnPolicy,
+    pub pair: RunId,
 }
 
 /// The pairs of one aligned analysis: the same children as the paper's analysis.
@@ -168,7 +200,12 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
                     with_train_error: true,
                     align,
                 })?;
-                across_inits.push(([first.init_seed, other], align, bn_policy, pair));
+                across_inits.push(AcrossInitsRun {
+                    init_seeds: [first.init_seed, other],
+                    align,
+                    bn_policy,
+                    pair,
+                });
             }
             for (align, bn_policy) in alignment_variants(&setup) {
                 aligned.push(AlignedRuns {
@@ -242,7 +279,11 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
                         });
                     }
                 }
-                imp.push((k, init, runs));
+                imp.push(ImpAt {
+                    k,
+                    init_seed: init,
+                    runs,
+                });
             }
             if config.wants(Figure::needs_sparse) {
                 // A branch without parents at this k (baselines only at other k) has nothing
@@ -250,7 +291,7 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
                 for (branch, parents) in branches.into_iter().filter(|(_, p)| !p.is_empty()) {
                     let pairs =
                         sparse_instability.plan(plan, &parents, setup.design.total_steps)?;
-                    sparse_pairs.push((k, branch, pairs));
+                    sparse_pairs.push(SparseRuns { k, branch, pairs });
                     if branch != Branch::Imp {
                         continue;
                     }
@@ -272,7 +313,10 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
             let mut train = |recipe: &train::Recipe| {
                 plan.train_from_init(recipe, init, data, &setup.eval, &setup.rule)
             };
-            Some((train(&setup.recipe)?, train(long)?))
+            Some(LengthCheckRuns {
+                short: train(&setup.recipe)?,
+                long: train(long)?,
+            })
         }
         _ => None,
     };

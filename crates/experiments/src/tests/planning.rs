@@ -137,7 +137,11 @@ fn the_length_check_is_the_dense_run_at_three_times_the_length() {
 
 fn check_length_checks(p: &crate::runs::Plan, models: &[crate::reproduce::ModelRuns]) {
     for m in models {
-        let Some((short_id, long)) = &m.length_check else {
+        let Some(crate::reproduce::LengthCheckRuns {
+            short: short_id,
+            long,
+        }) = &m.length_check
+        else {
             assert_eq!(m.setup.preset, "lenet");
             assert!(m.setup.length_check.is_none());
             continue;
@@ -225,17 +229,18 @@ fn the_medium_scale_measures_resnet20_at_its_ks_and_reuses_quicks_lenet() {
     assert!(resnet.aligned.is_empty() && resnet.across_inits.is_empty());
     // Random pruning and reinitialisation at the rewind k only, IMP at both.
     assert_eq!(design.baseline_ks, Some(vec![at(3)]));
-    for (k, _, imp) in &resnet.imp {
-        assert_eq!(!imp.baselines.is_empty(), *k == at(3), "k = {k}");
+    for imp in &resnet.imp {
+        let k = imp.k;
+        assert_eq!(!imp.runs.baselines.is_empty(), k == at(3), "k = {k}");
     }
     // Sparse analyses only where the branch was trained: IMP at both k, the baselines at the
     // rewind k; none is empty (its density would be NaN, which results.json cannot hold).
     let analysed: Vec<(u64, Branch)> = resnet
         .sparse_pairs
         .iter()
-        .map(|(k, branch, pairs)| {
-            assert!(!pairs.is_empty(), "{branch:?} at {k}: no pairs");
-            (*k, *branch)
+        .map(|s| {
+            assert!(!s.pairs.is_empty(), "{:?} at {}: no pairs", s.branch, s.k);
+            (s.k, s.branch)
         })
         .collect();
     assert_eq!(
