@@ -281,3 +281,37 @@ fn a_missing_dataset_is_a_typed_error() {
     assert_eq!(err.missing_dataset(), Some(DatasetName::Mnist));
     assert!(err.to_string().contains("mnist"), "{err}");
 }
+
+/// Every run a committed reproduction names (its IMP level runs) is a run that today's code
+/// plans for the same config: run ids are stable, so a store made then is reused now. The
+/// committed runs were planned from the data on disk; these from the published sizes.
+#[test]
+fn the_runs_of_the_committed_reproductions_are_planned_today() {
+    use crate::reproduce::{PublishedSizes, ReproduceConfig, plan};
+    fn ids(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) if s.parse::<results::RunId>().is_ok() => {
+                out.push(s.clone())
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| ids(x, out)),
+            serde_json::Value::Object(o) => o.values().for_each(|x| ids(x, out)),
+            _ => {}
+        }
+    }
+    let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/results");
+    for scale in ["quick", "medium"] {
+        let read = |file: &str| {
+            std::fs::read_to_string(format!("{docs}/{scale}/{file}")).expect("committed file")
+        };
+        let config: ReproduceConfig = toml::from_str(&read("reproduce.toml")).expect("config");
+        let results: serde_json::Value = serde_json::from_str(&read("results.json")).expect("json");
+        let mut named = Vec::new();
+        ids(&results, &mut named);
+        assert!(named.len() >= 10, "{scale}: {} run ids", named.len());
+        let (p, _) = plan(&config, &PublishedSizes).expect("plan");
+        let planned: Vec<String> = p.ids().iter().map(|id| id.to_string()).collect();
+        for id in &named {
+            assert!(planned.contains(id), "{scale}: {id} is no longer planned");
+        }
+    }
+}
