@@ -7,6 +7,7 @@
 //! one entry in [`ENTRIES`].
 
 mod entries;
+pub mod scales;
 
 use std::borrow::Cow;
 
@@ -16,6 +17,7 @@ use results::{KUnit, PaperReference, Scale};
 use train::Recipe;
 
 pub use self::entries::ENTRIES;
+pub use self::scales::{ScalePolicy, policy};
 use crate::{Error, Result};
 
 /// One network of the paper.

@@ -1,7 +1,7 @@
 //! One network's experiments at one scale: the paper's settings, cut as the registry entry
 //! says, with every cut written down in words.
 
-use results::{Design, NetworkInfo, ReproduceConfig, Scale, Setup};
+use results::{Design, NetworkInfo, ReproduceConfig, Setup};
 use serde::{Deserialize, Serialize};
 use sparsity::PruneRule;
 use train::{EvalConfig, Recipe, Steps};
@@ -90,11 +90,13 @@ impl ModelSetup {
                 "{steps} training iterations instead of {paper_steps} (schedule scaled to the length)"
             ));
         }
-        let (init_seeds, data_seeds, parent_data_seed) = match scale {
-            Scale::Paper => (vec![1, 2, 3], vec![1, 2, 3], 0),
-            Scale::Smoke | Scale::Quick | Scale::Medium => (vec![1], vec![1, 2], 1),
-        };
-        if scale != Scale::Paper {
+        let policy = crate::registry::policy(scale);
+        let (init_seeds, data_seeds, parent_data_seed) = (
+            policy.init_seeds.to_vec(),
+            policy.data_seeds.to_vec(),
+            policy.parent_data_seed,
+        );
+        if policy.cuts_the_paper {
             cuts.push(
                 "1 init x 2 data orders (1 pair per k) instead of 3 x 3; the parent's order is the first child's"
                     .into(),
@@ -140,24 +142,19 @@ impl ModelSetup {
                  the sparse instability of IMP alone at the other k"
             ));
         }
-        if scale != Scale::Paper {
+        if policy.cuts_the_paper {
             cuts.push(format!(
                 "k values: {dense_ks:?} (dense), {sparse_ks:?} (sparse) instead of the paper's {unscaled_ks:?}"
             ));
         }
         let paper = entry.pruning;
         // Fewer, larger rounds to the same density at the smaller scales.
-        let (levels, fraction) = match scale {
-            Scale::Paper => (paper.rounds, paper.fraction),
-            Scale::Smoke | Scale::Quick | Scale::Medium => {
-                let levels = match (scale, cut.and_then(|c| c.imp_rounds)) {
-                    (_, Some(rounds)) => rounds,
-                    (Scale::Smoke, None) => paper.rounds.min(2),
-                    _ => paper.rounds.div_ceil(4),
-                };
-                (levels, 1.0 - paper.density().powf(1.0 / levels as f64))
-            }
-        };
+        let (levels, fraction) = policy.imp_schedule(
+            paper.rounds,
+            paper.fraction,
+            paper.density(),
+            cut.and_then(|c| c.imp_rounds),
+        );
         if (levels, fraction) != (paper.rounds, paper.fraction) {
             cuts.push(format!(
                 "IMP in {levels} rounds of {:.1}% instead of {} rounds of {:.0}% (same final density)",
@@ -166,16 +163,13 @@ impl ModelSetup {
                 100.0 * paper.fraction
             ));
         }
-        let baseline_levels: Vec<usize> = match scale {
-            Scale::Quick | Scale::Medium => vec![levels.div_ceil(2), levels],
-            Scale::Paper | Scale::Smoke => (1..=levels).collect(),
-        };
+        let baseline_levels = policy.baseline_levels(levels);
         let (eval, curve_eval, points) = evaluation(cut, &mut cuts);
         let throughout_every = match cut {
             Some(cut) => steps / cut.throughout_divisor,
             None => (steps / 8).max(1),
         };
-        if scale != Scale::Paper {
+        if policy.cuts_the_paper {
             cuts.push(format!(
                 "Figure 4 interpolates the children every {throughout_every} iterations"
             ));

@@ -315,3 +315,60 @@ fn the_runs_of_the_committed_reproductions_are_planned_today() {
         }
     }
 }
+
+/// The ids of every run each scale plans (every network, every figure, CIFAR-10 substituted
+/// by Fashion-MNIST, as the committed reproductions ran), as one SHA-256 per scale. A change
+/// here means stores made before it are no longer reused: update the digests only when that
+/// is intended, and say so.
+#[test]
+fn every_scale_plans_the_same_run_ids() {
+    use crate::reproduce::{Figure, PublishedSizes, Scale, config, plan};
+    let digest = |scale: Scale| {
+        let mut c = config(scale);
+        c.figures = Figure::ALL.to_vec();
+        c.substitutes = vec![(DatasetName::Cifar10, DatasetName::FashionMnist)];
+        let (p, _) = plan(&c, &PublishedSizes).expect("plan");
+        let ids: Vec<String> = p.ids().iter().map(|id| id.to_string()).collect();
+        (ids.len(), results::sha256_hex(ids.join("\n").as_bytes()))
+    };
+    let got: Vec<(Scale, usize, String)> =
+        [Scale::Smoke, Scale::Quick, Scale::Medium, Scale::Paper]
+            .into_iter()
+            .map(|s| {
+                let (n, d) = digest(s);
+                (s, n, d)
+            })
+            .collect();
+    for (scale, n, d) in &got {
+        println!("{scale}: {n} runs, {d}");
+    }
+    let expected: [(Scale, usize, &str); 4] = [
+        (
+            Scale::Smoke,
+            153,
+            "2237ae251fa87e613ba90ab814f76a5010d58ae12d56904c934ccb9a8012cd9f",
+        ),
+        (
+            Scale::Quick,
+            202,
+            "90e225d594b8813d21eff851c548d57c2adfc8eda836e6c58cdcefc2217c242b",
+        ),
+        (
+            Scale::Medium,
+            127,
+            "b0e340c4c07480510586836fbd3f4aac05e86fabaa8df7d37e453c512988dcff",
+        ),
+        (
+            Scale::Paper,
+            14982,
+            "842b418306afab9ebeabbf3dd400f7fe6e13e9a2f729f4ea502a98f1113a9ab6",
+        ),
+    ];
+    for ((scale, n, d), (_, en, ed)) in got.iter().zip(expected) {
+        assert_eq!(
+            (*n, d.as_str()),
+            (en, ed),
+            "{scale}: the planned run ids changed"
+        );
+    }
+}
