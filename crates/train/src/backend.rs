@@ -109,7 +109,7 @@ pub fn check_device() -> Result<Device> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        if let Some(reason) = known_crash(&device).or_else(|| missing_driver(&device)) {
+        if let Some(reason) = missing_driver(&device).or_else(|| known_crash(&device)) {
             return Err(reason);
         }
         Ok(nets::readback::scalar(
@@ -146,8 +146,17 @@ pub fn check_device() -> Result<Device> {
 fn known_crash(device: &Device) -> Option<String> {
     #[cfg(feature = "vulkan")]
     {
+        // Only a wgpu device can be lavapipe; asking a CUDA device for its runtime or identity
+        // would open it (and panic where there is no driver).
+        if !matches!(
+            cube_device(device),
+            Some(burn::backend::CubeDevice::Wgpu(_))
+        ) || runtime_name(device) != "wgpu<spirv>"
+        {
+            return None;
+        }
         let name = device.as_dispatch().identity()?.name;
-        if name.to_ascii_lowercase().contains("llvmpipe") && runtime_name(device) == "wgpu<spirv>" {
+        if name.to_ascii_lowercase().contains("llvmpipe") {
             return Some(format!(
                 "{name} is Mesa's lavapipe, which crashes compiling the SPIR-V kernels of a \
                  `vulkan` build (measured with Mesa 22.3.6): run lavapipe with a `--features \
