@@ -12,17 +12,17 @@ use crate::plot::{PALETTE, Panel, Series};
 /// The panels of `figure`, one or more per network that has its data.
 pub fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
     let draw: fn(&ModelResults, String) -> Vec<Panel> = match figure {
-        Figure::Fig2 => fig2,
-        Figure::Fig3 => fig3,
-        Figure::Fig4 => fig4,
-        Figure::Fig5 => fig5,
-        Figure::Fig6 => fig6,
+        Figure::Fig2 => |m, l| fig2(m, l).into_iter().collect(),
+        Figure::Fig3 => |m, l| fig3(m, l).into_iter().collect(),
+        Figure::Fig4 => |m, l| fig4(m, l).into_iter().collect(),
+        Figure::Fig5 => |m, l| fig5(m, l).into_iter().collect(),
+        Figure::Fig6 => |m, l| fig6(m, l).into_iter().collect(),
         Figure::Fig7 => fig7,
-        Figure::Fig8 => fig8,
-        Figure::AppB => appb,
-        Figure::AppC => appc,
-        Figure::AppD => appd,
-        Figure::AppE => appe,
+        Figure::Fig8 => |m, l| fig8(m, l).into_iter().collect(),
+        Figure::AppB => |m, l| appb(m, l).into_iter().collect(),
+        Figure::AppC => |m, l| appc(m, l).into_iter().collect(),
+        Figure::AppD => |m, l| appd(m, l).into_iter().collect(),
+        Figure::AppE => |m, l| appe(m, l).into_iter().collect(),
         Figure::Beyond => beyond,
     };
     results
@@ -33,98 +33,82 @@ pub fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
 }
 
 /// Figure 2: the error along the path between two dense children trained from k = 0.
-fn fig2(m: &ModelResults, label: String) -> Vec<Panel> {
-    let mut out = Vec::new();
-    if let Some(d) = &m.dense {
-        out.push(curve_panel(label, d, 0));
-    }
-    out
+fn fig2(m: &ModelResults, label: String) -> Option<Panel> {
+    let d = m.dense.as_ref()?;
+    Some(curve_panel(label, d, 0))
 }
 
 /// Figure 3: test and train instability against k.
-fn fig3(m: &ModelResults, label: String) -> Vec<Panel> {
-    let mut out = Vec::new();
-    if let Some(d) = &m.dense {
-        let ks: Vec<u64> = d.per_k.iter().map(|k| k.k).collect();
-        let mut p = instability_panel(label, "k (iterations)", "instability (pp)");
-        let test: Vec<(f64, MeanStd)> = d
-            .per_k
-            .iter()
-            .map(|k| (k_position(k.k, m), k.test_instability))
-            .collect();
-        p.series.push(ms_series("test", 0, &test));
-        let train: Vec<(f64, MeanStd)> = d
-            .per_k
-            .iter()
-            .filter_map(|k| k.train_instability.map(|t| (k_position(k.k, m), t)))
-            .collect();
-        p.series.push(ms_series("train", 1, &train));
-        k_axis(&mut p, &ks, m);
-        out.push(p);
-    }
-    out
+fn fig3(m: &ModelResults, label: String) -> Option<Panel> {
+    let d = m.dense.as_ref()?;
+    let ks: Vec<u64> = d.per_k.iter().map(|k| k.k).collect();
+    let mut p = instability_panel(label, "k (iterations)", "instability (pp)");
+    let test: Vec<(f64, MeanStd)> = d
+        .per_k
+        .iter()
+        .map(|k| (k_position(k.k, m), k.test_instability))
+        .collect();
+    p.series.push(ms_series("test", 0, &test));
+    let train: Vec<(f64, MeanStd)> = d
+        .per_k
+        .iter()
+        .filter_map(|k| k.train_instability.map(|t| (k_position(k.k, m), t)))
+        .collect();
+    p.series.push(ms_series("train", 1, &train));
+    k_axis(&mut p, &ks, m);
+    Some(p)
 }
 
 /// Figure 4: test instability throughout training, one line per k.
-fn fig4(m: &ModelResults, label: String) -> Vec<Panel> {
-    let mut out = Vec::new();
-    if let Some(d) = &m.dense {
-        let mut p = instability_panel(label, "training iteration", "test instability (pp)");
-        for (i, k) in d.per_k.iter().enumerate() {
-            let values: Vec<(f64, MeanStd)> =
-                k.throughout.iter().map(|(s, v)| (*s as f64, *v)).collect();
-            p.series
-                .push(ms_series(&format!("k = {}", k.k), i, &values));
-        }
-        out.push(p);
+fn fig4(m: &ModelResults, label: String) -> Option<Panel> {
+    let d = m.dense.as_ref()?;
+    let mut p = instability_panel(label, "training iteration", "test instability (pp)");
+    for (i, k) in d.per_k.iter().enumerate() {
+        let values: Vec<(f64, MeanStd)> =
+            k.throughout.iter().map(|(s, v)| (*s as f64, *v)).collect();
+        p.series
+            .push(ms_series(&format!("k = {}", k.k), i, &values));
     }
-    out
+    Some(p)
 }
 
 /// Figure 5: accuracy against density for IMP and its baselines, rewound to k = 0.
-fn fig5(m: &ModelResults, label: String) -> Vec<Panel> {
-    let mut out = Vec::new();
-    if let Some(series) = m.imp_at(0) {
-        let mut p = Panel::new(label, "% of weights remaining", "test accuracy (%)");
-        for (i, branch) in Branch::ALL.into_iter().enumerate() {
-            // Every branch starts from the dense network (IMP's level 0).
-            let mut values: Vec<(f64, MeanStd)> = series
-                .levels
-                .iter()
-                .filter(|l| l.branch == branch || (l.level == 0 && l.branch == Branch::Imp))
-                .map(|l| (l.level as f64, l.test_accuracy))
-                .collect();
-            values.sort_by(|a, b| a.0.total_cmp(&b.0));
-            if values.len() > 1 || branch == Branch::Imp {
-                p.series.push(ms_series(branch.label(), i, &values));
-            }
+fn fig5(m: &ModelResults, label: String) -> Option<Panel> {
+    let series = m.imp_at(0)?;
+    let mut p = Panel::new(label, "% of weights remaining", "test accuracy (%)");
+    for (i, branch) in Branch::ALL.into_iter().enumerate() {
+        // Every branch starts from the dense network (IMP's level 0).
+        let mut values: Vec<(f64, MeanStd)> = series
+            .levels
+            .iter()
+            .filter(|l| l.branch == branch || (l.level == 0 && l.branch == Branch::Imp))
+            .map(|l| (l.level as f64, l.test_accuracy))
+            .collect();
+        values.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if values.len() > 1 || branch == Branch::Imp {
+            p.series.push(ms_series(branch.label(), i, &values));
         }
-        p.reference = dense_reference(m);
-        density_axis(&mut p, &level_densities(m));
-        out.push(p);
     }
-    out
+    p.reference = dense_reference(m);
+    density_axis(&mut p, &level_densities(m));
+    Some(p)
 }
 
 /// Figure 6: the error along the path of sparse IMP subnetworks at k = 0.
-fn fig6(m: &ModelResults, label: String) -> Vec<Panel> {
-    let mut out = Vec::new();
-    if let Some(s) = m.sparse_at(0, Branch::Imp) {
-        out.push(curve_panel(
-            format!("{label}, {:.1}% weights", 100.0 * s.density),
-            &s.summary,
-            0,
-        ));
-    }
-    out
+fn fig6(m: &ModelResults, label: String) -> Option<Panel> {
+    let s = m.sparse_at(0, Branch::Imp)?;
+    Some(curve_panel(
+        format!("{label}, {:.1}% weights", 100.0 * s.density),
+        &s.summary,
+        0,
+    ))
 }
 
 /// Figure 7: sparse instability and accuracy against the rewind k, one panel each.
 fn fig7(m: &ModelResults, label: String) -> Vec<Panel> {
-    let mut out = Vec::new();
     let ks = sparse_ks(m);
     if ks.is_empty() {
-        return out;
+        return vec![];
     }
     let mut inst = instability_panel(label.clone(), "rewind iteration k", "test instability (pp)");
     let mut acc = Panel::new(label, "rewind iteration k", "test accuracy (%)");
@@ -150,16 +134,13 @@ fn fig7(m: &ModelResults, label: String) -> Vec<Panel> {
     acc.reference = dense_reference(m);
     k_axis(&mut inst, &ks, m);
     k_axis(&mut acc, &ks, m);
-    out.push(inst);
-    out.push(acc);
-    out
+    vec![inst, acc]
 }
 
 /// Figure 8: the best accuracy under rewinding against density, beside k = 0.
-fn fig8(m: &ModelResults, label: String) -> Vec<Panel> {
-    let mut out = Vec::new();
+fn fig8(m: &ModelResults, label: String) -> Option<Panel> {
     if m.imp.is_empty() {
-        return out;
+        return None;
     }
     let mut p = Panel::new(label, "% of weights remaining", "test accuracy (%)");
     let mut levels: Vec<usize> = m
@@ -196,85 +177,76 @@ fn fig8(m: &ModelResults, label: String) -> Vec<Panel> {
     }
     p.reference = dense_reference(m);
     density_axis(&mut p, &level_densities(m));
-    out.push(p);
-    out
+    Some(p)
 }
 
 /// Appendix B: the error along the path of dense children, one line per k.
-fn appb(m: &ModelResults, label: String) -> Vec<Panel> {
-    let mut out = Vec::new();
-    if let Some(d) = &m.dense {
-        let mut p = Panel::new(label, "interpolation α", "test error (%)");
-        p.y_from_zero = true;
-        for (i, k) in d.per_k.iter().enumerate() {
-            let pairs: Vec<&PairRecord> = d.pairs.iter().filter(|p| p.k == k.k).collect();
-            let (points, std) = mean_curve(&pairs, false);
-            p.series.push(
-                Series::new(format!("k = {}", k.k), PALETTE[i % PALETTE.len()], points)
-                    .with_std(std),
-            );
-        }
-        p.x_range = Some((0.0, 1.0));
-        out.push(p);
-    }
-    out
+fn appb(m: &ModelResults, label: String) -> Option<Panel> {
+    let d = m.dense.as_ref()?;
+    let lines = d.per_k.iter().enumerate().map(|(i, k)| {
+        let pairs = d.pairs.iter().filter(|p| p.k == k.k).collect();
+        (i, format!("k = {}", k.k), pairs)
+    });
+    Some(path_panel(label, lines))
 }
 
 /// Appendix C: the error along the path of sparse IMP subnetworks, one line per k.
-fn appc(m: &ModelResults, label: String) -> Vec<Panel> {
-    let mut out = Vec::new();
+fn appc(m: &ModelResults, label: String) -> Option<Panel> {
     let ks = sparse_ks(m);
     if ks.is_empty() {
-        return out;
+        return None;
     }
+    let lines = ks.iter().enumerate().filter_map(|(i, k)| {
+        let s = m.sparse_at(*k, Branch::Imp)?;
+        Some((i, format!("IMP, k = {k}"), s.summary.pairs.iter().collect()))
+    });
+    Some(path_panel(label, lines))
+}
+
+/// Test error along the interpolation path, one mean line (with its std band) per
+/// `(colour index, name, pairs)`.
+fn path_panel<'a>(
+    label: String,
+    lines: impl Iterator<Item = (usize, String, Vec<&'a PairRecord>)>,
+) -> Panel {
     let mut p = Panel::new(label, "interpolation α", "test error (%)");
     p.y_from_zero = true;
-    for (i, k) in ks.iter().enumerate() {
-        if let Some(s) = m.sparse_at(*k, Branch::Imp) {
-            let pairs: Vec<&PairRecord> = s.summary.pairs.iter().collect();
-            let (points, std) = mean_curve(&pairs, false);
-            p.series.push(
-                Series::new(format!("IMP, k = {k}"), PALETTE[i % PALETTE.len()], points)
-                    .with_std(std),
-            );
-        }
+    for (i, name, pairs) in lines {
+        let (points, std) = mean_curve(&pairs, false);
+        p.series
+            .push(Series::new(name, PALETTE[i % PALETTE.len()], points).with_std(std));
     }
     p.x_range = Some((0.0, 1.0));
-    out.push(p);
-    out
+    p
 }
 
 /// Appendix D: the L2 distance between dense children against k.
-fn appd(m: &ModelResults, label: String) -> Vec<Panel> {
-    let mut out = Vec::new();
-    if let Some(d) = &m.dense {
-        let ks: Vec<u64> = d.per_k.iter().map(|k| k.k).collect();
-        let mut p = Panel::new(label, "k (iterations)", "L2 distance");
-        p.y_from_zero = true;
-        let v: Vec<(f64, MeanStd)> = d
-            .per_k
-            .iter()
-            .map(|k| (k_position(k.k, m), k.l2_prunable))
-            .collect();
-        p.series.push(ms_series("conv and linear weights", 0, &v));
-        let all: Vec<(f64, MeanStd)> = d
-            .per_k
-            .iter()
-            .map(|k| (k_position(k.k, m), k.l2_all))
-            .collect();
-        p.series.push(ms_series("all parameters", 1, &all).dashed());
-        k_axis(&mut p, &ks, m);
-        out.push(p);
-    }
-    out
+fn appd(m: &ModelResults, label: String) -> Option<Panel> {
+    let d = m.dense.as_ref()?;
+    let ks: Vec<u64> = d.per_k.iter().map(|k| k.k).collect();
+    let mut p = Panel::new(label, "k (iterations)", "L2 distance");
+    p.y_from_zero = true;
+    let v: Vec<(f64, MeanStd)> = d
+        .per_k
+        .iter()
+        .map(|k| (k_position(k.k, m), k.l2_prunable))
+        .collect();
+    p.series.push(ms_series("conv and linear weights", 0, &v));
+    let all: Vec<(f64, MeanStd)> = d
+        .per_k
+        .iter()
+        .map(|k| (k_position(k.k, m), k.l2_all))
+        .collect();
+    p.series.push(ms_series("all parameters", 1, &all).dashed());
+    k_axis(&mut p, &ks, m);
+    Some(p)
 }
 
 /// Appendix E: the L2 distance between sparse children against the rewind k.
-fn appe(m: &ModelResults, label: String) -> Vec<Panel> {
-    let mut out = Vec::new();
+fn appe(m: &ModelResults, label: String) -> Option<Panel> {
     let ks = sparse_ks(m);
     if ks.is_empty() {
-        return out;
+        return None;
     }
     let mut p = Panel::new(label, "rewind iteration k", "L2 distance");
     p.y_from_zero = true;
@@ -289,8 +261,7 @@ fn appe(m: &ModelResults, label: String) -> Vec<Panel> {
         p.series.push(ms_series(branch.label(), i, &v));
     }
     k_axis(&mut p, &ks, m);
-    out.push(p);
-    out
+    Some(p)
 }
 
 /// Beyond the paper: instability with and without alignment, dense and sparse.
