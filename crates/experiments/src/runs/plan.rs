@@ -70,16 +70,21 @@ impl Plan {
 
     /// Whether run `id` is finished in `store` with every checkpoint this plan needs from it.
     pub fn is_complete(&self, store: &Store, id: &RunId) -> bool {
-        let has_checkpoint = |step: u64| {
-            if !id.is_training() {
-                return true;
-            }
-            match store.result::<TrainResult>(id) {
-                Ok(Some(r)) if step < r.start_step => true,
-                _ => train::CheckpointStore::new(&store.dir(id)).has(step),
-            }
+        if !store.is_done(id) {
+            return false;
+        }
+        let kept = self.kept_steps(id);
+        if kept.is_empty() || !id.is_training() {
+            return true;
+        }
+        // A branch has no checkpoints before its start; its result says where that is.
+        let start = match store.result::<TrainResult>(id) {
+            Ok(Some(r)) => Some(r.start_step),
+            _ => None,
         };
-        store.is_done(id) && self.kept_steps(id).into_iter().all(has_checkpoint)
+        let checkpoints = train::CheckpointStore::new(&store.dir(id));
+        kept.into_iter()
+            .all(|step| start.is_some_and(|s| step < s) || checkpoints.has(step))
     }
 
     /// Asks run `id` to keep its checkpoint at `step`.
