@@ -174,13 +174,23 @@ pub fn activation_matching(
     b: &Network,
     batches: impl IntoIterator<Item = Tensor<4>>,
 ) -> Result<Matching> {
+    activation_matching_by(spec, a, b, batches, |n, images| n.activations(images))
+}
+
+/// [`activation_matching`] for any network whose activations `taps` observes (one [`Tap`]
+/// per permutation group of `spec`).
+pub fn activation_matching_by<M>(
+    spec: &PermutationSpec,
+    a: &M,
+    b: &M,
+    batches: impl IntoIterator<Item = Tensor<4>>,
+    taps: impl Fn(&M, Tensor<4>) -> nets::Result<Vec<Tap>>,
+) -> Result<Matching> {
     let mut stats = ActivationStats::new(spec);
     for images in batches {
-        let taps = |n: &Network| {
-            n.activations(images.clone())
-                .map_err(|e| Error::Unsupported(e.to_string()))
-        };
-        stats.add(taps(a)?, taps(b)?)?;
+        let observe =
+            |n: &M| taps(n, images.clone()).map_err(|e| Error::Unsupported(e.to_string()));
+        stats.add(observe(a)?, observe(b)?)?;
     }
     stats.matching()
 }

@@ -9,6 +9,7 @@ use std::sync::{Condvar, Mutex};
 use results::RunId;
 use store::Store;
 
+use crate::models::{ModelFactory, PaperNetworks};
 use crate::runs::{Plan, Runner, describe};
 use crate::{Error, Result};
 
@@ -59,16 +60,16 @@ pub trait Executor {
 /// Runs a plan in this process with `workers` runs at a time, dependencies first, with an
 /// overall progress bar (runs done / total). Stops at the first error, letting running
 /// workers finish their current run; everything finished stays in the store.
-pub struct Local<'a> {
+pub struct Local<'a, F: ModelFactory = PaperNetworks> {
     /// Executes single runs (data, devices); its store must be the one executed in.
-    pub runner: &'a Runner,
+    pub runner: &'a Runner<F>,
     pub workers: usize,
     pub progress: indicatif::ProgressBar,
 }
 
-impl<'a> Local<'a> {
+impl<'a, F: ModelFactory> Local<'a, F> {
     /// `workers` at a time, without a progress bar.
-    pub fn new(runner: &'a Runner, workers: usize) -> Local<'a> {
+    pub fn new(runner: &'a Runner<F>, workers: usize) -> Local<'a, F> {
         Local {
             runner,
             workers,
@@ -103,7 +104,7 @@ impl Board {
     }
 }
 
-impl Executor for Local<'_> {
+impl<F: ModelFactory> Executor for Local<'_, F> {
     fn execute(&self, plan: &Plan, store: &Store) -> Result<Execution> {
         if store.root() != self.runner.store.root() {
             return Err(Error::Invalid(format!(
@@ -150,7 +151,7 @@ impl Executor for Local<'_> {
     }
 }
 
-impl Local<'_> {
+impl<F: ModelFactory> Local<'_, F> {
     /// One worker: takes ready runs until the plan is done or a run failed.
     fn work(&self, plan: &Plan, board: &Mutex<Board>, wake: &Condvar) {
         loop {

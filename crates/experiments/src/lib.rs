@@ -7,6 +7,8 @@
 //! * [`runs`]: what a run is ([`runs::TrainSpec`]: recipe, seeds, pruning rule and where its
 //!   first state comes from; [`runs::PairSpec`]: an interpolation), the [`runs::Plan`] that
 //!   deduplicates them, and the [`runs::Runner`] that executes runs in the store.
+//! * [`models`]: what the runner needs of a network ([`models::ModelFactory`]): the paper's
+//!   networks ([`models::PaperNetworks`]) or your own.
 //! * [`executor`]: a plan brought to completion here ([`executor::Local`]) or on a Slurm
 //!   cluster ([`slurm::Slurm`]), behind one trait ([`executor::Executor`]).
 //! * [`imp`]: iterative magnitude pruning with rewinding and its baselines (Algorithm 2).
@@ -20,6 +22,7 @@
 pub mod executor;
 pub mod imp;
 pub mod instability;
+pub mod models;
 pub mod registry;
 pub mod reproduce;
 pub mod runs;

@@ -1,20 +1,23 @@
 //! Bring your own model: a small residual CNN defined here, outside the workspace's model
-//! crates, through instability analysis and IMP with rewinding, with the library API alone.
+//! crates, through instability analysis and IMP with rewinding, by the same plans, store and
+//! executor as the paper's networks.
 //!
-//! What a network needs to go through the framework is [`nets::Classifier`] (a burn module
-//! with a forward pass from images to logits). Everything else is generic:
+//! What a network needs is [`nets::Classifier`] (a burn module with a forward pass from images
+//! to logits) and one [`ModelFactory`]: how to build it from the recipe's
+//! `ModelConfig::External { name }`, and, for weight matching, which hidden units may be
+//! permuted. Everything else is the framework's:
 //!
-//! * `train::Trainer::run_from` trains any classifier from any starting state, checkpointed
-//!   and resumable, with the recipe's data order, optimiser and schedule;
-//! * `sparsity::Sparse` wraps it with pruning masks (`prune_magnitude`, `transplant` onto
-//!   rewound weights, `MaskHook` to keep pruned weights at zero while training);
-//! * `lmc::error_curve` interpolates two trained copies and measures the instability.
+//! * `experiments::imp::ImpConfig` and `experiments::instability::InstabilityConfig` plan the
+//!   runs of Algorithms 2 and 1 (the dense parent is shared between them);
+//! * `experiments::executor::Local` runs the plan in a content-addressed store: finished runs
+//!   are reused, interrupted ones resume from their last checkpoint, bit-identically;
+//! * `imp_results` and `instability_summary` read the measurements back.
 //!
-//! [`run`] does Algorithm 1 (two children from the state at step k, different data orders)
-//! and Algorithm 2 (prune, rewind to k, retrain) on MNIST.
+//! [`run`] does both on MNIST, and interpolates the children once more after weight matching.
 
 use std::path::PathBuf;
 
+use align::{Axis, Group, PermutationSpec};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -22,13 +25,20 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use data::{Augmentation, DatasetName};
-use lmc::{BnPolicy, CurveData, ErrorCurve, Instability};
+use experiments::executor::{Executor, Local};
+use experiments::imp::{ImpConfig, LevelResult, imp_results};
+use experiments::instability::{InstabilityConfig, ParentRun, instability_summary};
+use experiments::models::{InputShape, ModelFactory};
+use experiments::runs::{DataCache, OptimizerAtRewind, PairResult, Plan, Runner};
+use lmc::BnPolicy;
 use nets::{BnInit, Classifier, ModelConfig};
-use sparsity::{MaskHook, PruneRule, Sparse};
-use train::{
-    DataConfig, EvalConfig, LrSchedule, NoHooks, OptimizerConfig, Recipe, Steps, TrainConfig,
-    TrainData, TrainState, Trainer,
-};
+use results::{Alignment, InstabilitySummary};
+use sparsity::PruneRule;
+use store::Store;
+use train::{DataConfig, EvalConfig, LrSchedule, OptimizerConfig, Recipe, Steps};
+
+/// The name the recipe gives the network (`ModelConfig::External`).
+pub const NAME: &str = "small-resnet";
 
 /// A stride-2 stem, one residual block of two 3x3 conv-BN layers, global average pooling and
 /// a linear classifier.
@@ -86,14 +96,88 @@ impl Classifier for SmallResNet {
     }
 }
 
+/// Builds [`SmallResNet`]s for the runner, and says how weight matching may permute them.
+#[derive(Debug, Clone)]
+pub struct SmallResNets {
+    /// The width (the channels and classes come from the data).
+    pub config: SmallResNetConfig,
+}
+
+impl Default for SmallResNets {
+    fn default() -> Self {
+        SmallResNets {
+            config: SmallResNetConfig::new(),
+        }
+    }
+}
+
+impl ModelFactory for SmallResNets {
+    type Model = SmallResNet;
+
+    fn build(
+        &self,
+        config: &ModelConfig,
+        input: InputShape,
+        device: &Device,
+    ) -> nets::Result<SmallResNet> {
+        match config {
+            ModelConfig::External { name } if name == NAME => Ok(SmallResNetConfig {
+                in_channels: input.channels,
+                num_classes: input.num_classes,
+                ..self.config.clone()
+            }
+            .init(device)),
+            other => Err(nets::Error::Invalid(format!(
+                "this factory builds `{NAME}`, not `{}`",
+                other.name()
+            ))),
+        }
+    }
+
+    /// Two groups: the residual stream (the stem's and the block's second conv's outputs,
+    /// tied by the identity shortcut, read by the block and the classifier) and the block's
+    /// inner layer. A conv weight is `[out, in, h, w]`, a linear weight `[in, out]`.
+    fn permutation_spec(&self, _model: &SmallResNet) -> align::Result<PermutationSpec> {
+        let axis = |path: &str, axis| Axis {
+            path: path.into(),
+            axis,
+        };
+        let bn = |layer: &str| {
+            ["gamma", "beta", "running_mean", "running_var"]
+                .map(|t| axis(&format!("{layer}.{t}"), 0))
+        };
+        let size = self.config.width;
+        let mut stream = vec![axis("stem.weight", 0), axis("conv1.weight", 1)];
+        stream.extend(bn("stem_bn"));
+        stream.extend([axis("conv2.weight", 0), axis("fc.weight", 0)]);
+        stream.extend(bn("bn2"));
+        let mut inner = vec![axis("conv1.weight", 0), axis("conv2.weight", 1)];
+        inner.extend(bn("bn1"));
+        Ok(PermutationSpec {
+            groups: vec![
+                Group {
+                    name: "stream".into(),
+                    size,
+                    axes: stream,
+                },
+                Group {
+                    name: "conv1".into(),
+                    size,
+                    axes: inner,
+                },
+            ],
+        })
+    }
+}
+
 /// What [`run`] does.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Holds `mnist/` (see `data::resolve_data_dir`).
     pub data_dir: PathBuf,
     pub allow_download: bool,
-    /// Where the runs go (one directory per run, each resumable).
-    pub out: PathBuf,
+    /// The experiment store the runs go to (one directory per run, each resumable).
+    pub store: PathBuf,
     /// Training iterations of every run.
     pub steps: u64,
     /// The branch and rewind step.
@@ -109,11 +193,11 @@ pub struct Options {
 
 impl Options {
     /// A run of a few minutes on two CPU cores.
-    pub fn new(data_dir: PathBuf, out: PathBuf) -> Options {
+    pub fn new(data_dir: PathBuf, store: PathBuf) -> Options {
         Options {
             data_dir,
             allow_download: true,
-            out,
+            store,
             steps: 1000,
             k: 100,
             levels: 3,
@@ -124,38 +208,29 @@ impl Options {
     }
 }
 
-/// One IMP level.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Level {
-    pub level: usize,
-    /// Fraction of the prunable weights kept.
-    pub density: f64,
-    /// Test accuracy in [0, 1].
-    pub test_accuracy: f32,
-    /// Pruned weights that are not exactly zero after training (always 0).
-    pub nonzero_pruned: usize,
-}
-
 /// What [`run`] measured.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// Instability of the dense network from step k.
-    pub instability: Instability,
-    pub curve: ErrorCurve,
-    /// Level 0 is the dense network.
-    pub levels: Vec<Level>,
+    /// The dense network's instability from step k (one pair of children).
+    pub instability: InstabilitySummary,
+    /// That pair's interpolation, and the same pair after weight matching.
+    pub pair: PairResult,
+    pub aligned: PairResult,
+    /// IMP rewound to k, level by level (level 0 is the dense network).
+    pub levels: Vec<LevelResult>,
+    /// Runs of the plan, and how many of them the store held before this invocation.
+    pub runs: usize,
+    pub reused: usize,
 }
 
 const INIT_SEED: u64 = 1;
 
 /// The recipe: MNIST in batches of 60, SGD with momentum. The network is external to the
-/// workspace, so the recipe names it and never builds it.
+/// workspace: the recipe names it, [`SmallResNets`] builds it.
 pub fn recipe(steps: u64) -> Recipe {
     Recipe {
-        name: "small-resnet".into(),
-        model: ModelConfig::External {
-            name: "small-resnet".into(),
-        },
+        name: NAME.into(),
+        model: ModelConfig::External { name: NAME.into() },
         data: DataConfig::new(DatasetName::Mnist, 60, Augmentation::None),
         training_steps: Steps::iterations(steps),
         optimizer: OptimizerConfig::Sgd {
@@ -168,164 +243,136 @@ pub fn recipe(steps: u64) -> Recipe {
     }
 }
 
-type Net = Sparse<SmallResNet>;
-
-/// Instability analysis at k and IMP rewound to k, on MNIST.
+/// Instability analysis at k and IMP rewound to k, on MNIST, in the store of `options`.
 pub fn run(options: &Options) -> anyhow::Result<Report> {
     anyhow::ensure!(
         options.k < options.steps,
         "k must come before the end of training"
     );
-    let recipe = recipe(options.steps);
-    let data = TrainData::load(&recipe, &options.data_dir, options.allow_download)?;
-    // Every conv and linear weight is prunable but the classifier's (as for Lenet and VGG).
-    let rule = PruneRule {
-        unpruned_layers: vec!["fc".into()],
+    let eval = EvalConfig {
+        every: None,
+        train_subset: Some(0),
+        test_subset: Some(options.test_examples),
+        batch_size: 500,
     };
-    let trainer = |data_seed: u64, keep: &[u64]| -> anyhow::Result<Trainer> {
-        let mut config = TrainConfig::new(recipe.clone(), INIT_SEED, data_seed);
-        config.eval = EvalConfig {
-            every: None,
-            train_subset: Some(0),
-            test_subset: Some(options.test_examples),
-            batch_size: 500,
-        };
-        config.keep_checkpoints = keep.iter().map(|&s| Steps::iterations(s)).collect();
-        Ok(Trainer::new(config, data.clone(), &train::default_device())?.with_progress(false))
-    };
-    let build = |t: &Trainer| {
-        let image = &t.data.transform;
-        let model = SmallResNetConfig::new()
-            .with_in_channels(image.channels())
-            .with_num_classes(t.data.num_classes)
-            .init(&t.device);
-        nets::initialize(model, INIT_SEED, BnInit::Uniform)
-    };
-    let end = options.steps;
-
-    // The parent: W_0 to W_T with data order 1, keeping W_k.
-    let parent = trainer(1, &[options.k])?;
-    let template = || -> train::Result<Net> { Ok(Sparse::dense(build(&parent), &rule)) };
-    let parent_dir = options.out.join("parent");
-    let dense = parent.run_from(
-        &parent_dir,
-        || {
-            Ok(TrainState {
-                model: template()?,
-                optimizer: recipe.optimizer.init(),
-                step: 0,
-                metrics: vec![],
-            })
-        },
-        template,
-        &mut NoHooks,
-    )?;
-    let state_at =
-        |dir: &std::path::Path, step: u64| parent.load_state_into(dir, step, template()?);
-
-    // Algorithm 1: a second child from W_k (weights, BN buffers and optimiser state) with data
-    // order 2; the first child is the parent's own continuation.
-    let child = trainer(2, &[])?;
-    let child_dir = options.out.join("child-data-2");
-    child.run_from(
-        &child_dir,
-        || {
-            let at_k = state_at(&parent_dir, options.k)?;
-            Ok(TrainState {
-                metrics: vec![],
-                ..at_k
-            })
-        },
-        template,
-        &mut NoHooks,
-    )?;
-    let a = state_at(&parent_dir, end)?.model;
-    let b = state_at(&child_dir, end)?.model;
-    let curve = lmc::error_curve(
-        &a,
-        &b,
-        options.points,
-        BnPolicy::Interpolate,
-        &CurveData {
-            test: &data.test,
-            train: &data.train,
-            transform: &data.transform,
-            train_subset: Some(0),
-            test_subset: Some(options.test_examples),
-            batch_size: 500,
-            bn_batches: None,
-        },
-        &train::default_device(),
-        Sparse::apply,
-    )?;
-
+    let mut plan = Plan::new();
     // Algorithm 2: prune the smallest weights of the last level's final network, rewind the
     // survivors to W_k, train from k to the end with the mask held (a fresh optimiser, as the
-    // paper's code does after rewinding).
-    let accuracy =
-        |outcome: &train::RunOutcome| outcome.final_record().map_or(f32::NAN, |r| r.test_accuracy);
-    let mut levels = vec![Level {
-        level: 0,
-        density: 1.0,
-        test_accuracy: accuracy(&dense),
-        nonzero_pruned: 0,
-    }];
-    let mut previous = parent_dir.clone();
-    for level in 1..=options.levels {
-        let dir = options.out.join(format!("imp-level-{level}"));
-        let outcome = parent.run_from(
-            &dir,
-            || {
-                let pruned = state_at(&previous, end)?
-                    .model
-                    .prune_magnitude(options.fraction)
-                    .map_err(|e| train::Error::Start(Box::new(e)))?;
-                let rewound = state_at(&parent_dir, options.k)?.model.model;
-                let model = pruned
-                    .transplant(rewound)
-                    .map_err(|e| train::Error::Start(Box::new(e)))?;
-                Ok(TrainState {
-                    model,
-                    optimizer: recipe.optimizer.init(),
-                    step: options.k,
-                    metrics: vec![],
-                })
-            },
-            template,
-            &mut MaskHook,
-        )?;
-        let trained = state_at(&dir, end)?.model;
-        levels.push(Level {
-            level,
-            density: trained.density().fraction(),
-            test_accuracy: accuracy(&outcome),
-            nonzero_pruned: nonzero_pruned(&trained),
-        });
-        previous = dir;
+    // paper's code does after rewinding). Every weight is prunable but the classifier's.
+    let imp = ImpConfig {
+        recipe: recipe(options.steps),
+        eval: eval.clone(),
+        init_seed: INIT_SEED,
+        data_seed: 1,
+        rewind: options.k,
+        levels: options.levels,
+        fraction: options.fraction,
+        rule: PruneRule {
+            unpruned_layers: vec!["fc".into()],
+        },
+        optimizer_at_rewind: OptimizerAtRewind::Fresh,
+        baselines: vec![],
+        baseline_levels: vec![],
+        baseline_seed: 0,
     }
+    .plan(&mut plan)?;
+    // Algorithm 1 from the same dense run: children from W_k (weights, BN buffers and
+    // optimiser state) with data orders 1 and 2; the first is the parent's own continuation.
+    let parent = ParentRun {
+        init_seed: INIT_SEED,
+        run: imp.levels[0].clone(),
+        ks: vec![options.k],
+    };
+    let instability = InstabilityConfig {
+        data_seeds: vec![1, 2],
+        points: options.points,
+        bn_policy: BnPolicy::Interpolate,
+        eval,
+        throughout_every: None,
+        align: Alignment::None,
+    };
+    let pairs = instability.plan(&mut plan, std::slice::from_ref(&parent), options.steps)?;
+    let aligned = InstabilityConfig {
+        align: Alignment::Weights,
+        ..instability
+    }
+    .plan(&mut plan, &[parent], options.steps)?;
+
+    let store = Store::open(&options.store)?;
+    let reused = plan
+        .ids()
+        .iter()
+        .filter(|id| plan.is_complete(&store, id))
+        .count();
+    let mut runner = Runner::with_models(
+        store,
+        DataCache::new(&options.data_dir, options.allow_download),
+        &train::default_device(),
+        SmallResNets::default(),
+    );
+    runner.show_run_progress = false;
+    Local::new(&runner, 1).execute(&plan, &runner.store)?;
+
+    let store = &runner.store;
     Ok(Report {
-        instability: curve.instability(),
-        curve,
-        levels,
+        instability: instability_summary(store, &pairs)?,
+        pair: store.finished(&pairs[0].last)?,
+        aligned: store.finished(&aligned[0].last)?,
+        levels: imp_results(store, &imp)?,
+        runs: plan.len(),
+        reused,
     })
 }
 
-/// Weights whose mask is 0 but whose value is not exactly 0.
-fn nonzero_pruned(net: &Net) -> usize {
-    let weights = nets::params::tensor_values(&net.model);
-    net.mask
-        .to_host()
-        .iter()
-        .map(|(path, mask)| {
-            weights
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use align::Permutation;
+    use nets::params::{tensor_infos, tensor_values, to_vec};
+
+    /// Permuting every group of the spec (each reversed) changes the weights but not the
+    /// function: the spec names every axis that moves with a unit, and only those.
+    #[test]
+    fn the_permutation_spec_is_a_symmetry_of_the_network() {
+        let device = Device::default();
+        let factory = SmallResNets::default();
+        let input = InputShape {
+            channels: 1,
+            size: 12,
+            num_classes: 10,
+        };
+        let config = ModelConfig::External { name: NAME.into() };
+        let net = nets::initialize(
+            factory.build(&config, input, &device).expect("build"),
+            3,
+            BnInit::Uniform,
+        );
+        let spec = factory.permutation_spec(&net).expect("spec");
+        spec.check(&tensor_infos(&net)).expect("fits");
+        let reversed = Permutation {
+            groups: spec
+                .groups
                 .iter()
-                .find(|(info, _)| info.path == *path)
-                .map_or(0, |(_, w)| {
-                    w.iter()
-                        .zip(mask)
-                        .filter(|(w, m)| **m == 0.0 && **w != 0.0)
-                        .count()
-                })
-        })
-        .sum()
+                .map(|g| (0..g.size).rev().collect())
+                .collect(),
+        };
+        let moved = align::permute(net.clone(), &spec, &reversed).expect("permute");
+        let stem = |m: &SmallResNet| {
+            tensor_values(m)
+                .into_iter()
+                .find(|(i, _)| i.path == "stem.weight")
+                .map(|(_, v)| v)
+        };
+        assert_ne!(stem(&net), stem(&moved));
+        let images = Tensor::<4>::ones([2, 1, 12, 12], &device).cumsum(3) / 12.0;
+        let logits = |m: &SmallResNet| to_vec(m.forward(images.clone()).flatten(0, 1));
+        for (a, b) in logits(&net).iter().zip(logits(&moved)) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+        assert!(
+            factory
+                .build(&ModelConfig::lenet_300_100(), input, &device)
+                .is_err()
+        );
+    }
 }

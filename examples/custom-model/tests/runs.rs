@@ -1,7 +1,9 @@
 //! The bring-your-own-model example end to end on real MNIST, at a few steps.
 
+use results::Branch;
+
 #[test]
-fn a_model_from_outside_goes_through_instability_analysis_and_imp() {
+fn a_model_from_outside_goes_through_the_plans_and_the_store() {
     let dir = tempfile::tempdir().expect("tmp");
     // The read-only data beside the repository when $REWIND_DATA_DIR does not say otherwise
     // (as the workspace's other tests find it), else where the binary looks.
@@ -19,19 +21,37 @@ fn a_model_from_outside_goes_through_instability_analysis_and_imp() {
     options.points = 3;
     options.test_examples = 500;
     let report = custom_model::run(&options).expect("the example runs");
-    // Alpha 1 and 0 are the two children themselves, so the rise is over their mean.
-    let points = &report.curve.points;
-    assert_eq!(points.len(), 3);
-    assert!(report.instability.test >= 0.0);
-    // Each round keeps half of the surviving prunable weights; pruned weights stay zero.
-    let densities: Vec<f64> = report.levels.iter().map(|l| l.density).collect();
+    // The dense parent, its second child, 2 IMP levels; the pair plain and weight-matched.
+    assert_eq!((report.runs, report.reused), (6, 0));
+    assert_eq!(report.pair.curve.points.len(), 3);
+    assert_eq!(report.instability.pairs.len(), 1);
+    assert_eq!(
+        report.instability.pairs[0].result.instability,
+        report.pair.instability
+    );
+    assert!(report.pair.instability.test >= 0.0);
+    // Weight matching saw the factory's groups: the stream and the inner layer, 16 each.
+    let alignment = report.aligned.alignment.expect("aligned");
+    assert_eq!(alignment.units, 32);
+    // Both curves end at the same two children (permuting b does not change its function).
+    let ends = |p: &results::PairResult| p.endpoint_test_errors;
+    assert_eq!(ends(&report.aligned), ends(&report.pair));
+    // Each round keeps half of the surviving prunable weights.
+    let imp: Vec<_> = report
+        .levels
+        .iter()
+        .filter(|l| l.branch == Branch::Imp)
+        .collect();
+    let densities: Vec<f64> = imp.iter().map(|l| l.density).collect();
     assert_eq!(densities.len(), 3);
     assert!((densities[1] - 0.5).abs() < 0.01 && (densities[2] - 0.25).abs() < 0.01);
-    assert!(report.levels.iter().all(|l| l.nonzero_pruned == 0));
     // 40 steps of SGD are past chance (10%), though far from trained.
-    assert!(report.levels[0].test_accuracy > 0.2, "{:?}", report.levels);
-    // Rerunning reuses every finished run: same numbers, no training.
+    assert!(imp[0].test_accuracy > 0.2, "{:?}", report.levels);
+
+    // A second invocation finds every run in the store: same numbers, nothing trained.
     let again = custom_model::run(&options).expect("again");
+    assert_eq!((again.runs, again.reused), (6, 6));
     assert_eq!(again.levels, report.levels);
-    assert_eq!(again.curve, report.curve);
+    assert_eq!(again.pair, report.pair);
+    assert_eq!(again.aligned, report.aligned);
 }

@@ -1,8 +1,8 @@
 //! What a run is: a training run ([`TrainSpec`]: recipe, seeds, pruning rule and where its
 //! first state comes from) or an interpolation of two ([`PairSpec`]), and what each records.
 
+use burn::module::{Module, ModuleDisplay};
 use lmc::BnPolicy;
-use nets::Network;
 use results::{Alignment, JobKind, LayerDensity, RunId, RunKind};
 use serde::{Deserialize, Serialize};
 use sparsity::{PruneRule, Sparse};
@@ -24,12 +24,12 @@ impl OptimizerAtRewind {
     /// A branch's first state: `masked` (its mask on the weights it starts from, applied once
     /// more here) at the parent's step, with the parent's optimiser state or a fresh one of
     /// `recipe`. The runner's branches and the parity cases' IMP round both start here.
-    pub fn branch_start(
+    pub fn branch_start<M: Module + ModuleDisplay>(
         self,
-        masked: Sparse<Network>,
-        parent: TrainState<Sparse<Network>>,
+        masked: Sparse<M>,
+        parent: TrainState<Sparse<M>>,
         recipe: &Recipe,
-    ) -> TrainState<Sparse<Network>> {
+    ) -> TrainState<Sparse<M>> {
         let optimizer = match self {
             OptimizerAtRewind::Fresh => recipe.optimizer.init(),
             OptimizerAtRewind::Rewound => parent.optimizer,

@@ -7,17 +7,18 @@ use burn::module::Module;
 use burn::tensor::Device;
 use data::SeededBatches;
 use lmc::{CurveData, error_curve, l2_distance};
-use nets::Network;
 use nets::params::tensor_values;
 use results::{Alignment, AlignmentRecord, PairResult, RunId};
 use sparsity::{MaskHook, PruneRule, Sparse};
 use train::{NoHooks, Steps, TrainConfig, TrainState, Trainer};
 
 use super::{DataCache, Job, MaskSource, PairSpec, Start, TrainResult, TrainSpec, WeightSource};
+use crate::models::{InputShape, ModelFactory, PaperNetworks, match_activations};
 use crate::{Error, Result};
 use store::Store;
 
-type SparseNet = Sparse<Network>;
+/// The networks of `F`, with their pruning masks.
+type SparseNet<F> = Sparse<<F as ModelFactory>::Model>;
 
 /// A branch's first state could not be made (its parent's state, mask or weights).
 fn start_failed(e: impl std::error::Error + Send + Sync + 'static) -> train::Error {
@@ -27,8 +28,9 @@ fn start_failed(e: impl std::error::Error + Send + Sync + 'static) -> train::Err
 /// Training images whose activations activation matching correlates.
 const ACTIVATION_MATCHING_EXAMPLES: usize = 5_000;
 
-/// Executes the jobs of a plan in a store.
-pub struct Runner {
+/// Executes the jobs of a plan in a store, building networks with `F` (the paper's by
+/// default).
+pub struct Runner<F: ModelFactory = PaperNetworks> {
     pub store: Store,
     pub data: DataCache,
     pub device: Device,
@@ -36,22 +38,32 @@ pub struct Runner {
     pub devices: Vec<Device>,
     /// Progress bars of the individual training runs.
     pub show_run_progress: bool,
+    pub models: F,
 }
 
 impl Runner {
+    /// A runner of the paper's networks.
     pub fn new(store: Store, data: DataCache, device: &Device) -> Runner {
+        Runner::with_models(store, data, device, PaperNetworks)
+    }
+}
+
+impl<F: ModelFactory> Runner<F> {
+    /// A runner whose networks `models` builds.
+    pub fn with_models(store: Store, data: DataCache, device: &Device, models: F) -> Runner<F> {
         Runner {
             store,
             data,
             device: device.clone(),
             devices: vec![],
             show_run_progress: true,
+            models,
         }
     }
 
     /// Trains every run data-parallel on `devices` (see [`Trainer::with_devices`]); the first
     /// also evaluates and interpolates.
-    pub fn with_devices(mut self, devices: Vec<Device>) -> Runner {
+    pub fn with_devices(mut self, devices: Vec<Device>) -> Runner<F> {
         if let Some(first) = devices.first() {
             self.device = first.clone();
         }
@@ -86,8 +98,23 @@ impl Runner {
         Ok(trainer.with_progress(self.show_run_progress))
     }
 
-    fn template(&self, trainer: &Trainer, rule: &PruneRule) -> train::Result<SparseNet> {
-        Ok(Sparse::dense(trainer.build_model()?, rule))
+    /// The recipe's network for the trainer's data, initialised from `seed`.
+    fn build(&self, trainer: &Trainer, seed: u64) -> train::Result<F::Model> {
+        let (data, recipe) = (&trainer.data, &trainer.config.recipe);
+        let input = InputShape {
+            channels: data.transform.channels(),
+            size: data.transform.size,
+            num_classes: data.num_classes,
+        };
+        let model = self.models.build(&recipe.model, input, &trainer.device)?;
+        Ok(nets::initialize(model, seed, recipe.bn_init))
+    }
+
+    fn template(&self, trainer: &Trainer, rule: &PruneRule) -> train::Result<SparseNet<F>> {
+        Ok(Sparse::dense(
+            self.build(trainer, trainer.config.init_seed)?,
+            rule,
+        ))
     }
 
     /// True when the run (or an ancestor) has pruned weights.
@@ -104,7 +131,7 @@ impl Runner {
     }
 
     /// The state of finished training run `id` at `step` (a kept checkpoint), mask applied.
-    pub fn state_at(&self, id: &RunId, step: u64) -> Result<TrainState<SparseNet>> {
+    pub fn state_at(&self, id: &RunId, step: u64) -> Result<TrainState<SparseNet<F>>> {
         let spec = self.spec(id)?;
         let trainer = self.trainer(&spec, &[])?;
         let template = self.template(&trainer, &spec.rule)?;
@@ -193,17 +220,14 @@ impl Runner {
         &self,
         spec: &TrainSpec,
         trainer: &Trainer,
-    ) -> train::Result<TrainState<SparseNet>> {
+    ) -> train::Result<TrainState<SparseNet<F>>> {
         match &spec.start {
-            Start::Init => {
-                let s = trainer.initial_state()?;
-                Ok(TrainState {
-                    model: Sparse::dense(s.model, &spec.rule),
-                    optimizer: s.optimizer,
-                    step: 0,
-                    metrics: vec![],
-                })
-            }
+            Start::Init => Ok(TrainState {
+                model: self.template(trainer, &spec.rule)?,
+                optimizer: spec.recipe.optimizer.init(),
+                step: 0,
+                metrics: vec![],
+            }),
             Start::Branch {
                 parent,
                 step,
@@ -220,11 +244,13 @@ impl Runner {
                 let state = self.state_at(parent, *step).map_err(start_failed)?;
                 let base = match weights {
                     WeightSource::Parent => state.model.model.clone(),
-                    WeightSource::Reinit { seed } => {
-                        nets::initialize(trainer.build_model()?, *seed, spec.recipe.bn_init)
-                    }
+                    WeightSource::Reinit { seed } => nets::initialize(
+                        self.build(trainer, spec.init_seed)?,
+                        *seed,
+                        spec.recipe.bn_init,
+                    ),
                 };
-                let pruned = |run: &RunId, fraction: f64| -> train::Result<SparseNet> {
+                let pruned = |run: &RunId, fraction: f64| -> train::Result<SparseNet<F>> {
                     let final_step = self
                         .store
                         .finished::<TrainResult>(run)
@@ -275,7 +301,8 @@ impl Runner {
         let (b, alignment) = match spec.align {
             Alignment::None => (b, None),
             align => {
-                let permutations = align::PermutationSpec::of(&b.model)?;
+                let permutations = self.models.permutation_spec(&b.model)?;
+                permutations.check(&nets::params::tensor_infos(&b.model))?;
                 let matching = if align == Alignment::Weights {
                     align::weight_matching(
                         &permutations,
@@ -295,7 +322,7 @@ impl Runner {
                     )
                     .map(|batch| batch.map(|b| b.into_tensors(&device).0))
                     .collect::<std::result::Result<Vec<_>, _>>()?;
-                    align::activation_matching(&permutations, &va, &vb, batches)?
+                    match_activations(&self.models, &permutations, &va, &vb, batches)?
                 };
                 tracing::debug!(
                     "{} aligned to {} by {} matching",
@@ -348,7 +375,7 @@ impl Runner {
             &self.device,
             // Aligned sparse children have their masks permuted apart: the interpolated
             // weights already vanish outside the union of both, which is what is evaluated.
-            |m: SparseNet| {
+            |m: SparseNet<F>| {
                 if spec.align.is_none() { m.apply() } else { m }
             },
         )?;
