@@ -23,10 +23,19 @@ pub enum ModelConfig {
     ImagenetResnet { depth: usize, width: usize },
     /// Inception-v3, with or without its auxiliary classifier.
     InceptionV3 { aux_logits: bool },
-    /// A network defined outside this workspace (see `examples/custom-model`): the trainer
-    /// never builds it; the caller hands its modules to `Trainer::run_from`. Images are fed
-    /// at their own size unless the recipe's `image_size` says otherwise.
-    External { name: String },
+    /// A network defined outside this workspace (see `examples/custom-model`), built by the
+    /// caller's `experiments::models::ModelFactory`, with the facts the framework needs of
+    /// it. Images are fed at their own size unless the recipe's `image_size` says otherwise.
+    External {
+        name: String,
+        /// Layers (parameter paths without `.weight`) left unpruned, e.g. `["fc"]`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unpruned_layers: Vec<String>,
+        /// Whether it normalises with BN (its statistics can then be re-estimated along an
+        /// interpolation path).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        batch_norm: bool,
+    },
 }
 
 impl ModelConfig {
@@ -74,7 +83,7 @@ impl ModelConfig {
             ModelConfig::ImagenetResnet { depth, width } => format!("resnet-{depth}-w{width}"),
             ModelConfig::InceptionV3 { aux_logits: true } => "inception-v3".into(),
             ModelConfig::InceptionV3 { aux_logits: false } => "inception-v3-noaux".into(),
-            ModelConfig::External { name } => name.clone(),
+            ModelConfig::External { name, .. } => name.clone(),
         }
     }
 
@@ -111,16 +120,19 @@ impl ModelConfig {
             ModelConfig::Vgg16 { .. } => vec!["Vgg.fc".into()],
             ModelConfig::Resnet { .. }
             | ModelConfig::ImagenetResnet { .. }
-            | ModelConfig::InceptionV3 { .. }
-            | ModelConfig::External { .. } => vec![],
+            | ModelConfig::InceptionV3 { .. } => vec![],
+            ModelConfig::External {
+                unpruned_layers, ..
+            } => unpruned_layers.clone(),
         }
     }
 
     /// Whether the network normalises with BN (whose statistics can be re-estimated along an
-    /// interpolation path). External networks are not known here and count as without.
+    /// interpolation path). External networks say so themselves.
     pub fn has_batch_norm(&self) -> bool {
         match self {
-            ModelConfig::Lenet { .. } | ModelConfig::External { .. } => false,
+            ModelConfig::Lenet { .. } => false,
+            ModelConfig::External { batch_norm, .. } => *batch_norm,
             ModelConfig::Resnet { .. }
             | ModelConfig::Vgg16 { .. }
             | ModelConfig::ImagenetResnet { .. }
@@ -201,10 +213,10 @@ impl ModelConfig {
                         .init(device),
                 )
             }
-            ModelConfig::External { name } => {
+            ModelConfig::External { name, .. } => {
                 return Err(Error::Invalid(format!(
-                    "`{name}` is defined outside this workspace: build it yourself and pass it \
-                     to `Trainer::run_from` (see examples/custom-model)"
+                    "`{name}` is defined outside this workspace: build it with your own \
+                     `experiments::models::ModelFactory` (see examples/custom-model)"
                 )));
             }
         })

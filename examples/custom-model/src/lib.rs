@@ -1,19 +1,15 @@
 //! Bring your own model: a small residual CNN defined here, outside the workspace's model
-//! crates, through instability analysis and IMP with rewinding, by the same plans, store and
-//! executor as the paper's networks.
+//! crates, through every experiment of the paper by the same code as the paper's networks.
 //!
 //! What a network needs is [`nets::Classifier`] (a burn module with a forward pass from images
-//! to logits) and one [`ModelFactory`]: how to build it from the recipe's
-//! `ModelConfig::External { name }`, and, for weight matching, which hidden units may be
-//! permuted. Everything else is the framework's:
-//!
-//! * `experiments::imp::ImpConfig` and `experiments::instability::InstabilityConfig` plan the
-//!   runs of Algorithms 2 and 1 (the dense parent is shared between them);
-//! * `experiments::executor::Local` runs the plan in a content-addressed store: finished runs
-//!   are reused, interrupted ones resume from their last checkpoint, bit-identically;
-//! * `imp_results` and `instability_summary` read the measurements back.
-//!
-//! [`run`] does both on MNIST, and interpolates the children once more after weight matching.
+//! to logits), one [`ModelFactory`] (how to build it from the recipe's
+//! `ModelConfig::External`; for alignment, which hidden units may be permuted and where their
+//! activations are), and one `experiments::registry::Entry` (its recipe, IMP's schedule, the k
+//! values, the scales' cuts) with no paper numbers. Everything else is the framework's:
+//! `reproduce::plan_networks` plans the instability analyses, IMP with rewinding and its
+//! baselines; the local executor runs them in a content-addressed store (finished runs
+//! reused, interrupted ones resumed bit-identically); `figures::write_report` draws every
+//! figure and writes the report. [`run`] does it all on MNIST.
 
 use std::path::PathBuf;
 
@@ -25,17 +21,15 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use data::{Augmentation, DatasetName};
-use experiments::executor::{Executor, Local};
-use experiments::imp::{ImpConfig, LevelResult, imp_results};
-use experiments::instability::{InstabilityConfig, ParentRun, instability_summary};
 use experiments::models::{InputShape, ModelFactory};
-use experiments::runs::{DataCache, OptimizerAtRewind, PairResult, Plan, Runner};
-use lmc::BnPolicy;
+use experiments::registry::{Cut, Entry, EvalCut, KChoice, PaperKs, Pruning};
+use experiments::reproduce;
+use experiments::runs::{DataCache, Runner};
+use nets::activations::Tap;
 use nets::{BnInit, Classifier, ModelConfig};
-use results::{Alignment, InstabilitySummary};
-use sparsity::PruneRule;
+use results::{KUnit, ReproduceConfig, Results, Scale};
 use store::Store;
-use train::{DataConfig, EvalConfig, LrSchedule, OptimizerConfig, Recipe, Steps};
+use train::{DataConfig, LrSchedule, OptimizerConfig, Recipe, Steps};
 
 /// The name the recipe gives the network (`ModelConfig::External`).
 pub const NAME: &str = "small-resnet";
@@ -121,7 +115,7 @@ impl ModelFactory for SmallResNets {
         device: &Device,
     ) -> nets::Result<SmallResNet> {
         match config {
-            ModelConfig::External { name } if name == NAME => Ok(SmallResNetConfig {
+            ModelConfig::External { name, .. } if name == NAME => Ok(SmallResNetConfig {
                 in_channels: input.channels,
                 num_classes: input.num_classes,
                 ..self.config.clone()
@@ -168,71 +162,104 @@ impl ModelFactory for SmallResNets {
             ],
         })
     }
-}
 
-/// What [`run`] does.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Holds `mnist/` (see `data::resolve_data_dir`).
-    pub data_dir: PathBuf,
-    pub allow_download: bool,
-    /// The experiment store the runs go to (one directory per run, each resumable).
-    pub store: PathBuf,
-    /// Training iterations of every run.
-    pub steps: u64,
-    /// The branch and rewind step.
-    pub k: u64,
-    /// IMP rounds, each pruning `fraction` of the surviving weights.
-    pub levels: usize,
-    pub fraction: f64,
-    /// Points on the interpolation path.
-    pub points: usize,
-    /// Test examples every evaluation uses.
-    pub test_examples: usize,
-}
-
-impl Options {
-    /// A run of a few minutes on two CPU cores.
-    pub fn new(data_dir: PathBuf, store: PathBuf) -> Options {
-        Options {
-            data_dir,
-            allow_download: true,
-            store,
-            steps: 1000,
-            k: 100,
-            levels: 3,
-            fraction: 0.5,
-            points: 11,
-            test_examples: 10_000,
-        }
+    /// The post-ReLU outputs of each group: the stream after the stem and after the block,
+    /// the inner layer after its BN; one sample per image and position.
+    fn activations(&self, model: &SmallResNet, images: Tensor<4>) -> nets::Result<Vec<Tap>> {
+        let per_position = |x: Tensor<4>| {
+            let [b, c, h, w] = x.dims();
+            x.swap_dims(1, 3).reshape([b * w * h, c])
+        };
+        let x = relu(model.stem_bn.forward(model.stem.forward(images)));
+        let y = relu(model.bn1.forward(model.conv1.forward(x.clone())));
+        let out = relu(x.clone() + model.bn2.forward(model.conv2.forward(y.clone())));
+        let tap = |group: &str, values| Tap {
+            group: group.into(),
+            values,
+        };
+        Ok(vec![
+            tap("stream", per_position(x)),
+            tap("conv1", per_position(y)),
+            tap("stream", per_position(out)),
+        ])
     }
 }
 
-/// What [`run`] measured.
-#[derive(Debug, Clone)]
-pub struct Report {
-    /// The dense network's instability from step k (one pair of children).
-    pub instability: InstabilitySummary,
-    /// That pair's interpolation, and the same pair after weight matching.
-    pub pair: PairResult,
-    pub aligned: PairResult,
-    /// IMP rewound to k, level by level (level 0 is the dense network).
-    pub levels: Vec<LevelResult>,
-    /// Runs of the plan, and how many of them the store held before this invocation.
-    pub runs: usize,
-    pub reused: usize,
-}
+/// The network's entry, as the paper's networks have theirs in `experiments::registry`: its
+/// recipe, IMP's schedule, the k values to look at, and what the smoke and quick scales cut.
+/// It has no paper numbers, so the report states the measurements without verdicts.
+pub static SMALL_RESNET: Entry = Entry {
+    name: NAME,
+    title: "Small ResNet (examples/custom-model)",
+    recipe: full_recipe,
+    pruning: Pruning {
+        rounds: 3,
+        fraction: 0.5,
+    },
+    ks: PaperKs {
+        values: &[0, 25, 100, 250],
+        unit: KUnit::Iterations,
+        stable_from: 100,
+    },
+    paper: None,
+    in_quick_set: false,
+    smoke: Cut {
+        steps: Some(40),
+        dense_ks: KChoice::ZeroQuarter,
+        sparse_ks: KChoice::ZeroQuarter,
+        eval: EvalCut {
+            every: None,
+            train_subset: 500,
+            test_subset: Some(500),
+            curve_subset: None,
+            batch_size: 500,
+            points: 3,
+        },
+        eval_notes: &["accuracy on 500 test and train examples, 3 interpolation points"],
+        throughout_divisor: 2,
+        ..QUICK
+    },
+    quick: QUICK,
+    medium: None,
+};
 
-const INIT_SEED: u64 = 1;
+/// The whole recipe's length, k at 0, 100 (stable) and 250 dense, 0 and 100 sparse.
+const QUICK: Cut = Cut {
+    model: None,
+    images: None,
+    note: None,
+    substitute_own_augmentation: false,
+    steps: None,
+    imp_rounds: None,
+    dense_ks: KChoice::ZeroStableLast,
+    sparse_ks: KChoice::ZeroStable,
+    baseline_ks: None,
+    eval: EvalCut {
+        every: Some(250),
+        train_subset: 2000,
+        test_subset: None,
+        curve_subset: Some(2000),
+        batch_size: 500,
+        points: 11,
+    },
+    eval_notes: &["interpolation paths on the first 2,000 test and train examples, 11 points"],
+    throughout_divisor: 4,
+    length_check: None,
+};
 
-/// The recipe: MNIST in batches of 60, SGD with momentum. The network is external to the
-/// workspace: the recipe names it, [`SmallResNets`] builds it.
-pub fn recipe(steps: u64) -> Recipe {
+/// The recipe: MNIST in batches of 60, SGD with momentum for 1,000 iterations. The network is
+/// external to the workspace: the recipe names it and states what the framework needs to
+/// know (the classifier stays unpruned, it has BN), [`SmallResNets`] builds it.
+pub fn full_recipe() -> Recipe {
     Recipe {
         name: NAME.into(),
-        model: ModelConfig::External { name: NAME.into() },
+        model: ModelConfig::External {
+            name: NAME.into(),
+            unpruned_layers: vec!["fc".into()],
+            batch_norm: true,
+        },
         data: DataConfig::new(DatasetName::Mnist, 60, Augmentation::None),
-        training_steps: Steps::iterations(steps),
+        training_steps: Steps::iterations(1000),
         optimizer: OptimizerConfig::Sgd {
             momentum: 0.9,
             weight_decay: 1e-4,
@@ -243,62 +270,39 @@ pub fn recipe(steps: u64) -> Recipe {
     }
 }
 
-/// Instability analysis at k and IMP rewound to k, on MNIST, in the store of `options`.
-pub fn run(options: &Options) -> anyhow::Result<Report> {
-    anyhow::ensure!(
-        options.k < options.steps,
-        "k must come before the end of training"
-    );
-    let eval = EvalConfig {
-        every: None,
-        train_subset: Some(0),
-        test_subset: Some(options.test_examples),
-        batch_size: 500,
-    };
-    let mut plan = Plan::new();
-    // Algorithm 2: prune the smallest weights of the last level's final network, rewind the
-    // survivors to W_k, train from k to the end with the mask held (a fresh optimiser, as the
-    // paper's code does after rewinding). Every weight is prunable but the classifier's.
-    let imp = ImpConfig {
-        recipe: recipe(options.steps),
-        eval: eval.clone(),
-        init_seed: INIT_SEED,
-        data_seed: 1,
-        rewind: options.k,
-        levels: options.levels,
-        fraction: options.fraction,
-        rule: PruneRule {
-            unpruned_layers: vec!["fc".into()],
-        },
-        optimizer_at_rewind: OptimizerAtRewind::Fresh,
-        baselines: vec![],
-        baseline_levels: vec![],
-        baseline_seed: 0,
-    }
-    .plan(&mut plan)?;
-    // Algorithm 1 from the same dense run: children from W_k (weights, BN buffers and
-    // optimiser state) with data orders 1 and 2; the first is the parent's own continuation.
-    let parent = ParentRun {
-        init_seed: INIT_SEED,
-        run: imp.levels[0].clone(),
-        ks: vec![options.k],
-    };
-    let instability = InstabilityConfig {
-        data_seeds: vec![1, 2],
-        points: options.points,
-        bn_policy: BnPolicy::Interpolate,
-        eval,
-        throughout_every: None,
-        align: Alignment::None,
-    };
-    let pairs = instability.plan(&mut plan, std::slice::from_ref(&parent), options.steps)?;
-    let aligned = InstabilityConfig {
-        align: Alignment::Weights,
-        ..instability
-    }
-    .plan(&mut plan, &[parent], options.steps)?;
+/// What [`run`] does.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Holds `mnist/` (see `data::resolve_data_dir`).
+    pub data_dir: PathBuf,
+    pub allow_download: bool,
+    /// The experiment store (one directory per run, each reused or resumed).
+    pub store: PathBuf,
+    /// Where the report goes: `REPORT.md`, a PNG per figure, `results.json`.
+    pub out: PathBuf,
+    /// `smoke` (40 iterations, seconds) or `quick` (the recipe's 1,000, minutes).
+    pub scale: Scale,
+}
 
+/// What [`run`] measured and wrote.
+#[derive(Debug)]
+pub struct Report {
+    pub results: Results,
+    pub written: figures::Written,
+    /// Runs of the plan, and how many of them the store held before this invocation.
+    pub runs: usize,
+    pub reused: usize,
+}
+
+/// Every figure of the paper for [`SMALL_RESNET`] at `options.scale`: the paper's
+/// instability and IMP plans, run in the store by the local executor with [`SmallResNets`],
+/// then the report.
+pub fn run(options: &Options) -> anyhow::Result<Report> {
+    let config = ReproduceConfig::new(options.scale, vec![NAME.into()]);
+    let networks = [&SMALL_RESNET];
+    let data = DataCache::new(&options.data_dir, options.allow_download);
     let store = Store::open(&options.store)?;
+    let (plan, _) = reproduce::plan_networks(&config, &networks, &data)?;
     let reused = plan
         .ids()
         .iter()
@@ -306,19 +310,16 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
         .count();
     let mut runner = Runner::with_models(
         store,
-        DataCache::new(&options.data_dir, options.allow_download),
+        data,
         &train::default_device(),
         SmallResNets::default(),
     );
     runner.show_run_progress = false;
-    Local::new(&runner, 1).execute(&plan, &runner.store)?;
-
-    let store = &runner.store;
+    let results = reproduce::run_networks_here(&config, &networks, &runner, 1)?;
+    let written = figures::write_report(&results, &options.out)?;
     Ok(Report {
-        instability: instability_summary(store, &pairs)?,
-        pair: store.finished(&pairs[0].last)?,
-        aligned: store.finished(&aligned[0].last)?,
-        levels: imp_results(store, &imp)?,
+        results,
+        written,
         runs: plan.len(),
         reused,
     })
@@ -341,7 +342,7 @@ mod tests {
             size: 12,
             num_classes: 10,
         };
-        let config = ModelConfig::External { name: NAME.into() };
+        let config = full_recipe().model;
         let net = nets::initialize(
             factory.build(&config, input, &device).expect("build"),
             3,

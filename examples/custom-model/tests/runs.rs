@@ -1,9 +1,9 @@
-//! The bring-your-own-model example end to end on real MNIST, at a few steps.
+//! The bring-your-own-model example end to end on real MNIST, at smoke scale.
 
-use results::Branch;
+use results::{Figure, Scale};
 
 #[test]
-fn a_model_from_outside_goes_through_the_plans_and_the_store() {
+fn a_model_from_outside_goes_through_reproduce_and_its_report() {
     let dir = tempfile::tempdir().expect("tmp");
     // The read-only data beside the repository when $REWIND_DATA_DIR does not say otherwise
     // (as the workspace's other tests find it), else where the binary looks.
@@ -14,44 +14,37 @@ fn a_model_from_outside_goes_through_the_plans_and_the_store() {
         } else {
             data::resolve_data_dir(None)
         };
-    let mut options = custom_model::Options::new(data_dir, dir.path().to_path_buf());
-    options.steps = 40;
-    options.k = 10;
-    options.levels = 2;
-    options.points = 3;
-    options.test_examples = 500;
+    let options = custom_model::Options {
+        data_dir,
+        allow_download: true,
+        store: dir.path().join("runs"),
+        out: dir.path().join("report"),
+        scale: Scale::Smoke,
+    };
     let report = custom_model::run(&options).expect("the example runs");
-    // The dense parent, its second child, 2 IMP levels; the pair plain and weight-matched.
-    assert_eq!((report.runs, report.reused), (6, 0));
-    assert_eq!(report.pair.curve.points.len(), 3);
-    assert_eq!(report.instability.pairs.len(), 1);
-    assert_eq!(
-        report.instability.pairs[0].result.instability,
-        report.pair.instability
-    );
-    assert!(report.pair.instability.test >= 0.0);
-    // Weight matching saw the factory's groups: the stream and the inner layer, 16 each.
-    let alignment = report.aligned.alignment.expect("aligned");
-    assert_eq!(alignment.units, 32);
-    // Both curves end at the same two children (permuting b does not change its function).
-    let ends = |p: &results::PairResult| p.endpoint_test_errors;
-    assert_eq!(ends(&report.aligned), ends(&report.pair));
-    // Each round keeps half of the surviving prunable weights.
-    let imp: Vec<_> = report
-        .levels
-        .iter()
-        .filter(|l| l.branch == Branch::Imp)
-        .collect();
-    let densities: Vec<f64> = imp.iter().map(|l| l.density).collect();
-    assert_eq!(densities.len(), 3);
-    assert!((densities[1] - 0.5).abs() < 0.01 && (densities[2] - 0.25).abs() < 0.01);
-    // 40 steps of SGD are past chance (10%), though far from trained.
-    assert!(imp[0].test_accuracy > 0.2, "{:?}", report.levels);
+    assert_eq!(report.reused, 0);
+    assert!(report.runs > 20, "{} runs", report.runs);
+    let model = &report.results.models[0];
+    assert_eq!(model.setup.network.model, custom_model::NAME);
+    assert!(model.setup.network.paper.is_none());
+    // The dense analysis at k = 0 and 10, IMP's levels, the baselines, alignment.
+    let dense = model.dense.as_ref().expect("dense instability");
+    assert_eq!(dense.per_k.iter().map(|k| k.k).collect::<Vec<_>>(), [0, 10]);
+    let imp = &model.imp[0];
+    assert!(imp.levels.len() > 2);
+    assert!(model.aligned.iter().any(|a| {
+        a.summary
+            .pairs
+            .iter()
+            .any(|p| p.result.alignment.is_some_and(|r| r.units == 32))
+    }));
+    // Every figure drawn, and the report names the network.
+    assert_eq!(report.written.figures.len(), Figure::ALL.len());
+    let text = std::fs::read_to_string(&report.written.report).expect("report");
+    assert!(text.contains("Small ResNet"), "{text}");
 
     // A second invocation finds every run in the store: same numbers, nothing trained.
     let again = custom_model::run(&options).expect("again");
-    assert_eq!((again.runs, again.reused), (6, 6));
-    assert_eq!(again.levels, report.levels);
-    assert_eq!(again.pair, report.pair);
-    assert_eq!(again.aligned, report.aligned);
+    assert_eq!((again.runs, again.reused), (report.runs, report.runs));
+    assert_eq!(again.results.models, report.results.models);
 }

@@ -283,7 +283,7 @@ pub const ENTRIES: &[Entry] = &[
             stable_from: 0,
             ..CIFAR_KS
         },
-        paper: PaperNumbers {
+        paper: Some(PaperNumbers {
             dataset: DatasetName::Mnist,
             accuracy: (98.3, 0.1),
             density: 3.5,
@@ -304,7 +304,7 @@ pub const ENTRIES: &[Entry] = &[
                 words: "random reinitialisation: not matching; its instability shows a small \
                         rise only",
             },
-        },
+        }),
         in_quick_set: true,
         smoke: Cut {
             steps: Some(60),
@@ -320,13 +320,13 @@ pub const ENTRIES: &[Entry] = &[
         recipe: || cifar("resnet20", ModelConfig::resnet20(), 0.1, false),
         pruning: Pruning::rounds_of_20_percent(8), // 16.8%
         ks: CIFAR_KS,
-        paper: cifar_paper(
+        paper: Some(cifar_paper(
             (91.7, 0.1),
             16.8,
             false,
             ("~2000 it (3%)", 2000),
             ("~500 it", 500),
-        ),
+        )),
         in_quick_set: true,
         smoke: RESNET20_SMOKE,
         quick: RESNET20_QUICK,
@@ -338,7 +338,7 @@ pub const ENTRIES: &[Entry] = &[
         recipe: || cifar("resnet20-low", ModelConfig::resnet20(), 0.01, false),
         pruning: Pruning::rounds_of_20_percent(11), // 8.6%
         ks: CIFAR_KS,
-        paper: cifar_paper((88.8, 0.1), 8.6, true, ("0", 0), ("0", 0)),
+        paper: Some(cifar_paper((88.8, 0.1), 8.6, true, ("0", 0), ("0", 0))),
         in_quick_set: false,
         smoke: RESNET20_SMOKE,
         quick: RESNET20_QUICK,
@@ -350,7 +350,7 @@ pub const ENTRIES: &[Entry] = &[
         recipe: || cifar("resnet20-warmup", ModelConfig::resnet20(), 0.03, true),
         pruning: Pruning::rounds_of_20_percent(12), // 6.9%
         ks: CIFAR_KS,
-        paper: cifar_paper((89.7, 0.3), 6.9, true, ("0", 0), ("0", 0)),
+        paper: Some(cifar_paper((89.7, 0.3), 6.9, true, ("0", 0), ("0", 0))),
         in_quick_set: false,
         smoke: RESNET20_SMOKE,
         quick: RESNET20_QUICK,
@@ -362,13 +362,13 @@ pub const ENTRIES: &[Entry] = &[
         recipe: || cifar("vgg16", ModelConfig::vgg16(), 0.1, false),
         pruning: Pruning::rounds_of_20_percent(19), // 1.4% (Table 1: 1.5%)
         ks: CIFAR_KS,
-        paper: cifar_paper(
+        paper: Some(cifar_paper(
             (93.7, 0.1),
             1.5,
             false,
             ("~2000 it (3%)", 2000),
             ("~1000 it", 1000),
-        ),
+        )),
         in_quick_set: true,
         smoke: VGG16_SMOKE,
         quick: VGG16_QUICK,
@@ -380,7 +380,7 @@ pub const ENTRIES: &[Entry] = &[
         recipe: || cifar("vgg16-low", ModelConfig::vgg16(), 0.01, false),
         pruning: Pruning::rounds_of_20_percent(13), // 5.5%
         ks: CIFAR_KS,
-        paper: cifar_paper((91.7, 0.1), 5.5, true, ("0", 0), ("0", 0)),
+        paper: Some(cifar_paper((91.7, 0.1), 5.5, true, ("0", 0), ("0", 0))),
         in_quick_set: false,
         smoke: VGG16_SMOKE,
         quick: VGG16_QUICK,
@@ -392,7 +392,7 @@ pub const ENTRIES: &[Entry] = &[
         recipe: || cifar("vgg16-warmup", ModelConfig::vgg16(), 0.1, true),
         pruning: Pruning::rounds_of_20_percent(19), // 1.4% (Table 1: 1.5%)
         ks: CIFAR_KS,
-        paper: cifar_paper((93.4, 0.1), 1.5, true, ("0", 0), ("0", 0)),
+        paper: Some(cifar_paper((93.4, 0.1), 1.5, true, ("0", 0), ("0", 0))),
         in_quick_set: false,
         smoke: VGG16_SMOKE,
         quick: VGG16_QUICK,
@@ -418,7 +418,7 @@ pub const ENTRIES: &[Entry] = &[
         },
         pruning: Pruning::one_shot_to(0.3),
         ks: IMAGENET_KS,
-        paper: PaperNumbers {
+        paper: Some(PaperNumbers {
             dataset: DatasetName::Imagenet,
             accuracy: (76.1, 0.1),
             density: 30.0,
@@ -430,7 +430,7 @@ pub const ENTRIES: &[Entry] = &[
             matching_from_fraction: Some(4.0 / 90.0),
             random_pruning: CONV_RANDOM_PRUNING,
             reinit: CONV_REINIT,
-        },
+        }),
         in_quick_set: false,
         smoke: Cut {
             model: Some(|| ModelConfig::ImagenetResnet {
@@ -477,7 +477,7 @@ pub const ENTRIES: &[Entry] = &[
         },
         pruning: Pruning::one_shot_to(0.3),
         ks: IMAGENET_KS,
-        paper: PaperNumbers {
+        paper: Some(PaperNumbers {
             dataset: DatasetName::Imagenet,
             accuracy: (78.1, 0.1),
             density: 30.0,
@@ -489,7 +489,7 @@ pub const ENTRIES: &[Entry] = &[
             matching_from_fraction: None,
             random_pruning: CONV_RANDOM_PRUNING,
             reinit: CONV_REINIT,
-        },
+        }),
         in_quick_set: false,
         smoke: Cut {
             images: Some(ImageCut {

@@ -33,8 +33,9 @@ pub struct Entry {
     pub pruning: Pruning,
     /// The paper's k values.
     pub ks: PaperKs,
-    /// What the paper reports.
-    pub paper: PaperNumbers,
+    /// What the paper reports (`None`: a network of your own, which the report then
+    /// describes without the paper's claims).
+    pub paper: Option<PaperNumbers>,
     /// Whether `reproduce` runs it when no network is named at smoke and quick scale (at paper
     /// scale it runs every entry, at medium scale those with a medium cut).
     pub in_quick_set: bool,

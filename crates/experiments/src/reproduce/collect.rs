@@ -11,13 +11,15 @@ use results::{
 use super::{LengthCheckRuns, ModelRuns, SparseRuns};
 use crate::imp::imp_results;
 use crate::instability::instability_summary;
+use crate::registry::Entry;
 use crate::runs::{Job, PairResult, Plan, TrainResult, run_kind};
 use crate::{Error, Result};
 use store::Store;
 
-/// Reads every planned run back from the store (all must be finished).
+/// Reads every planned run of `networks` back from the store (all must be finished).
 pub fn collect(
     config: &ReproduceConfig,
+    networks: &[&Entry],
     models: &[ModelRuns],
     plan: &Plan,
     store: &Store,
@@ -25,7 +27,20 @@ pub fn collect(
 ) -> Result<Results> {
     let models = models
         .iter()
-        .map(|m| model_results(m, store))
+        .map(|m| {
+            let entry = networks
+                .iter()
+                .find(|e| e.name == m.setup.preset)
+                .ok_or_else(|| Error::UnknownNetwork {
+                    name: m.setup.preset.clone(),
+                    known: networks
+                        .iter()
+                        .map(|e| e.name)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
+            model_results(entry, m, store)
+        })
         .collect::<Result<Vec<_>>>()?;
     let time = time_by_kind(plan, store)?;
     let compute_seconds = time.iter().map(|t| t.seconds).sum();
@@ -41,8 +56,7 @@ pub fn collect(
     })
 }
 
-fn model_results(m: &ModelRuns, store: &Store) -> Result<ModelResults> {
-    let entry = crate::registry::entry(&m.setup.preset)?;
+fn model_results(entry: &Entry, m: &ModelRuns, store: &Store) -> Result<ModelResults> {
     let dense = if m.dense_pairs.is_empty() {
         None
     } else {

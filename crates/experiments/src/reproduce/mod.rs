@@ -21,6 +21,8 @@ use crate::Result;
 use crate::executor::{Execution, Executor, Local, Submission};
 use crate::imp::{Baseline, ImpConfig, ImpRuns};
 use crate::instability::{InstabilityConfig, PairRuns, ParentRun};
+use crate::models::ModelFactory;
+use crate::registry::Entry;
 pub use crate::runs::{EpochLength, PublishedSizes};
 use crate::runs::{OptimizerAtRewind, PairSpec, Plan, Runner};
 use results::{Alignment, BnPolicy, Branch, Results, RunId};
@@ -121,9 +123,19 @@ fn alignment_variants(setup: &ModelSetup) -> Vec<(Alignment, BnPolicy)> {
 
 /// Plans every run of `config` (nothing is trained, no data is read).
 pub fn plan(config: &ReproduceConfig, epochs: &dyn EpochLength) -> Result<(Plan, Vec<ModelRuns>)> {
+    plan_networks(config, &entries(config)?, epochs)
+}
+
+/// [`plan`] for `networks` instead of the registry entries `config` names: a network of
+/// your own is an [`Entry`] like the paper's (with `paper: None`).
+pub fn plan_networks(
+    config: &ReproduceConfig,
+    networks: &[&Entry],
+    epochs: &dyn EpochLength,
+) -> Result<(Plan, Vec<ModelRuns>)> {
     let mut plan = Plan::new();
     let mut models = Vec::new();
-    for entry in entries(config)? {
+    for &entry in networks {
         let setup = ModelSetup::new(entry, config, epochs)?;
         models.push(plan_model(config, setup, &mut plan)?);
     }
@@ -348,8 +360,19 @@ pub enum Outcome {
 /// [`run`] in this process: `workers` runs at a time, data and store of `runner`, no
 /// progress bar.
 pub fn run_here(config: &ReproduceConfig, runner: &Runner, workers: usize) -> Result<Results> {
-    match run(
+    run_networks_here(config, &entries(config)?, runner, workers)
+}
+
+/// [`run_here`] for `networks` (see [`plan_networks`]), built by `runner`'s models.
+pub fn run_networks_here<F: ModelFactory>(
+    config: &ReproduceConfig,
+    networks: &[&Entry],
+    runner: &Runner<F>,
+    workers: usize,
+) -> Result<Results> {
+    match run_networks(
         config,
+        networks,
         &runner.data,
         &Local::new(runner, workers),
         &runner.store,
@@ -369,11 +392,22 @@ pub fn run(
     executor: &dyn Executor,
     store: &Store,
 ) -> Result<Outcome> {
+    run_networks(config, &entries(config)?, epochs, executor, store)
+}
+
+/// [`run`] for `networks` (see [`plan_networks`]).
+pub fn run_networks(
+    config: &ReproduceConfig,
+    networks: &[&Entry],
+    epochs: &dyn EpochLength,
+    executor: &dyn Executor,
+    store: &Store,
+) -> Result<Outcome> {
     let started = Instant::now();
-    let (plan, models) = plan(config, epochs)?;
+    let (plan, models) = plan_networks(config, networks, epochs)?;
     match executor.execute(&plan, store)? {
         Execution::Finished => Ok(Outcome::Finished(Box::new(collect(
-            config, &models, &plan, store, started,
+            config, networks, &models, &plan, store, started,
         )?))),
         Execution::Submitted(submission) => Ok(Outcome::Submitted {
             submission,

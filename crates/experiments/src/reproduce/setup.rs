@@ -216,7 +216,7 @@ impl ModelSetup {
                 model: self.recipe.model.to_string(),
                 dataset: self.recipe.data.dataset,
                 k_unit: entry.ks.unit,
-                paper: Some(entry.paper.reference()),
+                paper: entry.paper.map(|p| p.reference()),
             },
         })
     }

@@ -122,7 +122,7 @@ pub fn markdown(r: &Results) -> String {
             s,
             "| {} | {} | {} |",
             model_label(m),
-            p.map_or("?", |p| p.dataset.title()),
+            p.map_or("– (not in the paper)", |p| p.dataset.title()),
             used
         );
     }
