@@ -3,8 +3,10 @@
 //! quick scales cut. Everything the framework knows about a network outside its model crate
 //! (and its `nets::ModelConfig` arm) is here; the rest of the code is generic over entries.
 //!
-//! Adding a network: its model crate, one arm of `nets::ModelConfig` / `nets::Network`, and
-//! one entry in [`ENTRIES`].
+//! Adding a network to the paper's set: its model crate, one arm of `nets::ModelConfig` /
+//! `nets::Network`, and one entry in [`ENTRIES`]. A network of your own needs none of these:
+//! an [`Entry`] of your own (`paper: None`), `ModelConfig::External` in its recipe and a
+//! [`crate::models::ModelFactory`] (see `examples/custom-model`).
 
 mod entries;
 pub mod scales;
