@@ -1,4 +1,4 @@
-//! The matching rule on the quick report's Resnet-20 (dense 82.52 ± 0.57%, n = 2, 7.35 points
+//! The matching rule on the quick report's Resnet-20 (dense 84.47 ± 1.32%, n = 2, 5.2 points
 //! short of its 1,800-step run) and on the same network with the length check passed.
 
 use results::{LengthCheck, MeanStd, ModelResults, Results};
@@ -40,9 +40,9 @@ fn trained(mut m: ModelResults) -> ModelResults {
 #[test]
 fn a_trained_dense_network_decides_both_ways() {
     let m = trained(quick_resnet20());
-    assert_eq!(matching(&m, at(83.0)), Ok(true));
+    assert_eq!(matching(&m, at(85.0)), Ok(true));
     assert_eq!(matching(&m, at(80.0)), Ok(false));
-    assert!(matching(&m, at(81.9)).is_err(), "within one std of 81.95");
+    assert!(matching(&m, at(83.1)).is_err(), "within one std of 83.15");
 }
 
 #[test]
@@ -52,13 +52,13 @@ fn a_short_dense_network_decides_not_matching_only() {
         .length_check
         .expect("quick has a length check")
         .shortfall();
-    assert!(short > 7.0, "{short}");
+    assert!(short > 5.0, "{short}");
     assert_eq!(
         matching(&m, at(80.0)),
         Ok(false),
         "below the short dense network"
     );
-    let above = matching(&m, at(84.0));
+    let above = matching(&m, at(86.0));
     assert!(
         above
             .as_ref()
@@ -66,7 +66,7 @@ fn a_short_dense_network_decides_not_matching_only() {
         "above the short dense network, below its gain: {above:?}"
     );
     assert_eq!(
-        matching(&m, at(82.5 + short + 1.0)),
+        matching(&m, at(84.5 + short + 1.0)),
         Ok(true),
         "above the dense mean plus the longer run's gain"
     );
