@@ -321,7 +321,9 @@ pub fn backward_weight(shape: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32])
     assert_eq!(dw.len(), o * k, "conv2d backward: weight length");
     let chunks = weight_chunks(shape).clamp(1, 16).min(n.max(1));
     let per_chunk = n.div_ceil(chunks).max(1);
-    let dw_layout = Layout::row_major(o, k);
+    // Each partial sum is column-major (`dw[o, k]` at `k·O + o`): with the `O x K` product in
+    // that layout, gemm streams the column matrix unpacked (it packs only the small `dy`).
+    let dw_layout = Layout::row_major(k, o).t();
     let grads = Layout::row_major(o, p);
     let cols_t = Layout::row_major(k, p).t();
     let partials: Vec<Vec<f32>> = (0..chunks)
@@ -344,21 +346,22 @@ pub fn backward_weight(shape: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32])
             acc
         })
         .collect();
-    sum_in_order(&partials, dw);
+    sum_in_order(&partials, dw, o, k);
 }
 
-/// `out = Σ parts`, added in the order given, parallel over elements.
-fn sum_in_order(parts: &[Vec<f32>], out: &mut [f32]) {
-    const BLOCK: usize = 4096;
-    out.par_chunks_mut(BLOCK).enumerate().for_each(|(b, out)| {
-        let range = b * BLOCK..b * BLOCK + out.len();
-        out.fill(0.0);
-        for part in parts {
-            for (o, v) in out.iter_mut().zip(&part[range.clone()]) {
-                *o += *v;
+/// `out = Σ parts` (`out`: `rows x cols` row-major, every part column-major), added in the
+/// order given, parallel over rows.
+fn sum_in_order(parts: &[Vec<f32>], out: &mut [f32], rows: usize, cols: usize) {
+    out.par_chunks_mut(cols.max(1))
+        .enumerate()
+        .for_each(|(r, out)| {
+            out.fill(0.0);
+            for part in parts {
+                for (c, o) in out.iter_mut().enumerate() {
+                    *o += part[c * rows + r];
+                }
             }
-        }
-    });
+        });
 }
 
 /// The gradient of the bias: `db_o = Σ_n Σ_pixels dy[n, o]`.
