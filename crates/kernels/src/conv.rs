@@ -11,6 +11,10 @@ use rayon::prelude::*;
 
 use crate::matmul::{Layout, matmul};
 
+/// The fewest columns of a column matrix when images are small: images are lowered together
+/// until a product is at least this wide.
+const MIN_COLUMNS: usize = 256;
+
 /// The shape of one convolution (dilation 1, one group).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvShape {
@@ -72,13 +76,33 @@ impl ConvShape {
     fn is_pointwise(&self) -> bool {
         self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [(0, 0), (0, 0)]
     }
-    /// A scratch column matrix (`K x P`); none for pointwise convolutions, which need none.
-    fn column_buffer(&self) -> Vec<f32> {
-        if self.is_pointwise() {
+    /// Images lowered into one column matrix: enough that it has at least [`MIN_COLUMNS`]
+    /// columns (a small image lowers to a narrow matrix, on which gemm is slow). A function of
+    /// the shape alone, so the products, and the results, never depend on the thread count.
+    pub fn group(&self) -> usize {
+        MIN_COLUMNS
+            .div_ceil(self.pixels().max(1))
+            .clamp(1, self.batch.max(1))
+    }
+    /// Whether the image itself is the column matrix (pointwise, one image per product).
+    fn direct(&self) -> bool {
+        self.is_pointwise() && self.group() == 1
+    }
+    /// Scratch for one group: its column matrix (`K x G·P`, none when [`Self::direct`]) and, when
+    /// a group has more than one image, its `O x G·P` output or output gradient.
+    fn group_buffers(&self) -> (Vec<f32>, Vec<f32>) {
+        let columns = self.group() * self.pixels();
+        let col = if self.direct() {
             Vec::new()
         } else {
-            vec![0.0; self.patch() * self.pixels()]
-        }
+            vec![0.0; self.patch() * columns]
+        };
+        let out = if self.group() > 1 {
+            vec![0.0; self.out_channels * columns]
+        } else {
+            Vec::new()
+        };
+        (col, out)
     }
 
     /// Whether the shape describes a convolution at all (kernel fits the padded input).
@@ -126,11 +150,11 @@ struct Segment {
     hi: usize,
 }
 
-/// Calls `f` on every segment of one image's column matrix, in order: the index arithmetic that
-/// im2col and its adjoint col2im share (nested loops, not an iterator: this is the hot path and
-/// must inline).
+/// Calls `f` on every segment of one image's column matrix, whose rows are `ld` apart, in
+/// order: the index arithmetic that im2col and its adjoint col2im share (nested loops, not an
+/// iterator: this is the hot path and must inline).
 #[inline(always)]
-fn for_each_segment(shape: &ConvShape, mut f: impl FnMut(Segment)) {
+fn for_each_segment(shape: &ConvShape, ld: usize, mut f: impl FnMut(Segment)) {
     let [kh, kw] = shape.kernel;
     let (oh, ow, hw) = (
         shape.out_height(),
@@ -148,7 +172,7 @@ fn for_each_segment(shape: &ConvShape, mut f: impl FnMut(Segment)) {
                         .input_row(oy, ki)
                         .map(|iy| c * hw + iy * shape.width + lo * sw + kj - pw);
                     f(Segment {
-                        col: (row * oh + oy) * ow,
+                        col: row * ld + oy * ow,
                         first,
                         lo,
                         hi,
@@ -159,11 +183,12 @@ fn for_each_segment(shape: &ConvShape, mut f: impl FnMut(Segment)) {
     }
 }
 
-/// Fills `col` (`K x P`, row-major) with the patches of one image (`C x H x W`).
-fn im2col(shape: &ConvShape, image: &[f32], col: &mut [f32]) {
+/// Fills `col` (`K x P`, rows `ld` apart) with the patches of one image (`C x H x W`).
+fn im2col(shape: &ConvShape, image: &[f32], col: &mut [f32], ld: usize) {
     let (ow, sw) = (shape.out_width(), shape.stride[1]);
     for_each_segment(
         shape,
+        ld,
         |Segment {
              col: at,
              first,
@@ -191,12 +216,13 @@ fn im2col(shape: &ConvShape, image: &[f32], col: &mut [f32]) {
     );
 }
 
-/// Adds the columns of `col` (`K x P`) back onto one image's gradient (`C x H x W`), which the
-/// caller has zeroed.
-fn col2im(shape: &ConvShape, col: &[f32], image: &mut [f32]) {
+/// Adds the columns of `col` (`K x P`, rows `ld` apart) back onto one image's gradient
+/// (`C x H x W`), which the caller has zeroed.
+fn col2im(shape: &ConvShape, col: &[f32], ld: usize, image: &mut [f32]) {
     let sw = shape.stride[1];
     for_each_segment(
         shape,
+        ld,
         |Segment {
              col: at,
              first,
@@ -218,6 +244,16 @@ fn col2im(shape: &ConvShape, col: &[f32], image: &mut [f32]) {
     );
 }
 
+/// Lowers the images of one group (`x`: `g` images) into `col` (`K x g·P`: image `i`'s
+/// columns at `i·P`); nothing for a [`ConvShape::direct`] shape, whose image is its columns.
+fn lower_group(shape: &ConvShape, x: &[f32], col: &mut [f32]) {
+    let (p, len) = (shape.pixels(), shape.image_len());
+    let ld = x.len() / len.max(1) * p;
+    for (i, image) in x.chunks_exact(len.max(1)).enumerate() {
+        im2col(shape, image, &mut col[i * p..], ld);
+    }
+}
+
 /// `y = conv(x, w) + b`: `x` is `N x C x H x W`, `w` is `O x C x kh x kw`, `y` is
 /// `N x O x OH x OW`, all contiguous.
 pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
@@ -233,34 +269,61 @@ pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]
         shape.batch * shape.out_image_len(),
         "conv2d: output length"
     );
+    let group = shape.group();
     let w = Layout::row_major(o, k);
-    let out = Layout::row_major(o, p);
-    let cols = Layout::row_major(k, p);
-    y.par_chunks_mut(shape.out_image_len().max(1))
-        .zip(x.par_chunks(shape.image_len().max(1)))
+    y.par_chunks_mut((group * shape.out_image_len()).max(1))
+        .zip(x.par_chunks((group * shape.image_len()).max(1)))
         .for_each_init(
-            || shape.column_buffer(),
-            |col, (y, x)| {
-                let col: &[f32] = if shape.is_pointwise() {
+            || shape.group_buffers(),
+            |(col, grouped), (y, x)| {
+                let columns = x.len() / shape.image_len().max(1) * p;
+                let col: &[f32] = if shape.direct() {
                     x
                 } else {
-                    im2col(shape, x, col);
+                    lower_group(shape, x, col);
                     col
                 };
-                match bias {
-                    Some(bias) => {
-                        for (row, b) in y.chunks_exact_mut(p).zip(bias) {
-                            row.fill(*b);
-                        }
-                        matmul(y, out, weight, w, col, cols, true);
+                let out: &mut [f32] = if columns == p {
+                    y
+                } else {
+                    &mut grouped[..o * columns]
+                };
+                if let Some(bias) = bias {
+                    for (row, b) in out.chunks_exact_mut(columns).zip(bias) {
+                        row.fill(*b);
                     }
-                    None => matmul(y, out, weight, w, col, cols, false),
+                }
+                let (out_layout, cols) =
+                    (Layout::row_major(o, columns), Layout::row_major(k, columns));
+                matmul(out, out_layout, weight, w, col, cols, bias.is_some());
+                if columns != p {
+                    scatter(&grouped[..o * columns], y, o, p);
                 }
             },
         );
 }
 
-/// The gradient of the input: `dx = col2im(Wᵀ · dy)` per image.
+/// Copies an `O x g·P` matrix (image `i`'s columns at `i·P`) into `g` images of `O x P`.
+fn scatter(grouped: &[f32], images: &mut [f32], o: usize, p: usize) {
+    let columns = grouped.len() / o.max(1);
+    for (i, image) in images.chunks_exact_mut((o * p).max(1)).enumerate() {
+        for (c, row) in image.chunks_exact_mut(p.max(1)).enumerate() {
+            row.copy_from_slice(&grouped[c * columns + i * p..][..p]);
+        }
+    }
+}
+
+/// Copies `g` images of `O x P` into one `O x g·P` matrix (image `i`'s columns at `i·P`).
+fn gather(images: &[f32], grouped: &mut [f32], o: usize, p: usize) {
+    let columns = grouped.len() / o.max(1);
+    for (i, image) in images.chunks_exact((o * p).max(1)).enumerate() {
+        for (c, row) in image.chunks_exact(p.max(1)).enumerate() {
+            grouped[c * columns + i * p..][..p].copy_from_slice(row);
+        }
+    }
+}
+
+/// The gradient of the input: `dx = col2im(Wᵀ · dy)`, per group of images.
 pub fn backward_input(shape: &ConvShape, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (k, p, o) = (shape.patch(), shape.pixels(), shape.out_channels);
     assert_eq!(
@@ -273,20 +336,30 @@ pub fn backward_input(shape: &ConvShape, weight: &[f32], dy: &[f32], dx: &mut [f
         shape.batch * shape.image_len(),
         "conv2d backward: input length"
     );
+    let group = shape.group();
     let wt = Layout::row_major(o, k).t();
-    let grads = Layout::row_major(o, p);
-    let cols = Layout::row_major(k, p);
-    dx.par_chunks_mut(shape.image_len().max(1))
-        .zip(dy.par_chunks(shape.out_image_len().max(1)))
+    dx.par_chunks_mut((group * shape.image_len()).max(1))
+        .zip(dy.par_chunks((group * shape.out_image_len()).max(1)))
         .for_each_init(
-            || shape.column_buffer(),
-            |col, (dx, dy)| {
-                if shape.is_pointwise() {
-                    matmul(dx, cols, weight, wt, dy, grads, false);
+            || shape.group_buffers(),
+            |(col, grouped), (dx, dy)| {
+                let columns = dx.len() / shape.image_len().max(1) * p;
+                let (grads, cols) = (Layout::row_major(o, columns), Layout::row_major(k, columns));
+                let dy: &[f32] = if columns == p {
+                    dy
                 } else {
-                    matmul(col, cols, weight, wt, dy, grads, false);
-                    dx.fill(0.0);
-                    col2im(shape, col, dx);
+                    gather(dy, &mut grouped[..o * columns], o, p);
+                    &grouped[..o * columns]
+                };
+                if shape.direct() {
+                    matmul(dx, cols, weight, wt, dy, grads, false);
+                    return;
+                }
+                let col = &mut col[..k * columns];
+                matmul(col, cols, weight, wt, dy, grads, false);
+                dx.fill(0.0);
+                for (i, image) in dx.chunks_exact_mut(shape.image_len().max(1)).enumerate() {
+                    col2im(shape, &col[i * p..], columns, image);
                 }
             },
         );
@@ -300,7 +373,8 @@ fn weight_chunks(shape: &ConvShape) -> usize {
     (64 << 20) / per_chunk.max(1)
 }
 
-/// The gradient of the weight: `dw = Σ_n dy_n · col_nᵀ`, in fixed chunks of the batch.
+/// The gradient of the weight: `dw = Σ_n dy_n · col_nᵀ`, in fixed chunks of the batch (each a
+/// whole number of groups), one product per group.
 pub fn backward_weight(shape: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let (k, p, o, n) = (
         shape.patch(),
@@ -319,28 +393,41 @@ pub fn backward_weight(shape: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32])
         "conv2d backward: grad length"
     );
     assert_eq!(dw.len(), o * k, "conv2d backward: weight length");
-    let chunks = weight_chunks(shape).clamp(1, 16).min(n.max(1));
-    let per_chunk = n.div_ceil(chunks).max(1);
+    let group = shape.group();
+    let groups = n.div_ceil(group).max(1);
+    let chunks = weight_chunks(shape).clamp(1, 16).min(groups);
+    let per_chunk = groups.div_ceil(chunks) * group;
     // Each partial sum is column-major (`dw[o, k]` at `k·O + o`): with the `O x K` product in
     // that layout, gemm streams the column matrix unpacked (it packs only the small `dy`).
     let dw_layout = Layout::row_major(k, o).t();
-    let grads = Layout::row_major(o, p);
-    let cols_t = Layout::row_major(k, p).t();
-    let partials: Vec<Vec<f32>> = (0..chunks)
+    let (x_len, dy_len) = (shape.image_len(), shape.out_image_len());
+    let partials: Vec<Vec<f32>> = (0..n.div_ceil(per_chunk).max(1))
         .into_par_iter()
         .map(|chunk| {
             let mut acc = vec![0.0f32; o * k];
-            let mut col = shape.column_buffer();
+            let (mut col, mut grouped) = shape.group_buffers();
             let images = (chunk * per_chunk)..((chunk + 1) * per_chunk).min(n);
-            for (i, image) in images.enumerate() {
-                let x = &x[image * shape.image_len()..][..shape.image_len()];
-                let dy = &dy[image * shape.out_image_len()..][..shape.out_image_len()];
-                let col: &[f32] = if shape.is_pointwise() {
+            for (i, first) in images.clone().step_by(group).enumerate() {
+                let last = (first + group).min(images.end);
+                let columns = (last - first) * p;
+                let x = &x[first * x_len..last * x_len];
+                let dy = &dy[first * dy_len..last * dy_len];
+                let col: &[f32] = if shape.direct() {
                     x
                 } else {
-                    im2col(shape, x, &mut col);
+                    lower_group(shape, x, &mut col);
                     &col
                 };
+                let dy: &[f32] = if columns == p {
+                    dy
+                } else {
+                    gather(dy, &mut grouped[..o * columns], o, p);
+                    &grouped[..o * columns]
+                };
+                let (grads, cols_t) = (
+                    Layout::row_major(o, columns),
+                    Layout::row_major(k, columns).t(),
+                );
                 matmul(&mut acc, dw_layout, dy, grads, col, cols_t, i > 0);
             }
             acc
@@ -489,9 +576,9 @@ mod tests {
         let x = values(s.image_len(), 4);
         let c = values(s.patch() * s.pixels(), 5);
         let mut col = vec![0.0; c.len()];
-        im2col(&s, &x, &mut col);
+        im2col(&s, &x, &mut col, s.pixels());
         let mut back = vec![0.0; x.len()];
-        col2im(&s, &c, &mut back);
+        col2im(&s, &c, s.pixels(), &mut back);
         let lhs: f64 = col.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum();
         let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
         assert!((lhs - rhs).abs() < 1e-4, "{lhs} vs {rhs}");

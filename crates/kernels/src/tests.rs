@@ -73,6 +73,9 @@ fn convolution_values_and_gradients_match_burns_on_many_shapes() {
         (1, 4, 6, 10, 5, 2, [2, 1, 0, 2], true),
         (128, 3, 5, 8, 3, 1, [1, 1, 1, 1], false),
         (128, 4, 3, 6, 3, 2, [1, 1, 1, 1], true),
+        // Small images are lowered in groups (43 images of 2x3 to a product, the last group 21).
+        (64, 6, 5, 2, 3, 1, [1, 1, 1, 1], true),
+        (20, 5, 4, 3, 1, 1, [0, 0, 0, 0], false),
     ];
     for (batch, cin, cout, size, k, stride, [top, left, bottom, right], bias) in cases {
         let options =
