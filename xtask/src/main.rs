@@ -369,17 +369,32 @@ fn comparison_table(ours: &serde_json::Value, reference: Option<&serde_json::Val
         v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"))
     };
     let mut lines = vec![
-        "| measurement | ours | PyTorch | ratio |".to_string(),
-        "|---|---|---|---|".to_string(),
+        "| measurement | ours | PyTorch | ratio | % of peak, ours / PyTorch |".to_string(),
+        "|---|---|---|---|---|".to_string(),
     ];
-    // (label, ours, theirs, ratio as time: ours / theirs; as rate: theirs / ours)
-    let mut push = |label: String, a: Option<f64>, b: Option<f64>, time: bool, digits: usize| {
+    let peak = ours["peak"]["gflops"].as_f64();
+    // The share of the measured peak a step of `gflop` in `ms` reaches.
+    let share = |gflop: Option<f64>, ms: Option<f64>| match (gflop, ms, peak) {
+        (Some(g), Some(ms), Some(peak)) if ms > 0.0 && peak > 0.0 => {
+            format!("{:.0}%", 100.0 * g / (ms / 1e3) / peak)
+        }
+        _ => "-".to_string(),
+    };
+    let mut limits = Vec::new();
+    // (label, ours, theirs, ratio as time: ours / theirs; as rate: theirs / ours, peak shares)
+    let mut push = |label: String,
+                    a: Option<f64>,
+                    b: Option<f64>,
+                    time: bool,
+                    digits: usize,
+                    shares: Option<(String, String)>| {
         let ratio = match (a, b) {
             (Some(a), Some(b)) if a > 0.0 && b > 0.0 => Some(if time { a / b } else { b / a }),
             _ => None,
         };
+        let shares = shares.map_or_else(|| "-".to_string(), |(a, b)| format!("{a} / {b}"));
         lines.push(format!(
-            "| {label} | {} | {} | {} |",
+            "| {label} | {} | {} | {} | {shares} |",
             fmt(a, digits),
             fmt(b, digits),
             fmt(ratio, 2)
@@ -400,12 +415,24 @@ fn comparison_table(ours: &serde_json::Value, reference: Option<&serde_json::Val
         let get =
             |r: &Option<serde_json::Value>, key: &str| r.as_ref().and_then(|r| r[key].as_f64());
         let batch = get(&a, "batch").unwrap_or(0.0);
+        let gflop = get(&a, "conv_gflop_per_step");
+        let (ours_ms, theirs_ms) = (get(&a, "ms_per_step"), get(&b, "ms_per_step"));
+        let shares = gflop.map(|_| (share(gflop, ours_ms), share(gflop, theirs_ms)));
+        if let (Some(g), Some(p), Some(ms)) = (gflop, peak, ours_ms) {
+            let limit = g / p * 1e3;
+            limits.push(format!(
+                "{preset}: {g:.1} GFLOP of convolutions per step, a limit of {limit:.0} ms at \
+                 the peak; ours takes {:.1}x it",
+                ms / limit
+            ));
+        }
         push(
             format!("{preset}: ms per training step (batch {batch})"),
-            get(&a, "ms_per_step"),
-            get(&b, "ms_per_step"),
+            ours_ms,
+            theirs_ms,
             true,
             1,
+            shares,
         );
         push(
             format!("{preset}: eval images / s"),
@@ -413,6 +440,7 @@ fn comparison_table(ours: &serde_json::Value, reference: Option<&serde_json::Val
             get(&b, "eval_images_per_s"),
             false,
             0,
+            None,
         );
     }
     push(
@@ -421,6 +449,7 @@ fn comparison_table(ours: &serde_json::Value, reference: Option<&serde_json::Val
         reference["interpolation_ms"].as_f64(),
         true,
         0,
+        None,
     );
     push(
         "peak resident memory: MiB (whole process)".into(),
@@ -428,8 +457,22 @@ fn comparison_table(ours: &serde_json::Value, reference: Option<&serde_json::Val
         reference["peak_rss_mib"].as_f64(),
         true,
         0,
+        None,
     );
-    lines.join("\n") + "\n"
+    let mut text = lines.join("\n") + "\n";
+    if let Some(p) = peak {
+        text += &format!(
+            "\nPeak: {p:.0} GFLOP/s, measured ({} fused multiply-adds on {} threads at once). \
+             A step's FLOPs are its convolutions' (2 per multiply-add; the backward counted as \
+             twice the forward).\n",
+            ours["peak"]["isa"].as_str().unwrap_or("?"),
+            ours["peak"]["threads"].as_u64().unwrap_or(0)
+        );
+        for l in limits {
+            text += &format!("- {l}.\n");
+        }
+    }
+    text
 }
 
 /// Options of `reproduce-all`: what to reproduce becomes a `ReproduceConfig` file (the one

@@ -78,6 +78,16 @@ struct Report {
     concurrency: Vec<Concurrency>,
     /// Peak resident memory of the process (VmHWM), MiB.
     peak_rss_mib: Option<f64>,
+    /// The measured floating-point peak of the cores the steps ran on.
+    peak: PeakRate,
+}
+
+/// [`kernels::flops::Peak`], as written to the JSON report.
+#[derive(serde::Serialize)]
+struct PeakRate {
+    isa: &'static str,
+    threads: usize,
+    gflops: f64,
 }
 
 #[derive(serde::Serialize, Clone)]
@@ -90,6 +100,9 @@ pub(crate) struct Row {
     /// Evaluation at the training batch size.
     pub(crate) eval_images_per_s_train_batch: f64,
     pub(crate) paper_steps: u64,
+    /// GFLOP of one training step's convolutions: 2 per multiply-add, the forward's counted
+    /// and the backward taken as twice it (input and weight gradients); none without any.
+    pub(crate) conv_gflop_per_step: Option<f64>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -114,6 +127,11 @@ pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
     let mut times = Vec::with_capacity(args.steps);
     // Each timed sample is at least SAMPLE_MS long (a Lenet sample is dozens of steps), so that
     // one preempted step on a shared machine moves the median little; the reference does the same.
+    // One untimed step, its convolutions counted.
+    let (counted, macs) =
+        kernels::flops::count_conv_macs(|| steps_read_once(&trainer, state, 1, paper_steps));
+    state = counted?;
+    let conv_gflop_per_step = (macs > 0).then(|| 3.0 * 2.0 * macs as f64 / 1e9);
     let mut reps = 1;
     for i in 0..args.warmup + args.steps.max(1) {
         let start = Instant::now();
@@ -160,6 +178,7 @@ pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
         eval_images_per_s,
         eval_images_per_s_train_batch,
         paper_steps,
+        conv_gflop_per_step,
     })
 }
 
@@ -268,6 +287,11 @@ pub(crate) fn peak_rss_mib() -> Option<f64> {
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".into());
+    let cores = threads.parse::<usize>().ok().unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    tracing::info!("measuring the floating-point peak of {cores} thread(s)");
+    let peak = kernels::flops::measure_peak(cores, 300);
     let mut rows = Vec::new();
     for name in &args.presets {
         tracing::info!("benchmarking {name}");
@@ -280,11 +304,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
         args.warmup,
         args.eval_images
     );
-    table += "| preset | batch | ms / step (median) | ms / step (min) | eval images / s | paper-length run |\n|---|---|---|---|---|---|\n";
+    table += &format!(
+        "Peak: {:.0} GFLOP/s ({} fused multiply-adds on {} thread(s), measured).\n\n",
+        peak.gflops, peak.isa, peak.threads
+    );
+    table += "| preset | batch | ms / step (median) | ms / step (min) | eval images / s | paper-length run | conv GFLOP / step | % of peak |\n|---|---|---|---|---|---|---|---|\n";
     for r in &rows {
         let full = r.ms_per_step * r.paper_steps as f64 / 1e3;
+        let (gflop, share) = r.conv_gflop_per_step.map_or(("-".into(), "-".into()), |g| {
+            let percent = 100.0 * g / (r.ms_per_step / 1e3) / peak.gflops;
+            (format!("{g:.1}"), format!("{percent:.0}%"))
+        });
         table += &format!(
-            "| {} | {} | {:.1} | {:.1} | {:.0} | {} steps: {:.1} min |\n",
+            "| {} | {} | {:.1} | {:.1} | {:.0} | {} steps: {:.1} min | {gflop} | {share} |\n",
             r.preset,
             r.batch,
             r.ms_per_step,
@@ -339,6 +371,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
             interpolation_ms,
             concurrency,
             peak_rss_mib,
+            peak: PeakRate {
+                isa: peak.isa,
+                threads: peak.threads,
+                gflops: peak.gflops,
+            },
         };
         train::write_atomic(path, &serde_json::to_vec_pretty(&report)?)?;
     }

@@ -21,6 +21,7 @@
 pub mod conv;
 #[cfg(feature = "flex")]
 mod extension;
+pub mod flops;
 #[cfg(feature = "flex")]
 pub mod matmul;
 #[cfg(feature = "flex")]
@@ -70,6 +71,13 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
+    let (x_dims, w_dims) = (x.dims(), weight.dims());
+    let out = |i: usize| {
+        let padded = x_dims[i + 2] + options.padding[i].0 + options.padding[i].1;
+        let reach = options.dilation[i] * (w_dims[i + 2].max(1) - 1) + 1;
+        padded.saturating_sub(reach) / options.stride[i].max(1) + 1
+    };
+    flops::record_conv(x_dims, w_dims, [out(0), out(1)]);
     #[cfg(feature = "flex")]
     if extension::applies(&x, &weight, &options) {
         return extension::conv2d(x, weight, bias, options);

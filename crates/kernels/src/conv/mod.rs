@@ -7,9 +7,15 @@
 //! chunks whose boundaries depend only on the shapes, so results do not depend on the number
 //! of threads: same inputs, bit-identical outputs.
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use crate::matmul::{Layout, matmul};
+
+mod lower;
+
+use lower::{col2im, im2col};
 
 /// The fewest columns of a column matrix when images are small: images are lowered together
 /// until a product is at least this wide.
@@ -66,7 +72,7 @@ impl ConvShape {
     pub fn pixels(&self) -> usize {
         self.out_height() * self.out_width()
     }
-    fn image_len(&self) -> usize {
+    pub(crate) fn image_len(&self) -> usize {
         self.in_channels * self.height * self.width
     }
     fn out_image_len(&self) -> usize {
@@ -88,19 +94,19 @@ impl ConvShape {
     fn direct(&self) -> bool {
         self.is_pointwise() && self.group() == 1
     }
-    /// Scratch for one group: its column matrix (`K x G·P`, none when [`Self::direct`]) and, when
-    /// a group has more than one image, its `O x G·P` output or output gradient.
-    fn group_buffers(&self) -> (Vec<f32>, Vec<f32>) {
+    /// The scratch one group needs: its column matrix (`K x G·P`, none when [`Self::direct`])
+    /// and, when a group has more than one image, its `O x G·P` output or output gradient.
+    fn group_scratch(&self) -> (usize, usize) {
         let columns = self.group() * self.pixels();
         let col = if self.direct() {
-            Vec::new()
+            0
         } else {
-            vec![0.0; self.patch() * columns]
+            self.patch() * columns
         };
         let out = if self.group() > 1 {
-            vec![0.0; self.out_channels * columns]
+            self.out_channels * columns
         } else {
-            Vec::new()
+            0
         };
         (col, out)
     }
@@ -116,7 +122,7 @@ impl ConvShape {
     }
 
     /// The range of output columns `ox` whose input column `ox·s + kj - p` lies inside the image.
-    fn valid_columns(&self, kj: usize) -> (usize, usize) {
+    pub(crate) fn valid_columns(&self, kj: usize) -> (usize, usize) {
         let (s, p, w, ow) = (
             self.stride[1],
             self.padding[1].0,
@@ -133,115 +139,37 @@ impl ConvShape {
     }
 
     /// The input row of output row `oy` under kernel row `ki`, if inside the image.
-    fn input_row(&self, oy: usize, ki: usize) -> Option<usize> {
+    pub(crate) fn input_row(&self, oy: usize, ki: usize) -> Option<usize> {
         (oy * self.stride[0] + ki)
             .checked_sub(self.padding[0].0)
             .filter(|&iy| iy < self.height)
     }
 }
 
-/// One output row of one patch entry: `col[col..col + OW]` holds the input values
-/// `image[first + i·sw]` for `i` in `lo..hi` (zeros elsewhere), or only zeros when its input
-/// row lies in the padding (`first` is `None`).
-struct Segment {
-    col: usize,
-    first: Option<usize>,
-    lo: usize,
-    hi: usize,
+thread_local! {
+    /// Each thread's column matrix and grouped output, kept from call to call: fresh buffers of
+    /// megabytes per image cost page faults and zeroing.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Calls `f` on every segment of one image's column matrix, whose rows are `ld` apart, in
-/// order: the index arithmetic that im2col and its adjoint col2im share (nested loops, not an
-/// iterator: this is the hot path and must inline).
-#[inline(always)]
-fn for_each_segment(shape: &ConvShape, ld: usize, mut f: impl FnMut(Segment)) {
-    let [kh, kw] = shape.kernel;
-    let (oh, ow, hw) = (
-        shape.out_height(),
-        shape.out_width(),
-        shape.height * shape.width,
-    );
-    let (sw, pw) = (shape.stride[1], shape.padding[1].0);
-    for c in 0..shape.in_channels {
-        for ki in 0..kh {
-            for kj in 0..kw {
-                let row = (c * kh + ki) * kw + kj;
-                let (lo, hi) = shape.valid_columns(kj);
-                for oy in 0..oh {
-                    let first = shape
-                        .input_row(oy, ki)
-                        .map(|iy| c * hw + iy * shape.width + lo * sw + kj - pw);
-                    f(Segment {
-                        col: row * ld + oy * ow,
-                        first,
-                        lo,
-                        hi,
-                    });
-                }
+/// Runs `f` on this thread's scratch for one group of `shape` ([`ConvShape::group_scratch`]).
+/// The buffers hold whatever their last user left: every kernel writes what it reads.
+fn with_scratch<R>(shape: &ConvShape, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    let (col_len, out_len) = shape.group_scratch();
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let (col, out) = &mut *scratch;
+            if col.len() < col_len {
+                col.resize(col_len, 0.0);
             }
+            if out.len() < out_len {
+                out.resize(out_len, 0.0);
+            }
+            f(&mut col[..col_len], &mut out[..out_len])
         }
-    }
-}
-
-/// Fills `col` (`K x P`, rows `ld` apart) with the patches of one image (`C x H x W`).
-fn im2col(shape: &ConvShape, image: &[f32], col: &mut [f32], ld: usize) {
-    let (ow, sw) = (shape.out_width(), shape.stride[1]);
-    for_each_segment(
-        shape,
-        ld,
-        |Segment {
-             col: at,
-             first,
-             lo,
-             hi,
-         }| {
-            let seg = &mut col[at..at + ow];
-            let Some(first) = first else {
-                seg.fill(0.0);
-                return;
-            };
-            seg[..lo].fill(0.0);
-            seg[hi..].fill(0.0);
-            if sw == 1 {
-                seg[lo..hi].copy_from_slice(&image[first..first + hi - lo]);
-            } else {
-                for (dst, src) in seg[lo..hi]
-                    .iter_mut()
-                    .zip(image[first..].iter().step_by(sw))
-                {
-                    *dst = *src;
-                }
-            }
-        },
-    );
-}
-
-/// Adds the columns of `col` (`K x P`, rows `ld` apart) back onto one image's gradient
-/// (`C x H x W`), which the caller has zeroed.
-fn col2im(shape: &ConvShape, col: &[f32], ld: usize, image: &mut [f32]) {
-    let sw = shape.stride[1];
-    for_each_segment(
-        shape,
-        ld,
-        |Segment {
-             col: at,
-             first,
-             lo,
-             hi,
-         }| {
-            let Some(first) = first else { return };
-            let seg = &col[at + lo..at + hi];
-            if sw == 1 {
-                for (d, s) in image[first..first + hi - lo].iter_mut().zip(seg) {
-                    *d += *s;
-                }
-            } else {
-                for (d, s) in image[first..].iter_mut().step_by(sw).zip(seg) {
-                    *d += *s;
-                }
-            }
-        },
-    );
+        // Only if a kernel ran inside another on this thread.
+        Err(_) => f(&mut vec![0.0; col_len], &mut vec![0.0; out_len]),
+    })
 }
 
 /// Lowers the images of one group (`x`: `g` images) into `col` (`K x g·P`: image `i`'s
@@ -273,9 +201,8 @@ pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]
     let w = Layout::row_major(o, k);
     y.par_chunks_mut((group * shape.out_image_len()).max(1))
         .zip(x.par_chunks((group * shape.image_len()).max(1)))
-        .for_each_init(
-            || shape.group_buffers(),
-            |(col, grouped), (y, x)| {
+        .for_each(|(y, x)| {
+            with_scratch(shape, |col, grouped| {
                 let columns = x.len() / shape.image_len().max(1) * p;
                 let col: &[f32] = if shape.direct() {
                     x
@@ -299,8 +226,8 @@ pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]
                 if columns != p {
                     scatter(&grouped[..o * columns], y, o, p);
                 }
-            },
-        );
+            })
+        });
 }
 
 /// Copies an `O x g·P` matrix (image `i`'s columns at `i·P`) into `g` images of `O x P`.
@@ -340,9 +267,8 @@ pub fn backward_input(shape: &ConvShape, weight: &[f32], dy: &[f32], dx: &mut [f
     let wt = Layout::row_major(o, k).t();
     dx.par_chunks_mut((group * shape.image_len()).max(1))
         .zip(dy.par_chunks((group * shape.out_image_len()).max(1)))
-        .for_each_init(
-            || shape.group_buffers(),
-            |(col, grouped), (dx, dy)| {
+        .for_each(|(dx, dy)| {
+            with_scratch(shape, |col, grouped| {
                 let columns = dx.len() / shape.image_len().max(1) * p;
                 let (grads, cols) = (Layout::row_major(o, columns), Layout::row_major(k, columns));
                 let dy: &[f32] = if columns == p {
@@ -361,8 +287,8 @@ pub fn backward_input(shape: &ConvShape, weight: &[f32], dy: &[f32], dx: &mut [f
                 for (i, image) in dx.chunks_exact_mut(shape.image_len().max(1)).enumerate() {
                     col2im(shape, &col[i * p..], columns, image);
                 }
-            },
-        );
+            })
+        });
 }
 
 /// Number of partial sums the weight gradient is split into: a function of the shape only (so
@@ -405,31 +331,32 @@ pub fn backward_weight(shape: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32])
         .into_par_iter()
         .map(|chunk| {
             let mut acc = vec![0.0f32; o * k];
-            let (mut col, mut grouped) = shape.group_buffers();
             let images = (chunk * per_chunk)..((chunk + 1) * per_chunk).min(n);
-            for (i, first) in images.clone().step_by(group).enumerate() {
-                let last = (first + group).min(images.end);
-                let columns = (last - first) * p;
-                let x = &x[first * x_len..last * x_len];
-                let dy = &dy[first * dy_len..last * dy_len];
-                let col: &[f32] = if shape.direct() {
-                    x
-                } else {
-                    lower_group(shape, x, &mut col);
-                    &col
-                };
-                let dy: &[f32] = if columns == p {
-                    dy
-                } else {
-                    gather(dy, &mut grouped[..o * columns], o, p);
-                    &grouped[..o * columns]
-                };
-                let (grads, cols_t) = (
-                    Layout::row_major(o, columns),
-                    Layout::row_major(k, columns).t(),
-                );
-                matmul(&mut acc, dw_layout, dy, grads, col, cols_t, i > 0);
-            }
+            with_scratch(shape, |col, grouped| {
+                for (i, first) in images.clone().step_by(group).enumerate() {
+                    let last = (first + group).min(images.end);
+                    let columns = (last - first) * p;
+                    let x = &x[first * x_len..last * x_len];
+                    let dy = &dy[first * dy_len..last * dy_len];
+                    let col: &[f32] = if shape.direct() {
+                        x
+                    } else {
+                        lower_group(shape, x, col);
+                        col
+                    };
+                    let dy: &[f32] = if columns == p {
+                        dy
+                    } else {
+                        gather(dy, &mut grouped[..o * columns], o, p);
+                        &grouped[..o * columns]
+                    };
+                    let (grads, cols_t) = (
+                        Layout::row_major(o, columns),
+                        Layout::row_major(k, columns).t(),
+                    );
+                    matmul(&mut acc, dw_layout, dy, grads, col, cols_t, i > 0);
+                }
+            });
             acc
         })
         .collect();
@@ -476,7 +403,7 @@ pub(crate) fn sum(values: &[f32]) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The definition, one multiply-add at a time.
@@ -520,7 +447,7 @@ mod tests {
         y
     }
 
-    fn values(len: usize, seed: u32) -> Vec<f32> {
+    pub(crate) fn values(len: usize, seed: u32) -> Vec<f32> {
         (0..len)
             .map(|i| {
                 ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0
@@ -558,29 +485,5 @@ mod tests {
                 assert!((a - e).abs() < 1e-4, "{s:?}: {a} vs {e}");
             }
         }
-    }
-
-    #[test]
-    fn col2im_is_the_adjoint_of_im2col() {
-        // <im2col(x), c> = <x, col2im(c)> for every x, c: the input gradient is exact.
-        let s = ConvShape {
-            batch: 1,
-            in_channels: 2,
-            height: 5,
-            width: 6,
-            out_channels: 1,
-            kernel: [3, 3],
-            stride: [2, 2],
-            padding: [(1, 0), (1, 2)],
-        };
-        let x = values(s.image_len(), 4);
-        let c = values(s.patch() * s.pixels(), 5);
-        let mut col = vec![0.0; c.len()];
-        im2col(&s, &x, &mut col, s.pixels());
-        let mut back = vec![0.0; x.len()];
-        col2im(&s, &c, s.pixels(), &mut back);
-        let lhs: f64 = col.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum();
-        let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
-        assert!((lhs - rhs).abs() < 1e-4, "{lhs} vs {rhs}");
     }
 }

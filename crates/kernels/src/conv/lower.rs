@@ -1,0 +1,238 @@
+//! Lowering one image to its column matrix (im2col) and back (col2im, its adjoint).
+
+use super::ConvShape;
+
+/// One output row of one patch entry: `col[col..col + OW]` holds the input values
+/// `image[first + i·sw]` for `i` in `lo..hi` (zeros elsewhere), or only zeros when its input
+/// row lies in the padding (`first` is `None`).
+struct Segment {
+    col: usize,
+    first: Option<usize>,
+    lo: usize,
+    hi: usize,
+}
+
+/// Calls `f` on every segment of one image's column matrix, whose rows are `ld` apart, in
+/// order: the index arithmetic that im2col and its adjoint col2im share (nested loops, not an
+/// iterator: this is the hot path and must inline).
+#[inline(always)]
+fn for_each_segment(shape: &ConvShape, ld: usize, mut f: impl FnMut(Segment)) {
+    let [kh, kw] = shape.kernel;
+    let (oh, ow, hw) = (
+        shape.out_height(),
+        shape.out_width(),
+        shape.height * shape.width,
+    );
+    let (sw, pw) = (shape.stride[1], shape.padding[1].0);
+    for c in 0..shape.in_channels {
+        for ki in 0..kh {
+            for kj in 0..kw {
+                let row = (c * kh + ki) * kw + kj;
+                let (lo, hi) = shape.valid_columns(kj);
+                for oy in 0..oh {
+                    let first = shape
+                        .input_row(oy, ki)
+                        .map(|iy| c * hw + iy * shape.width + lo * sw + kj - pw);
+                    f(Segment {
+                        col: row * ld + oy * ow,
+                        first,
+                        lo,
+                        hi,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Fills `col` (`K x P`, rows `ld` apart) with the patches of one image (`C x H x W`).
+pub(super) fn im2col(shape: &ConvShape, image: &[f32], col: &mut [f32], ld: usize) {
+    if shape.stride == [1, 1] && shape.out_width() == shape.width {
+        return im2col_shifted(shape, image, col, ld);
+    }
+    let (ow, sw) = (shape.out_width(), shape.stride[1]);
+    for_each_segment(
+        shape,
+        ld,
+        |Segment {
+             col: at,
+             first,
+             lo,
+             hi,
+         }| {
+            let seg = &mut col[at..at + ow];
+            let Some(first) = first else {
+                seg.fill(0.0);
+                return;
+            };
+            seg[..lo].fill(0.0);
+            seg[hi..].fill(0.0);
+            if sw == 1 {
+                seg[lo..hi].copy_from_slice(&image[first..first + hi - lo]);
+            } else {
+                for (dst, src) in seg[lo..hi]
+                    .iter_mut()
+                    .zip(image[first..].iter().step_by(sw))
+                {
+                    *dst = *src;
+                }
+            }
+        },
+    );
+}
+
+/// [`im2col`] where the output rows are as wide as the input's (stride 1, padding `kw - 1`
+/// across in all): a patch entry's valid output rows are then one shifted run of its channel's
+/// plane, copied at once, with the columns that fall off the row's edge zeroed afterwards.
+fn im2col_shifted(shape: &ConvShape, image: &[f32], col: &mut [f32], ld: usize) {
+    let [kh, kw] = shape.kernel;
+    let (w, oh, hw) = (shape.width, shape.out_height(), shape.height * shape.width);
+    let pw = shape.padding[1].0;
+    for c in 0..shape.in_channels {
+        for ki in 0..kh {
+            // Output rows whose input row lies inside the image: one contiguous range.
+            let rows = (0..oh).filter(|&oy| shape.input_row(oy, ki).is_some());
+            let (first, last) = (rows.clone().next(), rows.last());
+            for kj in 0..kw {
+                let row = &mut col[((c * kh + ki) * kw + kj) * ld..][..oh * w];
+                let (Some(first), Some(last)) = (first, last) else {
+                    row.fill(0.0);
+                    continue;
+                };
+                row[..first * w].fill(0.0);
+                row[(last + 1) * w..].fill(0.0);
+                let run = &mut row[first * w..(last + 1) * w];
+                // Element `j` of the run is the image's `start + j`, wherever that is in bounds.
+                let iy = shape.input_row(first, ki).unwrap_or(0);
+                let start = (c * hw + iy * w + kj) as isize - pw as isize;
+                let lo = (-start).clamp(0, run.len() as isize) as usize;
+                let hi =
+                    (image.len() as isize - start).clamp(lo as isize, run.len() as isize) as usize;
+                run[..lo].fill(0.0);
+                run[hi..].fill(0.0);
+                let from = (start + lo as isize) as usize;
+                run[lo..hi].copy_from_slice(&image[from..from + hi - lo]);
+                // Columns whose input column is left of the row or right of it.
+                let (left, right) = (pw.saturating_sub(kj), (kj + w).saturating_sub(w + pw));
+                for out_row in run.chunks_exact_mut(w) {
+                    out_row[..left.min(w)].fill(0.0);
+                    out_row[w - right.min(w)..].fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// Adds the columns of `col` (`K x P`, rows `ld` apart) back onto one image's gradient
+/// (`C x H x W`), which the caller has zeroed.
+pub(super) fn col2im(shape: &ConvShape, col: &[f32], ld: usize, image: &mut [f32]) {
+    let sw = shape.stride[1];
+    for_each_segment(
+        shape,
+        ld,
+        |Segment {
+             col: at,
+             first,
+             lo,
+             hi,
+         }| {
+            let Some(first) = first else { return };
+            let seg = &col[at + lo..at + hi];
+            if sw == 1 {
+                for (d, s) in image[first..first + hi - lo].iter_mut().zip(seg) {
+                    *d += *s;
+                }
+            } else {
+                for (d, s) in image[first..].iter_mut().step_by(sw).zip(seg) {
+                    *d += *s;
+                }
+            }
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::tests::values;
+
+    /// The column matrix by its definition, one entry at a time.
+    fn naive_im2col(s: &ConvShape, image: &[f32]) -> Vec<f32> {
+        let (oh, ow) = (s.out_height(), s.out_width());
+        let mut col = Vec::with_capacity(s.patch() * oh * ow);
+        for c in 0..s.in_channels {
+            for ki in 0..s.kernel[0] {
+                for kj in 0..s.kernel[1] {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let iy = (oy * s.stride[0] + ki) as isize - s.padding[0].0 as isize;
+                            let ix = (ox * s.stride[1] + kj) as isize - s.padding[1].0 as isize;
+                            let inside = (0..s.height as isize).contains(&iy)
+                                && (0..s.width as isize).contains(&ix);
+                            col.push(if inside {
+                                image[(c * s.height + iy as usize) * s.width + ix as usize]
+                            } else {
+                                0.0
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        col
+    }
+
+    #[test]
+    fn im2col_is_its_definition_on_both_paths() {
+        // (kernel, stride, padding): the first four take the shifted path, the rest the
+        // per-row one (a vertical stride, or rows narrower than the input's).
+        for (kernel, stride, padding) in [
+            ([3, 3], [1, 1], [(1, 1), (1, 1)]),
+            ([3, 3], [1, 1], [(0, 2), (2, 0)]),
+            ([1, 5], [1, 1], [(0, 0), (1, 3)]),
+            ([5, 3], [1, 1], [(2, 2), (0, 2)]),
+            ([3, 3], [2, 1], [(1, 1), (1, 1)]),
+            ([3, 3], [1, 2], [(1, 1), (1, 1)]),
+            ([3, 3], [1, 1], [(0, 0), (0, 0)]),
+        ] {
+            let s = ConvShape {
+                batch: 1,
+                in_channels: 3,
+                height: 5,
+                width: 4,
+                out_channels: 1,
+                kernel,
+                stride,
+                padding,
+            };
+            let image = values(s.image_len(), 9);
+            let mut col = vec![f32::NAN; s.patch() * s.pixels()];
+            im2col(&s, &image, &mut col, s.pixels());
+            assert_eq!(col, naive_im2col(&s, &image), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        // <im2col(x), c> = <x, col2im(c)> for every x, c: the input gradient is exact.
+        let s = ConvShape {
+            batch: 1,
+            in_channels: 2,
+            height: 5,
+            width: 6,
+            out_channels: 1,
+            kernel: [3, 3],
+            stride: [2, 2],
+            padding: [(1, 0), (1, 2)],
+        };
+        let x = values(s.image_len(), 4);
+        let c = values(s.patch() * s.pixels(), 5);
+        let mut col = vec![0.0; c.len()];
+        im2col(&s, &x, &mut col, s.pixels());
+        let mut back = vec![0.0; x.len()];
+        col2im(&s, &c, s.pixels(), &mut back);
+        let lhs: f64 = col.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum();
+        let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
+        assert!((lhs - rhs).abs() < 1e-4, "{lhs} vs {rhs}");
+    }
+}
