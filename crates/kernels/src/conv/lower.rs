@@ -45,11 +45,29 @@ fn for_each_segment(shape: &ConvShape, ld: usize, mut f: impl FnMut(Segment)) {
     }
 }
 
+/// The narrowest images whose patch entries are added back as whole shifted runs
+/// ([`col2im_shifted`]): on narrower ones the runs are too short to pay for zeroing their
+/// edges in the column matrix (measured with `examples/conv_profile` on VGG-16's 8x8 to 2x2
+/// layers; im2col's shifted runs win at every width).
+const COL2IM_MIN_WIDTH: usize = 16;
+
+/// Whether `shape` lowers by shifted runs: stride 1, output rows as wide as the input's, and
+/// images at least `min_width` wide.
+fn shifted(shape: &ConvShape, min_width: usize) -> bool {
+    shape.stride == [1, 1] && shape.out_width() == shape.width && shape.width >= min_width
+}
+
 /// Fills `col` (`K x P`, rows `ld` apart) with the patches of one image (`C x H x W`).
 pub(super) fn im2col(shape: &ConvShape, image: &[f32], col: &mut [f32], ld: usize) {
-    if shape.stride == [1, 1] && shape.out_width() == shape.width {
-        return im2col_shifted(shape, image, col, ld);
+    if shifted(shape, 1) {
+        im2col_shifted(shape, image, col, ld);
+    } else {
+        im2col_rows(shape, image, col, ld);
     }
+}
+
+/// [`im2col`] one output row of one patch entry at a time: any shape.
+fn im2col_rows(shape: &ConvShape, image: &[f32], col: &mut [f32], ld: usize) {
     let (ow, sw) = (shape.out_width(), shape.stride[1]);
     for_each_segment(
         shape,
@@ -125,7 +143,16 @@ fn im2col_shifted(shape: &ConvShape, image: &[f32], col: &mut [f32], ld: usize) 
 
 /// Adds the columns of `col` (`K x P`, rows `ld` apart) back onto one image's gradient
 /// (`C x H x W`), which the caller has zeroed.
-pub(super) fn col2im(shape: &ConvShape, col: &[f32], ld: usize, image: &mut [f32]) {
+pub(super) fn col2im(shape: &ConvShape, col: &mut [f32], ld: usize, image: &mut [f32]) {
+    if shifted(shape, COL2IM_MIN_WIDTH) {
+        col2im_shifted(shape, col, ld, image);
+    } else {
+        col2im_rows(shape, col, ld, image);
+    }
+}
+
+/// [`col2im`] one output row of one patch entry at a time: any shape.
+fn col2im_rows(shape: &ConvShape, col: &[f32], ld: usize, image: &mut [f32]) {
     let sw = shape.stride[1];
     for_each_segment(
         shape,
@@ -149,6 +176,44 @@ pub(super) fn col2im(shape: &ConvShape, col: &[f32], ld: usize, image: &mut [f32
             }
         },
     );
+}
+
+/// [`col2im`] on the shapes of [`im2col_shifted`]: each patch entry's valid rows are added
+/// onto its channel's plane as one shifted run, after the columns that fell off a row's edge
+/// are zeroed in `col` (which is why it is mutable). Every element receives its terms in the
+/// same order as by rows.
+fn col2im_shifted(shape: &ConvShape, col: &mut [f32], ld: usize, image: &mut [f32]) {
+    let [kh, kw] = shape.kernel;
+    let (w, oh, hw) = (shape.width, shape.out_height(), shape.height * shape.width);
+    let pw = shape.padding[1].0;
+    for c in 0..shape.in_channels {
+        for ki in 0..kh {
+            let rows = (0..oh).filter(|&oy| shape.input_row(oy, ki).is_some());
+            let (Some(first), Some(last)) = (rows.clone().next(), rows.last()) else {
+                continue;
+            };
+            let iy = shape.input_row(first, ki).unwrap_or(0);
+            for kj in 0..kw {
+                let row = &mut col[((c * kh + ki) * kw + kj) * ld..][..oh * w];
+                let run = &mut row[first * w..(last + 1) * w];
+                let (left, right) = (pw.saturating_sub(kj), (kj + w).saturating_sub(w + pw));
+                if left + right > 0 {
+                    for out_row in run.chunks_exact_mut(w) {
+                        out_row[..left.min(w)].fill(0.0);
+                        out_row[w - right.min(w)..].fill(0.0);
+                    }
+                }
+                let start = (c * hw + iy * w + kj) as isize - pw as isize;
+                let lo = (-start).clamp(0, run.len() as isize) as usize;
+                let hi =
+                    (image.len() as isize - start).clamp(lo as isize, run.len() as isize) as usize;
+                let from = (start + lo as isize) as usize;
+                for (d, s) in image[from..from + hi - lo].iter_mut().zip(&run[lo..hi]) {
+                    *d += *s;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -182,20 +247,22 @@ mod tests {
         col
     }
 
-    #[test]
-    fn im2col_is_its_definition_on_both_paths() {
-        // (kernel, stride, padding): the first four take the shifted path, the rest the
-        // per-row one (a vertical stride, or rows narrower than the input's).
-        for (kernel, stride, padding) in [
-            ([3, 3], [1, 1], [(1, 1), (1, 1)]),
-            ([3, 3], [1, 1], [(0, 2), (2, 0)]),
-            ([1, 5], [1, 1], [(0, 0), (1, 3)]),
-            ([5, 3], [1, 1], [(2, 2), (0, 2)]),
-            ([3, 3], [2, 1], [(1, 1), (1, 1)]),
-            ([3, 3], [1, 2], [(1, 1), (1, 1)]),
-            ([3, 3], [1, 1], [(0, 0), (0, 0)]),
-        ] {
-            let s = ConvShape {
+    /// (kernel, stride, padding): the first four take the shifted paths, the rest the
+    /// per-row ones (a vertical stride, or rows narrower than the input's).
+    const SHAPES: [([usize; 2], [usize; 2], [(usize, usize); 2]); 7] = [
+        ([3, 3], [1, 1], [(1, 1), (1, 1)]),
+        ([3, 3], [1, 1], [(0, 2), (2, 0)]),
+        ([1, 5], [1, 1], [(0, 0), (1, 3)]),
+        ([5, 3], [1, 1], [(2, 2), (0, 2)]),
+        ([3, 3], [2, 1], [(1, 1), (1, 1)]),
+        ([3, 3], [1, 2], [(1, 1), (1, 1)]),
+        ([3, 3], [1, 1], [(0, 0), (0, 0)]),
+    ];
+
+    fn shapes() -> impl Iterator<Item = ConvShape> {
+        SHAPES
+            .into_iter()
+            .map(|(kernel, stride, padding)| ConvShape {
                 batch: 1,
                 in_channels: 3,
                 height: 5,
@@ -204,7 +271,12 @@ mod tests {
                 kernel,
                 stride,
                 padding,
-            };
+            })
+    }
+
+    #[test]
+    fn im2col_is_its_definition_on_both_paths() {
+        for s in shapes() {
             let image = values(s.image_len(), 9);
             let mut col = vec![f32::NAN; s.patch() * s.pixels()];
             im2col(&s, &image, &mut col, s.pixels());
@@ -213,26 +285,26 @@ mod tests {
     }
 
     #[test]
-    fn col2im_is_the_adjoint_of_im2col() {
-        // <im2col(x), c> = <x, col2im(c)> for every x, c: the input gradient is exact.
-        let s = ConvShape {
-            batch: 1,
-            in_channels: 2,
-            height: 5,
-            width: 6,
-            out_channels: 1,
-            kernel: [3, 3],
-            stride: [2, 2],
-            padding: [(1, 0), (1, 2)],
-        };
-        let x = values(s.image_len(), 4);
-        let c = values(s.patch() * s.pixels(), 5);
-        let mut col = vec![0.0; c.len()];
-        im2col(&s, &x, &mut col, s.pixels());
-        let mut back = vec![0.0; x.len()];
-        col2im(&s, &c, s.pixels(), &mut back);
-        let lhs: f64 = col.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum();
-        let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
-        assert!((lhs - rhs).abs() < 1e-4, "{lhs} vs {rhs}");
+    fn col2im_is_the_adjoint_of_im2col_and_its_shifted_path_adds_as_the_rows_do() {
+        for s in shapes() {
+            // <im2col(x), c> = <x, col2im(c)> for every x, c: the input gradient is exact.
+            let x = values(s.image_len(), 4);
+            let c = values(s.patch() * s.pixels(), 5);
+            let mut col = vec![0.0; c.len()];
+            im2col(&s, &x, &mut col, s.pixels());
+            let mut back = vec![0.0; x.len()];
+            col2im(&s, &mut c.clone(), s.pixels(), &mut back);
+            let lhs: f64 = col.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum();
+            let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (a * b) as f64).sum();
+            assert!((lhs - rhs).abs() < 1e-4, "{s:?}: {lhs} vs {rhs}");
+            let mut by_rows = vec![0.0; x.len()];
+            col2im_rows(&s, &c, s.pixels(), &mut by_rows);
+            assert_eq!(back, by_rows, "{s:?}");
+            if shifted(&s, 1) {
+                let mut by_runs = vec![0.0; x.len()];
+                col2im_shifted(&s, &mut c.clone(), s.pixels(), &mut by_runs);
+                assert_eq!(by_runs, by_rows, "{s:?}: shifted runs");
+            }
+        }
     }
 }

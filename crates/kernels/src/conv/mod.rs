@@ -285,7 +285,7 @@ pub fn backward_input(shape: &ConvShape, weight: &[f32], dy: &[f32], dx: &mut [f
                 matmul(col, cols, weight, wt, dy, grads, false);
                 dx.fill(0.0);
                 for (i, image) in dx.chunks_exact_mut(shape.image_len().max(1)).enumerate() {
-                    col2im(shape, &col[i * p..], columns, image);
+                    col2im(shape, &mut col[i * p..], columns, image);
                 }
             })
         });
