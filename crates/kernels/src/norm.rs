@@ -28,18 +28,11 @@ fn statistics(shape: &NormShape, x: &[f32]) -> Vec<(f64, f64)> {
     (0..shape.channels)
         .into_par_iter()
         .map(|c| {
-            let sum: f64 = shape
-                .runs(x, c)
-                .map(|r| r.iter().map(|&v| v as f64).sum::<f64>())
-                .sum();
+            let sum: f64 = shape.runs(x, c).map(|r| lanes(r, |v| v as f64)).sum();
             let mean = sum / shape.per_channel();
             let squares: f64 = shape
                 .runs(x, c)
-                .map(|r| {
-                    r.iter()
-                        .map(|&v| (v as f64 - mean) * (v as f64 - mean))
-                        .sum::<f64>()
-                })
+                .map(|r| lanes(r, |v| (v as f64 - mean) * (v as f64 - mean)))
                 .sum();
             (mean, squares / shape.per_channel())
         })
@@ -117,15 +110,18 @@ pub fn backward(
     let sums: Vec<(f64, f64)> = (0..shape.channels)
         .into_par_iter()
         .map(|c| {
-            let (m, is) = (mean[c] as f64, inv_std[c]);
-            shape
+            let m = mean[c] as f64;
+            let (sum_dy, sum_dy_centred) = shape
                 .runs(x, c)
                 .zip(shape.runs(dy, c))
-                .fold((0.0, 0.0), |(sd, sdx), (x, dy)| {
-                    x.iter().zip(dy).fold((sd, sdx), |(sd, sdx), (&x, &g)| {
-                        (sd + g as f64, sdx + g as f64 * (x as f64 - m) * is)
-                    })
+                .map(|(x, dy)| {
+                    (
+                        lanes(dy, |g| g as f64),
+                        lanes_of_pairs(x, dy, |x, g| g as f64 * (x as f64 - m)),
+                    )
                 })
+                .fold((0.0, 0.0), |(a, b), (da, db)| (a + da, b + db));
+            (sum_dy, sum_dy_centred * inv_std[c])
         })
         .collect();
     // dx = gamma·inv_std·(dy - Σdy/M - x̂·Σdy·x̂/M) = dy·a + x·b + c per channel.
@@ -155,3 +151,37 @@ pub fn backward(
     let dbeta = sums.iter().map(|&(s, _)| s as f32).collect();
     (dgamma, dbeta)
 }
+
+/// Σ f(v) over `values` in `f64`, in 8 interleaved partial sums added at the end: a fixed
+/// order (deterministic), and independent chains the compiler can vectorise, where one running
+/// sum waits for each addition before the next.
+fn lanes(values: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += f(v);
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+/// Σ f(a, b) over pairs of `a` and `b`, as [`lanes`] does.
+fn lanes_of_pairs(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for ((acc, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *acc += f(x, y);
+        }
+    }
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| f(x, y))
+        .sum();
+    acc.iter().sum::<f64>() + tail
+}
+
