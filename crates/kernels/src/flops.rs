@@ -16,9 +16,9 @@ thread_local! {
 pub fn count_conv_macs<R>(f: impl FnOnce() -> R) -> (R, u64) {
     let outer = CONV_MACS.with(|c| c.replace(Some(0)));
     let result = f();
-    let macs = CONV_MACS.with(|c| c.replace(outer.map(|o| o))).unwrap_or(0);
-    if outer.is_some() {
-        CONV_MACS.with(|c| c.set(outer.map(|o| o + macs)));
+    let macs = CONV_MACS.with(|c| c.replace(outer)).unwrap_or(0);
+    if let Some(outer) = outer {
+        CONV_MACS.with(|c| c.set(Some(outer + macs)));
     }
     (result, macs)
 }

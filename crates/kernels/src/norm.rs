@@ -184,4 +184,3 @@ fn lanes_of_pairs(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
         .sum();
     acc.iter().sum::<f64>() + tail
 }
-

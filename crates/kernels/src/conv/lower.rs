@@ -99,6 +99,14 @@ fn im2col_rows(shape: &ConvShape, image: &[f32], col: &mut [f32], ld: usize) {
     );
 }
 
+/// The first and last output rows whose input row under kernel row `ki` lies inside the image
+/// (with stride 1 the rows between them do too), if any.
+fn valid_rows(shape: &ConvShape, ki: usize) -> Option<(usize, usize)> {
+    let mut rows = (0..shape.out_height()).filter(|&oy| shape.input_row(oy, ki).is_some());
+    let first = rows.next()?;
+    Some((first, rows.next_back().unwrap_or(first)))
+}
+
 /// [`im2col`] where the output rows are as wide as the input's (stride 1, padding `kw - 1`
 /// across in all): a patch entry's valid output rows are then one shifted run of its channel's
 /// plane, copied at once, with the columns that fall off the row's edge zeroed afterwards.
@@ -108,12 +116,10 @@ fn im2col_shifted(shape: &ConvShape, image: &[f32], col: &mut [f32], ld: usize) 
     let pw = shape.padding[1].0;
     for c in 0..shape.in_channels {
         for ki in 0..kh {
-            // Output rows whose input row lies inside the image: one contiguous range.
-            let rows = (0..oh).filter(|&oy| shape.input_row(oy, ki).is_some());
-            let (first, last) = (rows.clone().next(), rows.last());
+            let rows = valid_rows(shape, ki);
             for kj in 0..kw {
                 let row = &mut col[((c * kh + ki) * kw + kj) * ld..][..oh * w];
-                let (Some(first), Some(last)) = (first, last) else {
+                let Some((first, last)) = rows else {
                     row.fill(0.0);
                     continue;
                 };
@@ -188,8 +194,7 @@ fn col2im_shifted(shape: &ConvShape, col: &mut [f32], ld: usize, image: &mut [f3
     let pw = shape.padding[1].0;
     for c in 0..shape.in_channels {
         for ki in 0..kh {
-            let rows = (0..oh).filter(|&oy| shape.input_row(oy, ki).is_some());
-            let (Some(first), Some(last)) = (rows.clone().next(), rows.last()) else {
+            let Some((first, last)) = valid_rows(shape, ki) else {
                 continue;
             };
             let iy = shape.input_row(first, ki).unwrap_or(0);
@@ -249,7 +254,8 @@ mod tests {
 
     /// (kernel, stride, padding): the first four take the shifted paths, the rest the
     /// per-row ones (a vertical stride, or rows narrower than the input's).
-    const SHAPES: [([usize; 2], [usize; 2], [(usize, usize); 2]); 7] = [
+    type Geometry = ([usize; 2], [usize; 2], [(usize, usize); 2]);
+    const SHAPES: [Geometry; 7] = [
         ([3, 3], [1, 1], [(1, 1), (1, 1)]),
         ([3, 3], [1, 1], [(0, 2), (2, 0)]),
         ([1, 5], [1, 1], [(0, 0), (1, 3)]),
