@@ -13,8 +13,9 @@ pub struct Tap {
     pub values: Tensor<2>,
 }
 
-/// `[batch, channels, h, w]` as `[batch * h * w, channels]`.
-fn per_position(x: Tensor<4>) -> Tensor<2> {
+/// `[batch, channels, h, w]` as `[batch * h * w, channels]`: a conv layer's activations as
+/// one sample of its units per image and position (what activation matching correlates).
+pub fn per_position(x: Tensor<4>) -> Tensor<2> {
     let [b, c, h, w] = x.dims();
     x.swap_dims(1, 3).reshape([b * w * h, c])
 }

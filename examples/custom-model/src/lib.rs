@@ -166,10 +166,7 @@ impl ModelFactory for SmallResNets {
     /// The post-ReLU outputs of each group: the stream after the stem and after the block,
     /// the inner layer after its BN; one sample per image and position.
     fn activations(&self, model: &SmallResNet, images: Tensor<4>) -> nets::Result<Vec<Tap>> {
-        let per_position = |x: Tensor<4>| {
-            let [b, c, h, w] = x.dims();
-            x.swap_dims(1, 3).reshape([b * w * h, c])
-        };
+        use nets::activations::per_position;
         let x = relu(model.stem_bn.forward(model.stem.forward(images)));
         let y = relu(model.bn1.forward(model.conv1.forward(x.clone())));
         let out = relu(x.clone() + model.bn2.forward(model.conv2.forward(y.clone())));

@@ -1,11 +1,13 @@
 //! 2-D convolution on NCHW `f32` slices: forward, and the gradients of input, weight and bias.
 //!
 //! Each image is lowered to a `K x P` column matrix (`K = C·kh·kw` patch entries, `P` output
-//! pixels) built from whole-row copies, and one matrix multiply writes straight into the output.
-//! The input gradient is `Wᵀ·dY` per image followed by a column-to-image scatter; the weight
-//! gradient sums `dY·colᵀ` over fixed chunks of the batch. Work is split over images and
-//! chunks whose boundaries depend only on the shapes, so results do not depend on the number
-//! of threads: same inputs, bit-identical outputs.
+//! pixels; [`lower`]), and one matrix multiply writes straight into the output. Images smaller
+//! than [`MIN_COLUMNS`] pixels are lowered in groups into one wider matrix, whose product is
+//! scattered back to NCHW. The input gradient is `Wᵀ·dY` per group followed by a
+//! column-to-image scatter; the weight gradient sums `dY·colᵀ` into column-major partial sums
+//! over fixed chunks of the batch. Work is split over groups and chunks whose boundaries depend
+//! only on the shapes, so results do not depend on the number of threads: same inputs,
+//! bit-identical outputs.
 
 use std::cell::RefCell;
 
