@@ -142,7 +142,7 @@ pub const CASES: &[Case] = &[
         test_examples: 2000,
         points: 5,
         loss_tolerance: 1e-4,
-        update_tolerance: 6e-3,
+        update_tolerance: 1e-2,
         buffer_tolerance: 1e-5,
     },
 ];
