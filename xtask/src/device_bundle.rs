@@ -4,7 +4,7 @@
 //! wgpu one, so comparing them takes two binaries), stripped and xz-compressed into
 //! `target/device/`, with `manifest.txt` naming each binary's backends for the script.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command as Process;
 
 use anyhow::{Context, Result, bail};
@@ -33,9 +33,7 @@ fn backends(features: &str) -> Vec<(&'static str, &'static str)> {
 pub fn build(root: &Path, feature_sets: &[String]) -> Result<()> {
     let out = root.join("target").join("device");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    let target = crate::target_dir(root);
     let commit = Process::new("git")
         .current_dir(root)
         .args(["rev-parse", "--short", "HEAD"])

@@ -67,6 +67,10 @@ enum Command {
     /// interpolation's endpoints, and `bench/parity.py` repeats every step from our state in
     /// PyTorch, with Table 1's recipe written on its own side, and writes
     /// `tests/fixtures/parity/<simd level>/<case>.json` (x86-64-v3, x86-64-v4, ...: this CPU's).
+    ///
+    /// Any change to a kernel's summation order changes our replay: regenerate both levels.
+    /// `--emulate Haswell` makes the x86-64-v3 ones on an AVX-512 machine (our export runs
+    /// under `qemu-x86_64 -cpu Haswell`, from apt's `qemu-user`; Resnet-20 takes ~13 min).
     Parity {
         /// The cases (default: all of lenet, resnet20, vgg16).
         #[arg(long, value_delimiter = ',')]
@@ -75,6 +79,10 @@ enum Command {
         /// ~/.cache/rewind/data).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Run our export under `qemu-x86_64 -cpu <CPU>` (e.g. `Haswell` for x86-64-v3), so
+        /// the fixtures of another SIMD level are made here.
+        #[arg(long, value_name = "CPU")]
+        emulate: Option<String>,
     },
     /// Check and time a GPU backend: builds `rewind` with `--features <backend>` (release),
     /// runs `rewind gpu-check` (the GPU against the CPU backend from the same state: losses,
@@ -171,8 +179,21 @@ struct BenchOptions {
     write: bool,
 }
 
-fn parity(cases: Vec<String>, data_dir: Option<PathBuf>) -> Result<()> {
+/// Cargo's target directory: `$CARGO_TARGET_DIR`, else `target/` in the repository.
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+fn parity(cases: Vec<String>, data_dir: Option<PathBuf>, emulate: Option<String>) -> Result<()> {
     let root = root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Under emulation the export runs a built binary (cargo cannot run it through qemu): the
+    // release one, whose export is byte-identical to the test profile's and ~10x faster there.
+    if emulate.is_some() {
+        run(Process::new(&cargo).args(["build", "--release", "-p", "cli"]))?;
+    }
     let cases = if cases.is_empty() {
         vec!["lenet".into(), "resnet20".into(), "vgg16".into()]
     } else {
@@ -184,9 +205,20 @@ fn parity(cases: Vec<String>, data_dir: Option<PathBuf>) -> Result<()> {
             .join("target")
             .join("xtask")
             .join(format!("parity-{case}"));
-        let mut rewind = Process::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         // The test profile: the parity tests replay the export in it, state for state.
-        rewind.args(["run", "-p", "cli", "--"]);
+        let mut rewind = match &emulate {
+            Some(cpu) => {
+                let mut qemu = Process::new("qemu-x86_64");
+                qemu.args(["-cpu", cpu])
+                    .arg(target_dir(&root).join("release").join("rewind"));
+                qemu
+            }
+            None => {
+                let mut cargo = Process::new(&cargo);
+                cargo.args(["run", "-p", "cli", "--"]);
+                cargo
+            }
+        };
         if let Some(d) = &data_dir {
             rewind.arg("--data-dir").arg(d);
         }
@@ -632,7 +664,11 @@ fn main() -> Result<()> {
         Command::SlurmTest { reproduce_args } => run(Process::new("bash")
             .arg(root().join("tests/slurm/run.sh"))
             .args(reproduce_args)),
-        Command::Parity { cases, data_dir } => parity(cases, data_dir),
+        Command::Parity {
+            cases,
+            data_dir,
+            emulate,
+        } => parity(cases, data_dir, emulate),
         Command::GpuCheck(g) => gpu_check::run(&root(), g),
         Command::CudaLlvm {
             venv,
