@@ -107,44 +107,87 @@ fn valid_rows(shape: &ConvShape, ki: usize) -> Option<(usize, usize)> {
     Some((first, rows.next_back().unwrap_or(first)))
 }
 
-/// [`im2col`] where the output rows are as wide as the input's (stride 1, padding `kw - 1`
-/// across in all): a patch entry's valid output rows are then one shifted run of its channel's
-/// plane, copied at once, with the columns that fall off the row's edge zeroed afterwards.
-fn im2col_shifted(shape: &ConvShape, image: &[f32], col: &mut [f32], ld: usize) {
+/// Where one patch entry's valid output rows lie on a shifted shape (see [`for_each_run`]):
+/// output rows `first..=last` read inside the image, as one run of the column matrix whose
+/// element `j` is the image's `from + j - lo` for `j` in `lo..hi` (outside the image elsewhere);
+/// in each of the run's rows the first `left` and last `right` columns fall off the image's
+/// edge.
+struct Run {
+    first: usize,
+    last: usize,
+    lo: usize,
+    hi: usize,
+    from: usize,
+    left: usize,
+    right: usize,
+}
+
+/// Calls `f` with the offset of every patch entry's row in a column matrix whose rows are `ld`
+/// apart, in order, and its [`Run`] (`None` when every output row reads padding): the index
+/// arithmetic [`im2col_shifted`] and [`col2im_shifted`] share.
+#[inline(always)]
+fn for_each_run(shape: &ConvShape, ld: usize, mut f: impl FnMut(usize, Option<Run>)) {
     let [kh, kw] = shape.kernel;
-    let (w, oh, hw) = (shape.width, shape.out_height(), shape.height * shape.width);
+    let (w, hw, len) = (shape.width, shape.height * shape.width, shape.image_len());
     let pw = shape.padding[1].0;
     for c in 0..shape.in_channels {
         for ki in 0..kh {
             let rows = valid_rows(shape, ki);
             for kj in 0..kw {
-                let row = &mut col[((c * kh + ki) * kw + kj) * ld..][..oh * w];
-                let Some((first, last)) = rows else {
-                    row.fill(0.0);
-                    continue;
-                };
-                row[..first * w].fill(0.0);
-                row[(last + 1) * w..].fill(0.0);
-                let run = &mut row[first * w..(last + 1) * w];
-                // Element `j` of the run is the image's `start + j`, wherever that is in bounds.
-                let iy = shape.input_row(first, ki).unwrap_or(0);
-                let start = (c * hw + iy * w + kj) as isize - pw as isize;
-                let lo = (-start).clamp(0, run.len() as isize) as usize;
-                let hi =
-                    (image.len() as isize - start).clamp(lo as isize, run.len() as isize) as usize;
-                run[..lo].fill(0.0);
-                run[hi..].fill(0.0);
-                let from = (start + lo as isize) as usize;
-                run[lo..hi].copy_from_slice(&image[from..from + hi - lo]);
-                // Columns whose input column is left of the row or right of it.
-                let (left, right) = (pw.saturating_sub(kj), (kj + w).saturating_sub(w + pw));
-                for out_row in run.chunks_exact_mut(w) {
-                    out_row[..left.min(w)].fill(0.0);
-                    out_row[w - right.min(w)..].fill(0.0);
-                }
+                let row = ((c * kh + ki) * kw + kj) * ld;
+                let run = rows.map(|(first, last)| {
+                    let iy = shape.input_row(first, ki).unwrap_or(0);
+                    let (start, run_len) = (
+                        (c * hw + iy * w + kj) as isize - pw as isize,
+                        (last + 1 - first) * w,
+                    );
+                    let lo = (-start).clamp(0, run_len as isize) as usize;
+                    let hi = (len as isize - start).clamp(lo as isize, run_len as isize) as usize;
+                    Run {
+                        first,
+                        last,
+                        lo,
+                        hi,
+                        from: (start + lo as isize) as usize,
+                        left: pw.saturating_sub(kj),
+                        right: (kj + w).saturating_sub(w + pw),
+                    }
+                });
+                f(row, run);
             }
         }
     }
+}
+
+/// Zeroes the first `left` and last `right` columns of every row (`w` wide) of `run`.
+fn zero_edges(run: &mut [f32], w: usize, left: usize, right: usize) {
+    if left + right > 0 {
+        for out_row in run.chunks_exact_mut(w) {
+            out_row[..left.min(w)].fill(0.0);
+            out_row[w - right.min(w)..].fill(0.0);
+        }
+    }
+}
+
+/// [`im2col`] where the output rows are as wide as the input's (stride 1, padding `kw - 1`
+/// across in all): a patch entry's valid output rows are then one shifted run of its channel's
+/// plane, copied at once, with the columns that fall off the row's edge zeroed afterwards.
+fn im2col_shifted(shape: &ConvShape, image: &[f32], col: &mut [f32], ld: usize) {
+    let (w, oh) = (shape.width, shape.out_height());
+    for_each_run(shape, ld, |row, run| {
+        let row = &mut col[row..][..oh * w];
+        let Some(r) = run else {
+            row.fill(0.0);
+            return;
+        };
+        row[..r.first * w].fill(0.0);
+        row[(r.last + 1) * w..].fill(0.0);
+        let run = &mut row[r.first * w..(r.last + 1) * w];
+        run[..r.lo].fill(0.0);
+        run[r.hi..].fill(0.0);
+        run[r.lo..r.hi].copy_from_slice(&image[r.from..r.from + r.hi - r.lo]);
+        zero_edges(run, w, r.left, r.right);
+    });
 }
 
 /// Adds the columns of `col` (`K x P`, rows `ld` apart) back onto one image's gradient
@@ -189,36 +232,18 @@ fn col2im_rows(shape: &ConvShape, col: &[f32], ld: usize, image: &mut [f32]) {
 /// are zeroed in `col` (which is why it is mutable). Every element receives its terms in the
 /// same order as by rows.
 fn col2im_shifted(shape: &ConvShape, col: &mut [f32], ld: usize, image: &mut [f32]) {
-    let [kh, kw] = shape.kernel;
-    let (w, oh, hw) = (shape.width, shape.out_height(), shape.height * shape.width);
-    let pw = shape.padding[1].0;
-    for c in 0..shape.in_channels {
-        for ki in 0..kh {
-            let Some((first, last)) = valid_rows(shape, ki) else {
-                continue;
-            };
-            let iy = shape.input_row(first, ki).unwrap_or(0);
-            for kj in 0..kw {
-                let row = &mut col[((c * kh + ki) * kw + kj) * ld..][..oh * w];
-                let run = &mut row[first * w..(last + 1) * w];
-                let (left, right) = (pw.saturating_sub(kj), (kj + w).saturating_sub(w + pw));
-                if left + right > 0 {
-                    for out_row in run.chunks_exact_mut(w) {
-                        out_row[..left.min(w)].fill(0.0);
-                        out_row[w - right.min(w)..].fill(0.0);
-                    }
-                }
-                let start = (c * hw + iy * w + kj) as isize - pw as isize;
-                let lo = (-start).clamp(0, run.len() as isize) as usize;
-                let hi =
-                    (image.len() as isize - start).clamp(lo as isize, run.len() as isize) as usize;
-                let from = (start + lo as isize) as usize;
-                for (d, s) in image[from..from + hi - lo].iter_mut().zip(&run[lo..hi]) {
-                    *d += *s;
-                }
-            }
+    let w = shape.width;
+    for_each_run(shape, ld, |row, run| {
+        let Some(r) = run else { return };
+        let run = &mut col[row + r.first * w..row + (r.last + 1) * w];
+        zero_edges(run, w, r.left, r.right);
+        for (d, s) in image[r.from..r.from + r.hi - r.lo]
+            .iter_mut()
+            .zip(&run[r.lo..r.hi])
+        {
+            *d += *s;
         }
-    }
+    });
 }
 
 #[cfg(test)]
