@@ -188,8 +188,7 @@ pub fn activation_matching_by<M>(
 ) -> Result<Matching> {
     let mut stats = ActivationStats::new(spec);
     for images in batches {
-        let observe =
-            |n: &M| taps(n, images.clone()).map_err(|e| Error::Unsupported(e.to_string()));
+        let observe = |n: &M| taps(n, images.clone()).map_err(Error::Activations);
         stats.add(observe(a)?, observe(b)?)?;
     }
     stats.matching()

@@ -32,13 +32,15 @@ pub use spec::{Axis, Group, PermutationSpec};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "no permutation spec for a network whose tensors start with `{0}` (weight matching knows Lenet, VGG and the CIFAR and ImageNet Resnets)"
+        "no permutation spec for a network whose tensors start with `{0}`: its architecture states no symmetry (weight matching knows Lenet, VGG and the CIFAR and ImageNet Resnets; a network of your own gives its spec through its model factory)"
     )]
     Unsupported(String),
     #[error("the permutation spec does not fit the network: {0}")]
     Spec(String),
     #[error("the two networks differ: {0}")]
     Mismatch(String),
+    #[error("cannot observe the activations for activation matching: {0}")]
+    Activations(nets::Error),
     #[error(transparent)]
     Sparsity(#[from] sparsity::Error),
 }

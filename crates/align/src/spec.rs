@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use burn::module::Module;
+use nets::Symmetry;
 use nets::params::{LayerKind, TensorInfo, TensorRole, tensor_infos};
 use serde::{Deserialize, Serialize};
 
@@ -34,11 +35,12 @@ pub struct PermutationSpec {
 }
 
 impl PermutationSpec {
-    /// The spec of `network` (a `nets::Network` or one of the model crates' networks), from its
-    /// tensor paths: Lenet (each hidden layer), VGG (each conv + BN), the CIFAR Resnets and
-    /// ImageNet Resnets (one group per residual stream, tied across the identity shortcuts,
-    /// and one per inner layer of each block).
-    pub fn of<M: Module>(network: &M) -> Result<PermutationSpec> {
+    /// The spec of `network` (a `nets::Network` or one of the model crates' networks) for its
+    /// architecture's `symmetry` ([`nets::Architecture::symmetry`]), from its tensor paths:
+    /// Lenet (each hidden layer), VGG (each conv + BN), the CIFAR Resnets and ImageNet Resnets
+    /// (one group per residual stream, tied across the identity shortcuts, and one per inner
+    /// layer of each block).
+    pub fn of<M: Module>(network: &M, symmetry: &Symmetry) -> Result<PermutationSpec> {
         let infos = tensor_infos(network);
         let root = infos
             .first()
@@ -46,12 +48,17 @@ impl PermutationSpec {
             .unwrap_or("")
             .to_string();
         let mut b = Builder::new(&root, &infos);
-        match root.as_str() {
-            "Lenet" => b.lenet()?,
-            "Vgg" => b.vgg()?,
-            "Resnet" | "CifarResnet" => b.residual(&["conv1", "conv2"])?,
-            "ImagenetResnet" => b.residual(&["reduce", "conv", "expand"])?,
-            other => return Err(Error::Unsupported(other.to_string())),
+        match symmetry {
+            Symmetry::FullyConnected => b.lenet()?,
+            Symmetry::ConvChain => b.vgg()?,
+            Symmetry::Residual { inner } => b.residual(inner)?,
+            Symmetry::Unknown => return Err(Error::Unsupported(root.clone())),
+        }
+        // A symmetry that is not the network's finds none of its layers.
+        if b.groups.is_empty() {
+            return Err(Error::Spec(format!(
+                "`{root}` has no layers of a {symmetry:?} network to permute"
+            )));
         }
         let spec = PermutationSpec { groups: b.groups };
         spec.check(&infos)?;

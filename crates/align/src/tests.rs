@@ -76,7 +76,7 @@ fn cases() -> Vec<(&'static str, ModelConfig, usize, usize)> {
 fn a_randomly_permuted_network_computes_the_same_logits() {
     for (name, config, channels, size) in cases() {
         let net = network(&config, channels, size, 1);
-        let spec = PermutationSpec::of(&net).expect(name);
+        let spec = PermutationSpec::of(&net, &config.architecture().symmetry).expect(name);
         let permutation = Permutation::random(&spec, 7);
         assert!(!permutation.is_identity(), "{name}");
         let x = images(channels, size);
@@ -97,7 +97,7 @@ fn a_permutation_that_misses_a_tensor_changes_the_logits() {
     // permuted network computes something else.
     let (_, config, channels, size) = cases().remove(2);
     let net = network(&config, channels, size, 1);
-    let mut spec = PermutationSpec::of(&net).expect("spec");
+    let mut spec = PermutationSpec::of(&net, &config.architecture().symmetry).expect("spec");
     for g in &mut spec.groups {
         g.axes.retain(|a| !a.path.ends_with("running_mean"));
     }
@@ -112,7 +112,7 @@ fn a_permutation_that_misses_a_tensor_changes_the_logits() {
 fn matching_finds_a_permuted_copy_identical() {
     for (name, config, channels, size) in cases() {
         let a = network(&config, channels, size, 2);
-        let spec = PermutationSpec::of(&a).expect(name);
+        let spec = PermutationSpec::of(&a, &config.architecture().symmetry).expect(name);
         let b = permute(a.clone(), &spec, &Permutation::random(&spec, 11)).expect(name);
         let found = weight_matching(
             &spec,
@@ -132,7 +132,7 @@ fn matching_is_deterministic_and_raises_the_similarity() {
     let config = ModelConfig::Resnet { depth: 8, width: 4 };
     let a = tensor_values(&network(&config, 3, 32, 3));
     let b = tensor_values(&network(&config, 3, 32, 4));
-    let spec = PermutationSpec::of(&network(&config, 3, 32, 3)).expect("spec");
+    let spec = PermutationSpec::of(&network(&config, 3, 32, 3), &config.architecture().symmetry).expect("spec");
     let run = |seed| {
         weight_matching(
             &spec,
@@ -171,7 +171,7 @@ fn a_permuted_ticket_is_the_same_subnetwork() {
     let sparse = Sparse::dense(net, &PruneRule::for_model(&config))
         .prune_magnitude(0.7)
         .expect("prune");
-    let spec = PermutationSpec::of(&sparse.model).expect("spec");
+    let spec = PermutationSpec::of(&sparse.model, &config.architecture().symmetry).expect("spec");
     let permutation = Permutation::random(&spec, 3);
     let x = images(1, 28);
     let before = sparse.forward(x.clone());
@@ -198,16 +198,17 @@ fn a_permuted_ticket_is_the_same_subnetwork() {
 
 #[test]
 fn the_specs_tie_residual_streams_and_refuse_unknown_networks() {
-    let resnet = network(
-        &ModelConfig::Resnet {
-            depth: 20,
-            width: 4,
-        },
-        3,
-        32,
-        1,
-    );
-    let spec = PermutationSpec::of(&resnet).expect("spec");
+    let config = ModelConfig::Resnet {
+        depth: 20,
+        width: 4,
+    };
+    let resnet = network(&config, 3, 32, 1);
+    let spec = PermutationSpec::of(&resnet, &config.architecture().symmetry).expect("spec");
+    // The symmetry is the architecture's: read as a plain conv chain, the tensors do not fit.
+    assert!(matches!(
+        PermutationSpec::of(&resnet, &nets::Symmetry::ConvChain),
+        Err(Error::Spec(_))
+    ));
     let names: Vec<&str> = spec.groups.iter().map(|g| g.name.as_str()).collect();
     // Three stages (4, 8, 16 channels), one inner group per block (9 blocks).
     assert_eq!(&names[..3], &["stream.0", "stream.1", "stream.2"]);
@@ -240,11 +241,12 @@ fn the_specs_tie_residual_streams_and_refuse_unknown_networks() {
             .iter()
             .any(|a| a.path.ends_with("fc.weight") && a.axis == 0)
     );
-    let inception = ModelConfig::InceptionV3 { aux_logits: false }
+    let config = ModelConfig::InceptionV3 { aux_logits: false };
+    let inception = config
         .build(3, 75, 10, &Device::default())
         .expect("inception");
     assert!(matches!(
-        PermutationSpec::of(&inception),
+        PermutationSpec::of(&inception, &config.architecture().symmetry),
         Err(Error::Unsupported(_))
     ));
 }
@@ -284,7 +286,7 @@ fn batches(channels: usize, size: usize) -> Vec<Tensor<4>> {
 fn activation_matching_finds_a_permuted_copy_identical() {
     for (name, config, channels, size) in activation_cases() {
         let a = live_network(&config, channels, size, 2);
-        let spec = PermutationSpec::of(&a).expect(name);
+        let spec = PermutationSpec::of(&a, &config.architecture().symmetry).expect(name);
         let b = permute(a.clone(), &spec, &Permutation::random(&spec, 11)).expect(name);
         let found = activation_matching(&spec, &a, &b, batches(channels, size)).expect(name);
         let aligned = permute(b, &spec, &found.permutation).expect(name);
@@ -298,7 +300,7 @@ fn activation_matching_finds_a_permuted_copy_identical() {
 fn activation_matching_leaves_siblings_alone_and_undoes_a_permutation() {
     for (name, config, channels, size) in activation_cases() {
         let a = live_network(&config, channels, size, 5);
-        let spec = PermutationSpec::of(&a).expect(name);
+        let spec = PermutationSpec::of(&a, &config.architecture().symmetry).expect(name);
         let sibling = map_tensors(a.clone(), |info, t| {
             if info.path.contains("running") {
                 return t;
@@ -327,7 +329,7 @@ fn activation_matching_refuses_networks_without_activation_sites() {
         width: 4,
     };
     let a = network(&config, 3, 64, 1);
-    let spec = PermutationSpec::of(&a).expect("spec");
+    let spec = PermutationSpec::of(&a, &config.architecture().symmetry).expect("spec");
     let err = activation_matching(&spec, &a, &a, batches(3, 64)).expect_err("refused");
     assert!(
         err.to_string().contains("activation matching knows"),

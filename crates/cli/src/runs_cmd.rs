@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use experiments::runs::{DataCache, Job, Runner, describe};
 use results::RunId;
@@ -138,15 +138,6 @@ pub fn run(args: RunsArgs, data_dir: &Path, allow_download: bool) -> Result<()> 
             task,
             devices,
         } => {
-            let task = experiments::slurm::task(&manifest, task)?;
-            let job: Job = store.identity(&task.id).with_context(|| {
-                format!(
-                    "{} names run {}, which {} does not hold",
-                    manifest.display(),
-                    task.id,
-                    args.store.display()
-                )
-            })?;
             let mut runner = Runner::new(
                 store,
                 DataCache::new(data_dir, allow_download),
@@ -154,8 +145,7 @@ pub fn run(args: RunsArgs, data_dir: &Path, allow_download: bool) -> Result<()> 
             )
             .with_devices(train::devices(devices));
             runner.show_run_progress = false;
-            tracing::info!("{}: {}", task.id, describe(&job));
-            runner.execute(&task.id, &job, &task.keep)?;
+            let task = experiments::slurm::execute_task(&runner, &manifest, task)?;
             println!("{} done", task.id);
         }
         RunsCommand::Gc { unfinished } => {

@@ -30,11 +30,16 @@ pub trait ModelFactory: Send + Sync {
         device: &Device,
     ) -> nets::Result<Self::Model>;
 
-    /// The hidden units weight and activation matching may permute. The default reads
-    /// them from the tensor paths (`align::PermutationSpec::of`, which knows Lenet, VGG and
-    /// the Resnets, and refuses other networks with one message).
-    fn permutation_spec(&self, model: &Self::Model) -> align::Result<PermutationSpec> {
-        PermutationSpec::of(model)
+    /// The hidden units weight and activation matching may permute in `model`, built from
+    /// `config`. The default reads them from the tensor paths for the architecture's
+    /// symmetry (`align::PermutationSpec::of`, which knows Lenet, VGG and the Resnets, and
+    /// refuses other networks with one message).
+    fn permutation_spec(
+        &self,
+        config: &ModelConfig,
+        model: &Self::Model,
+    ) -> align::Result<PermutationSpec> {
+        PermutationSpec::of(model, &config.architecture().symmetry)
     }
 
     /// The activations of every permutation group on `images` (the model in evaluation

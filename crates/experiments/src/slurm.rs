@@ -26,7 +26,8 @@ use results::{ReproduceConfig, RunId};
 use serde::{Deserialize, Serialize};
 
 use crate::executor::{Execution, Executor, Submission, SubmittedJob};
-use crate::runs::Plan;
+use crate::models::ModelFactory;
+use crate::runs::{Job, Plan, Runner};
 use crate::{Error, Result};
 use store::Store;
 
@@ -425,4 +426,26 @@ pub fn task(manifest: &Path, index: usize) -> Result<Task> {
             manifest.display()
         ))
     })
+}
+
+/// What array task `index` of `manifest` runs: its run, executed by `runner` in the shared
+/// store (where the submission registered it), keeping the checkpoints later runs need. A
+/// binary's task command (see [`JobInvocation::run_task`]) is this call with its own factory.
+pub fn execute_task<F: ModelFactory>(
+    runner: &Runner<F>,
+    manifest: &Path,
+    index: usize,
+) -> Result<Task> {
+    let task = task(manifest, index)?;
+    let job: Job = runner.store.identity(&task.id).map_err(|e| {
+        Error::Invalid(format!(
+            "{} names run {}, which the store {} does not hold ({e}): submit the plan again",
+            manifest.display(),
+            task.id,
+            runner.store.root().display()
+        ))
+    })?;
+    tracing::info!("{}: {}", task.id, crate::runs::describe(&job));
+    runner.execute(&task.id, &job, &task.keep)?;
+    Ok(task)
 }

@@ -7,16 +7,19 @@
 //! * [`init`]: the paper's framework's initialisation (Kaiming normal weights, BN scale uniform
 //!   in [0, 1]) drawn from an init seed, independent of backend and of traversal order.
 //! * [`Network`] / [`ModelConfig`]: Lenet, CIFAR ResNets and VGGs, Resnet-50 and Inception-v3,
-//!   configurable by serde.
+//!   configurable by serde, with each one's [`Architecture`] (image size, unpruned layers, BN,
+//!   permutation symmetry) stated in one place.
 //!
 //! **Invariant:** nothing here knows about pruning, interpolation or experiments.
 
 pub mod activations;
+mod architecture;
 pub mod init;
 mod network;
 pub mod params;
 pub mod readback;
 
+pub use architecture::{Architecture, ImageSize, Symmetry};
 pub use init::{BnInit, initialize};
 pub use network::{ModelConfig, Network};
 
@@ -36,6 +39,15 @@ pub trait Classifier: Module + burn::module::ModuleDisplay + 'static {
     fn forward_train(&self, images: Tensor<4>) -> Vec<(f32, Tensor<2>)> {
         vec![(1.0, self.forward(images))]
     }
+
+    /// Whether the training forward pass draws from the device's random-number generator
+    /// (dropout). burn keeps one generator per process, so the trainer seeds it and runs such
+    /// a forward pass under a lock, or runs training in other threads could draw each other's
+    /// numbers. The default, `true`, is right for any model; one that draws nothing may say
+    /// `false` and train concurrently without the lock.
+    fn draws_random_numbers(&self) -> bool {
+        true
+    }
 }
 
 impl Classifier for Network {
@@ -45,6 +57,11 @@ impl Classifier for Network {
 
     fn forward_train(&self, images: Tensor<4>) -> Vec<(f32, Tensor<2>)> {
         Network::forward_train(self, images)
+    }
+
+    fn draws_random_numbers(&self) -> bool {
+        // Inception-v3's dropout; the other networks are deterministic.
+        matches!(self, Network::InceptionV3(_))
     }
 }
 

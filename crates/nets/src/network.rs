@@ -6,7 +6,7 @@ use resnet::{CifarResnet, CifarResnetConfig, ImagenetResnet, ImagenetResnetConfi
 use serde::{Deserialize, Serialize};
 use vgg::{Vgg, VggConfig};
 
-use crate::{Error, Result};
+use crate::{Architecture, Error, ImageSize, Result, Symmetry};
 
 /// Which network to build, with its size knobs. Serialised in run configs as e.g.
 /// `{ arch = "resnet", depth = 20, width = 16 }`.
@@ -87,56 +87,63 @@ impl ModelConfig {
         }
     }
 
-    /// Side of the square images the network takes, given the dataset's native side: the
-    /// fully connected net takes images as they are; the CIFAR conv nets take 32x32 (smaller
-    /// images, such as 28x28 MNIST, are zero-padded to 32); Resnet-50 takes 224x224 crops and
-    /// Inception-v3 299x299.
-    pub fn image_size(&self, native: usize) -> usize {
+    /// Every fact the framework needs of the architecture, one arm per network. The CIFAR
+    /// conv nets take 32x32 images (smaller ones, such as 28x28 MNIST, are zero-padded);
+    /// Resnet-50 takes 224x224 crops and Inception-v3 299x299. Lenet and VGG-16 leave their
+    /// output layer unpruned, the ResNets and Inception-v3 nothing.
+    pub fn architecture(&self) -> Architecture {
         match self {
-            ModelConfig::Lenet { .. } | ModelConfig::External { .. } => native,
-            ModelConfig::Resnet { .. } | ModelConfig::Vgg16 { .. } => native.max(32),
-            ModelConfig::ImagenetResnet { .. } => 224,
-            ModelConfig::InceptionV3 { .. } => 299,
-        }
-    }
-
-    /// The smallest image side the network can take.
-    pub fn min_image_size(&self) -> usize {
-        match self {
-            ModelConfig::Lenet { .. } | ModelConfig::External { .. } => 1,
-            ModelConfig::Resnet { .. } => 4,
-            ModelConfig::Vgg16 { .. } => 16,
-            ModelConfig::ImagenetResnet { .. } => 32,
-            ModelConfig::InceptionV3 { .. } => 75,
-        }
-    }
-
-    /// Paths of the layers that the paper's framework leaves unpruned by default: the output
-    /// layer of Lenet and VGG-16; nothing for the ResNets and Inception-v3. (Paths of a [`Network`] start with its
-    /// variant: `Lenet.hidden.0.weight`.)
-    pub fn default_unpruned_layers(&self) -> Vec<String> {
-        match self {
-            ModelConfig::Lenet { .. } => vec!["Lenet.output".into()],
-            ModelConfig::Vgg16 { .. } => vec!["Vgg.fc".into()],
-            ModelConfig::Resnet { .. }
-            | ModelConfig::ImagenetResnet { .. }
-            | ModelConfig::InceptionV3 { .. } => vec![],
+            ModelConfig::Lenet { .. } => Architecture {
+                image_size: ImageSize::Native,
+                min_image_size: 1,
+                unpruned_layers: vec!["Lenet.output".into()],
+                batch_norm: false,
+                symmetry: Symmetry::FullyConnected,
+            },
+            ModelConfig::Resnet { .. } => Architecture {
+                image_size: ImageSize::AtLeast(32),
+                min_image_size: 4,
+                unpruned_layers: vec![],
+                batch_norm: true,
+                symmetry: Symmetry::Residual {
+                    inner: &["conv1", "conv2"],
+                },
+            },
+            ModelConfig::Vgg16 { .. } => Architecture {
+                image_size: ImageSize::AtLeast(32),
+                min_image_size: 16,
+                unpruned_layers: vec!["Vgg.fc".into()],
+                batch_norm: true,
+                symmetry: Symmetry::ConvChain,
+            },
+            ModelConfig::ImagenetResnet { .. } => Architecture {
+                image_size: ImageSize::Fixed(224),
+                min_image_size: 32,
+                unpruned_layers: vec![],
+                batch_norm: true,
+                symmetry: Symmetry::Residual {
+                    inner: &["reduce", "conv", "expand"],
+                },
+            },
+            ModelConfig::InceptionV3 { .. } => Architecture {
+                image_size: ImageSize::Fixed(299),
+                min_image_size: 75,
+                unpruned_layers: vec![],
+                batch_norm: true,
+                symmetry: Symmetry::Unknown,
+            },
+            // An external network states its own facts.
             ModelConfig::External {
-                unpruned_layers, ..
-            } => unpruned_layers.clone(),
-        }
-    }
-
-    /// Whether the network normalises with BN (whose statistics can be re-estimated along an
-    /// interpolation path). External networks say so themselves.
-    pub fn has_batch_norm(&self) -> bool {
-        match self {
-            ModelConfig::Lenet { .. } => false,
-            ModelConfig::External { batch_norm, .. } => *batch_norm,
-            ModelConfig::Resnet { .. }
-            | ModelConfig::Vgg16 { .. }
-            | ModelConfig::ImagenetResnet { .. }
-            | ModelConfig::InceptionV3 { .. } => true,
+                unpruned_layers,
+                batch_norm,
+                ..
+            } => Architecture {
+                image_size: ImageSize::Native,
+                min_image_size: 1,
+                unpruned_layers: unpruned_layers.clone(),
+                batch_norm: *batch_norm,
+                symmetry: Symmetry::Unknown,
+            },
         }
     }
 
@@ -223,7 +230,7 @@ impl ModelConfig {
     }
 
     fn check_min_size(&self, size: usize) -> Result<()> {
-        let min = self.min_image_size();
+        let min = self.architecture().min_image_size;
         if size < min {
             return Err(Error::Invalid(format!(
                 "{} needs images of at least {min}x{min}, got {size}x{size}",
@@ -360,7 +367,7 @@ mod tests {
         );
         assert_eq!(
             infos[4].layer(),
-            ModelConfig::lenet_300_100().default_unpruned_layers()[0]
+            ModelConfig::lenet_300_100().architecture().unpruned_layers[0]
         );
         assert_eq!(
             infos

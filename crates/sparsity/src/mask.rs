@@ -21,10 +21,10 @@ pub struct PruneRule {
 
 impl PruneRule {
     /// The paper's framework's rule for `model`: every conv and linear weight except the
-    /// layers the architecture leaves unpruned (see [`nets::ModelConfig::default_unpruned_layers`]).
+    /// layers the architecture leaves unpruned (see [`nets::Architecture::unpruned_layers`]).
     pub fn for_model(model: &nets::ModelConfig) -> PruneRule {
         PruneRule {
-            unpruned_layers: model.default_unpruned_layers(),
+            unpruned_layers: model.architecture().unpruned_layers,
         }
     }
 
@@ -104,6 +104,10 @@ impl<M: Classifier> Classifier for Sparse<M> {
 
     fn forward_train(&self, images: Tensor<4>) -> Vec<(f32, Tensor<2>)> {
         self.model.forward_train(images)
+    }
+
+    fn draws_random_numbers(&self) -> bool {
+        self.model.draws_random_numbers()
     }
 }
 

@@ -73,7 +73,7 @@ fn global_magnitude_pruning_matches_a_hand_worked_example() {
 fn iterative_pruning_reaches_0_8_to_the_n_with_nested_masks() {
     let model = lenet(vec![300, 100], 784);
     let rule = PruneRule {
-        unpruned_layers: ModelConfig::lenet_300_100().default_unpruned_layers(),
+        unpruned_layers: ModelConfig::lenet_300_100().architecture().unpruned_layers,
     };
     let mut sparse = Sparse::dense(nets::initialize(model, 1, nets::BnInit::Uniform), &rule);
     assert_eq!(
@@ -258,7 +258,7 @@ fn one_shot_pruning_takes_resnet50_to_30_percent_in_one_step() {
         nets::BnInit::Ones,
     );
     let rule = PruneRule {
-        unpruned_layers: ModelConfig::resnet50().default_unpruned_layers(),
+        unpruned_layers: ModelConfig::resnet50().architecture().unpruned_layers,
     };
     let dense = Sparse::dense(model, &rule);
     let total = dense.density().total;

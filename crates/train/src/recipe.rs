@@ -126,7 +126,7 @@ impl Recipe {
             )));
         }
         if let Some(size) = self.data.image_size {
-            let min = self.model.min_image_size();
+            let min = self.model.architecture().min_image_size;
             if size < min {
                 return Err(Error::Config(format!(
                     "image_size {size} is too small for {}: it needs at least {min}",

@@ -497,3 +497,62 @@ fn a_finite_blow_up_stops_as_divergence() {
         .run(healthy.path(), &mut NoHooks)
         .expect("a healthy run does not trip the rule");
 }
+
+/// A linear classifier behind dropout: its training forward draws from burn's RNG, and it
+/// keeps the trait's default `draws_random_numbers` (true).
+#[derive(burn::module::Module, Debug)]
+struct Dropped {
+    dropout: burn::nn::Dropout,
+    fc: burn::nn::Linear,
+}
+
+impl nets::Classifier for Dropped {
+    fn forward(&self, images: burn::tensor::Tensor<4>) -> burn::tensor::Tensor<2> {
+        self.fc.forward(self.dropout.forward(images.flatten::<2>(1, 3)))
+    }
+}
+
+/// `steps` optimiser steps of `model` on the trainer's batches.
+fn train_dropped(model: &Dropped, steps: u64) -> Vec<(nets::params::TensorInfo, Vec<f32>)> {
+    let t = trainer(lenet(), 1);
+    let loss_fn = t.loss_fn();
+    let mut state = TrainState {
+        model: model.clone(),
+        optimizer: t.config.recipe.optimizer.init(),
+        step: 0,
+        metrics: vec![],
+    };
+    for _ in 0..steps {
+        state = t.step(state, &loss_fn, 0.05, false).expect("step").0;
+    }
+    tensor_values(&state.model)
+}
+
+#[test]
+fn dropout_in_concurrent_runs_is_what_each_run_draws_alone() {
+    // burn's RNG is one per process: without the trainer's lock, runs in other threads reseed
+    // it between a run's seed and its draws. One initial model for all (its init draws too).
+    let model = Dropped {
+        dropout: burn::nn::DropoutConfig::new(0.5).init(),
+        fc: burn::nn::LinearConfig::new(64, 10).init(&trainer(lenet(), 1).device),
+    };
+    let alone = train_dropped(&model, 40);
+    let together: Vec<_> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..3)
+            .map(|_| {
+                let copy = model.clone();
+                scope.spawn(move || train_dropped(&copy, 40))
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().expect("run")).collect()
+    });
+    for run in &together {
+        assert_eq!(run, &alone);
+    }
+    // The dropout really drew: without it the same start trains to other weights.
+    let no_dropout = Dropped {
+        dropout: burn::nn::DropoutConfig::new(0.0).init(),
+        ..model
+    };
+    assert_ne!(train_dropped(&no_dropout, 40), alone);
+}

@@ -9,7 +9,10 @@
 //! `reproduce::plan_networks` plans the instability analyses, IMP with rewinding and its
 //! baselines; the local executor runs them in a content-addressed store (finished runs
 //! reused, interrupted ones resumed bit-identically); `figures::write_report` draws every
-//! figure and writes the report. [`run`] does it all on MNIST.
+//! figure and writes the report. [`run`] does it all on MNIST; [`cluster`] hands the same
+//! plan to Slurm, with this example's binary as the jobs' command.
+
+pub mod cluster;
 
 use std::path::PathBuf;
 
@@ -88,6 +91,11 @@ impl Classifier for SmallResNet {
         let pooled = x.mean_dim(3).mean_dim(2); // [batch, width, 1, 1]
         self.fc.forward(pooled.flatten(1, 3))
     }
+
+    /// No dropout: concurrent runs of this model train without the trainer's RNG lock.
+    fn draws_random_numbers(&self) -> bool {
+        false
+    }
 }
 
 /// Builds [`SmallResNet`]s for the runner, and says how weight matching may permute them.
@@ -131,7 +139,11 @@ impl ModelFactory for SmallResNets {
     /// Two groups: the residual stream (the stem's and the block's second conv's outputs,
     /// tied by the identity shortcut, read by the block and the classifier) and the block's
     /// inner layer. A conv weight is `[out, in, h, w]`, a linear weight `[in, out]`.
-    fn permutation_spec(&self, _model: &SmallResNet) -> align::Result<PermutationSpec> {
+    fn permutation_spec(
+        &self,
+        _config: &ModelConfig,
+        _model: &SmallResNet,
+    ) -> align::Result<PermutationSpec> {
         let axis = |path: &str, axis| Axis {
             path: path.into(),
             axis,
@@ -295,11 +307,25 @@ pub struct Report {
 /// instability and IMP plans, run in the store by the local executor with [`SmallResNets`],
 /// then the report.
 pub fn run(options: &Options) -> anyhow::Result<Report> {
-    let config = ReproduceConfig::new(options.scale, vec![NAME.into()]);
+    run_config(options, &reproduction(options.scale))
+}
+
+/// What [`run`] reproduces at `scale`: every figure of [`SMALL_RESNET`].
+pub fn reproduction(scale: Scale) -> ReproduceConfig {
+    ReproduceConfig::new(scale, vec![NAME.into()])
+}
+
+/// [`run`] for `config` (its scale, figures and BN policy; it must name only [`NAME`]).
+pub fn run_config(options: &Options, config: &ReproduceConfig) -> anyhow::Result<Report> {
+    anyhow::ensure!(
+        config.models == [NAME],
+        "this example reproduces `{NAME}` only, not {:?}",
+        config.models
+    );
     let networks = [&SMALL_RESNET];
     let data = DataCache::new(&options.data_dir, options.allow_download);
     let store = Store::open(&options.store)?;
-    let (plan, _) = reproduce::plan_networks(&config, &networks, &data)?;
+    let (plan, _) = reproduce::plan_networks(config, &networks, &data)?;
     let reused = plan
         .ids()
         .iter()
@@ -312,7 +338,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
         SmallResNets::default(),
     );
     runner.show_run_progress = false;
-    let results = reproduce::run_networks_here(&config, &networks, &runner, 1)?;
+    let results = reproduce::run_networks_here(config, &networks, &runner, 1)?;
     let written = figures::write_report(&results, &options.out)?;
     Ok(Report {
         results,
@@ -345,7 +371,7 @@ mod tests {
             3,
             BnInit::Uniform,
         );
-        let spec = factory.permutation_spec(&net).expect("spec");
+        let spec = factory.permutation_spec(&config, &net).expect("spec");
         spec.check(&tensor_infos(&net)).expect("fits");
         let reversed = Permutation {
             groups: spec

@@ -107,7 +107,7 @@ fn alignment_variants(setup: &ModelSetup) -> Vec<(Alignment, BnPolicy)> {
     let reestimate = BnPolicy::Reestimate {
         batches: BN_REESTIMATE_BATCHES,
     };
-    let bn = setup.recipe.model.has_batch_norm();
+    let bn = setup.recipe.model.architecture().batch_norm;
     let mut out = Vec::new();
     if bn {
         out.push((Alignment::None, reestimate));

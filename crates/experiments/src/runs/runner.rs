@@ -301,7 +301,7 @@ impl<F: ModelFactory> Runner<F> {
         let (b, alignment) = match spec.align {
             Alignment::None => (b, None),
             align => {
-                let permutations = self.models.permutation_spec(&b.model)?;
+                let permutations = self.models.permutation_spec(&sb.recipe.model, &b.model)?;
                 permutations.check(&nets::params::tensor_infos(&b.model))?;
                 let matching = if align == Alignment::Weights {
                     align::weight_matching(

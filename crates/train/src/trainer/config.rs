@@ -123,7 +123,7 @@ impl TrainData {
             size: recipe
                 .data
                 .image_size
-                .unwrap_or_else(|| recipe.model.image_size(native)),
+                .unwrap_or_else(|| recipe.model.architecture().image_size.for_native(native)),
             mean,
             std,
             augmentation: recipe.data.augmentation,

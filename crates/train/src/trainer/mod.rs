@@ -24,7 +24,7 @@ use crate::{CheckpointStore, Error, MetricRecord, Metrics, Result, Steps, evalua
 /// before every evaluation and checkpoint): a NaN stops the run at the next read.
 pub const LOSS_READ_EVERY: u64 = 50;
 
-/// Seeds the device's RNG (dropout) per step, apart from the data streams.
+/// Seeds the device's RNG (dropout) per step and micro-batch, apart from the data streams.
 const DROPOUT_STREAM: u64 = 0x6472_6f70;
 
 /// Trains one [`TrainConfig`] on one device, or data-parallel on several.

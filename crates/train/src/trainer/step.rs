@@ -2,6 +2,8 @@
 //! (data-parallel replicas in their own threads), gradients weighted by each share and summed
 //! on the training device.
 
+use std::sync::{Mutex, PoisonError};
+
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Tensor};
@@ -10,6 +12,12 @@ use nets::Classifier;
 
 use super::{DROPOUT_STREAM, TrainState, Trainer};
 use crate::{Error, Result};
+
+/// burn's random-number generator is one per process (flex: one locked `StdRng`). A model that
+/// draws from it (dropout) seeds it and runs its forward pass holding this lock, so that runs
+/// training in other threads (the local executor's workers, data-parallel replicas) cannot
+/// reseed it or draw from it between the seed and the model's draws.
+static DEVICE_RNG: Mutex<()> = Mutex::new(());
 
 impl Trainer {
     /// One optimiser step on the batch of `state.step` at learning rate `lr`; returns the
@@ -37,20 +45,16 @@ impl Trainer {
         let batch = self.batches.batch_and_prefetch(state.step)?;
         let total = batch.len();
         let micro_batches = self.config.recipe.data.micro_batches.max(1);
-        let dropout_seed = |device: usize| {
-            mix_seed(&[
-                DROPOUT_STREAM,
-                self.config.data_seed,
-                state.step,
-                device as u64,
-            ])
-        };
+        // Each micro-batch's dropout has its own seed, whichever device computes it.
+        let (data_seed, step) = (self.config.data_seed, state.step);
+        let dropout_seed =
+            move |micro: usize| mix_seed(&[DROPOUT_STREAM, data_seed, step, micro as u64]);
         // Micro-batches dealt round-robin to the devices; the first device's share is computed
         // here, the others' on replicas in their own threads.
         let count = self.device_count();
-        let mut shares: Vec<Vec<Batch>> = vec![vec![]; count];
+        let mut shares: Vec<Vec<(usize, Batch)>> = vec![vec![]; count];
         for (i, micro) in batch.split(micro_batches).into_iter().enumerate() {
-            shares[i % count].push(micro);
+            shares[i % count].push((i, micro));
         }
         let own = shares.remove(0);
         let model = &state.model;
@@ -60,13 +64,10 @@ impl Trainer {
                 .replicas
                 .iter()
                 .zip(shares)
-                .enumerate()
-                .map(|(i, (device, share))| {
+                .map(|(device, share)| {
                     // An independent copy: its BN statistics must not mix into the model's.
                     let replica = model.valid().fork(device).train();
-                    let seed = dropout_seed(i + 1);
                     scope.spawn(move || {
-                        device.seed(seed);
                         let loss_fn = CrossEntropyLossConfig::new().init(device);
                         let mut replica_accumulator = GradientsAccumulator::new();
                         let loss = share_gradients(
@@ -75,14 +76,22 @@ impl Trainer {
                             total,
                             &loss_fn,
                             device,
+                            &dropout_seed,
                             &mut replica_accumulator,
                         );
                         (replica_accumulator.grads(), loss)
                     })
                 })
                 .collect();
-            self.device.seed(dropout_seed(0));
-            let loss = share_gradients(model, own, total, loss_fn, &self.device, &mut accumulator);
+            let loss = share_gradients(
+                model,
+                own,
+                total,
+                loss_fn,
+                &self.device,
+                &dropout_seed,
+                &mut accumulator,
+            );
             (
                 loss,
                 workers.into_iter().map(|w| w.join()).collect::<Vec<_>>(),
@@ -135,19 +144,29 @@ fn weighted_loss<M: Classifier>(
 /// Adds the gradients of `share`'s micro-batches to `accumulator`, each weighted by its share
 /// of the `total` examples of the whole batch, so that the sum over all micro-batches is the
 /// gradient of the whole batch's mean loss; returns the summed loss, on `device`, unread.
+/// Micro-batch `i` draws its dropout from `dropout_seed(i)`.
 fn share_gradients<M: Classifier>(
     model: &M,
-    share: Vec<Batch>,
+    share: Vec<(usize, Batch)>,
     total: usize,
     loss_fn: &CrossEntropyLoss,
     device: &Device,
+    dropout_seed: &dyn Fn(usize) -> u64,
     accumulator: &mut GradientsAccumulator<M>,
 ) -> Tensor<1> {
     let mut loss_sum = Tensor::<1>::zeros([1], device);
-    for micro in share {
+    for (index, micro) in share {
         let weight = micro.len() as f32 / total as f32;
         let (images, labels) = micro.into_tensors(device);
-        let loss = weighted_loss(model, images, labels, loss_fn, weight);
+        let loss = {
+            // The lock guards no data: a panic elsewhere while holding it leaves nothing broken.
+            let _rng = model.draws_random_numbers().then(|| {
+                let held = DEVICE_RNG.lock().unwrap_or_else(PoisonError::into_inner);
+                device.seed(dropout_seed(index));
+                held
+            });
+            weighted_loss(model, images, labels, loss_fn, weight)
+        };
         loss_sum = loss_sum + loss.clone().detach();
         accumulator.accumulate(model, GradientsParams::from_grads(loss.backward(), model));
     }
