@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 
 use burn::tensor::Tensor;
-use nets::Network;
 use nets::activations::Tap;
 
 use crate::matching::{Matching, assign};
@@ -167,19 +166,10 @@ impl ActivationStats {
 
 /// Activation matching of `b` to `a` over `batches` of images (`a` and `b` in evaluation
 /// mode, e.g. `valid()` copies): the permutation of `b` whose units correlate best with
-/// `a`'s (apply it with [`crate::permute`]).
-pub fn activation_matching(
-    spec: &PermutationSpec,
-    a: &Network,
-    b: &Network,
-    batches: impl IntoIterator<Item = Tensor<4>>,
-) -> Result<Matching> {
-    activation_matching_by(spec, a, b, batches, |n, images| n.activations(images))
-}
-
-/// [`activation_matching`] for any network whose activations `taps` observes (one [`Tap`]
-/// per permutation group of `spec`).
-pub fn activation_matching_by<M>(
+/// `a`'s (apply it with [`crate::permute`]). `taps` observes a network's activations, one
+/// [`Tap`] per permutation group of `spec` (the paper's networks:
+/// `paper_networks::Network::activations`).
+pub fn activation_matching<M>(
     spec: &PermutationSpec,
     a: &M,
     b: &M,

@@ -23,7 +23,7 @@ mod matching;
 mod permute;
 mod spec;
 
-pub use activations::{ActivationStats, activation_matching, activation_matching_by};
+pub use activations::{ActivationStats, activation_matching};
 pub use matching::{Matching, MatchingConfig, weight_matching};
 pub use permute::{Permutation, permute, permute_sparse, permute_values};
 pub use spec::{Axis, Group, PermutationSpec};

@@ -35,7 +35,7 @@ pub struct PermutationSpec {
 }
 
 impl PermutationSpec {
-    /// The spec of `network` (a `nets::Network` or one of the model crates' networks) for its
+    /// The spec of `network` (a `paper_networks::Network` or one of the model crates' networks) for its
     /// architecture's `symmetry` ([`nets::Architecture::symmetry`]), from its tensor paths:
     /// Lenet (each hidden layer), VGG (each conv + BN), the CIFAR Resnets and ImageNet Resnets
     /// (one group per residual stream, tied across the identity shortcuts, and one per inner

@@ -1,7 +1,8 @@
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use nets::params::{map_tensors, tensor_values};
-use nets::{Classifier, ModelConfig, Network};
+use nets::{Classifier, ModelConfig};
+use paper_networks::Network;
 use sparsity::{PruneRule, Sparse};
 
 use crate::*;
@@ -11,7 +12,7 @@ use crate::*;
 fn network(config: &ModelConfig, channels: usize, size: usize, seed: u64) -> Network {
     let device = Device::default();
     burn::tensor::Device::seed(&device, seed);
-    let net = config.build(channels, size, 10, &device).expect("build");
+    let net = Network::build(config, channels, size, 10, &device).expect("build");
     map_tensors(net, |info, t| {
         let n = info.numel();
         if info.path.ends_with("running_mean") {
@@ -24,6 +25,11 @@ fn network(config: &ModelConfig, channels: usize, size: usize, seed: u64) -> Net
             t
         }
     })
+}
+
+/// The paper's networks' activation taps.
+fn taps(network: &Network, images: Tensor<4>) -> nets::Result<Vec<nets::activations::Tap>> {
+    network.activations(images)
 }
 
 fn images(channels: usize, size: usize) -> Tensor<4> {
@@ -132,7 +138,8 @@ fn matching_is_deterministic_and_raises_the_similarity() {
     let config = ModelConfig::Resnet { depth: 8, width: 4 };
     let a = tensor_values(&network(&config, 3, 32, 3));
     let b = tensor_values(&network(&config, 3, 32, 4));
-    let spec = PermutationSpec::of(&network(&config, 3, 32, 3), &config.architecture().symmetry).expect("spec");
+    let spec = PermutationSpec::of(&network(&config, 3, 32, 3), &config.architecture().symmetry)
+        .expect("spec");
     let run = |seed| {
         weight_matching(
             &spec,
@@ -242,9 +249,7 @@ fn the_specs_tie_residual_streams_and_refuse_unknown_networks() {
             .any(|a| a.path.ends_with("fc.weight") && a.axis == 0)
     );
     let config = ModelConfig::InceptionV3 { aux_logits: false };
-    let inception = config
-        .build(3, 75, 10, &Device::default())
-        .expect("inception");
+    let inception = Network::build(&config, 3, 75, 10, &Device::default()).expect("inception");
     assert!(matches!(
         PermutationSpec::of(&inception, &config.architecture().symmetry),
         Err(Error::Unsupported(_))
@@ -264,7 +269,7 @@ fn activation_cases() -> Vec<(&'static str, ModelConfig, usize, usize)> {
 /// and cannot be matched by its activations.
 fn live_network(config: &ModelConfig, channels: usize, size: usize, seed: u64) -> Network {
     let device = Device::default();
-    let net = config.build(channels, size, 10, &device).expect("build");
+    let net = Network::build(config, channels, size, 10, &device).expect("build");
     nets::initialize(net, seed, nets::BnInit::Ones).train()
 }
 
@@ -288,7 +293,7 @@ fn activation_matching_finds_a_permuted_copy_identical() {
         let a = live_network(&config, channels, size, 2);
         let spec = PermutationSpec::of(&a, &config.architecture().symmetry).expect(name);
         let b = permute(a.clone(), &spec, &Permutation::random(&spec, 11)).expect(name);
-        let found = activation_matching(&spec, &a, &b, batches(channels, size)).expect(name);
+        let found = activation_matching(&spec, &a, &b, batches(channels, size), taps).expect(name);
         let aligned = permute(b, &spec, &found.permutation).expect(name);
         assert_eq!(tensor_values(&aligned), tensor_values(&a), "{name}");
     }
@@ -308,7 +313,8 @@ fn activation_matching_leaves_siblings_alone_and_undoes_a_permutation() {
             let noise = Tensor::random(t.dims(), Distribution::Normal(0.0, 1e-3), &t.device());
             t.clone() + noise
         });
-        let found = activation_matching(&spec, &a, &sibling, batches(channels, size)).expect(name);
+        let found =
+            activation_matching(&spec, &a, &sibling, batches(channels, size), taps).expect(name);
         assert!(
             found.permutation.is_identity(),
             "{name}: {:?}",
@@ -316,7 +322,8 @@ fn activation_matching_leaves_siblings_alone_and_undoes_a_permutation() {
         );
         let shuffled = Permutation::random(&spec, 3);
         let moved = permute(sibling, &spec, &shuffled).expect(name);
-        let back = activation_matching(&spec, &a, &moved, batches(channels, size)).expect(name);
+        let back =
+            activation_matching(&spec, &a, &moved, batches(channels, size), taps).expect(name);
         assert_eq!(back.permutation, shuffled.inverse(), "{name}");
     }
 }
@@ -330,7 +337,7 @@ fn activation_matching_refuses_networks_without_activation_sites() {
     };
     let a = network(&config, 3, 64, 1);
     let spec = PermutationSpec::of(&a, &config.architecture().symmetry).expect("spec");
-    let err = activation_matching(&spec, &a, &a, batches(3, 64)).expect_err("refused");
+    let err = activation_matching(&spec, &a, &a, batches(3, 64), taps).expect_err("refused");
     assert!(
         err.to_string().contains("activation matching knows"),
         "{err}"

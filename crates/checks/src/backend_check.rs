@@ -12,8 +12,8 @@ use burn::module::Module;
 use burn::tensor::Device;
 use data::synthetic::Noise;
 use data::{DatasetName, ImageSource};
-use nets::Network;
 use nets::params::tensor_values;
+use paper_networks::Network;
 use serde::Serialize;
 use sparsity::{MaskHook, PruneRule, Sparse};
 use train::{CheckpointStore, Recipe, TrainConfig, TrainData, TrainState, Trainer};
@@ -282,10 +282,14 @@ pub fn lenet_pair(device: &Device, images: usize) -> Result<(TrainData, Network,
     let (data, _) = synthetic_data(&recipe, images)?;
     let t = &data.transform;
     let init = |seed| -> Result<Network> {
-        let model = recipe
-            .model
-            .build(t.channels(), t.size, data.num_classes, device)
-            .map_err(train::Error::from)?;
+        let model = Network::build(
+            &recipe.model,
+            t.channels(),
+            t.size,
+            data.num_classes,
+            device,
+        )
+        .map_err(train::Error::from)?;
         Ok(nets::initialize(model, seed, recipe.bn_init))
     };
     let (a, b) = (init(1)?, init(2)?);

@@ -9,8 +9,8 @@
 
 use burn::module::Module;
 use burn::tensor::Device;
-use nets::Network;
 use nets::readback::reads_on_this_thread;
+use paper_networks::Network;
 use serde::Serialize;
 use sparsity::{MaskHook, PruneRule, Sparse};
 use train::trainer::EvalConfig;

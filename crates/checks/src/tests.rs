@@ -2,7 +2,7 @@
 //! suite runs the same audit on lavapipe).
 
 use burn::tensor::Device;
-use nets::Network;
+use paper_networks::Network;
 use sparsity::Sparse;
 use train::{NoHooks, TrainHooks};
 

@@ -123,7 +123,7 @@ pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
         data,
         &train::default_device(),
     )?;
-    let mut state: TrainState<nets::Network> = trainer.initial_state()?;
+    let mut state: TrainState<paper_networks::Network> = trainer.initial_state()?;
     let mut times = Vec::with_capacity(args.steps);
     // Each timed sample is at least SAMPLE_MS long (a Lenet sample is dozens of steps), so that
     // one preempted step on a shared machine moves the median little; the reference does the same.
@@ -186,10 +186,10 @@ pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
 /// device (as in training) and read once at the end.
 fn steps_read_once(
     trainer: &Trainer,
-    mut state: TrainState<nets::Network>,
+    mut state: TrainState<paper_networks::Network>,
     n: usize,
     paper_steps: u64,
-) -> Result<TrainState<nets::Network>> {
+) -> Result<TrainState<paper_networks::Network>> {
     let loss_fn = trainer.loss_fn();
     let schedule = &trainer.config.recipe.schedule;
     let mut losses = Vec::with_capacity(n);
@@ -230,7 +230,7 @@ pub(crate) fn concurrent_throughput(
             &train::default_device(),
         )?
         .with_progress(false);
-        let state: TrainState<nets::Network> = trainer.initial_state()?;
+        let state: TrainState<paper_networks::Network> = trainer.initial_state()?;
         let run_steps = |state, n| steps_read_once(&trainer, state, n, paper_steps);
         // Every thread reaches both barriers, whatever fails, or the others would wait forever.
         let warm = run_steps(state, warmup.max(1));

@@ -3,10 +3,11 @@
 //! builds every network of the paper; implement the trait once for your own network to send
 //! it through the same plans, store, executors and summaries (see `examples/custom-model`).
 
-use align::{PermutationSpec, activation_matching_by};
+use align::{PermutationSpec, activation_matching};
 use burn::tensor::{Device, Tensor};
 use nets::activations::Tap;
-use nets::{Classifier, ModelConfig, Network};
+use nets::{Classifier, ModelConfig};
+use paper_networks::Network;
 
 /// The images a network is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,12 +64,12 @@ pub(crate) fn match_activations<F: ModelFactory>(
     b: &F::Model,
     batches: Vec<Tensor<4>>,
 ) -> align::Result<align::Matching> {
-    activation_matching_by(spec, a, b, batches, |m, images| {
+    activation_matching(spec, a, b, batches, |m, images| {
         factory.activations(m, images)
     })
 }
 
-/// The networks of the paper: every arm of `nets::ModelConfig` as a `nets::Network`.
+/// The networks of the paper: every arm of `nets::ModelConfig` as a `paper_networks::Network`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PaperNetworks;
 
@@ -81,7 +82,13 @@ impl ModelFactory for PaperNetworks {
         input: InputShape,
         device: &Device,
     ) -> nets::Result<Network> {
-        config.build(input.channels, input.size, input.num_classes, device)
+        Network::build(
+            config,
+            input.channels,
+            input.size,
+            input.num_classes,
+            device,
+        )
     }
 
     fn activations(&self, model: &Network, images: Tensor<4>) -> nets::Result<Vec<Tap>> {

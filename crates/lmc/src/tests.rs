@@ -4,8 +4,9 @@ use burn::module::Module;
 use burn::tensor::Device;
 use data::synthetic::Stripes;
 use data::{Augmentation, DatasetName, ImageSource};
+use nets::ModelConfig;
 use nets::params::{from_vec, map_tensors, tensor_values};
-use nets::{ModelConfig, Network};
+use paper_networks::Network;
 use sparsity::{PruneRule, Sparse};
 use train::{DataConfig, LrSchedule, OptimizerConfig, Recipe, Steps, TrainData};
 
@@ -13,9 +14,14 @@ use crate::*;
 
 /// A Resnet-8 of width 2 with every tensor set to a constant (BN buffers included).
 fn constant_resnet(value: f32) -> Network {
-    let model = ModelConfig::Resnet { depth: 8, width: 2 }
-        .build(1, 8, 3, &Device::default())
-        .expect("resnet");
+    let model = Network::build(
+        &ModelConfig::Resnet { depth: 8, width: 2 },
+        1,
+        8,
+        3,
+        &Device::default(),
+    )
+    .expect("resnet");
     map_tensors(model, |_, t| {
         from_vec(vec![value; t.dims()[0]], &t.device())
     })
@@ -50,11 +56,16 @@ fn interpolation_matches_hand_computed_values_buffers_included() {
         tensor_values(&interpolate(&a, &b, 0.0).expect("b")),
         tensor_values(&b)
     );
-    let other = ModelConfig::Resnet {
-        depth: 14,
-        width: 2,
-    }
-    .build(1, 8, 3, &Device::default())
+    let other = Network::build(
+        &ModelConfig::Resnet {
+            depth: 14,
+            width: 2,
+        },
+        1,
+        8,
+        3,
+        &Device::default(),
+    )
     .expect("resnet");
     assert!(matches!(
         interpolate(&a, &other, 0.5),
@@ -67,9 +78,14 @@ fn sparse_interpolation_keeps_pruned_weights_at_zero_and_l2_is_exact() {
     let rule = PruneRule::default();
     let init = |seed| {
         nets::initialize(
-            ModelConfig::Lenet { hidden: vec![16] }
-                .build(1, 4, 3, &Device::default())
-                .expect("lenet"),
+            Network::build(
+                &ModelConfig::Lenet { hidden: vec![16] },
+                1,
+                4,
+                3,
+                &Device::default(),
+            )
+            .expect("lenet"),
             seed,
             nets::BnInit::Uniform,
         )
@@ -113,7 +129,7 @@ fn sparse_interpolation_keeps_pruned_weights_at_zero_and_l2_is_exact() {
 fn resnet_and_batches(
     augmentation: Augmentation,
     examples: usize,
-) -> (nets::Network, data::SeededBatches) {
+) -> (paper_networks::Network, data::SeededBatches) {
     let recipe = Recipe {
         name: "lmc-test".into(),
         model: ModelConfig::Resnet { depth: 8, width: 4 },
@@ -134,10 +150,7 @@ fn resnet_and_batches(
     )
     .expect("batches");
     let model = nets::initialize(
-        recipe
-            .model
-            .build(1, 32, 10, &Device::default())
-            .expect("resnet"),
+        Network::build(&recipe.model, 1, 32, 10, &Device::default()).expect("resnet"),
         1,
         nets::BnInit::Uniform,
     );

@@ -10,7 +10,7 @@ pub struct Architecture {
     /// The smallest image side it can take.
     pub min_image_size: usize,
     /// Layers (parameter paths without `.weight`) that the paper's framework leaves unpruned
-    /// by default. Paths of a [`crate::Network`] start with its variant:
+    /// by default. Paths of a `paper_networks::Network` start with its variant:
     /// `Lenet.hidden.0.weight`.
     pub unpruned_layers: Vec<String>,
     /// Whether it normalises with BN (whose statistics can then be re-estimated along an

@@ -1,27 +1,30 @@
-//! The networks of the experiments behind one module type, plus the model-agnostic machinery
-//! that the rest of the framework uses to reach into any burn module by parameter path:
+//! The framework's model-agnostic layer: what it needs of any network, and how it reaches into
+//! any burn module by parameter path. The paper's networks themselves are in `paper-networks`,
+//! which this crate does not know.
 //!
 //! * [`params`]: walk or rewrite every tensor of a module (parameters and BN buffers) with its
 //!   path (`blocks.3.conv1.conv.weight`) and role (conv weight, linear bias, BN scale, ...).
 //! * [`readback`]: every device-to-host read of the framework, counted per thread.
 //! * [`init`]: the paper's framework's initialisation (Kaiming normal weights, BN scale uniform
 //!   in [0, 1]) drawn from an init seed, independent of backend and of traversal order.
-//! * [`Network`] / [`ModelConfig`]: Lenet, CIFAR ResNets and VGGs, Resnet-50 and Inception-v3,
-//!   configurable by serde, with each one's [`Architecture`] (image size, unpruned layers, BN,
-//!   permutation symmetry) stated in one place.
+//! * [`Classifier`]: the trait a network implements to be trained, pruned and interpolated.
+//! * [`ModelConfig`]: which network to build, as serialisable data (the paper's architectures
+//!   with their size knobs, or one of your own), with each one's [`Architecture`] (image size,
+//!   unpruned layers, BN, permutation symmetry) stated in one place.
+//! * [`activations`]: the taps activation matching reads.
 //!
 //! **Invariant:** nothing here knows about pruning, interpolation or experiments.
 
 pub mod activations;
 mod architecture;
 pub mod init;
-mod network;
+mod model_config;
 pub mod params;
 pub mod readback;
 
 pub use architecture::{Architecture, ImageSize, Symmetry};
 pub use init::{BnInit, initialize};
-pub use network::{ModelConfig, Network};
+pub use model_config::ModelConfig;
 
 use burn::module::Module;
 use burn::tensor::Tensor;
@@ -50,21 +53,6 @@ pub trait Classifier: Module + burn::module::ModuleDisplay + 'static {
     }
 }
 
-impl Classifier for Network {
-    fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        Network::forward(self, images)
-    }
-
-    fn forward_train(&self, images: Tensor<4>) -> Vec<(f32, Tensor<2>)> {
-        Network::forward_train(self, images)
-    }
-
-    fn draws_random_numbers(&self) -> bool {
-        // Inception-v3's dropout; the other networks are deterministic.
-        matches!(self, Network::InceptionV3(_))
-    }
-}
-
 /// FNV-1a, a stable 64-bit hash (the per-tensor RNG stream of [`init`], config hashes).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
@@ -72,11 +60,12 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// Errors building a network.
+/// Errors building a network or reading its activations.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A model crate's own error (a depth that is not `6n + 2`, say).
     #[error(transparent)]
-    Resnet(#[from] resnet::Error),
+    Model(Box<dyn std::error::Error + Send + Sync>),
     #[error("{0}")]
     Invalid(String),
 }

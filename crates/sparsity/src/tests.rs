@@ -3,8 +3,9 @@ use std::sync::Arc;
 use burn::tensor::Device;
 use data::synthetic::Stripes;
 use data::{Augmentation, DatasetName, ImageSource};
+use nets::ModelConfig;
 use nets::params::{from_vec, map_tensors, tensor_values};
-use nets::{ModelConfig, Network};
+use paper_networks::Network;
 use train::{
     DataConfig, LrSchedule, OptimizerConfig, Recipe, Steps, TrainConfig, TrainData, Trainer,
 };
@@ -13,9 +14,14 @@ use crate::*;
 
 /// A Lenet for `channels x 1 x 1` inputs (so `channels` input features) and 2 classes.
 fn lenet(hidden: Vec<usize>, inputs: usize) -> Network {
-    ModelConfig::Lenet { hidden }
-        .build(inputs, 1, 2, &Device::default())
-        .expect("lenet")
+    Network::build(
+        &ModelConfig::Lenet { hidden },
+        inputs,
+        1,
+        2,
+        &Device::default(),
+    )
+    .expect("lenet")
 }
 
 fn weights(model: &Network, path: &str) -> Vec<f32> {
@@ -251,9 +257,7 @@ fn one_shot_pruning_takes_resnet50_to_30_percent_in_one_step() {
     // every conv and linear weight (BN and biases untouched).
     let device = Device::default();
     let model = nets::initialize(
-        ModelConfig::resnet50()
-            .build(3, 224, 1000, &device)
-            .expect("resnet-50"),
+        Network::build(&ModelConfig::resnet50(), 3, 224, 1000, &device).expect("resnet-50"),
         7,
         nets::BnInit::Ones,
     );

@@ -508,7 +508,8 @@ struct Dropped {
 
 impl nets::Classifier for Dropped {
     fn forward(&self, images: burn::tensor::Tensor<4>) -> burn::tensor::Tensor<2> {
-        self.fc.forward(self.dropout.forward(images.flatten::<2>(1, 3)))
+        self.fc
+            .forward(self.dropout.forward(images.flatten::<2>(1, 3)))
     }
 }
 

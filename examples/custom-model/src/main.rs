@@ -137,8 +137,7 @@ fn main() -> anyhow::Result<()> {
                 ..SlurmConfig::default()
             };
             let binary = std::env::current_exe().context("cannot find this binary")?;
-            let submitted =
-                custom_model::cluster::submit(&options(scale, out), slurm, &binary)?;
+            let submitted = custom_model::cluster::submit(&options(scale, out), slurm, &binary)?;
             let s = &submitted.submission;
             println!(
                 "{} of {} runs submitted as {} job arrays (scripts and logs in {}); report job: {}",

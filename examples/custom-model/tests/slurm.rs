@@ -64,8 +64,7 @@ fn the_submitted_jobs_run_every_run_of_the_plan_and_render_the_report() {
         ..SlurmConfig::default()
     };
     let binary = Path::new(env!("CARGO_BIN_EXE_custom-model"));
-    let submitted =
-        custom_model::cluster::submit(&options, slurm.clone(), binary).expect("submit");
+    let submitted = custom_model::cluster::submit(&options, slurm.clone(), binary).expect("submit");
     let submission = &submitted.submission;
     // A fresh store: every run of the plan is handed over, in more than one stage.
     assert_eq!(submission.runs(), submitted.planned);
@@ -86,7 +85,10 @@ fn the_submitted_jobs_run_every_run_of_the_plan_and_render_the_report() {
     // The jobs ran every run: planning again here finds them all in the store, and a second
     // submission hands nothing over.
     let again = custom_model::run(&options).expect("again");
-    assert_eq!((again.runs, again.reused), (submitted.planned, submitted.planned));
+    assert_eq!(
+        (again.runs, again.reused),
+        (submitted.planned, submitted.planned)
+    );
     let resubmitted = custom_model::cluster::submit(&options, slurm, binary).expect("again");
     assert_eq!(resubmitted.submission.runs(), 0);
 }

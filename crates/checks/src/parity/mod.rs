@@ -46,8 +46,8 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use data::DatasetName;
-use nets::Network;
 use nets::params::{TensorInfo, tensor_values};
+use paper_networks::Network;
 use results::BnPolicy;
 use sparsity::{MaskHook, PruneRule, Sparse};
 use train::{Recipe, Steps, TrainConfig, TrainData, TrainHooks, TrainState, Trainer};

@@ -4,7 +4,7 @@
 //! (and its `nets::ModelConfig` arm) is here; the rest of the code is generic over entries.
 //!
 //! Adding a network to the paper's set: its model crate, one arm of `nets::ModelConfig` /
-//! `nets::Network`, and one entry in [`ENTRIES`]. A network of your own needs none of these:
+//! `paper_networks::Network`, and one entry in [`ENTRIES`]. A network of your own needs none of these:
 //! an [`Entry`] of your own (`paper: None`), `ModelConfig::External` in its recipe and a
 //! [`crate::models::ModelFactory`] (see `examples/custom-model`).
 

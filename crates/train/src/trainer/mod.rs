@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
 use data::{Batch, SeededBatches};
-use nets::{Classifier, Network};
+use nets::Classifier;
+#[cfg(feature = "paper-networks")]
+use paper_networks::Network;
 
 use crate::divergence::DivergenceWatch;
 use crate::{CheckpointStore, Error, MetricRecord, Metrics, Result, Steps, evaluate};
@@ -170,9 +172,11 @@ impl Trainer {
     }
 
     /// The recipe's network, built for the data and initialised from the init seed.
+    #[cfg(feature = "paper-networks")]
     pub fn build_model(&self) -> Result<Network> {
         let t = &self.data.transform;
-        let model = self.config.recipe.model.build(
+        let model = Network::build(
+            &self.config.recipe.model,
             t.channels(),
             t.size,
             self.data.num_classes,
@@ -186,6 +190,7 @@ impl Trainer {
     }
 
     /// The state at step 0.
+    #[cfg(feature = "paper-networks")]
     pub fn initial_state(&self) -> Result<TrainState<Network>> {
         Ok(TrainState {
             model: self.build_model()?,
@@ -197,6 +202,7 @@ impl Trainer {
 
     /// Runs the configuration in `dir`: reuses a finished run, resumes an interrupted one
     /// from its latest checkpoint, or starts from the seeded initialisation.
+    #[cfg(feature = "paper-networks")]
     pub fn run(&self, dir: &Path, hooks: &mut impl TrainHooks<Network>) -> Result<RunOutcome> {
         self.run_from(dir, || self.initial_state(), || self.build_model(), hooks)
     }
