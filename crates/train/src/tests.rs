@@ -513,8 +513,18 @@ impl nets::Classifier for Dropped {
     }
 }
 
-/// `steps` optimiser steps of `model` on the trainer's batches.
-fn train_dropped(model: &Dropped, steps: u64) -> Vec<(nets::params::TensorInfo, Vec<f32>)> {
+/// Steps each run of the dropout test takes: enough that concurrent runs overlap for many
+/// steps (without the trainer's lock, 5 of 5 runs of this test failed; with 40 steps and no
+/// common start, none did).
+const DROPOUT_STEPS: u64 = 300;
+
+/// `steps` optimiser steps of `model` on the trainer's batches, started when every run waiting
+/// at `start` is ready.
+fn train_dropped(
+    model: &Dropped,
+    steps: u64,
+    start: &std::sync::Barrier,
+) -> Vec<(nets::params::TensorInfo, Vec<f32>)> {
     let t = trainer(lenet(), 1);
     let loss_fn = t.loss_fn();
     let mut state = TrainState {
@@ -523,6 +533,7 @@ fn train_dropped(model: &Dropped, steps: u64) -> Vec<(nets::params::TensorInfo, 
         step: 0,
         metrics: vec![],
     };
+    start.wait();
     for _ in 0..steps {
         state = t.step(state, &loss_fn, 0.05, false).expect("step").0;
     }
@@ -537,15 +548,21 @@ fn dropout_in_concurrent_runs_is_what_each_run_draws_alone() {
         dropout: burn::nn::DropoutConfig::new(0.5).init(),
         fc: burn::nn::LinearConfig::new(64, 10).init(&trainer(lenet(), 1).device),
     };
-    let alone = train_dropped(&model, 40);
+    let alone = train_dropped(&model, DROPOUT_STEPS, &std::sync::Barrier::new(1));
+    let runs = 4;
+    let start = std::sync::Barrier::new(runs);
     let together: Vec<_> = std::thread::scope(|scope| {
-        let runs: Vec<_> = (0..3)
+        let handles: Vec<_> = (0..runs)
             .map(|_| {
                 let copy = model.clone();
-                scope.spawn(move || train_dropped(&copy, 40))
+                let start = &start;
+                scope.spawn(move || train_dropped(&copy, DROPOUT_STEPS, start))
             })
             .collect();
-        runs.into_iter().map(|r| r.join().expect("run")).collect()
+        handles
+            .into_iter()
+            .map(|r| r.join().expect("run"))
+            .collect()
     });
     for run in &together {
         assert_eq!(run, &alone);
@@ -555,5 +572,8 @@ fn dropout_in_concurrent_runs_is_what_each_run_draws_alone() {
         dropout: burn::nn::DropoutConfig::new(0.0).init(),
         ..model
     };
-    assert_ne!(train_dropped(&no_dropout, 40), alone);
+    assert_ne!(
+        train_dropped(&no_dropout, DROPOUT_STEPS, &std::sync::Barrier::new(1)),
+        alone
+    );
 }
