@@ -18,7 +18,7 @@ pub struct ReproduceArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["scale", "only", "models", "substitute"])]
     config: Option<PathBuf>,
 
-    /// smoke: the whole pipeline in minutes; quick: about 4 hours of compute, 2h12m wall with --jobs 2, on a 2-core CPU (Lenet at
+    /// smoke: the whole pipeline in minutes; quick: about 2.5 hours of compute, 1h18m wall with --jobs 2, on a 2-core CPU (Lenet at
     /// full length, the conv nets shortened and narrowed, one init, two data orders); medium:
     /// about 3 hours on 2 cores, Lenet as in quick and Resnet-20 narrowed but trained long enough
     /// for IMP's "matching" to mean something (no "Beyond the paper" unless named with --only);

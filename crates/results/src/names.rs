@@ -53,7 +53,7 @@ impl Scale {
                 "smoke: a pipeline check in minutes; the numbers say nothing about the paper's claims"
             }
             Scale::Quick => {
-                "quick: about 4 hours of training on a 2-core CPU; Lenet at full length, the conv nets shortened and narrowed (cuts below)"
+                "quick: about 2.5 hours of training on a 2-core CPU (1h18m wall with 2 workers); Lenet at full length, the conv nets shortened and narrowed (cuts below)"
             }
             Scale::Medium => {
                 "medium: about 3 hours of training on a 2-core CPU; Lenet as in quick, Resnet-20 narrowed and trained long enough to be within about a point of 3x its length (cuts below)"
