@@ -1,9 +1,10 @@
 //! The same plan on a Slurm cluster. The library submits it ([`submit`]: one job array per
 //! stage of unfinished runs, then a report job); what each job runs is this example's own
 //! binary, by the grammar [`ExampleJobs`] states: `custom-model exec` for an array task (one
-//! run, [`execute_task`]) and `custom-model report` for the report job ([`report`]). A network
-//! of your own does the same with its binary: a `JobInvocation` naming two commands, and those
-//! two commands calling [`experiments::slurm::execute_task`] and `reproduce` with its factory.
+//! run, [`execute_task`]) and `custom-model report` for the report job
+//! ([`read_reproduction`], then [`run_config`](crate::run_config)). A network of your own does
+//! the same with its binary: a `JobInvocation` naming two commands, and those two commands
+//! calling [`experiments::slurm::execute_task`] and `reproduce` with its factory.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,7 @@ use experiments::slurm::{ARRAY_TASK_ID, JobCommands, JobInvocation, Slurm, Slurm
 use results::ReproduceConfig;
 use store::Store;
 
-use crate::{Options, Report, SMALL_RESNET, SmallResNets, reproduction, run_config};
+use crate::{Options, SMALL_RESNET, SmallResNets, reproduction};
 
 /// How the jobs invoke this example's binary (paths absolute: jobs start elsewhere).
 #[derive(Debug, Clone)]
@@ -107,11 +108,17 @@ pub fn submit(options: &Options, slurm: SlurmConfig, binary: &Path) -> anyhow::R
     }
 }
 
-/// Array task `index` of `manifest`: one run, in the store at `options.store`.
-pub fn execute_task(options: &Options, manifest: &Path, index: usize) -> anyhow::Result<Task> {
+/// Array task `index` of `manifest`: one run, in the experiment store at `store`, with the
+/// datasets of `data`.
+pub fn execute_task(
+    store: &Path,
+    data: DataCache,
+    manifest: &Path,
+    index: usize,
+) -> anyhow::Result<Task> {
     let mut runner = Runner::with_models(
-        Store::open(&options.store)?,
-        DataCache::new(&options.data_dir, options.allow_download),
+        Store::open(store)?,
+        data,
         &train::default_device(),
         SmallResNets::default(),
     );
@@ -119,12 +126,12 @@ pub fn execute_task(options: &Options, manifest: &Path, index: usize) -> anyhow:
     Ok(experiments::slurm::execute_task(&runner, manifest, index)?)
 }
 
-/// The report job: the reproduction in `config_file` (TOML, as the submission wrote it) from
-/// the store its jobs filled, and its report in `options.out`.
-pub fn report(options: &Options, config_file: &Path) -> anyhow::Result<Report> {
+/// The reproduction a submission wrote for its report job (`reproduce.toml`, TOML). The report
+/// job runs it with [`run_config`](crate::run_config) on the store its jobs filled: every run
+/// is there, so it only collects and draws.
+pub fn read_reproduction(config_file: &Path) -> anyhow::Result<ReproduceConfig> {
     let text = std::fs::read_to_string(config_file)
         .with_context(|| format!("cannot read {}", config_file.display()))?;
-    let config: ReproduceConfig = toml::from_str(&text)
-        .with_context(|| format!("{} is not a reproduction config", config_file.display()))?;
-    run_config(options, &config)
+    toml::from_str(&text)
+        .with_context(|| format!("{} is not a reproduction config", config_file.display()))
 }

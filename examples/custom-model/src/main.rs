@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use experiments::runs::DataCache;
 use experiments::slurm::SlurmConfig;
 use results::Scale;
 
@@ -149,12 +150,16 @@ fn main() -> anyhow::Result<()> {
             );
         }
         Command::Exec { manifest, task } => {
-            let task =
-                custom_model::cluster::execute_task(&options(Scale::Smoke, None), &manifest, task)?;
+            let data = DataCache::new(
+                &data::resolve_data_dir(cli.data_dir.as_deref()),
+                !cli.no_download,
+            );
+            let task = custom_model::cluster::execute_task(&cli.store, data, &manifest, task)?;
             println!("{} done", task.id);
         }
         Command::Report { config, out } => {
-            let report = custom_model::cluster::report(&options(Scale::Smoke, Some(out)), &config)?;
+            let config = custom_model::cluster::read_reproduction(&config)?;
+            let report = custom_model::run_config(&options(config.scale, Some(out)), &config)?;
             println!("report: {}", report.written.report.display());
         }
     }
