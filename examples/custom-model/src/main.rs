@@ -101,8 +101,9 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let data_dir = data::resolve_data_dir(cli.data_dir.as_deref());
     let options = |scale: Scale, out: Option<PathBuf>| custom_model::Options {
-        data_dir: data::resolve_data_dir(cli.data_dir.as_deref()),
+        data_dir: data_dir.clone(),
         allow_download: !cli.no_download,
         store: cli.store.clone(),
         out: out.unwrap_or_else(|| Path::new("target/custom-model").join(scale.as_str())),
@@ -150,10 +151,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
         Command::Exec { manifest, task } => {
-            let data = DataCache::new(
-                &data::resolve_data_dir(cli.data_dir.as_deref()),
-                !cli.no_download,
-            );
+            let data = DataCache::new(&data_dir, !cli.no_download);
             let task = custom_model::cluster::execute_task(&cli.store, data, &manifest, task)?;
             println!("{} done", task.id);
         }
