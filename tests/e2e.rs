@@ -189,7 +189,7 @@ fn smoke_reproduction_renders_every_figure_and_the_report() {
                 Figure::Fig5 | Figure::Fig7 | Figure::AppE => {
                     &["IMP", "random pruning", "random reinit"]
                 }
-                Figure::Fig8 => &["IMP, best rewind k", "IMP, k = 0"],
+                Figure::Fig8 => &["IMP, best rewind k (highest mean)", "IMP, k = 0"],
                 Figure::AppC => &["IMP, k = 0"],
                 Figure::AppD => &["conv and linear weights", "all parameters"],
                 Figure::Beyond => &["no alignment (the paper)", "weight matching"],

@@ -343,3 +343,73 @@ fn activation_matching_refuses_networks_without_activation_sites() {
         "{err}"
     );
 }
+
+/// What the pipeline does to the second network of a pair, for each paper network with an
+/// activation tap and both matchings: two networks of different inits (random BN buffers, the
+/// second pruned), the permutation each matching finds applied to the second, its logits
+/// unchanged and its pruned weights still zero.
+#[test]
+fn the_permutation_either_matching_finds_preserves_the_function() {
+    for (name, config, channels, size) in activation_cases() {
+        let a = network(&config, channels, size, 21);
+        // A fresh copy for every permutation: a clone shares BN running statistics with its
+        // original (burn), so permuting a clone would move the original's buffers too.
+        let fresh_b = || {
+            Sparse::dense(
+                network(&config, channels, size, 22),
+                &PruneRule::for_model(&config),
+            )
+            .prune_magnitude(0.5)
+            .expect(name)
+        };
+        let b = fresh_b();
+        let spec = PermutationSpec::of(&a, &config.architecture().symmetry).expect(name);
+        let by_weights = weight_matching(
+            &spec,
+            &tensor_values(&a),
+            &tensor_values(&b.model),
+            MatchingConfig::default(),
+        )
+        .expect(name)
+        .permutation;
+        let by_activations = activation_matching(
+            &spec,
+            &live_network(&config, channels, size, 21),
+            &live_network(&config, channels, size, 22),
+            batches(channels, size),
+            taps,
+        )
+        .expect(name)
+        .permutation;
+        let x = images(channels, size);
+        let before = b.forward(x.clone());
+        let random = Permutation::random(&spec, 7);
+        for (how, permutation) in [
+            ("random", random),
+            ("weights", by_weights),
+            ("activations", by_activations),
+        ] {
+            assert!(!permutation.is_identity(), "{name}, {how}: nothing moved");
+            for (g, p) in spec.groups.iter().zip(&permutation.groups) {
+                let mut sorted = p.clone();
+                sorted.sort_unstable();
+                assert_eq!(
+                    sorted,
+                    (0..g.size).collect::<Vec<_>>(),
+                    "{name}, {how}: {}",
+                    g.name
+                );
+            }
+            let moved = permute_sparse(fresh_b(), &spec, &permutation).expect(name);
+            let diff = max_relative_difference(before.clone(), moved.forward(x.clone()));
+            assert!(diff < 1e-5, "{name}, {how}: logits moved by {diff}");
+            assert_eq!(moved.density().kept, b.density().kept, "{name}, {how}");
+            let applied = moved.clone().apply();
+            assert_eq!(
+                tensor_values(&applied.model),
+                tensor_values(&moved.model),
+                "{name}, {how}: a pruned weight is not zero"
+            );
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use results::{
     AlignedAnalysis, Alignment, BnPolicy, Branch, Figure, InstabilitySummary, KUnit, MeanStd,
-    ModelResults, PairRecord, Results,
+    ModelResults, PairRecord, Results, TestSet,
 };
 
 use crate::Result;
@@ -50,7 +50,7 @@ pub(crate) fn mean_curve(pairs: &[&PairRecord], train: bool) -> (Vec<(f64, f64)>
         };
         let ms = MeanStd::of(&values);
         points.push((f64::from(first.result.curve.points[i].alpha), ms.mean));
-        std.push(ms.std);
+        std.push(ms.ci95.map_or(0.0, |ci| ci.half_width()));
     }
     (points, std)
 }
@@ -64,7 +64,7 @@ pub(crate) fn curve_panel(title: String, summary: &InstabilitySummary, k: u64) -
         if !points.is_empty() {
             panel
                 .series
-                .push(Series::new(name, PALETTE[i], points).with_std(std));
+                .push(Series::new(name, PALETTE[i], points).with_band(std));
         }
     }
     panel.x_range = Some((0.0, 1.0));
@@ -138,15 +138,32 @@ pub(crate) fn ms_series(label: &str, color: usize, values: &[(f64, MeanStd)]) ->
         PALETTE[color % PALETTE.len()],
         values.iter().map(|(x, v)| (*x, v.mean)).collect(),
     )
-    .with_std(values.iter().map(|(_, v)| v.std).collect())
+    .with_band(
+        values
+            .iter()
+            .map(|(_, v)| v.ci95.map_or(0.0, |ci| ci.half_width()))
+            .collect(),
+    )
     .markers()
 }
 
-pub(crate) fn dense_reference(m: &ModelResults) -> Option<Reference> {
-    m.dense_accuracy.map(|a| Reference {
-        label: "dense network".into(),
+/// The dense reference measured on `test_set`, so that a panel never sets accuracies of two
+/// test sets side by side: the pooled dense children for the interpolation endpoints, the
+/// dense IMP runs for the level runs.
+pub(crate) fn dense_reference(m: &ModelResults, test_set: TestSet) -> Option<Reference> {
+    let (a, label) = match test_set {
+        TestSet::CurveEndpoints => (
+            m.dense_reference()
+                .filter(|r| r.test_set == TestSet::CurveEndpoints)?
+                .value,
+            "dense networks",
+        ),
+        TestSet::RunEvaluation => (m.dense_imp_runs()?, "dense IMP runs"),
+    };
+    Some(Reference {
+        label: format!("{label} (n = {})", a.n),
         value: a.mean,
-        std: if a.std.is_finite() { a.std } else { 0.0 },
+        band: a.ci95.map_or(0.0, |ci| ci.half_width()),
     })
 }
 

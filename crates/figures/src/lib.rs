@@ -44,18 +44,21 @@ pub struct Written {
     pub results: PathBuf,
 }
 
-/// Reads a `results.json` written by [`write_report`].
+/// Reads a `results.json` written by [`write_report`], its summaries recomputed from the
+/// records with this version's statistics ([`Results::resummarise`]).
 pub fn read_results(path: &Path) -> Result<Results> {
     let bytes = std::fs::read(path).map_err(|e| Error::Io {
         path: path.to_path_buf(),
         source: e,
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let mut results: Results = serde_json::from_slice(&bytes).map_err(|e| {
         Error::Invalid(format!(
             "{} is not the results.json of a reproduction: {e}",
             path.display()
         ))
-    })
+    })?;
+    results.resummarise();
+    Ok(results)
 }
 
 /// Writes `results.json`, one PNG per requested figure and `REPORT.md` into `dir`.

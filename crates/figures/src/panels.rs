@@ -1,7 +1,9 @@
 //! From results to panels: one function per figure of the paper, over the helpers of
 //! [`crate::figs`].
 
-use results::{Branch, Figure, MeanStd, ModelResults, PairRecord, Results};
+use results::{
+    Alignment, BnPolicy, Branch, Figure, MeanStd, ModelResults, PairRecord, Results, TestSet,
+};
 
 use crate::figs::{
     aligned_label, curve_panel, dense_reference, density_axis, instability_panel, k_axis,
@@ -89,7 +91,7 @@ fn fig5(m: &ModelResults, label: String) -> Option<Panel> {
             p.series.push(ms_series(branch.label(), i, &values));
         }
     }
-    p.reference = dense_reference(m);
+    p.reference = dense_reference(m, TestSet::RunEvaluation);
     density_axis(&mut p, &level_densities(m));
     Some(p)
 }
@@ -131,7 +133,7 @@ fn fig7(m: &ModelResults, label: String) -> Vec<Panel> {
         inst.series.push(ms_series(name, i, &ins));
         acc.series.push(ms_series(name, i, &ac));
     }
-    acc.reference = dense_reference(m);
+    acc.reference = dense_reference(m, TestSet::CurveEndpoints);
     k_axis(&mut inst, &ks, m);
     k_axis(&mut acc, &ks, m);
     vec![inst, acc]
@@ -165,7 +167,8 @@ fn fig8(m: &ModelResults, label: String) -> Option<Panel> {
                 .map(|l| (l.level as f64, l.test_accuracy))
         })
         .collect();
-    p.series.push(ms_series("IMP, best rewind k", 0, &best));
+    p.series
+        .push(ms_series("IMP, best rewind k (highest mean)", 0, &best));
     if let Some(s0) = m.imp_at(0) {
         let v: Vec<(f64, MeanStd)> = s0
             .levels
@@ -175,7 +178,7 @@ fn fig8(m: &ModelResults, label: String) -> Option<Panel> {
             .collect();
         p.series.push(ms_series("IMP, k = 0", 1, &v).dashed());
     }
-    p.reference = dense_reference(m);
+    p.reference = dense_reference(m, TestSet::RunEvaluation);
     density_axis(&mut p, &level_densities(m));
     Some(p)
 }
@@ -214,7 +217,7 @@ fn path_panel<'a>(
     for (i, name, pairs) in lines {
         let (points, std) = mean_curve(&pairs, false);
         p.series
-            .push(Series::new(name, PALETTE[i % PALETTE.len()], points).with_std(std));
+            .push(Series::new(name, PALETTE[i % PALETTE.len()], points).with_band(std));
     }
     p.x_range = Some((0.0, 1.0));
     p
@@ -264,31 +267,38 @@ fn appe(m: &ModelResults, label: String) -> Option<Panel> {
     Some(p)
 }
 
-/// Beyond the paper: instability with and without alignment, dense and sparse.
+/// Beyond the paper: instability with and without alignment, dense and sparse. One colour per
+/// alignment in every panel, dashed where BN statistics are re-estimated; wider lines first,
+/// so a line that lies on another still shows around it.
 fn beyond(m: &ModelResults, label: String) -> Vec<Panel> {
     let mut out = Vec::new();
     if m.aligned.is_empty() {
         return out;
     }
     for sparse in [false, true] {
-        let mut rows: Vec<(String, Vec<(u64, MeanStd)>)> = vec![(
-            "no alignment (the paper)".into(),
-            if sparse {
-                sparse_ks(m)
-                    .into_iter()
-                    .filter_map(|k| {
-                        let s = m.sparse_at(k, Branch::Imp)?;
-                        Some((k, s.summary.per_k.first()?.test_instability))
-                    })
-                    .collect()
-            } else {
-                m.dense.as_ref().map_or(vec![], |d| {
-                    d.per_k.iter().map(|k| (k.k, k.test_instability)).collect()
+        let paper: Vec<(u64, MeanStd)> = if sparse {
+            sparse_ks(m)
+                .into_iter()
+                .filter_map(|k| {
+                    let s = m.sparse_at(k, Branch::Imp)?;
+                    Some((k, s.summary.per_k.first()?.test_instability))
                 })
-            },
+                .collect()
+        } else {
+            m.dense.as_ref().map_or(vec![], |d| {
+                d.per_k.iter().map(|k| (k.k, k.test_instability)).collect()
+            })
+        };
+        let mut rows: Vec<(Alignment, bool, String, Vec<(u64, MeanStd)>)> = vec![(
+            Alignment::None,
+            false,
+            "no alignment (the paper)".into(),
+            paper,
         )];
         for a in m.aligned.iter().filter(|a| a.sparse == sparse) {
             rows.push((
+                a.align,
+                matches!(a.bn_policy, BnPolicy::Reestimate { .. }),
                 aligned_label(a),
                 a.summary
                     .per_k
@@ -297,7 +307,8 @@ fn beyond(m: &ModelResults, label: String) -> Vec<Panel> {
                     .collect(),
             ));
         }
-        let mut ks: Vec<u64> = rows.iter().flat_map(|r| r.1.iter().map(|x| x.0)).collect();
+        rows.sort_by_key(|r| (alignment_order(r.0), r.1));
+        let mut ks: Vec<u64> = rows.iter().flat_map(|r| r.3.iter().map(|x| x.0)).collect();
         ks.sort_unstable();
         ks.dedup();
         if ks.is_empty() {
@@ -309,18 +320,27 @@ fn beyond(m: &ModelResults, label: String) -> Vec<Panel> {
             (format!("{label}, dense"), "k (iterations)")
         };
         let mut p = instability_panel(title, x, "test instability (pp)");
-        for (i, (name, values)) in rows.into_iter().enumerate() {
+        let count = rows.len() as u32;
+        for (i, (align, reestimated, name, values)) in rows.into_iter().enumerate() {
             let v: Vec<(f64, MeanStd)> = values
                 .into_iter()
                 .map(|(k, v)| (k_position(k, m), v))
                 .collect();
-            // Aligned lines dashed: where alignment changes nothing they lie on
-            // the paper's.
-            let series = ms_series(&name, i, &v);
-            p.series.push(if i == 0 { series } else { series.dashed() });
+            let series = ms_series(&name, alignment_order(align), &v).width(2 + count - i as u32);
+            p.series
+                .push(if reestimated { series.dashed() } else { series });
         }
         k_axis(&mut p, &ks, m);
         out.push(p);
     }
     out
+}
+
+/// The colour index of an alignment, the same in every panel.
+fn alignment_order(a: Alignment) -> usize {
+    match a {
+        Alignment::None => 0,
+        Alignment::Weights => 1,
+        Alignment::Activations => 2,
+    }
 }

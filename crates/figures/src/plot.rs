@@ -1,4 +1,4 @@
-//! A small layer over plotters: a panel with lines, std bands and markers.
+//! A small layer over plotters: a panel with lines, interval bands and markers.
 
 use std::path::Path;
 use std::sync::Once;
@@ -35,6 +35,9 @@ pub const PALETTE: [RGBColor; 7] = [
     RGBColor(23, 190, 207),
 ];
 
+/// The legend entry of the shaded bands.
+pub const BAND_LABEL: &str = "shaded: 95% t-interval of the mean";
+
 /// One line of a panel.
 #[derive(Debug, Clone)]
 pub struct Series {
@@ -42,10 +45,13 @@ pub struct Series {
     pub color: RGBColor,
     /// (x, mean).
     pub points: Vec<(f64, f64)>,
-    /// Standard deviation at each point (a shaded band); empty for none.
-    pub std: Vec<f64>,
+    /// Half-width of the 95% interval of the mean at each point (a shaded band); empty for none.
+    pub band: Vec<f64>,
     pub dashed: bool,
     pub markers: bool,
+    /// Line width in pixels (2 unless set: wider lines drawn first stay visible around the
+    /// narrower lines that lie on them).
+    pub width: u32,
 }
 
 impl Series {
@@ -54,19 +60,25 @@ impl Series {
             label: label.into(),
             color,
             points,
-            std: vec![],
+            band: vec![],
             dashed: false,
             markers: false,
+            width: 2,
         }
     }
 
-    pub fn with_std(mut self, std: Vec<f64>) -> Series {
-        self.std = std;
+    pub fn with_band(mut self, band: Vec<f64>) -> Series {
+        self.band = band;
         self
     }
 
     pub fn dashed(mut self) -> Series {
         self.dashed = true;
+        self
+    }
+
+    pub fn width(mut self, width: u32) -> Series {
+        self.width = width;
         self
     }
 
@@ -76,12 +88,13 @@ impl Series {
     }
 }
 
-/// A horizontal reference line with a band (e.g. the dense network's accuracy ± std).
+/// A horizontal reference line with a band (the dense network's accuracy and its 95% interval).
 #[derive(Debug, Clone)]
 pub struct Reference {
     pub label: String,
     pub value: f64,
-    pub std: f64,
+    /// Half-width of the band.
+    pub band: f64,
 }
 
 /// One chart.
@@ -284,12 +297,12 @@ impl Panel {
         let mut ys: Vec<f64> = Vec::new();
         for s in &self.series {
             for (i, p) in s.points.iter().enumerate() {
-                let sd = s.std.get(i).copied().unwrap_or(0.0);
+                let sd = s.band.get(i).copied().unwrap_or(0.0);
                 ys.extend([p.1 - sd, p.1 + sd]);
             }
         }
         if let Some(r) = &self.reference {
-            ys.extend([r.value - r.std, r.value + r.std]);
+            ys.extend([r.value - r.band, r.value + r.band]);
         }
         if let Some((t, _)) = &self.threshold {
             ys.push(*t);
@@ -297,7 +310,14 @@ impl Panel {
         if self.y_from_zero {
             ys.push(0.0);
         }
-        let ys: Vec<f64> = ys.into_iter().filter(|y| y.is_finite()).collect();
+        // Percentages (errors, accuracies, instabilities in points) live in [0, 100]: an
+        // interval band past either end is drawn cut there, never stretching the axis.
+        let percent = self.is_percent();
+        let ys: Vec<f64> = ys
+            .into_iter()
+            .filter(|y| y.is_finite())
+            .map(|y| if percent { y.clamp(0.0, 100.0) } else { y })
+            .collect();
         let (mut y0, mut y1) = ys
             .iter()
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| {
@@ -320,8 +340,27 @@ impl Panel {
         } else {
             y0 - pad
         };
-        let y = self.y_range.unwrap_or((bottom, y1 + head));
+        let top = if percent {
+            (y1 + head).min(100.0)
+        } else {
+            y1 + head
+        };
+        let y = self.y_range.unwrap_or((bottom, top));
         (x, y)
+    }
+
+    /// A y axis in percent or percentage points.
+    fn is_percent(&self) -> bool {
+        self.y_desc.contains("(%)") || self.y_desc.contains("(pp)")
+    }
+
+    /// The y axis's description, saying so when the axis does not start at 0.
+    fn y_caption(&self, y0: f64) -> String {
+        if self.is_percent() && y0 > 0.0 {
+            format!("{}, axis from {}", self.y_desc, trim(y0))
+        } else {
+            self.y_desc.clone()
+        }
     }
 
     /// Draws the panel into `area`; returns how its title was laid out.
@@ -364,7 +403,7 @@ impl Panel {
         chart
             .configure_mesh()
             .x_desc(&self.x_desc)
-            .y_desc(&self.y_desc)
+            .y_desc(self.y_caption(y0))
             .x_labels(ticks.len().max(1))
             .y_labels(8)
             .x_label_formatter(&format)
@@ -394,10 +433,10 @@ impl Panel {
         }
         if let Some(r) = &self.reference {
             let grey = RGBColor(90, 90, 90);
-            if r.std > 0.0 {
+            if r.band > 0.0 {
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
-                        [(x0, r.value - r.std), (x1, r.value + r.std)],
+                        [(x0, r.value - r.band), (x1, r.value + r.band)],
                         grey.mix(0.15).filled(),
                     )))
                     .map_err(plot)?;
@@ -422,12 +461,12 @@ impl Panel {
             if s.points.is_empty() {
                 continue;
             }
-            if s.std.len() == s.points.len() && s.std.iter().any(|v| *v > 0.0) {
-                let upper = s.points.iter().zip(&s.std).map(|(p, sd)| (p.0, p.1 + sd));
+            if s.band.len() == s.points.len() && s.band.iter().any(|v| *v > 0.0) {
+                let upper = s.points.iter().zip(&s.band).map(|(p, sd)| (p.0, p.1 + sd));
                 let lower = s
                     .points
                     .iter()
-                    .zip(&s.std)
+                    .zip(&s.band)
                     .rev()
                     .map(|(p, sd)| (p.0, p.1 - sd));
                 let polygon: Vec<(f64, f64)> = upper.chain(lower).collect();
@@ -438,7 +477,7 @@ impl Panel {
                     )))
                     .map_err(plot)?;
             }
-            let style = s.color.stroke_width(2);
+            let style = s.color.stroke_width(s.width);
             let color = s.color;
             let anno = if s.dashed {
                 chart
@@ -460,6 +499,21 @@ impl Panel {
                     .draw_series(s.points.iter().map(|p| Circle::new(*p, 4, color.filled())))
                     .map_err(plot)?;
             }
+        }
+        let banded = self.reference.as_ref().is_some_and(|r| r.band > 0.0)
+            || self
+                .series
+                .iter()
+                .any(|s| s.band.len() == s.points.len() && s.band.iter().any(|v| *v > 0.0));
+        if banded {
+            let grey = RGBColor(90, 90, 90);
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                .map_err(plot)?
+                .label(BAND_LABEL)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 22, y + 5)], grey.mix(0.25).filled())
+                });
         }
         chart
             .configure_series_labels()

@@ -17,12 +17,12 @@ fn a_panel_renders_headless_with_text_lines_and_bands() {
     let mut panel = Panel::new("Lenet (test)", "interpolation α", "error (%)");
     panel.series.push(
         Series::new("test", PALETTE[0], vec![(0.0, 2.0), (0.5, 3.0), (1.0, 2.0)])
-            .with_std(vec![0.1, 0.4, 0.1]),
+            .with_band(vec![0.1, 0.4, 0.1]),
     );
     panel.reference = Some(Reference {
         label: "dense".into(),
         value: 2.5,
-        std: 0.2,
+        band: 0.2,
     });
     render(&path, "Figure 2: a test", &[panel], 1).expect("render");
     let image = image::open(&path).expect("png").to_rgb8();

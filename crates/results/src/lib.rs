@@ -5,8 +5,10 @@
 //!   of what each run is.
 //! * [`Scale`], [`Figure`], [`DatasetName`], [`BnPolicy`], [`ReproduceConfig`]: what a
 //!   reproduction asks for (serde, TOML).
-//! * [`ErrorCurve`], [`Instability`], [`L2Distance`], [`LayerDensity`], [`MeanStd`]: measured
-//!   values, as the `lmc` and `sparsity` crates produce them.
+//! * [`ErrorCurve`], [`Instability`], [`L2Distance`], [`LayerDensity`]: measured values, as
+//!   the `lmc` and `sparsity` crates produce them.
+//! * [`MeanStd`], [`Difference`], [`PooledSpread`], [`Interval`]: the statistics of SPEC §7
+//!   (sample std, 95% Student-t and Welch intervals, the n a spread needs).
 //! * [`Results`]: everything the figures and the report are drawn from, so that `figures`
 //!   renders a report from `results.json` without building burn.
 //! * [`write_atomic`]: files appear whole or not at all; [`sha256_hex`]: their checksums.
@@ -15,6 +17,7 @@ mod curve;
 mod files;
 mod ids;
 mod names;
+mod replicates;
 mod schema;
 mod stats;
 
@@ -24,12 +27,16 @@ pub use curve::{
 pub use files::{sha256_hex, write_atomic};
 pub use ids::{Branch, JobKind, RunId, RunKind};
 pub use names::{DatasetName, Figure, KUnit, ReproduceConfig, Scale, parse_substitute};
+pub use replicates::{Accuracy, AccuracyComparison, TestSet, distinct_dense_accuracies};
 pub use schema::{
     AlignedAnalysis, AlignmentRecord, BaselineClaim, Design, ImpSeries, InitPairResult,
     InstabilitySummary, KSummary, LengthCheck, LevelResult, LevelSummary, ModelResults,
     NetworkInfo, PairRecord, PairResult, PaperReference, Results, Setup, SparseAnalysis, TimeShare,
 };
-pub use stats::MeanStd;
+pub use stats::{
+    CONFIDENCE, Difference, Interval, MeanStd, N_SEARCH_LIMIT, PooledSpread, Side, about, n_needed,
+    n_needed_welch, n_needed_words, t_quantile,
+};
 
 use std::path::PathBuf;
 

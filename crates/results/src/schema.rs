@@ -259,6 +259,13 @@ pub struct PaperReference {
     /// (`None`: the paper does not say, or not recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matching_from_fraction: Option<f64>,
+    /// The paper's onset is a bound on its own k grid: the grid value before `stable_from`, as
+    /// a fraction of training (the paper measured it unstable there). `None`: not recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_after_fraction: Option<f64>,
+    /// The grid value before `matching_from`, as a fraction of training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matching_after_fraction: Option<f64>,
     /// What the paper finds for random pruning and for random reinitialisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub random_pruning: Option<BaselineClaim>,
@@ -355,8 +362,8 @@ pub struct Setup {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelResults {
     pub setup: Setup,
-    /// Test accuracy (%) of the dense network at the end of training: the k = 0 children (all
-    /// inits and data orders) when there are two or more, else the dense IMP runs.
+    /// Test accuracy (%) of the dense reference ([`ModelResults::dense_reference`]): every
+    /// distinct full-length dense network of the dense analysis, else the dense IMP runs.
     pub dense_accuracy: Option<MeanStd>,
     pub dense: Option<InstabilitySummary>,
     pub imp: Vec<ImpSeries>,

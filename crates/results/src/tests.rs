@@ -68,8 +68,6 @@ fn instability_is_the_rise_above_the_mean_of_the_endpoints() {
         }
     );
     assert_eq!(curve.worst_test_error(), Some(9.0));
-    let ms = MeanStd::of(&[1.0, 3.0]);
-    assert_eq!((ms.mean, ms.std, ms.n), (2.0, 1.0, 2));
     assert!(MeanStd::of(&[]).mean.is_nan());
 }
 
@@ -144,4 +142,99 @@ fn substitutions_parse_as_paper_equals_used() {
     let err = parse_substitute("cifar10").expect_err("no =");
     assert!(err.to_string().contains("PAPER=USED"), "{err}");
     assert!(parse_substitute("cifar10=svhn").is_err());
+}
+
+#[test]
+fn statistics_use_the_sample_std_and_student_t() {
+    use crate::{Difference, N_SEARCH_LIMIT, PooledSpread, n_needed, t_quantile};
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-3;
+    // Tables of Student's t, 97.5% quantile.
+    assert!(close(t_quantile(1.0), 12.706), "{}", t_quantile(1.0));
+    assert!(close(t_quantile(4.0), 2.776));
+    assert!(close(t_quantile(30.0), 2.042));
+    let ms = MeanStd::of(&[1.0, 3.0]);
+    assert!(close(ms.std, 2f64.sqrt()), "divides by n - 1: {ms:?}");
+    let ci = ms.ci95.expect("n = 2 has an interval");
+    assert!(
+        close(ci.lo, 2.0 - 12.706) && close(ci.hi, 2.0 + 12.706),
+        "{ci:?}"
+    );
+    assert!(MeanStd::of(&[5.0]).ci95.is_none());
+    // Welch: a = [1, 2, 3] (s² 1), b = [2, 4, 6, 8] (s² 6.67): se² = 1/3 + 1.667 = 2,
+    // df = 4 / ((1/3)² / 2 + (5/3)² / 3) = 4.075.
+    let d = Difference::welch(
+        &MeanStd::of(&[1.0, 2.0, 3.0]),
+        &MeanStd::of(&[2.0, 4.0, 6.0, 8.0]),
+    )
+    .expect("both have a spread");
+    assert!(
+        close(d.value, -3.0) && (d.df - 4.075).abs() < 0.001,
+        "{d:?}"
+    );
+    assert!(close(d.ci95.half_width(), t_quantile(d.df) * 2f64.sqrt()));
+    // Pooled over groups by their degrees of freedom; single values carry none.
+    let pooled = PooledSpread::of(&[
+        MeanStd::of(&[0.0, 2.0]),
+        MeanStd::of(&[1.0, 1.0, 4.0]),
+        MeanStd::of(&[7.0]),
+    ])
+    .expect("two groups with a spread");
+    assert_eq!(pooled.df, 3);
+    assert!(close(pooled.std, ((2.0 + 6.0) / 3f64).sqrt()), "{pooled:?}");
+    // Spread 1, gap 1: t(5)/sqrt(6) = 1.05 is too wide, t(6)/sqrt(7) = 0.925 is not.
+    assert_eq!(n_needed(1.0, 1.0, 1), Some(7));
+    assert_eq!(n_needed(1.0, 0.0, 1), None);
+    assert_eq!(n_needed(1.0, 1e-4, 1), None, "past {N_SEARCH_LIMIT}");
+}
+
+#[test]
+fn the_dense_reference_counts_the_parent_once() {
+    let pair = |k: u64, errors: [f32; 2]| PairRecord {
+        init_seed: 1,
+        k,
+        data_seeds: [1, 2],
+        result: PairResult {
+            curve: ErrorCurve {
+                points: vec![],
+                bn_policy: BnPolicy::Interpolate,
+            },
+            instability: Instability {
+                test: 0.0,
+                train: None,
+                test_loss: None,
+                train_loss: None,
+            },
+            l2: L2Distance {
+                prunable: 0.0,
+                all_parameters: 0.0,
+            },
+            endpoint_test_errors: errors,
+            wall_seconds: 0.0,
+            alignment: None,
+        },
+        throughout: vec![],
+    };
+    // Seed 1 is the parents' data order: the child is the parent continued at every k.
+    let summary = InstabilitySummary::of(vec![pair(0, [10.0, 11.0]), pair(40, [10.0, 12.0])]);
+    let mut accuracies = distinct_dense_accuracies(&summary, 1);
+    accuracies.sort_by(f64::total_cmp);
+    assert_eq!(accuracies, vec![88.0, 89.0, 90.0]);
+    assert_eq!(
+        distinct_dense_accuracies(&summary, 7).len(),
+        4,
+        "no parent among them"
+    );
+}
+
+#[test]
+fn the_n_a_welch_comparison_needs_is_more_than_it_has() {
+    use crate::{Difference, n_needed_welch};
+    let a = MeanStd::of(&[91.25, 91.35]);
+    let b = MeanStd::of(&[91.0, 91.5, 92.0, 91.2, 91.8]);
+    let gap = 0.3;
+    let n = n_needed_welch(&a, &b, gap).expect("reachable");
+    assert!(n > a.n);
+    let grown = |m: &MeanStd, n: usize| MeanStd::from_parts(m.mean, m.std, m.n.max(n));
+    let at = |n| Difference::welch(&grown(&a, n), &grown(&b, n)).expect("spreads");
+    assert!(at(n).ci95.half_width() < gap && at(n - 1).ci95.half_width() >= gap);
 }

@@ -259,9 +259,25 @@ const fn cifar_paper(
         matching_from: matching_from.0,
         stable_from_fraction: stable_from.1 as f64 / 63_000.0,
         matching_from_fraction: Some(matching_from.1 as f64 / 63_000.0),
+        stable_after_fraction: before_on_grid(CIFAR_KS.values, stable_from.1, 63_000),
+        matching_after_fraction: before_on_grid(CIFAR_KS.values, matching_from.1, 63_000),
         random_pruning: CONV_RANDOM_PRUNING,
         reinit: CONV_REINIT,
     }
+}
+
+/// The grid value before `k` (the last k the paper measured below its onset) as a fraction of
+/// `total`; `None` for the first grid value.
+const fn before_on_grid(grid: &[u64], k: u64, total: u64) -> Option<f64> {
+    let mut i = 0;
+    let mut before = None;
+    while i < grid.len() {
+        if grid[i] < k {
+            before = Some(grid[i] as f64 / total as f64);
+        }
+        i += 1;
+    }
+    before
 }
 
 /// The paper's networks, in Table 1 order.
@@ -293,6 +309,8 @@ pub const ENTRIES: &[Entry] = &[
             matching_from: "0",
             stable_from_fraction: 0.0,
             matching_from_fraction: Some(0.0),
+            stable_after_fraction: None,
+            matching_after_fraction: None,
             random_pruning: PaperBaseline {
                 stable: None,
                 matching: false,
@@ -428,6 +446,9 @@ pub const ENTRIES: &[Entry] = &[
             matching_from: "~epoch 4",
             stable_from_fraction: 18.0 / 90.0,
             matching_from_fraction: Some(4.0 / 90.0),
+            // The grid of Figure 3 (epochs 0, 2, 4, 6, 10, 14, 20).
+            stable_after_fraction: Some(14.0 / 90.0),
+            matching_after_fraction: Some(2.0 / 90.0),
             random_pruning: CONV_RANDOM_PRUNING,
             reinit: CONV_REINIT,
         }),
@@ -487,6 +508,8 @@ pub const ENTRIES: &[Entry] = &[
             matching_from: "with rewinding (k not stated)",
             stable_from_fraction: 0.2,
             matching_from_fraction: None,
+            stable_after_fraction: None,
+            matching_after_fraction: None,
             random_pruning: CONV_RANDOM_PRUNING,
             reinit: CONV_REINIT,
         }),

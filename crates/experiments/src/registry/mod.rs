@@ -125,6 +125,11 @@ pub struct PaperNumbers {
     pub stable_from_fraction: f64,
     /// `matching_from` as a fraction of training (`None`: the paper does not say).
     pub matching_from_fraction: Option<f64>,
+    /// The k before `stable_from` on the paper's grid, as a fraction of training: the paper's
+    /// onset is the bound (after, from] (`None`: from k = 0, or not known).
+    pub stable_after_fraction: Option<f64>,
+    /// The k before `matching_from` on the paper's grid, as a fraction of training.
+    pub matching_after_fraction: Option<f64>,
     pub random_pruning: PaperBaseline,
     pub reinit: PaperBaseline,
 }
@@ -160,6 +165,8 @@ impl PaperNumbers {
             matching_from: Cow::Borrowed(self.matching_from),
             stable_from_fraction: Some(self.stable_from_fraction),
             matching_from_fraction: self.matching_from_fraction,
+            stable_after_fraction: self.stable_after_fraction,
+            matching_after_fraction: self.matching_after_fraction,
             random_pruning: Some(self.random_pruning.claim()),
             reinit: Some(self.reinit.claim()),
         }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use results::{
-    AlignedAnalysis, Branch, ImpSeries, InitPairResult, LengthCheck, LevelSummary, ModelResults,
+    AlignedAnalysis, ImpSeries, InitPairResult, LengthCheck, LevelSummary, ModelResults,
     ReproduceConfig, Results, SparseAnalysis, TimeShare,
 };
 
@@ -76,19 +76,6 @@ fn model_results(entry: &Entry, m: &ModelRuns, store: &Store) -> Result<ModelRes
             runs,
         });
     }
-    // The dense networks trained from k = 0 (every init and data order) when there are
-    // several, else the dense IMP runs.
-    let dense_accuracy = dense
-        .as_ref()
-        .and_then(|d| d.at(0))
-        .map(|k| k.child_test_accuracy)
-        .filter(|a| a.n >= 2)
-        .or_else(|| {
-            imp.iter()
-                .find(|s| s.k == 0)
-                .and_then(|s| s.level(0, Branch::Imp))
-                .map(|l| l.test_accuracy)
-        });
     let sparse = m
         .sparse_pairs
         .iter()
@@ -150,16 +137,18 @@ fn model_results(entry: &Entry, m: &ModelRuns, store: &Store) -> Result<ModelRes
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(ModelResults {
+    let mut results = ModelResults {
         setup: m.setup.record(entry)?,
-        dense_accuracy,
+        dense_accuracy: None,
         dense,
         imp,
         sparse,
         length_check,
         aligned,
         across_inits,
-    })
+    };
+    results.dense_accuracy = results.dense_reference().map(|a| a.value);
+    Ok(results)
 }
 
 /// Recorded compute time of the plan's runs, by network and kind of run.

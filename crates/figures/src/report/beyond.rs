@@ -256,12 +256,19 @@ fn credits(m: &ModelResults) -> Vec<String> {
                             "{label} left every unit in place, so the aligned pair is the \
                              unaligned pair and the whole change is BN re-estimation's"
                         ),
-                        (_, Some(b)) => format!(
-                            "of this, BN re-estimation alone accounts for {:.2} pp and \
-                             {label} alone for {:.2} pp",
-                            before - b.test_instability.mean,
-                            before - x.test_instability.mean
-                        ),
+                        (_, Some(b)) => {
+                            // The 2 x 2 (alignment x BN re-estimation): main effects and
+                            // their interaction add up to the total change.
+                            let bn = b.test_instability.mean - before;
+                            let al = x.test_instability.mean - before;
+                            let total = both.test_instability.mean - before;
+                            format!(
+                                "as a 2 × 2 (alignment × BN re-estimation), the change of \
+                                 {total:+.2} pp is BN re-estimation's {bn:+.2} plus \
+                                 {label}'s {al:+.2} plus their interaction {:+.2}",
+                                total - bn - al
+                            )
+                        }
                         (_, None) => "no BN-only control was run, so the change cannot be \
                                       split between alignment and BN re-estimation"
                             .to_string(),

@@ -1,22 +1,14 @@
-//! The findings of SPEC §5 checked per network: each line says what was measured (with n),
-//! what this network's registry entry says the paper found, and a verdict.
-//!
-//! Rules. Stable: test instability under 2 points; a mean within one standard deviation of 2
-//! is undecided. Matching: the subnetwork's mean accuracy at least the dense network's mean
-//! minus one standard deviation; undecided when the threshold lies within one standard
-//! deviation of the subnetwork's mean. When the length check shows the dense network more
-//! than 1 point short of its own longer run, "matching" against it would compare with an
-//! untrained network: then only "not matching" is decided against it (assuming longer
-//! training lifts a subnetwork no more than the dense network), and "matching" needs the
-//! dense mean plus the longer run's gain (see [`matching`]). Where a stable k is reported
-//! it is the bound the grid gives: the onset lies between the last unstable and the first
-//! stable measured k.
+//! The findings of SPEC §5 checked per network: each line says what was measured (with n,
+//! sample std and 95% interval), what this network's registry entry says the paper found, and
+//! a verdict by the rules of [`super::rules`]: agrees or differs only when the interval lies
+//! on one side of the threshold, else undecided with the reason.
 
 use std::fmt;
 
-use results::{BaselineClaim, Branch, MeanStd, ModelResults, PaperReference};
+use results::{BaselineClaim, Branch, MeanStd, ModelResults, PaperReference, Side, TestSet};
 
-use super::{LENGTH_SHORTFALL_PP, STABLE_PP, with_n};
+use super::rules::{Decided, MatchingCheck, matching, stability, stable_bound};
+use super::with_n;
 
 /// How a measurement compares with the paper's statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,9 +27,6 @@ impl fmt::Display for Verdict {
         }
     }
 }
-
-/// A measured yes/no, or why it cannot be said.
-type Decided = Result<bool, String>;
 
 /// Measured against claimed, where the measurement may itself be undecided.
 fn verdict(measured: Result<bool, String>, paper: bool) -> Verdict {
@@ -61,19 +50,13 @@ impl fmt::Display for Finding {
     }
 }
 
-/// Stable (Ok(true)), unstable (Ok(false)) or too close to the threshold to say.
-pub fn stability(v: MeanStd) -> Result<bool, String> {
-    if !v.mean.is_finite() {
-        return Err("not measured".into());
-    }
-    if v.n > 1 && (v.mean - STABLE_PP).abs() < v.std {
-        return Err(format!("within one std of {STABLE_PP} pp"));
-    }
-    Ok(v.mean < STABLE_PP)
+/// Test instability at k (dense).
+pub fn instability_at(m: &ModelResults, k: u64) -> Option<MeanStd> {
+    m.dense.as_ref()?.at(k).map(|x| x.test_instability)
 }
 
 /// The word for a decided result, or "undecided" (the verdict gives the reason).
-fn decided(r: &Result<bool, String>, word: fn(bool) -> &'static str) -> &'static str {
+fn decided(r: &Decided, word: fn(bool) -> &'static str) -> &'static str {
     r.as_ref().map_or("undecided", |&b| word(b))
 }
 
@@ -85,107 +68,52 @@ fn matching_word(matching: bool) -> &'static str {
     if matching { "matching" } else { "not matching" }
 }
 
-/// Whether `accuracy` (a subnetwork's, %) is matching for network `m`. When the length check
-/// shows the dense network more than [`LENGTH_SHORTFALL_PP`] short of its longer run, "not
-/// matching" still stands (on the assumption, stated in the report, that longer training lifts
-/// the subnetwork no more than the dense network), but "matching" needs the subnetwork to reach
-/// the dense mean plus what the longer run gained, minus one std; between the two it is
-/// undecided.
-pub fn matching(m: &ModelResults, accuracy: MeanStd) -> Result<bool, String> {
-    let dense = m.dense_accuracy.ok_or("no dense accuracy")?;
-    let spread = if dense.std.is_finite() {
-        dense.std
-    } else {
-        0.0
-    };
-    let near = |threshold: f64| accuracy.n > 1 && (accuracy.mean - threshold).abs() < accuracy.std;
-    let threshold = dense.mean - spread;
-    if near(threshold) {
-        return Err(format!(
-            "the threshold {threshold:.2}% is within one std of the mean"
-        ));
-    }
-    let Some(c) = m
-        .length_check
-        .filter(|c| c.shortfall() > LENGTH_SHORTFALL_PP)
-    else {
-        return Ok(accuracy.mean >= threshold);
-    };
-    if accuracy.mean < threshold {
-        return Ok(false);
-    }
-    let trained = threshold + c.shortfall();
-    if accuracy.mean >= trained && !near(trained) {
-        return Ok(true);
-    }
-    Err(format!(
-        "above the dense network at this length, which is {:.1} points short of its \
-         {}-step run, but below {trained:.2}% (the threshold plus that run's gain)",
-        c.shortfall(),
-        c.long_steps
-    ))
-}
-
-/// Test instability at k (dense).
-pub fn instability_at(m: &ModelResults, k: u64) -> Option<MeanStd> {
-    m.dense.as_ref()?.at(k).map(|x| x.test_instability)
-}
-
-/// The bound the measured k give on where the dense network becomes stable: `(last unstable,
-/// first stable)` with every later k stable; `(None, Some(k0))` when stable from the first k,
-/// `(Some(k), None)` when never stable.
-pub fn stable_bound(m: &ModelResults) -> Option<(Option<u64>, Option<u64>)> {
-    let d = m.dense.as_ref()?;
-    let mut first_stable = None;
-    for k in d.per_k.iter().rev() {
-        if stability(k.test_instability) == Ok(true) {
-            first_stable = Some(k.k);
-        } else {
-            break;
-        }
-    }
-    let last_unstable = d
-        .per_k
-        .iter()
-        .filter(|k| Some(k.k) < first_stable || first_stable.is_none())
-        .map(|k| k.k)
-        .next_back();
-    Some((last_unstable, first_stable))
-}
-
-/// A subnetwork's accuracy: the mean of the children of its sparse instability pairs (the runs
-/// whose instability is reported), else the level run of its IMP series.
-pub fn subnetwork_accuracy(m: &ModelResults, k: u64, branch: Branch) -> Option<MeanStd> {
-    if let Some(x) = m.sparse_at(k, branch).and_then(|a| a.summary.per_k.first()) {
-        return Some(x.child_test_accuracy);
-    }
-    m.imp_at(k)?
-        .level(m.setup.design.levels, branch)
-        .map(|l| l.test_accuracy)
-}
-
-fn sparse_instability(m: &ModelResults, k: u64, branch: Branch) -> Option<MeanStd> {
-    Some(
-        m.sparse_at(k, branch)?
-            .summary
-            .per_k
-            .first()?
-            .test_instability,
-    )
-}
-
-fn percent_of_training(m: &ModelResults, k: u64) -> f64 {
-    100.0 * k as f64 / m.setup.design.total_steps.max(1) as f64
-}
-
 /// Does the paper expect IMP rewound to `k` to be matching (and so, by its central link,
-/// stable)? `None` when it does not say where matching starts.
+/// stable)? `None` when it does not say, or when `k` falls between the last k of the paper's
+/// grid where it was not matching and the first where it was.
 fn paper_expects_matching(m: &ModelResults, p: &PaperReference, k: u64) -> Option<bool> {
     if k == 0 {
         return Some(p.imp_matching_at_init);
     }
-    let f = p.matching_from_fraction?;
-    Some(k as f64 / m.setup.design.total_steps.max(1) as f64 >= f)
+    let from = p.matching_from_fraction?;
+    let f = fraction_of_training(m, k);
+    if f >= from {
+        Some(true)
+    } else if p.matching_after_fraction.is_none_or(|after| f <= after) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The test set a comparison's accuracies were measured on, in words.
+fn test_set_words(m: &ModelResults, set: TestSet) -> String {
+    let subset = |eval: &serde_json::Value| eval.get("test_subset").and_then(|v| v.as_u64());
+    match set {
+        TestSet::CurveEndpoints => match subset(&m.setup.curve_eval) {
+            Some(n) => format!("the interpolation endpoints, on the first {n} test images"),
+            None => "the interpolation endpoints, on the whole test set".into(),
+        },
+        TestSet::RunEvaluation => match subset(&m.setup.eval) {
+            Some(n) => format!("the IMP level runs, on the first {n} test images"),
+            None => "the IMP level runs, on the whole test set".into(),
+        },
+    }
+}
+
+/// "sparse − dense = -0.16 points, 95% Welch interval [-1.02, 0.70], threshold −0.44".
+fn difference_words(c: &MatchingCheck) -> String {
+    match c.difference {
+        Some(d) => format!(
+            "sparse − dense {:+.2} points, 95% Welch interval [{:.2}, {:.2}] ({:.1} df), \
+             against the threshold {:.2} (minus the dense std)",
+            d.value, d.ci95.lo, d.ci95.hi, d.df, c.threshold
+        ),
+        None => format!(
+            "sparse − dense {:+.2} points, no interval",
+            c.comparison.subnetwork.mean - c.comparison.dense.mean
+        ),
+    }
 }
 
 /// Every finding this network's results can speak to.
@@ -194,16 +122,18 @@ pub fn findings(m: &ModelResults) -> Vec<Finding> {
     let Some(p) = &m.setup.network.paper else {
         return vec![];
     };
+    let spread = m.instability_spread();
+    let stable = |v: MeanStd| stability(v, spread);
     let mut out = Vec::new();
     if let Some(i0) = instability_at(m, 0) {
         out.push(Finding {
             text: format!(
                 "{name}, dense, k = 0: test instability {}: {}; the paper: {} at k = 0.",
                 with_n(i0, "pp", "pair"),
-                decided(&stability(i0), stable_word),
+                decided(&stable(i0), stable_word),
                 stable_word(p.stable_at_init)
             ),
-            verdict: verdict(stability(i0), p.stable_at_init),
+            verdict: verdict(stable(i0), p.stable_at_init),
         });
         if !p.stable_at_init {
             out.extend(midpoint(m));
@@ -221,30 +151,34 @@ pub fn findings(m: &ModelResults) -> Vec<Finding> {
     let mut link = Vec::new();
     for &k in &sparse_ks {
         let expected = paper_expects_matching(m, p, k);
-        let at = format!("k = {k} ({:.1}% of training)", percent_of_training(m, k));
+        let at = format!("k = {k} ({:.2}% of training)", percent_of_training(m, k));
         let claim = |what: &str| match expected {
             Some(e) => format!("the paper: {what} {}", if e { "yes" } else { "no" }),
-            None => "the paper does not say where matching starts".into(),
+            None => format!(
+                "the paper's grid does not say at this k (matching from {})",
+                p.matching_from
+            ),
         };
-        let judged = |measured: Result<bool, String>| match expected {
+        let judged = |measured: Decided| match expected {
             Some(e) => verdict(measured, e),
-            None => Verdict::Undecided("no claim of the paper to compare with".into()),
+            None => Verdict::Undecided("no claim of the paper at this k to compare with".into()),
         };
-        let acc = subnetwork_accuracy(m, k, Branch::Imp);
-        let matched = acc.map(|a| matching(m, a));
-        if let (Some(a), Some(matched)) = (acc, matched.clone()) {
+        let check = matching(m, k, Branch::Imp);
+        if let Some(c) = &check {
             out.push(Finding {
                 text: format!(
                     "{name}, IMP at {density:.1}% density rewound to {at}: test accuracy {} \
-                     against the dense {}: {}; {} (matching from {}).",
-                    with_n(a, "%", "child"),
-                    m.dense_accuracy
-                        .map_or("–".into(), |d| with_n(d, "%", "child")),
-                    decided(&matched, matching_word),
+                     against the dense reference {} (both from {}); {}: {}; {} (matching from \
+                     {}).",
+                    with_n(c.comparison.subnetwork, "%", "network"),
+                    with_n(c.comparison.dense, "%", "distinct network"),
+                    test_set_words(m, c.comparison.test_set),
+                    difference_words(c),
+                    decided(&c.decided, matching_word),
                     claim("matching?"),
                     p.matching_from
                 ),
-                verdict: judged(matched),
+                verdict: judged(c.decided.clone()),
             });
         }
         let inst = sparse_instability(m, k, Branch::Imp);
@@ -254,14 +188,14 @@ pub fn findings(m: &ModelResults) -> Vec<Finding> {
                     "{name}, IMP subnetworks rewound to {at}: sparse test instability {}: {}; \
                      {} (stable where matching).",
                     with_n(i, "pp", "pair"),
-                    decided(&stability(i), stable_word),
+                    decided(&stable(i), stable_word),
                     claim("stable?")
                 ),
-                verdict: judged(stability(i)),
+                verdict: judged(stable(i)),
             });
         }
-        if let (Some(i), Some(mt)) = (inst, matched) {
-            link.push((k, stability(i), mt));
+        if let (Some(i), Some(c)) = (inst, check) {
+            link.push((k, stable(i), c.decided));
         }
         for branch in Branch::BASELINES {
             let claim = match branch {
@@ -275,7 +209,27 @@ pub fn findings(m: &ModelResults) -> Vec<Finding> {
     out
 }
 
-/// The worst test error on the k = 0 path beside chance (the paper: close to it).
+/// The sparse test instability of `branch` rewound to `k`.
+pub fn sparse_instability(m: &ModelResults, k: u64, branch: Branch) -> Option<MeanStd> {
+    Some(
+        m.sparse_at(k, branch)?
+            .summary
+            .per_k
+            .first()?
+            .test_instability,
+    )
+}
+
+fn fraction_of_training(m: &ModelResults, k: u64) -> f64 {
+    k as f64 / m.setup.design.total_steps.max(1) as f64
+}
+
+fn percent_of_training(m: &ModelResults, k: u64) -> f64 {
+    100.0 * fraction_of_training(m, k)
+}
+
+/// The worst test error on the k = 0 path beside chance (the paper: close to it, read as
+/// within 10 points), decided on the mean's 95% interval.
 fn midpoint(m: &ModelResults) -> Option<Finding> {
     let d = m.dense.as_ref()?;
     let worst: Vec<f64> = d
@@ -289,7 +243,15 @@ fn midpoint(m: &ModelResults) -> Option<Finding> {
         return None;
     }
     let chance = 100.0 * (1.0 - 1.0 / m.setup.network.dataset.num_classes() as f64);
-    let near = w.mean >= chance - 10.0;
+    let near = match w.ci95.map(|ci| ci.side_of(chance - 10.0)) {
+        Some(Side::Above) => Ok(true),
+        Some(Side::Below) => Ok(false),
+        Some(Side::Across) => Err(format!(
+            "the 95% interval contains {:.0}%, 10 points below chance",
+            chance - 10.0
+        )),
+        None => Err("a single pair: no spread of the worst error to judge by".into()),
+    };
     Some(Finding {
         text: format!(
             "{}, dense, k = 0: the worst test error along the path is {} (chance: {chance:.0}%; \
@@ -299,51 +261,93 @@ fn midpoint(m: &ModelResults) -> Option<Finding> {
             with_n(w, "%", "pair"),
             chance - w.mean
         ),
-        verdict: verdict(Ok(near), true),
+        verdict: verdict(near, true),
     })
 }
 
-/// Where the dense network becomes stable: the bound the grid gives, against the paper's.
+/// Where the dense network becomes stable: the bound the grid gives, compared as an interval
+/// with the paper's own grid bound (after, from]: consistent when the two overlap.
 fn onset(m: &ModelResults, p: &PaperReference) -> Option<Finding> {
     let (last_unstable, first_stable) = stable_bound(m)?;
     let name = &m.setup.preset;
     let total = m.setup.design.total_steps;
+    let first_k = m.dense.as_ref()?.per_k.first()?.k;
     let pct = |k: u64| percent_of_training(m, k);
     let at = |k: u64| instability_at(m, k).map_or("–".into(), |v| with_n(v, "pp", "pair"));
     let measured = match (last_unstable, first_stable) {
-        (None, Some(k)) => format!("stable at every measured k, from k = {k}"),
+        (None, Some(k)) if k == first_k => format!("stable at every measured k, from k = {k}"),
+        (None, Some(b)) => format!(
+            "stable from k = {b} ({:.2}%: {}) on, no earlier k decided unstable: the onset is \
+             at or before k = {b} of {total} iterations",
+            pct(b),
+            at(b)
+        ),
         (Some(a), Some(b)) => format!(
-            "unstable at k = {a} ({:.1}%: {}), stable from k = {b} ({:.1}%: {}) on: the onset \
+            "unstable at k = {a} ({:.2}%: {}), stable from k = {b} ({:.2}%: {}) on: the onset \
              lies in ({a}, {b}] of {total} iterations",
             pct(a),
             at(a),
             pct(b),
             at(b)
         ),
-        (Some(a), None) => format!("not stable at any measured k (up to k = {a})"),
-        (None, None) => return None,
+        (Some(a), None) => format!(
+            "unstable at k = {a} ({:.2}%), not decided stable at the last measured k: the onset \
+             is after k = {a}",
+            pct(a)
+        ),
+        (None, None) => "stability is decided at no measured k".into(),
     };
+    let ours_lo = last_unstable.map_or(f64::NEG_INFINITY, |k| fraction_of_training(m, k));
+    let ours_hi = first_stable.map_or(f64::INFINITY, |k| fraction_of_training(m, k));
     let verdict = match p.stable_from_fraction {
         None => Verdict::Undecided("the paper's onset is not recorded in these results".into()),
-        Some(f) => {
-            let lo = last_unstable.map_or(-1.0, |k| pct(k) / 100.0);
-            let hi = first_stable.map(|k| pct(k) / 100.0);
-            match hi {
-                Some(hi) if lo < f && f <= hi => Verdict::Agrees,
-                Some(_) => Verdict::Differs,
-                None if lo >= f => Verdict::Differs,
-                None => Verdict::Undecided("no measured k reaches the paper's onset".into()),
+        Some(_) if last_unstable.is_none() && first_stable.is_none() => {
+            Verdict::Undecided("no k is decided".into())
+        }
+        Some(from) => {
+            let after = p.stable_after_fraction.unwrap_or(if from > 0.0 {
+                f64::NEG_INFINITY
+            } else {
+                -1.0
+            });
+            // Two half-open intervals (lo, hi] overlap when each starts before the other ends.
+            if ours_lo < from && after < ours_hi {
+                Verdict::Agrees
+            } else if ours_lo >= from {
+                Verdict::Differs
+            } else if first_stable.is_some() {
+                Verdict::Differs
+            } else {
+                Verdict::Undecided("no measured k reaches the paper's onset".into())
             }
         }
     };
+    let paper_bound = match (p.stable_after_fraction, p.stable_from_fraction) {
+        (Some(a), Some(f)) => format!(
+            ", {:.2}% of training; on its grid the onset lies in ({:.2}%, {:.2}%]",
+            100.0 * f,
+            100.0 * a,
+            100.0 * f
+        ),
+        (None, Some(f)) => format!(", {:.2}% of training", 100.0 * f),
+        _ => String::new(),
+    };
+    let reading = match &verdict {
+        Verdict::Agrees => " The two bounds overlap: consistent with the paper, not a \
+                            measurement of its onset."
+            .to_string(),
+        Verdict::Differs if ours_lo >= p.stable_from_fraction.unwrap_or(0.0) => {
+            " Not stable by the paper's onset: later than the paper.".to_string()
+        }
+        Verdict::Differs => {
+            " Stable before the paper's bound begins: earlier than the paper.".to_string()
+        }
+        Verdict::Undecided(_) => String::new(),
+    };
     Some(Finding {
         text: format!(
-            "{name}, dense: {measured}; the paper: stable from {}{}.",
+            "{name}, dense: {measured}; the paper: stable from {}{paper_bound}.{reading}",
             p.stable_from,
-            p.stable_from_fraction.map_or(String::new(), |f| format!(
-                ", {:.1}% of training",
-                100.0 * f
-            ))
         ),
         verdict,
     })
@@ -355,16 +359,17 @@ fn baseline(
     branch: Branch,
     claim: Option<&BaselineClaim>,
 ) -> Option<Finding> {
-    let acc = subnetwork_accuracy(m, k, branch)?;
+    let check = matching(m, k, branch)?;
+    let acc = check.comparison.subnetwork;
     let inst = sparse_instability(m, k, branch);
-    let matched = matching(m, acc);
+    let spread = m.instability_spread();
     let Some(claim) = claim else {
         return Some(Finding {
             text: format!(
                 "{}, {} at k = {k}: accuracy {}.",
                 m.setup.preset,
                 branch.label(),
-                with_n(acc, "%", "child")
+                with_n(acc, "%", "network")
             ),
             verdict: Verdict::Undecided(
                 "the paper's finding is not recorded in these results".into(),
@@ -375,15 +380,15 @@ fn baseline(
         format!(
             "test instability {}: {}; ",
             with_n(i, "pp", "pair"),
-            decided(&stability(i), stable_word)
+            decided(&stability(i, spread), stable_word)
         )
     });
     // Both parts of the claim must hold; an undecided part leaves the verdict undecided.
     let stable_ok = match (claim.stable, inst) {
-        (Some(expected), Some(i)) => Some(verdict(stability(i), expected)),
+        (Some(expected), Some(i)) => Some(verdict(stability(i, spread), expected)),
         _ => None,
     };
-    let matching_ok = verdict(matched.clone(), claim.matching);
+    let matching_ok = verdict(check.decided.clone(), claim.matching);
     let part = |v: &Verdict| match v {
         Verdict::Agrees => "agrees".to_string(),
         Verdict::Differs => "differs".to_string(),
@@ -399,11 +404,13 @@ fn baseline(
     };
     Some(Finding {
         text: format!(
-            "{}, {} at k = {k}: {stable_part}accuracy {}: {}; the paper: {}.",
+            "{}, {} at k = {k}: {stable_part}accuracy {} ({}; {}): {}; the paper: {}.",
             m.setup.preset,
             branch.label(),
-            with_n(acc, "%", "child"),
-            decided(&matched, matching_word),
+            with_n(acc, "%", "network"),
+            test_set_words(m, check.comparison.test_set),
+            difference_words(&check),
+            decided(&check.decided, matching_word),
             claim.words
         ),
         verdict: combined,

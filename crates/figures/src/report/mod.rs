@@ -3,6 +3,7 @@
 
 mod beyond;
 mod findings;
+mod rules;
 #[cfg(test)]
 mod tests;
 
@@ -13,7 +14,8 @@ use results::{Branch, MeanStd, Results};
 use crate::figs::{figure_name, model_label};
 
 use findings::findings;
-use findings::{instability_at, matching, stable_bound, subnetwork_accuracy};
+use findings::instability_at;
+use rules::{matching, stable_bound};
 
 /// The paper's threshold for "stable": instability below 2 percentage points.
 pub const STABLE_PP: f64 = 2.0;
@@ -22,19 +24,24 @@ pub const STABLE_PP: f64 = 2.0;
 /// at most this many accuracy points.
 pub const LENGTH_SHORTFALL_PP: f64 = 1.0;
 
-/// A mean with its spread and n, for tables: "4.37 (n = 1)", "58.12 ± 0.30 (n = 3)".
+/// A mean with its sample std, n and 95% interval, for tables: "4.37 (n = 1)",
+/// "58.12 ± 0.30 [57.4, 58.9] (n = 3)".
 fn pm(v: MeanStd) -> String {
     if v.n == 0 || !v.mean.is_finite() {
         "–".into()
-    } else if v.n == 1 {
-        format!("{:.2} (n = 1)", v.mean)
+    } else if let Some(ci) = v.ci95.filter(|_| v.n > 1) {
+        format!(
+            "{:.2} ± {:.2} [{:.2}, {:.2}] (n = {})",
+            v.mean, v.std, ci.lo, ci.hi, v.n
+        )
     } else {
-        format!("{:.2} ± {:.2} (n = {})", v.mean, v.std, v.n)
+        format!("{:.2} (n = {})", v.mean, v.n)
     }
 }
 
-/// A mean in running text with its unit and n; n = 1 is flagged as a single `what` (pair,
-/// child): "4.37 pp (n = 1: a single pair)", "82.52 ± 0.57% (n = 2 children)".
+/// A mean in running text with its unit, n, sample std and 95% interval; n = 1 is flagged as a
+/// single `what` (pair, network): "4.37 pp (n = 1: a single pair)", "82.52 ± 0.57% (n = 2
+/// networks, sample std; 95% t-interval [77.4, 87.6])".
 pub(crate) fn with_n(v: MeanStd, unit: &str, what: &str) -> String {
     let space = if unit == "%" { "" } else { " " };
     if v.n == 0 || !v.mean.is_finite() {
@@ -47,8 +54,11 @@ pub(crate) fn with_n(v: MeanStd, unit: &str, what: &str) -> String {
         } else {
             format!("{what}s")
         };
+        let ci = v.ci95.map_or(String::new(), |ci| {
+            format!("; 95% t-interval [{:.2}, {:.2}]", ci.lo, ci.hi)
+        });
         format!(
-            "{:.2} ± {:.2}{space}{unit} (n = {} {plural})",
+            "{:.2} ± {:.2}{space}{unit} (n = {} {plural}, sample std{ci})",
             v.mean, v.std, v.n
         )
     }
@@ -142,15 +152,23 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(s, "\n## Measured beside the paper\n");
     let _ = writeln!(
         s,
-        "Instability in percentage points of test error; \"stable\" means below {STABLE_PP} \
-         points. \"Matching\" means a subnetwork's mean test accuracy is at least the dense \
-         network's mean minus one standard deviation. The dense accuracy is the mean over the \
-         children trained from k = 0 (every init and data order); a subnetwork's accuracy is the \
-         mean of the children of its sparse instability pairs (the very runs whose instability \
-         is reported; the IMP curves of Figures 5 and 8 use the IMP level runs). Every mean \
-         gives its n; n = 1 is a single pair or child, with no spread to judge noise by. \
-         \"Stable from\" is the bound the measured k give: the onset lies after the last \
-         unstable and at or before the first stable k.\n"
+        "How verdicts are decided (SPEC §7). Every mean is over distinct networks (a child \
+         trained with the parents' own data order is the parent continued and counts once) and \
+         is given as mean ± sample std [95% Student-t interval] (n). Instability is in \
+         percentage points of test error; \"stable\" means below {STABLE_PP} points, decided \
+         only when the interval lies on one side of {STABLE_PP}; a single pair is decided only \
+         when it lies farther from {STABLE_PP} than the 95% margin of the replicate spread \
+         measured at this scale (pooled over every k with two or more pairs), else undecided. \
+         \"Matching\" (the paper's rule, both at this scale's training length): a subnetwork's \
+         mean test accuracy at least the dense reference's mean minus its std, decided when the \
+         95% Welch interval of sparse − dense lies on one side of minus that std. The dense \
+         reference pools every distinct full-length dense network of the recipe (the children \
+         of every dense k). Both sides of a comparison are on one test set: the interpolation \
+         endpoints when the subnetwork has sparse instability pairs, else the IMP level runs \
+         against the dense IMP runs. Undecided verdicts give the n the observed spread would \
+         need. \"Onset\" is the bound the measured k give (after the last k decided unstable, \
+         at or before the first k from which every k is decided stable), compared as an \
+         interval with the paper's own grid bound.\n"
     );
     let _ = writeln!(
         s,
@@ -159,12 +177,13 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
     for m in &r.models {
         let p = m.setup.network.paper.as_ref();
-        let imp0 = subnetwork_accuracy(m, 0, Branch::Imp);
+        let imp0 = matching(m, 0, Branch::Imp);
         let bound = match stable_bound(m) {
-            Some((None, Some(k))) => format!("{k} (stable at every measured k)"),
+            Some((None, Some(k))) => format!("≤ {k}"),
             Some((Some(a), Some(b))) => format!("in ({a}, {b}]"),
-            Some((Some(a), None)) => format!("> {a} (never stable)"),
-            _ => "–".into(),
+            Some((Some(a), None)) => format!("> {a}"),
+            Some((None, None)) => "undecided at every k".into(),
+            None => "–".into(),
         };
         let _ = writeln!(
             s,
@@ -179,14 +198,14 @@ pub fn markdown(r: &Results) -> String {
             p.map_or("–", |p| yes(p.stable_at_init)),
             bound,
             p.map_or("–", |p| &p.stable_from),
-            imp0.map_or("–".into(), |a| {
+            imp0.as_ref().map_or("–".into(), |c| {
                 format!(
                     "{} at {:.1}%",
-                    pm(a),
+                    pm(c.comparison.subnetwork),
                     100.0 * m.setup.design.target_density()
                 )
             }),
-            imp0.map_or("–".into(), |a| match matching(m, a) {
+            imp0.as_ref().map_or("–".into(), |c| match c.decided {
                 Ok(b) => yes(b).to_string(),
                 Err(_) => "undecided".to_string(),
             }),
@@ -210,17 +229,16 @@ pub fn markdown(r: &Results) -> String {
                 c.long_steps,
                 if gap <= LENGTH_SHORTFALL_PP {
                     format!(
-                        "within {LENGTH_SHORTFALL_PP} point of the longer run, so \"matching\" \
-                         compares with a nearly trained network"
+                        "within {LENGTH_SHORTFALL_PP} point of the longer run: nearly trained \
+                         at this length"
                     )
                 } else {
                     format!(
-                        "{gap:.2} points short of the longer run: the dense network is not \
-                         trained, so a subnetwork below it is \"not matching\" (assuming \
-                         longer training lifts a subnetwork no more than the dense network, \
-                         which no run here measures), and one above it is \"matching\" only \
-                         if it also reaches the dense mean plus those {gap:.2} points (else \
-                         undecided)"
+                        "{gap:.2} points short of the longer run. \"Matching\" is decided at \
+                         this scale's length, dense and sparse alike (SPEC §7); whether \
+                         subnetworks gain as much as the dense network from longer training \
+                         is not measured here, so a verdict at this length need not hold at \
+                         the longer one"
                     )
                 }
             );
@@ -229,11 +247,39 @@ pub fn markdown(r: &Results) -> String {
     if !any {
         let _ = writeln!(s, "- No length check was run at this scale.");
     }
+    for m in &r.models {
+        let pairs = |per_k: &[results::KSummary]| per_k.iter().map(|k| k.test_instability.n).max();
+        let most = m
+            .dense
+            .iter()
+            .filter_map(|d| pairs(&d.per_k))
+            .chain(m.sparse.iter().filter_map(|a| pairs(&a.summary.per_k)))
+            .max()
+            .unwrap_or(0);
+        let _ = match m.instability_spread() {
+            Some(p) => writeln!(
+                s,
+                "- {}: replicate spread of test instability {:.2} pp (sample std pooled over \
+                 every k with two or more pairs, {} df): a single pair is decided only farther \
+                 than ± {:.2} pp from {STABLE_PP}.",
+                m.setup.preset,
+                p.std,
+                p.df,
+                p.margin()
+            ),
+            None => writeln!(
+                s,
+                "- {}: no replicate spread of test instability at this scale (at most {most} \
+                 pair per k): no instability verdict of a single pair is decided.",
+                m.setup.preset
+            ),
+        };
+    }
     let _ = writeln!(
         s,
-        "\n## Findings of the paper, checked\n\nEach line: what was measured (with n), what the \
-         paper found for this network (from its registry entry), and a verdict: agrees, \
-         differs, or undecided with the reason.\n"
+        "\n## Findings of the paper, checked\n\nEach line: what was measured (n, sample std, \
+         95% interval), what the paper found for this network (from its registry entry), and a \
+         verdict: agrees, differs, or undecided with the reason.\n"
     );
     for m in &r.models {
         for line in findings(m) {

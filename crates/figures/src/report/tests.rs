@@ -1,82 +1,97 @@
-//! The matching rule on the quick report's Resnet-20 (dense 84.47 ± 1.32%, n = 2, 5.2 points
-//! short of its 1,800-step run) and on the same network with the length check passed.
+//! The decision rules of SPEC §7 on made-up numbers (each rule shown deciding, and undecided
+//! where a looser rule would decide) and on the committed medium results.
 
-use results::{LengthCheck, MeanStd, ModelResults, Results};
+use results::{AccuracyComparison, MeanStd, PooledSpread, TestSet};
 
-use super::findings::matching;
+use super::findings::{Verdict, findings};
+use super::rules::{matching_of, stability};
 
-fn quick_resnet20() -> ModelResults {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/results/quick/results.json"
-    );
-    let text = std::fs::read_to_string(path).expect("the quick results");
-    let results: Results = serde_json::from_str(&text).expect("quick results.json parses");
-    results
-        .models
-        .into_iter()
-        .find(|m| m.setup.preset == "resnet20")
-        .expect("a resnet20 entry")
+fn of(values: &[f64]) -> MeanStd {
+    MeanStd::of(values)
 }
 
-fn at(mean: f64) -> MeanStd {
-    MeanStd {
-        mean,
-        std: 0.2,
-        n: 2,
+#[test]
+fn stability_is_decided_only_when_the_interval_excludes_two_points() {
+    assert_eq!(stability(of(&[0.5, 0.7, 0.6]), None), Ok(true));
+    assert_eq!(stability(of(&[9.0, 11.0, 10.0]), None), Ok(false));
+    // Mean 1.0, sample std 1.0, n = 3: the t-interval [-1.48, 3.48] holds 2.
+    let wide = stability(of(&[0.0, 1.0, 2.0]), None);
+    assert!(
+        wide.as_ref()
+            .is_err_and(|why| why.contains("contains 2 pp") && why.contains("about")),
+        "{wide:?}"
+    );
+    // The rule the issue replaced ("more than one std away") would call this unstable:
+    // mean 4.5, std 2.12, n = 2 (4.5 - 2 > 2.12), but t(1) makes the interval [-14.6, 23.6].
+    assert!(stability(of(&[3.0, 6.0]), None).is_err());
+}
+
+#[test]
+fn a_single_pair_needs_a_replicate_spread_and_a_margin() {
+    let one = of(&[5.8]);
+    let none = stability(one, None);
+    assert!(
+        none.as_ref()
+            .is_err_and(|why| why.contains("no replicate spread")),
+        "{none:?}"
+    );
+    let tight = PooledSpread { std: 0.5, df: 8 };
+    assert_eq!(
+        stability(one, Some(tight)),
+        Ok(false),
+        "5.8 ± 1.15 excludes 2"
+    );
+    let loose = PooledSpread { std: 2.0, df: 8 };
+    let across = stability(one, Some(loose));
+    assert!(
+        across
+            .as_ref()
+            .is_err_and(|why| why.contains("single pair")),
+        "5.8 ± 4.6 holds 2: {across:?}"
+    );
+}
+
+fn comparison(sub: &[f64], dense: &[f64]) -> AccuracyComparison {
+    AccuracyComparison {
+        subnetwork: of(sub),
+        dense: of(dense),
+        test_set: TestSet::CurveEndpoints,
     }
 }
 
-fn trained(mut m: ModelResults) -> ModelResults {
-    m.length_check = Some(LengthCheck {
-        steps: 600,
-        test_accuracy: 83.1,
-        long_steps: 1800,
-        long_test_accuracy: 83.6,
-    });
-    m
+#[test]
+fn matching_is_decided_on_the_welch_interval_against_minus_the_dense_std() {
+    let dense = [91.0, 91.5, 92.0, 91.2, 91.8];
+    let above = matching_of(comparison(&[92.3, 92.5, 92.4], &dense));
+    assert_eq!(above.decided, Ok(true), "{above:?}");
+    let below = matching_of(comparison(&[88.0, 88.3, 88.1], &dense));
+    assert_eq!(below.decided, Ok(false), "{below:?}");
+    // The medium scale's k = 120 (91.25, 91.35 against the five dense networks): the mean is
+    // 0.16 below the dense mean, inside one std (0.41), but the interval crosses −std.
+    let medium = matching_of(comparison(&[91.25, 91.35], &dense));
+    assert!(medium.decided.is_err(), "{medium:?}");
+    let d = medium.difference.expect("an interval");
+    assert!(d.ci95.lo < medium.threshold && medium.threshold < d.ci95.hi);
 }
 
 #[test]
-fn a_trained_dense_network_decides_both_ways() {
-    let m = trained(quick_resnet20());
-    assert_eq!(matching(&m, at(85.0)), Ok(true));
-    assert_eq!(matching(&m, at(80.0)), Ok(false));
-    assert!(matching(&m, at(83.1)).is_err(), "within one std of 83.15");
-}
-
-#[test]
-fn a_short_dense_network_decides_not_matching_only() {
-    let m = quick_resnet20();
-    let short = m
-        .length_check
-        .expect("quick has a length check")
-        .shortfall();
-    assert!(short > 5.0, "{short}");
-    assert_eq!(
-        matching(&m, at(80.0)),
-        Ok(false),
-        "below the short dense network"
-    );
-    let above = matching(&m, at(86.0));
+fn matching_needs_a_spread_on_both_sides() {
+    let single_dense = matching_of(comparison(&[92.0, 92.1], &[91.0]));
     assert!(
-        above
+        single_dense
+            .decided
             .as_ref()
-            .is_err_and(|why| why.contains("points short")),
-        "above the short dense network, below its gain: {above:?}"
+            .is_err_and(|why| why.contains("single network")),
+        "{single_dense:?}"
     );
-    assert_eq!(
-        matching(&m, at(84.5 + short + 1.0)),
-        Ok(true),
-        "above the dense mean plus the longer run's gain"
-    );
+    let single_sub = matching_of(comparison(&[99.0], &[91.0, 91.5, 92.0]));
+    assert!(single_sub.decided.is_err(), "{single_sub:?}");
 }
 
-/// The committed medium results (re-read as `render-report` reads them: a NaN written as
-/// `null` once made this fail) and the Resnet-20 verdicts its README quotes.
+/// The committed medium results, re-read as `render-report` reads them (summaries recomputed
+/// with the sample std, the dense reference pooled over its five distinct networks).
 #[test]
-fn the_medium_results_decide_resnet20s_lottery_ticket_findings() {
-    use super::findings::{Verdict, findings};
+fn the_medium_results_read_with_sample_statistics() {
     let path = std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../docs/results/medium/results.json"
@@ -87,6 +102,13 @@ fn the_medium_results_decide_resnet20s_lottery_ticket_findings() {
         .iter()
         .find(|m| m.setup.preset == "resnet20")
         .expect("a resnet20 entry");
+    let dense = m.dense_accuracy.expect("a dense reference");
+    assert_eq!(
+        dense.n, 5,
+        "the parent once, four other children: {dense:?}"
+    );
+    assert!((dense.mean - 91.46).abs() < 0.01, "{dense:?}");
+    assert!((dense.std - 0.41).abs() < 0.05, "sample std: {dense:?}");
     let lines = findings(m);
     let verdict = |starts: &str| {
         let hits: Vec<_> = lines
@@ -97,14 +119,14 @@ fn the_medium_results_decide_resnet20s_lottery_ticket_findings() {
         hits[0].verdict.clone()
     };
     let imp = "resnet20, IMP at 16.8% density rewound to";
-    assert_eq!(verdict(&format!("{imp} k = 0 ")), Verdict::Agrees);
-    assert_eq!(verdict(&format!("{imp} k = 120 ")), Verdict::Differs);
-    assert_eq!(
-        verdict("resnet20, random pruning at k = 120"),
-        Verdict::Agrees
+    // The old "differs" rested on the population std of two children against two dense ones.
+    assert!(
+        matches!(verdict(&format!("{imp} k = 120 ")), Verdict::Undecided(_)),
+        "{lines:#?}"
     );
-    assert_eq!(
-        verdict("resnet20, random reinit at k = 120"),
-        Verdict::Agrees
-    );
+    // Every instability of the medium scale is a single pair with no replicate: undecided.
+    assert!(matches!(
+        verdict("resnet20, dense, k = 0: test instability"),
+        Verdict::Undecided(_)
+    ));
 }
