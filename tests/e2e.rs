@@ -33,6 +33,41 @@ fn lenet_reaches_95_percent_on_mnist_in_one_epoch() {
     assert!(dir.path().join("config.toml").is_file() && dir.path().join("metrics.json").is_file());
 }
 
+/// The divergence rule's default trips on no Table 1 recipe of MNIST or CIFAR-10 (Fashion-MNIST
+/// in its place, the networks taking one channel): each preset's first 20 steps at its own
+/// learning rate, read as 4 means of 5 steps (the rule's stretch), stay below half the
+/// threshold.
+#[test]
+fn no_mnist_or_cifar_preset_trips_the_divergence_rule_in_its_first_steps() {
+    for name in experiments::registry::names() {
+        let mut recipe = experiments::registry::recipe(name).expect("preset");
+        match recipe.data.dataset {
+            data::DatasetName::Mnist => {}
+            data::DatasetName::Cifar10 => recipe.data.dataset = data::DatasetName::FashionMnist,
+            _ => continue,
+        }
+        let data = TrainData::load(&recipe, &data_dir(), false).expect("data");
+        let mut config = TrainConfig::new(recipe, 1, 1);
+        config.eval.train_subset = Some(0);
+        let trainer = Trainer::new(config, data, &train::default_device())
+            .expect("trainer")
+            .with_progress(false);
+        let losses = trainer
+            .step_losses(trainer.initial_state().expect("state"), 20)
+            .expect(name)
+            .1;
+        let threshold = trainer.config.divergence.threshold(10);
+        let reads: Vec<f32> = losses
+            .chunks(5)
+            .map(|c| c.iter().sum::<f32>() / c.len() as f32)
+            .collect();
+        assert!(
+            reads.iter().all(|r| f64::from(*r) < threshold / 2.0),
+            "{name}: loss reads {reads:?} against the threshold {threshold:.2}"
+        );
+    }
+}
+
 fn runner(dir: &std::path::Path) -> Runner {
     let mut runner = Runner::new(
         Store::open(dir).expect("store"),

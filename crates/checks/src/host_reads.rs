@@ -104,7 +104,13 @@ pub fn audit(
         reads: Vec::with_capacity(steps as usize),
         extra,
     };
-    let state = trainer.train(state, steps, dir.path(), &mut log)?;
+    let state = trainer.train(
+        state,
+        train::RunningTotals::default(),
+        steps,
+        dir.path(),
+        &mut log,
+    )?;
     let reads_by_step = log.reads;
     let unscheduled = reads_by_step
         .iter()

@@ -476,3 +476,32 @@ fn gpu_check_refuses_a_cpu_build_and_compares_two_devices_step_for_step() {
         .collect();
     assert_eq!(runs, vec![1, 2]);
 }
+
+/// `--lr 1e9` and `--lr 3` on Lenet and real MNIST: each stops with one message and a non-zero
+/// exit (they once trained to the end, to a test loss of 1e31 and 354, and exited 0); the
+/// preset's own rate trains on past the same steps.
+#[test]
+fn a_diverging_learning_rate_stops_with_one_message() {
+    let data = integration::data_dir();
+    for (lr, diverges) in [("1e9", true), ("3", true), ("1.2e-3", false)] {
+        let out = tempfile::tempdir().expect("tmp");
+        let (ok, _, stderr) = run(rewind()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["train", "--preset", "lenet", "--steps", "600it", "--quiet"])
+            .args(["--lr", lr, "--out"])
+            .arg(out.path()));
+        if diverges {
+            assert!(!ok, "--lr {lr} trained to its end: {stderr}");
+            assert!(
+                stderr.contains("the training diverged") && stderr.contains("Lower the learning"),
+                "--lr {lr}: {stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "--lr {lr}: {stderr}");
+            let errors = stderr.lines().filter(|l| l.starts_with("error")).count();
+            assert_eq!(errors, 1, "--lr {lr}: one message: {stderr}");
+        } else {
+            assert!(ok, "--lr {lr}: {stderr}");
+        }
+    }
+}

@@ -267,6 +267,10 @@ fn appe(m: &ModelResults, label: String) -> Option<Panel> {
     Some(p)
 }
 
+/// One line of a `beyond` panel: the alignment, whether BN statistics are re-estimated, its
+/// label and its instabilities by k.
+type BeyondRow = (Alignment, bool, String, Vec<(u64, MeanStd)>);
+
 /// Beyond the paper: instability with and without alignment, dense and sparse. One colour per
 /// alignment in every panel, dashed where BN statistics are re-estimated; wider lines first,
 /// so a line that lies on another still shows around it.
@@ -289,7 +293,7 @@ fn beyond(m: &ModelResults, label: String) -> Vec<Panel> {
                 d.per_k.iter().map(|k| (k.k, k.test_instability)).collect()
             })
         };
-        let mut rows: Vec<(Alignment, bool, String, Vec<(u64, MeanStd)>)> = vec![(
+        let mut rows: Vec<BeyondRow> = vec![(
             Alignment::None,
             false,
             "no alignment (the paper)".into(),

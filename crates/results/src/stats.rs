@@ -55,7 +55,7 @@ pub enum Side {
 /// The 97.5% quantile of Student's t with `df` degrees of freedom (the half-width factor of a
 /// two-sided 95% interval). `df` may be fractional (Welch); NaN for `df <= 0`.
 pub fn t_quantile(df: f64) -> f64 {
-    if !(df > 0.0) {
+    if df.is_nan() || df <= 0.0 {
         return f64::NAN;
     }
     StudentsT::new(0.0, 1.0, df).map_or(f64::NAN, |t| t.inverse_cdf(0.5 + CONFIDENCE / 2.0))
@@ -164,7 +164,7 @@ impl PooledSpread {
 /// the threshold; `None` past [`N_SEARCH_LIMIT`] or when there is no gap.
 pub fn n_needed(spread: f64, gap: f64, groups: usize) -> Option<usize> {
     let gap = gap.abs();
-    if !(gap > 0.0) || !spread.is_finite() {
+    if gap.is_nan() || gap == 0.0 || !spread.is_finite() {
         return None;
     }
     (2..=N_SEARCH_LIMIT).find(|&n| {
@@ -178,7 +178,7 @@ pub fn n_needed(spread: f64, gap: f64, groups: usize) -> Option<usize> {
 /// [`N_SEARCH_LIMIT`] or without spreads.
 pub fn n_needed_welch(a: &MeanStd, b: &MeanStd, gap: f64) -> Option<usize> {
     let gap = gap.abs();
-    if !(gap > 0.0) || !a.has_spread() || !b.has_spread() {
+    if gap.is_nan() || gap == 0.0 || !a.has_spread() || !b.has_spread() {
         return None;
     }
     (a.n + 1..=N_SEARCH_LIMIT).find(|&n| {

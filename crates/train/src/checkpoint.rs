@@ -1,5 +1,5 @@
 //! Full training state on disk: `checkpoints/step-<k>/{model.bpk, optimizer.bpk, state.json,
-//! metrics.json}`, each directory written under a temporary name and renamed into place, so a
+//! metrics.json, running.json}`, each directory written under a temporary name and renamed into place, so a
 //! checkpoint either exists whole or not at all. `state.json`, written last, holds the SHA-256
 //! of every other file; a checkpoint whose files do not match is corrupt, and resuming moves it
 //! aside (`corrupt-step-<k>`) and falls back to the previous one.
@@ -58,7 +58,22 @@ struct StateFile {
 }
 
 /// The files of a checkpoint that `state.json` vouches for.
-const CHECKED_FILES: [&str; 3] = ["model.bpk", "optimizer.bpk", "metrics.json"];
+const CHECKED_FILES: [&str; 4] = ["model.bpk", "optimizer.bpk", "metrics.json", "running.json"];
+
+/// What a run accumulates between evaluations that its later metrics depend on, kept with each
+/// checkpoint so that a resumed run writes what an uninterrupted one writes: the training loss
+/// since the last evaluation (the next record's `train_loss`) and the divergence rule's
+/// current stretch. Checkpoints written before it existed load with none (a resumed run's
+/// next `train_loss` then averages only the steps after the resumption).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunningTotals {
+    /// Sum of the per-step training losses since the last evaluation, and how many.
+    pub loss_sum: f64,
+    pub loss_count: u32,
+    /// First step and number of consecutive loss reads above the divergence threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divergence_stretch: Option<(u64, u32)>,
+}
 
 /// A loaded checkpoint.
 pub struct Checkpoint<M> {
@@ -66,6 +81,7 @@ pub struct Checkpoint<M> {
     pub model: M,
     pub optimizer: ModuleOptimizer,
     pub metrics: Vec<MetricRecord>,
+    pub running: RunningTotals,
 }
 
 /// The checkpoints of one run directory.
@@ -107,13 +123,25 @@ impl CheckpointStore {
     }
 
     /// Saves `model` (BN buffers synced through `valid()`), the optimiser state and the metrics
-    /// so far as the checkpoint of `step`.
+    /// so far as the checkpoint of `step`, with nothing accumulated since the last evaluation.
     pub fn save<M: Module>(
         &self,
         step: u64,
         model: &M,
         optimizer: &ModuleOptimizer,
         metrics: &[MetricRecord],
+    ) -> Result<()> {
+        self.save_with(step, model, optimizer, metrics, RunningTotals::default())
+    }
+
+    /// [`CheckpointStore::save`] with what the run accumulated since its last evaluation.
+    pub fn save_with<M: Module>(
+        &self,
+        step: u64,
+        model: &M,
+        optimizer: &ModuleOptimizer,
+        metrics: &[MetricRecord],
+        running: RunningTotals,
     ) -> Result<()> {
         let target = self.dir_of(step);
         if target.exists() {
@@ -123,7 +151,7 @@ impl CheckpointStore {
             .root
             .join(format!(".step-{step:010}.tmp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        let written = write_checkpoint(&tmp, step, model, optimizer, metrics)
+        let written = write_checkpoint(&tmp, step, model, optimizer, metrics, running)
             .and_then(|()| std::fs::rename(&tmp, &target).map_err(|e| e.to_string()));
         written.map_err(|reason| {
             // A checkpoint is whole or absent: nothing half-written stays behind.
@@ -172,11 +200,18 @@ impl CheckpointStore {
             .load(dir.join("optimizer.bpk"))
             .map_err(|e| fail(e.to_string()))?;
         let metrics = read_json(&dir.join("metrics.json")).map_err(|e| fail(e.to_string()))?;
+        let running_path = dir.join("running.json");
+        let running = if running_path.is_file() {
+            read_json(&running_path).map_err(|e| fail(e.to_string()))?
+        } else {
+            RunningTotals::default()
+        };
         Ok(Checkpoint {
             step,
             model,
             optimizer,
             metrics,
+            running,
         })
     }
 
@@ -227,6 +262,7 @@ fn write_checkpoint<M: Module>(
     model: &M,
     optimizer: &ModuleOptimizer,
     metrics: &[MetricRecord],
+    running: RunningTotals,
 ) -> std::result::Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     model
@@ -238,6 +274,8 @@ fn write_checkpoint<M: Module>(
         .map_err(|e| e.to_string())?;
     let metrics_json = serde_json::to_vec_pretty(metrics).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("metrics.json"), metrics_json).map_err(|e| e.to_string())?;
+    let running_json = serde_json::to_vec(&running).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("running.json"), running_json).map_err(|e| e.to_string())?;
     // Hashed as they lie on disk, read back: what a later load will read.
     let sha256 = CHECKED_FILES
         .iter()

@@ -27,7 +27,7 @@ pub enum Error {
         dir: PathBuf,
     },
     #[error(
-        "the training loss stayed above {threshold:.3} (the divergence rule's multiple of its early value) from step {since} to {step}, last at {loss:.3e}; training stopped. Its checkpoints are kept in {dir}, the latest at step {last_checkpoint}. Lower the learning rate or check the data, then run again (the rule is `divergence` in the run's configuration)."
+        "the training diverged: its loss stayed above {threshold:.3}, far above chance level (the divergence rule: a multiple of ln(classes)), from step {since} to {step}, last at {loss:.3e}; training stopped. Its checkpoints are kept in {dir}, the latest at step {last_checkpoint}. Lower the learning rate (or add a warmup) or check the data and labels, then run again (the rule is `divergence` in the run's configuration)."
     )]
     Diverged {
         since: u64,

@@ -27,7 +27,7 @@ pub use backend::{
     DEVICE_ENV, backend_name, check_device, cpu_simd_level, default_device, devices, is_gpu_build,
     parse_device, runtime_name, selected_device,
 };
-pub use checkpoint::{Checkpoint, CheckpointStore, claim_toml, write_atomic};
+pub use checkpoint::{Checkpoint, CheckpointStore, RunningTotals, claim_toml, write_atomic};
 pub use divergence::Divergence;
 pub use error::{Error, Result};
 pub use eval::{EvalResult, EvalSet, evaluate};

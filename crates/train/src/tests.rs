@@ -154,6 +154,65 @@ fn a_run_killed_midway_resumes_bit_identically() {
     }
 }
 
+/// A run killed between two evaluations writes, once resumed, the metrics of an uninterrupted
+/// run: every field but the wall time, the training loss averaged since the last evaluation
+/// included (it is kept with each checkpoint). Without it (a checkpoint of an older version,
+/// the perturbation) the next training loss differs.
+#[test]
+fn a_run_resumed_between_evaluations_writes_the_uninterrupted_metrics() {
+    let run = |dir: &std::path::Path, hooks: &mut dyn FnMut(&Trainer, &std::path::Path)| {
+        let mut t = trainer(lenet(), 1);
+        t.config.checkpoint_every = Some(Steps::iterations(3));
+        t.config.keep_checkpoints = vec![];
+        hooks(&t, dir);
+        t
+    };
+    let strip = |m: &Metrics| -> Vec<MetricRecord> {
+        m.records
+            .iter()
+            .map(|r| MetricRecord {
+                elapsed_seconds: 0.0,
+                ..r.clone()
+            })
+            .collect()
+    };
+    let whole = tempfile::tempdir().expect("tmp");
+    run(whole.path(), &mut |t, dir| {
+        t.run(dir, &mut NoHooks).expect("uninterrupted");
+    });
+    let expected = strip(&Metrics::load(&whole.path().join("metrics.json")).expect("metrics"));
+    for drop_totals in [false, true] {
+        let broken = tempfile::tempdir().expect("tmp");
+        run(broken.path(), &mut |t, dir| {
+            // Killed at step 8: the latest checkpoint is step 6, one step past the evaluation
+            // of step 5.
+            t.run(dir, &mut CrashAt(7)).expect_err("crash");
+            assert_eq!(CheckpointStore::new(dir).latest(), Some(6));
+            if drop_totals {
+                let ck = CheckpointStore::new(dir).dir_of(6);
+                std::fs::remove_file(ck.join("running.json")).expect("running.json");
+                let state = std::fs::read_to_string(ck.join("state.json")).expect("state");
+                let mut state: serde_json::Value = serde_json::from_str(&state).expect("json");
+                state["sha256"]
+                    .as_object_mut()
+                    .expect("checksums")
+                    .remove("running.json");
+                std::fs::write(ck.join("state.json"), state.to_string()).expect("write");
+            }
+            t.run(dir, &mut NoHooks).expect("resumed");
+        });
+        let resumed = strip(&Metrics::load(&broken.path().join("metrics.json")).expect("metrics"));
+        if drop_totals {
+            assert_ne!(
+                resumed, expected,
+                "the train loss at step 10 averages steps 6-10 only"
+            );
+        } else {
+            assert_eq!(resumed, expected);
+        }
+    }
+}
+
 #[test]
 fn learns_the_synthetic_task() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -491,6 +550,14 @@ fn a_finite_blow_up_stops_as_divergence() {
     let dir = tempfile::tempdir().expect("tmp");
     off.run(dir.path(), &mut NoHooks)
         .expect("without the rule the blown-up run trains to its end");
+    let mut three = lenet();
+    three.schedule = LrSchedule::constant(3.0);
+    let dir = tempfile::tempdir().expect("tmp");
+    let err = trainer(three, 1)
+        .with_loss_read_every(1)
+        .run(dir.path(), &mut NoHooks)
+        .expect_err("a rate of 3 diverges too");
+    assert!(matches!(err, Error::Diverged { .. }), "{err}");
     let healthy = tempfile::tempdir().expect("tmp");
     trainer(lenet(), 1)
         .with_loss_read_every(1)

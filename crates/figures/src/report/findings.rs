@@ -313,9 +313,7 @@ fn onset(m: &ModelResults, p: &PaperReference) -> Option<Finding> {
             // Two half-open intervals (lo, hi] overlap when each starts before the other ends.
             if ours_lo < from && after < ours_hi {
                 Verdict::Agrees
-            } else if ours_lo >= from {
-                Verdict::Differs
-            } else if first_stable.is_some() {
+            } else if ours_lo >= from || first_stable.is_some() {
                 Verdict::Differs
             } else {
                 Verdict::Undecided("no measured k reaches the paper's onset".into())

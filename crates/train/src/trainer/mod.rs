@@ -20,7 +20,9 @@ use nets::Classifier;
 use paper_networks::Network;
 
 use crate::divergence::DivergenceWatch;
-use crate::{CheckpointStore, Error, MetricRecord, Metrics, Result, Steps, evaluate};
+use crate::{
+    CheckpointStore, Error, MetricRecord, Metrics, Result, RunningTotals, Steps, evaluate,
+};
 
 /// By default, training reads its summed losses from the device every this many steps (and
 /// before every evaluation and checkpoint): a NaN stops the run at the next read.
@@ -249,24 +251,25 @@ impl Trainer {
             });
         }
         let optimizer = || self.config.recipe.optimizer.init();
-        let state = match store.load_latest(&template, optimizer)? {
+        let (state, running) = match store.load_latest(&template, optimizer)? {
             Some(ck) => {
                 tracing::info!("resuming {} from step {}", dir.display(), ck.step);
-                TrainState {
+                let state = TrainState {
                     model: ck.model,
                     optimizer: ck.optimizer,
                     step: ck.step,
                     metrics: ck.metrics,
-                }
+                };
+                (state, ck.running)
             }
             None => {
                 let state = start()?;
                 store.save(state.step, &state.model, &state.optimizer, &state.metrics)?;
-                state
+                (state, RunningTotals::default())
             }
         };
         tracing::debug!("state ready at step {}", state.step);
-        let state = self.train(state, until, dir, hooks)?;
+        let state = self.train(state, running, until, dir, hooks)?;
         Ok(RunOutcome {
             dir: dir.to_path_buf(),
             metrics: Metrics {
@@ -287,10 +290,12 @@ impl Trainer {
     }
 
     /// Trains `state` up to step `until`, evaluating, checkpointing and writing
-    /// `metrics.json` in `dir` as configured.
+    /// `metrics.json` in `dir` as configured; `running` is what the run had accumulated since
+    /// its last evaluation (a resumed run's, from its checkpoint; empty for a fresh start).
     pub fn train<M: Classifier>(
         &self,
         mut state: TrainState<M>,
+        running: RunningTotals,
         until: u64,
         dir: &Path,
         hooks: &mut impl TrainHooks<M>,
@@ -305,12 +310,16 @@ impl Trainer {
             .filter(|&s| s <= state.step)
             .unwrap_or(state.step);
         let bar = self.progress_bar(state.step, until);
-        let mut loss_sum = 0.0f64;
-        let mut loss_count = 0u32;
+        let mut loss_sum = running.loss_sum;
+        let mut loss_count = running.loss_count;
         // The losses since the last read, summed on the device and read every
         // `loss_read_every` steps (and before an evaluation or a checkpoint).
         let mut unread: Option<(Tensor<1>, u32, u64)> = None;
-        let mut divergence = DivergenceWatch::new(self.config.divergence, self.data.num_classes);
+        let mut divergence = DivergenceWatch::new(
+            self.config.divergence,
+            self.data.num_classes,
+            running.divergence_stretch,
+        );
         while state.step < until {
             let step = state.step;
             let lr = self.lr_at(step);
@@ -389,7 +398,18 @@ impl Trainer {
                         dir: dir.to_path_buf(),
                     });
                 }
-                store.save(next, &state.model, &state.optimizer, &state.metrics)?;
+                let running = RunningTotals {
+                    loss_sum,
+                    loss_count,
+                    divergence_stretch: divergence.stretch(),
+                };
+                store.save_with(
+                    next,
+                    &state.model,
+                    &state.optimizer,
+                    &state.metrics,
+                    running,
+                )?;
                 last_checkpoint = next;
                 store.prune(|s| s == next || self.is_kept(s))?;
             }
@@ -397,7 +417,18 @@ impl Trainer {
         bar.finish_and_clear();
         if !store.has(state.step) {
             // A run stopped early (`run_until`) ends on a checkpoint too.
-            store.save(state.step, &state.model, &state.optimizer, &state.metrics)?;
+            let running = RunningTotals {
+                loss_sum,
+                loss_count,
+                divergence_stretch: divergence.stretch(),
+            };
+            store.save_with(
+                state.step,
+                &state.model,
+                &state.optimizer,
+                &state.metrics,
+                running,
+            )?;
         }
         Ok(state)
     }
