@@ -42,6 +42,24 @@ enum RunsCommand {
         #[arg(long, default_value_t = 1)]
         devices: usize,
     },
+    /// Write finished runs (results with their checkpoints and metrics) into one checksummed
+    /// archive, to carry them to a store on another machine (`runs import`). Unfinished runs
+    /// stay: a run must be done to travel.
+    Export {
+        /// The archive to write (`.tar.gz`).
+        #[arg(value_name = "FILE")]
+        archive: std::path::PathBuf,
+        /// The runs to export (default: every finished run of the store).
+        #[arg(value_name = "RUN")]
+        ids: Vec<String>,
+    },
+    /// Add the runs of an archive written by `runs export` to the store. Every file is checked
+    /// against the archive's checksums first; runs the store has finished already are kept.
+    Import {
+        /// The archive to read.
+        #[arg(value_name = "FILE")]
+        archive: std::path::PathBuf,
+    },
     /// Remove stale locks and temporary files left by killed processes.
     Gc {
         /// Also delete every run that has not finished and is not running.
@@ -147,6 +165,29 @@ pub fn run(args: RunsArgs, data_dir: &Path, allow_download: bool) -> Result<()> 
             runner.show_run_progress = false;
             let task = experiments::slurm::execute_task(&runner, &manifest, task)?;
             println!("{} done", task.id);
+        }
+        RunsCommand::Export { archive, ids } => {
+            let ids = ids
+                .iter()
+                .map(|id| id.parse::<RunId>())
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let (runs, bytes) = store.export(&ids, &archive)?;
+            println!(
+                "exported {runs} finished runs to {} ({})",
+                archive.display(),
+                human(bytes)
+            );
+        }
+        RunsCommand::Import { archive } => {
+            let report = store.import(&archive)?;
+            println!(
+                "imported {} runs ({}); kept {} the store had finished; {} left to the \
+                 process running them",
+                report.imported.len(),
+                human(report.bytes),
+                report.kept.len(),
+                report.busy.len()
+            );
         }
         RunsCommand::Gc { unfinished } => {
             let report = store.gc(unfinished)?;

@@ -234,6 +234,49 @@ fn imp_then_sparse_instability_share_one_store_that_runs_lists_and_cleans() {
         .args(["runs", "show", "train-0000", "--store"])
         .arg(store.path()));
     assert!(!ok && stderr.contains("no run train-0000") && !stderr.contains("panicked"));
+    // Carried to a store on another machine in one archive: the interpolation asked again
+    // there reuses everything.
+    let elsewhere = tempfile::tempdir().expect("tmp");
+    let archive = elsewhere.path().join("runs.tar.gz");
+    let (ok, stdout, stderr) = run(rewind()
+        .args(["runs", "export"])
+        .arg(&archive)
+        .arg("--store")
+        .arg(store.path()));
+    assert!(
+        ok && stdout.contains("exported 7 finished runs"),
+        "{stdout} {stderr}"
+    );
+    let moved = elsewhere.path().join("store");
+    std::fs::create_dir_all(&moved).expect("store");
+    let (ok, stdout, stderr) = run(rewind()
+        .args(["runs", "import"])
+        .arg(&archive)
+        .arg("--store")
+        .arg(&moved));
+    assert!(
+        ok && stdout.contains("imported 7 runs"),
+        "{stdout} {stderr}"
+    );
+    let mut again = rewind();
+    again.args([
+        "instability",
+        "--sparse-start",
+        &level1,
+        "--orders",
+        "2",
+        "--points",
+        "3",
+    ]);
+    again
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--no-download", "--quiet", "--store"])
+        .arg(&moved);
+    let (ok, _, stderr) = run(&mut again);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, _) = run(rewind().args(["runs", "list", "--store"]).arg(&moved));
+    assert!(ok && stdout.contains("7 runs (7 done)"), "{stdout}");
 }
 
 #[test]

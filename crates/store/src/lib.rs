@@ -4,6 +4,9 @@
 //! run at the same time, also on different machines sharing the store over a network
 //! filesystem ([`lock`]). Results are checksummed and verified on every read.
 //!
+//! Finished runs move between stores without a shared filesystem as one checksummed archive
+//! ([`Store::export`], [`Store::import`]).
+//!
 //! The store knows nothing of training or of burn: what a run *is* (its identity) is any
 //! serialisable value, and what it produced any serialisable result. The `experiments` crate
 //! plans and executes runs in it; the CLI lists and collects it; a Slurm login node or a
@@ -11,6 +14,7 @@
 
 pub mod lock;
 mod store;
+mod transfer;
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +22,7 @@ use results::RunId;
 
 pub use lock::RunLock;
 pub use store::{GcReport, RunEntry, RunStatus, Store, dir_size, run_id, summary_name};
+pub use transfer::ImportReport;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +56,13 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// An archive of runs that cannot be imported as it is.
+    #[error(
+        "{} cannot be imported: {reason}. Nothing of it was added to the store; export the runs \
+         again from their store",
+        path.display()
+    )]
+    Archive { path: PathBuf, reason: String },
     /// An identity, result or lock owner that serde cannot write as JSON.
     #[error("cannot write {what} as JSON: {reason}")]
     Serialize { what: &'static str, reason: String },

@@ -27,7 +27,7 @@ use crate::{Error, Result, io};
 const IDENTITY: &str = "identity.json";
 const RESULT: &str = "result.json";
 const RESULT_SUM: &str = "result.sha256";
-const LOCK: &str = "lock";
+pub(crate) const LOCK: &str = "lock";
 
 /// A store root.
 #[derive(Debug, Clone)]

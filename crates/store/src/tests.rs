@@ -99,3 +99,119 @@ fn run_ids_hash_the_canonical_identity() {
     let c = crate::run_id(JobKind::Train, &serde_json::json!({"a": 2, "b": [2, 3]})).expect("id");
     assert_ne!(a, c);
 }
+
+/// A store with two finished runs (one with a checkpoint file in a subdirectory) and one
+/// unfinished.
+fn store_with_runs(dir: &std::path::Path) -> (Store, Vec<RunId>, RunId) {
+    let store = Store::open(dir).expect("store");
+    let mut done = Vec::new();
+    for x in 0..2 {
+        let id = store
+            .create(JobKind::Train, &serde_json::json!({ "x": x }))
+            .expect("create");
+        let ck = store.dir(&id).join("checkpoints/step-0000000004");
+        std::fs::create_dir_all(&ck).expect("ck");
+        std::fs::write(ck.join("model.bpk"), vec![x as u8; 3000]).expect("model");
+        store
+            .finish(&id, &serde_json::json!({ "accuracy": x }))
+            .expect("finish");
+        done.push(id);
+    }
+    done.sort_by_key(|id| id.to_string());
+    let open = store
+        .create(JobKind::Pair, &serde_json::json!({ "y": 1 }))
+        .expect("create");
+    (store, done, open)
+}
+
+#[test]
+fn finished_runs_move_between_stores_through_one_archive() {
+    let (a, b) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let (source, done, open) = store_with_runs(a.path());
+    let archive = a.path().join("runs.tar.gz");
+    assert!(matches!(
+        source.export(std::slice::from_ref(&open), &archive),
+        Err(Error::NotFinished(_))
+    ));
+    let (count, _) = source.export(&[], &archive).expect("export");
+    assert_eq!(count, 2, "the finished runs only");
+    let target = Store::open(b.path()).expect("store");
+    let report = target.import(&archive).expect("import");
+    assert_eq!(report.imported, done);
+    for id in &done {
+        assert_eq!(target.status(id), RunStatus::Done);
+        let file = "checkpoints/step-0000000004/model.bpk";
+        assert_eq!(
+            std::fs::read(target.dir(id).join(file)).expect("copied"),
+            std::fs::read(source.dir(id).join(file)).expect("original")
+        );
+        let result: serde_json::Value = target.finished(id).expect("result");
+        assert_eq!(
+            result,
+            source.finished::<serde_json::Value>(id).expect("result")
+        );
+    }
+    // Imported again: the finished runs are kept as they are.
+    let again = target.import(&archive).expect("again");
+    assert_eq!((again.imported.len(), again.kept), (0, done.clone()));
+    assert_eq!(
+        std::fs::read_dir(b.path()).expect("dir").count(),
+        2,
+        "no staging directory left behind"
+    );
+}
+
+/// Every corruption of an archive is refused with one message naming it, and adds nothing.
+#[test]
+fn a_damaged_archive_is_refused_and_adds_nothing() {
+    let a = tempfile::tempdir().expect("tmp");
+    let (source, _, _) = store_with_runs(a.path());
+    let archive = a.path().join("runs.tar.gz");
+    source.export(&[], &archive).expect("export");
+    let good = std::fs::read(&archive).expect("archive");
+    // The archive's content, uncompressed, with one byte of the first run's model flipped.
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(good.as_slice()), &mut tar)
+        .expect("gunzip");
+    let at = tar
+        .windows(3000)
+        .position(|w| w.iter().all(|b| *b == 0))
+        .expect("the zero model");
+    let mut flipped = tar.clone();
+    flipped[at + 1500] ^= 1;
+    let gzip = |bytes: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, bytes).expect("gzip");
+        e.finish().expect("gzip")
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("flipped", gzip(&flipped), "does not match the checksum"),
+        (
+            "truncated",
+            good[..good.len() / 2].to_vec(),
+            "cannot be imported",
+        ),
+        ("garbage", b"not an archive".to_vec(), "cannot be imported"),
+    ];
+    for (what, bytes, expected) in cases {
+        let b = tempfile::tempdir().expect("tmp");
+        let path = b.path().join("in.tar.gz");
+        std::fs::write(&path, bytes).expect("write");
+        let target = Store::open(&b.path().join("store")).expect("store");
+        let err = target.import(&path).expect_err(what);
+        assert!(matches!(err, Error::Archive { .. }), "{what}: {err}");
+        assert!(err.to_string().contains(expected), "{what}: {err}");
+        assert!(
+            target.list().expect("list").is_empty(),
+            "{what}: a run was added"
+        );
+        assert_eq!(
+            std::fs::read_dir(target.root()).expect("dir").count(),
+            0,
+            "{what}: nothing left behind"
+        );
+    }
+}
