@@ -56,7 +56,7 @@ impl Scale {
                 "quick: about 2.5 hours of training on a 2-core CPU (1h18m wall with 2 workers); Lenet at full length, the conv nets shortened and narrowed (cuts below)"
             }
             Scale::Medium => {
-                "medium: about 3 hours of training on a 2-core CPU; Lenet as in quick, Resnet-20 narrowed and trained long enough to be within about a point of 3x its length (cuts below)"
+                "medium: 2 inits x 3 data orders (3 pairs per k and init); Lenet as in quick, Resnet-20 narrowed and trained long enough to be within about a point of 3x its length, curves on the whole test set (cuts below); about 9 hours of training on a 2-core CPU"
             }
             Scale::Paper => "paper: Table 1 exactly (3 inits x 3 data orders, every k)",
         }

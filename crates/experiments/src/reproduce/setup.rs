@@ -97,10 +97,18 @@ impl ModelSetup {
             policy.parent_data_seed,
         );
         if policy.cuts_the_paper {
-            cuts.push(
-                "1 init x 2 data orders (1 pair per k) instead of 3 x 3; the parent's order is the first child's"
-                    .into(),
-            );
+            let (inits, orders) = (init_seeds.len(), data_seeds.len());
+            let pairs = orders * orders.saturating_sub(1) / 2;
+            let per = if inits == 1 {
+                format!("{pairs} pair{} per k", if pairs == 1 { "" } else { "s" })
+            } else {
+                format!("{pairs} pairs per k and init, {} per k", pairs * inits)
+            };
+            cuts.push(format!(
+                "{inits} init{} x {orders} data orders ({per}) instead of 3 x 3; the parent's \
+                 order is the first child's",
+                if inits == 1 { "" } else { "s" }
+            ));
         }
         let (unscaled_ks, paper_stable_k) = entry.ks.iterations(ipe);
         let factor = steps as f64 / paper_steps as f64;

@@ -101,7 +101,7 @@ fn reproductions_are_planned_without_data() {
     };
     assert_eq!(sizes(Scale::Smoke, None), (153, 60, 3));
     assert_eq!(sizes(Scale::Quick, None), (202, 66, 3));
-    assert_eq!(sizes(Scale::Medium, None), (78, 31, 2));
+    assert_eq!(sizes(Scale::Medium, None), (371, 89, 2));
     let cifar = crate::registry::ENTRIES
         .iter()
         .filter(|e| (e.recipe)().data.dataset != DatasetName::Imagenet)
@@ -222,13 +222,21 @@ fn the_medium_scale_measures_resnet20_at_its_ks_and_reuses_quicks_lenet() {
         quick_resnet.setup.recipe.data.augmentation,
         data::Augmentation::CropFlip { padding: 4 }
     );
+    // Every accuracy a verdict compares on the whole test set, the paper's 30 points, and a
+    // replicate spread at every k (2 inits x 3 data orders).
     assert_eq!(
         (
             resnet.setup.curve_eval.test_subset,
             resnet.setup.curve_eval.train_subset
         ),
-        (Some(2000), Some(2000))
+        (None, Some(2000))
     );
+    assert_eq!(design.points, 30);
+    assert_eq!((design.init_seeds.len(), design.data_seeds.len()), (2, 3));
+    for k in &design.dense_ks {
+        let pairs = resnet.dense_pairs.iter().filter(|p| p.k == *k).count();
+        assert_eq!(pairs, 6, "k = {k}");
+    }
     assert!(resnet.aligned.is_empty() && resnet.across_inits.is_empty());
     // Random pruning and reinitialisation at the rewind k only, IMP at both.
     assert_eq!(design.baseline_ks, Some(vec![at(3)]));
@@ -261,8 +269,14 @@ fn the_medium_scale_measures_resnet20_at_its_ks_and_reuses_quicks_lenet() {
     let mut lenet = fashion(Scale::Medium);
     lenet.models = vec!["lenet".into()];
     let lenet = plan(&lenet, &PublishedSizes).expect("lenet").0;
-    assert!(!lenet.is_empty());
-    assert!(lenet.ids().iter().all(|id| quick.ids().contains(id)));
+    let mut quick_lenet = fashion(Scale::Quick);
+    quick_lenet.models = vec!["lenet".into()];
+    quick_lenet.figures = medium.figures.clone();
+    let quick_lenet = plan(&quick_lenet, &PublishedSizes).expect("quick lenet").0;
+    assert!(!quick_lenet.is_empty());
+    // Quick's Lenet for the same figures (init 1, orders 1 and 2) is part of medium's, reused
+    // from a quick store.
+    assert!(quick_lenet.ids().iter().all(|id| lenet.ids().contains(id)));
     assert!(p.ids().iter().any(|id| !quick.ids().contains(id)));
     let mut beyond = fashion(Scale::Medium);
     beyond.figures = vec![Figure::Beyond];
@@ -358,8 +372,8 @@ fn every_scale_plans_the_same_run_ids() {
         ),
         (
             Scale::Medium,
-            127,
-            "b0e340c4c07480510586836fbd3f4aac05e86fabaa8df7d37e453c512988dcff",
+            608,
+            "e98864919314f522edbccc028ed531b6234c80047d00413a5efb38d1ce016cea",
         ),
         (
             Scale::Paper,
