@@ -162,13 +162,13 @@ impl Figure {
             Figure::Fig3 => "Instability (test and train) against the branch iteration k",
             Figure::Fig4 => "Test instability throughout training, one line per k",
             Figure::Fig5 => {
-                "Test accuracy against density: IMP, random pruning, random reinit (k = 0)"
+                "Test accuracy against density, k = 0: IMP and, where trained, random pruning and reinit"
             }
             Figure::Fig6 => "Error along the linear path for sparse IMP subnetworks (k = 0)",
             Figure::Fig7 => {
                 "Sparse subnetworks: instability and accuracy against the rewind iteration k"
             }
-            Figure::Fig8 => "Maximum test accuracy reached under rewinding, against density",
+            Figure::Fig8 => "Highest mean test accuracy over the rewind k, against density",
             Figure::AppB => "Error along the linear path for unpruned networks at selected k",
             Figure::AppC => "Error along the linear path for sparse IMP subnetworks at selected k",
             Figure::AppD => "L2 distance between the children of unpruned networks against k",
