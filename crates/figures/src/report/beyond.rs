@@ -6,10 +6,11 @@ use std::fmt::Write;
 
 use results::{
     AlignedAnalysis, Alignment, BnPolicy, Branch, KSummary, MeanStd, ModelResults, PairRecord,
-    Results,
+    PooledSpread, Results,
 };
 
-use super::{STABLE_PP, pm};
+use super::pm;
+use super::rules::stability;
 use crate::figs::{aligned_label, alignment_label, model_label};
 
 /// The paper's (unaligned) analysis at k: dense, or the IMP subnetworks rewound to k.
@@ -186,14 +187,21 @@ fn moved_at(a: &AlignedAnalysis, k: u64) -> Option<(usize, usize, usize)> {
     })
 }
 
-fn stable_word(v: f64) -> &'static str {
-    if v < STABLE_PP { "stable" } else { "unstable" }
+/// "stable", "unstable" or "undecided", by the report's stability rule (a single pair against
+/// the replicate spread of its network at this scale).
+fn stable_word(v: MeanStd, spread: Option<PooledSpread>) -> &'static str {
+    match stability(v, spread) {
+        Ok(true) => "stable",
+        Ok(false) => "unstable",
+        Err(_) => "undecided",
+    }
 }
 
 /// Per analysis and k: each variant's change from the paper's instability, and to what it is
 /// owed.
 fn credits(m: &ModelResults) -> Vec<String> {
     let name = &m.setup.preset;
+    let spread = m.instability_spread();
     let mut out = Vec::new();
     for sparse in [false, true] {
         let variants = ordered(m, sparse);
@@ -224,7 +232,7 @@ fn credits(m: &ModelResults) -> Vec<String> {
                     "BN re-estimation alone: {before:.2} → {:.2} pp ({}; mean endpoint error \
                      {:.2}% → {:.2}%)",
                     x.test_instability.mean,
-                    stable_word(x.test_instability.mean),
+                    stable_word(x.test_instability, spread),
                     endpoint_errors(base_pairs, k).mean,
                     endpoint_errors(&a.summary.pairs, k).mean
                 ));
@@ -276,7 +284,7 @@ fn credits(m: &ModelResults) -> Vec<String> {
                     parts.push(format!(
                         "{label} + BN re-estimated: {before:.2} → {:.2} pp ({}); {credit}",
                         both.test_instability.mean,
-                        stable_word(both.test_instability.mean)
+                        stable_word(both.test_instability, spread)
                     ));
                 }
             }
@@ -291,7 +299,7 @@ fn credits(m: &ModelResults) -> Vec<String> {
                 } else {
                     format!("n = {n} pairs")
                 },
-                stable_word(before),
+                stable_word(base.test_instability, spread),
                 parts.join("; ")
             ));
         }

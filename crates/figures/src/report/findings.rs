@@ -8,7 +8,7 @@ use std::fmt;
 use results::{BaselineClaim, Branch, MeanStd, ModelResults, PaperReference, Side, TestSet};
 
 use super::rules::{Decided, MatchingCheck, matching, stability, stable_bound};
-use super::with_n;
+use super::{LENGTH_SHORTFALL_PP, with_n};
 
 /// How a measurement compares with the paper's statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +101,21 @@ fn test_set_words(m: &ModelResults, set: TestSet) -> String {
     }
 }
 
+/// ", at this scale's length (its dense network is 5.15 points short of its 3x run)" where the
+/// length check shows the scale's length short of trained.
+fn length_caveat(m: &ModelResults) -> String {
+    m.length_check
+        .filter(|c| c.shortfall() > LENGTH_SHORTFALL_PP)
+        .map_or(String::new(), |c| {
+            format!(
+                " at this scale's length (its dense network is {:.2} points short of its \
+                 {}-step run)",
+                c.shortfall(),
+                c.long_steps
+            )
+        })
+}
+
 /// "sparse − dense = -0.16 points, 95% Welch interval [-1.02, 0.70], threshold −0.44".
 fn difference_words(c: &MatchingCheck) -> String {
     match c.difference {
@@ -168,13 +183,14 @@ pub fn findings(m: &ModelResults) -> Vec<Finding> {
             out.push(Finding {
                 text: format!(
                     "{name}, IMP at {density:.1}% density rewound to {at}: test accuracy {} \
-                     against the dense reference {} (both from {}); {}: {}; {} (matching from \
-                     {}).",
+                     against the dense reference {} (both from {}); {}: {}{}; {} (matching \
+                     from {}).",
                     with_n(c.comparison.subnetwork, "%", "network"),
                     with_n(c.comparison.dense, "%", "distinct network"),
                     test_set_words(m, c.comparison.test_set),
                     difference_words(c),
                     decided(&c.decided, matching_word),
+                    length_caveat(m),
                     claim("matching?"),
                     p.matching_from
                 ),
@@ -255,11 +271,18 @@ fn midpoint(m: &ModelResults) -> Option<Finding> {
     Some(Finding {
         text: format!(
             "{}, dense, k = 0: the worst test error along the path is {} (chance: {chance:.0}%; \
-             \"close to chance\" read as within 10 points of it): {:.1} points below chance; \
-             the paper: close to chance for its unstable networks.",
+             \"close to chance\" read as within 10 points of it): {}; the paper: close to \
+             chance for its unstable networks.",
             m.setup.preset,
             with_n(w, "%", "pair"),
-            chance - w.mean
+            if w.mean < chance {
+                format!("{:.2} points below chance", chance - w.mean)
+            } else {
+                format!(
+                    "{:.2} points above chance (one class predicted)",
+                    w.mean - chance
+                )
+            }
         ),
         verdict: verdict(near, true),
     })

@@ -221,7 +221,8 @@ pub fn markdown(r: &Results) -> String {
             let _ = writeln!(
                 s,
                 "- {}: the dense network reaches {:.2}% after {} iterations and {:.2}% after {} \
-                 (same init and data order, n = 1 each): {}.",
+                 (same init and data order, n = 1 each, on the training runs' own test \
+                 evaluation): {}.",
                 m.setup.preset,
                 c.test_accuracy,
                 c.steps,
