@@ -37,6 +37,7 @@ pub use schedule::LrSchedule;
 pub use steps::Steps;
 pub use trainer::{
     EvalConfig, NoHooks, RunOutcome, TrainConfig, TrainData, TrainHooks, TrainState, Trainer,
+    with_device_rng,
 };
 
 #[cfg(test)]

@@ -106,7 +106,10 @@ impl<F: ModelFactory> Runner<F> {
             size: data.transform.size,
             num_classes: data.num_classes,
         };
-        let model = self.models.build(&recipe.model, input, &trainer.device)?;
+        // Building draws from burn's process-wide RNG: never between another run's dropout
+        // seed and its draws.
+        let model =
+            train::with_device_rng(|| self.models.build(&recipe.model, input, &trainer.device))?;
         Ok(nets::initialize(model, seed, recipe.bn_init))
     }
 

@@ -9,6 +9,7 @@ mod progress;
 mod step;
 
 pub use config::{EvalConfig, NoHooks, RunOutcome, TrainConfig, TrainData, TrainHooks, TrainState};
+pub use step::with_device_rng;
 
 use std::path::Path;
 use std::time::Instant;
@@ -177,13 +178,15 @@ impl Trainer {
     #[cfg(feature = "paper-networks")]
     pub fn build_model(&self) -> Result<Network> {
         let t = &self.data.transform;
-        let model = Network::build(
-            &self.config.recipe.model,
-            t.channels(),
-            t.size,
-            self.data.num_classes,
-            &self.device,
-        )?;
+        let model = step::with_device_rng(|| {
+            Network::build(
+                &self.config.recipe.model,
+                t.channels(),
+                t.size,
+                self.data.num_classes,
+                &self.device,
+            )
+        })?;
         Ok(nets::initialize(
             model,
             self.config.init_seed,

@@ -19,6 +19,14 @@ use crate::{Error, Result};
 /// reseed it or draw from it between the seed and the model's draws.
 static DEVICE_RNG: Mutex<()> = Mutex::new(());
 
+/// Runs `f` holding the lock of burn's process-wide random-number generator: building a
+/// module draws its initial values from it (before [`nets::initialize`] replaces them), and a
+/// build in one thread must not draw between another run's dropout seed and its draws.
+pub fn with_device_rng<R>(f: impl FnOnce() -> R) -> R {
+    let _held = DEVICE_RNG.lock().unwrap_or_else(PoisonError::into_inner);
+    f()
+}
+
 impl Trainer {
     /// One optimiser step on the batch of `state.step` at learning rate `lr`; returns the
     /// loss of that batch when `read_loss` (reading it synchronises with the device).
