@@ -166,7 +166,9 @@ pub fn markdown(r: &Results) -> String {
          of every dense k). Both sides of a comparison are on one test set: the interpolation \
          endpoints when the subnetwork has sparse instability pairs, else the IMP level runs \
          against the dense IMP runs. Undecided verdicts give the n the observed spread would \
-         need. \"Onset\" is the bound the measured k give (after the last k decided unstable, \
+         need. Where one init has three or more children per k, every pair of them is a pair \
+         (the paper's 3 x 3 convention); pairs that share a child are correlated, so their \
+         interval is narrower than one over independent pairs would be. \"Onset\" is the bound the measured k give (after the last k decided unstable, \
          at or before the first k from which every k is decided stable), compared as an \
          interval with the paper's own grid bound.\n"
     );
