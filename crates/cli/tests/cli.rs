@@ -136,12 +136,13 @@ fn trains_on_real_mnist_writes_config_and_metrics_and_reuses_the_run() {
 fn imp_then_sparse_instability_share_one_store_that_runs_lists_and_cleans() {
     let store = tempfile::tempdir().expect("tmp");
     let data = integration::data_dir();
-    let common = |cmd: &mut Command| {
+    let on = |cmd: &mut Command, store: &std::path::Path| {
         cmd.arg("--data-dir")
             .arg(&data)
             .args(["--no-download", "--quiet", "--store"])
-            .arg(store.path());
+            .arg(store);
     };
+    let common = |cmd: &mut Command| on(cmd, store.path());
     let mut imp = rewind();
     imp.args([
         "imp",
@@ -187,7 +188,7 @@ fn imp_then_sparse_instability_share_one_store_that_runs_lists_and_cleans() {
     common(&mut train);
     let (ok, stdout, stderr) = run(&mut train);
     assert!(ok && stdout.starts_with("reused"), "{stdout} {stderr}");
-    let instability = |align: &str| {
+    let instability_in = |align: &str, store: &std::path::Path| {
         let mut inst = rewind();
         inst.args([
             "instability",
@@ -200,9 +201,10 @@ fn imp_then_sparse_instability_share_one_store_that_runs_lists_and_cleans() {
             "--align",
             align,
         ]);
-        common(&mut inst);
+        on(&mut inst, store);
         run(&mut inst)
     };
+    let instability = |align: &str| instability_in(align, store.path());
     let (ok, stdout, stderr) = instability("none");
     assert!(ok, "{stderr}");
     assert!(
@@ -258,22 +260,7 @@ fn imp_then_sparse_instability_share_one_store_that_runs_lists_and_cleans() {
         ok && stdout.contains("imported 7 runs"),
         "{stdout} {stderr}"
     );
-    let mut again = rewind();
-    again.args([
-        "instability",
-        "--sparse-start",
-        &level1,
-        "--orders",
-        "2",
-        "--points",
-        "3",
-    ]);
-    again
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--no-download", "--quiet", "--store"])
-        .arg(&moved);
-    let (ok, _, stderr) = run(&mut again);
+    let (ok, _, stderr) = instability_in("none", &moved);
     assert!(ok, "{stderr}");
     let (ok, stdout, _) = run(rewind().args(["runs", "list", "--store"]).arg(&moved));
     assert!(ok && stdout.contains("7 runs (7 done)"), "{stdout}");
