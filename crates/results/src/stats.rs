@@ -197,9 +197,9 @@ pub fn about(n: Option<usize>) -> String {
 /// The words for an [`n_needed`] result: "about 7", "more than 1000", "none (the mean is on the
 /// threshold)".
 pub fn n_needed_words(spread: f64, gap: f64, groups: usize) -> String {
-    match n_needed(spread, gap, groups) {
-        Some(n) => format!("about {n}"),
-        None if gap.abs() > 0.0 && spread.is_finite() => format!("more than {N_SEARCH_LIMIT}"),
-        None => "no n (the mean sits on the threshold)".into(),
+    if gap.abs() > 0.0 && spread.is_finite() {
+        about(n_needed(spread, gap, groups))
+    } else {
+        "no n (the mean sits on the threshold)".into()
     }
 }
