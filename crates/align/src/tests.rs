@@ -353,14 +353,22 @@ fn the_permutation_either_matching_finds_preserves_the_function() {
     for (name, config, channels, size) in activation_cases() {
         let a = network(&config, channels, size, 21);
         // A fresh copy for every permutation: a clone shares BN running statistics with its
-        // original (burn), so permuting a clone would move the original's buffers too.
+        // original (burn), so permuting a clone would move the original's buffers too. The
+        // copy is rebuilt from the values, not from the seed: tests running beside this one
+        // draw from the same device RNG between seeding and building.
+        let b_values = tensor_values(&network(&config, channels, size, 22));
         let fresh_b = || {
-            Sparse::dense(
-                network(&config, channels, size, 22),
-                &PruneRule::for_model(&config),
-            )
-            .prune_magnitude(0.5)
-            .expect(name)
+            let device = Device::default();
+            let built = Network::build(&config, channels, size, 10, &device).expect(name);
+            let mut values = b_values.iter();
+            let copy = map_tensors(built, |info, t| {
+                let (stored, v) = values.next().expect("same structure");
+                assert_eq!(stored.path, info.path, "{name}");
+                nets::params::from_vec(v.clone(), &t.device())
+            });
+            Sparse::dense(copy, &PruneRule::for_model(&config))
+                .prune_magnitude(0.5)
+                .expect(name)
         };
         let b = fresh_b();
         let spec = PermutationSpec::of(&a, &config.architecture().symmetry).expect(name);
