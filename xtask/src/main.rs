@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod cuda_llvm;
 mod device_bundle;
+mod faults;
 mod gpu_check;
 
 #[derive(Parser)]
@@ -120,6 +121,12 @@ enum Command {
         #[arg(long = "features", default_values = ["cuda,vulkan", "wgpu"])]
         feature_sets: Vec<String>,
     },
+    /// The fault-injection harness at its full counts (100 kills at random moments, 100 at
+    /// random writes, 100 corrupted files, 8 concurrent writers with gc, 20 full disks, 300
+    /// malformed inputs) against a release `rewind` built with `--features failpoints`, on
+    /// real MNIST runs; writes its table into README.md's reliability section and fails when
+    /// any trial lost anything.
+    Faults(faults::Faults),
     /// Run what CI runs (`.ci/run`).
     Ci,
 }
@@ -689,6 +696,7 @@ fn main() -> Result<()> {
             }
         }
         Command::DeviceBundle { feature_sets } => device_bundle::build(&root(), &feature_sets),
+        Command::Faults(f) => faults::run(&root(), f),
         Command::Ci => run(Process::new("bash").arg(root().join(".ci/run"))),
     }
 }

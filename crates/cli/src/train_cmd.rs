@@ -129,8 +129,19 @@ impl From<AugmentationArg> for Augmentation {
 fn read_config(path: &Path) -> Result<TrainConfig> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    toml::from_str(&text)
-        .with_context(|| format!("{} is not a valid run configuration", path.display()))
+    toml::from_str(&text).map_err(|e| {
+        let at = e.span().map_or_else(String::new, |span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" at line {line}, column {column}")
+        });
+        anyhow::anyhow!(
+            "{} is not a valid run configuration{at}: {}",
+            path.display(),
+            e.message()
+        )
+    })
 }
 
 impl RunArgs {

@@ -212,6 +212,27 @@ pub fn tensor_values<M: Module>(module: &M) -> Vec<(TensorInfo, Vec<f32>)> {
     out
 }
 
+/// SHA-256 (64 hex digits) of every tensor's path and `f32` values (little-endian), in
+/// traversal order, BN running statistics included: equal for two modules exactly when they
+/// hold the same values under the same names. A checkpoint's file bytes cannot tell this
+/// (burn writes each process's parameter ids into them).
+pub fn values_sha256<M: Module>(module: &M) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    visit_tensors(module, |info, t| {
+        hasher.update(info.path.as_bytes());
+        hasher.update([0u8]);
+        for v in to_vec(t) {
+            hasher.update(v.to_le_bytes());
+        }
+    });
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A 1-D tensor's values on the host as `f32`.
 pub fn to_vec(tensor: Tensor<1>) -> Vec<f32> {
     crate::readback::values(tensor)

@@ -14,6 +14,7 @@
 //! * [`write_atomic`]: files appear whole or not at all; [`sha256_hex`]: their checksums.
 
 mod curve;
+pub mod faults;
 mod files;
 mod ids;
 mod names;

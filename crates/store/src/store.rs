@@ -145,10 +145,26 @@ impl Store {
         let dir = self.dir(&id);
         let text = canonical_json(identity)?;
         let path = dir.join(IDENTITY);
-        match std::fs::read_to_string(&path) {
-            Ok(existing) if existing == text => {}
-            Ok(_) => {
+        let hashes_to_name = |bytes: &[u8]| {
+            serde_json::from_slice::<serde_json::Value>(bytes)
+                .ok()
+                .and_then(|v| run_id(kind, &v).ok())
+                .is_some_and(|other| other == id)
+        };
+        match std::fs::read(&path) {
+            Ok(existing) if existing == text.as_bytes() => {}
+            // Another identity that hashes to this name: a collision of 64-bit names.
+            Ok(existing) if hashes_to_name(&existing) => {
                 return Err(Error::IdentityMismatch { dir });
+            }
+            Ok(_) => {
+                // The name is the hash of the identity, so a file that does not hash to it was
+                // damaged after it was written; the plan's identity is what it held.
+                tracing::warn!(
+                    "{} was damaged (it no longer hashes to the run's name); rewritten from the plan",
+                    path.display()
+                );
+                results::write_atomic(&path, text.as_bytes())?;
             }
             Err(_) => results::write_atomic(&path, text.as_bytes())?,
         }
@@ -314,35 +330,42 @@ impl Store {
         }
     }
 
-    /// Removes stale locks and leftover temporary files (of killed writers) everywhere; with
-    /// `unfinished`, also every run that is neither done nor running.
+    /// Removes stale locks and leftover temporary files (of killed writers: untouched for the
+    /// lock lease) everywhere; with `unfinished`, also every run that is neither done nor
+    /// running.
     pub fn gc(&self, unfinished: bool) -> Result<GcReport> {
         let mut report = GcReport::default();
         for entry in self.list()? {
-            let dir = self.dir(&entry.id);
-            // Taking a stale lock and dropping it removes it, atomically against claimants.
-            if dir.join(LOCK).exists()
-                && !matches!(entry.status, RunStatus::Running { .. })
-                && self.try_lock(&entry.id)?.is_some()
-            {
-                report.stale_locks += 1;
-            }
             if matches!(entry.status, RunStatus::Running { .. }) {
                 continue;
             }
-            if unfinished && entry.status != RunStatus::Done {
+            let dir = self.dir(&entry.id);
+            let stale = dir.join(LOCK).exists();
+            // Everything below happens under the run's lock (taking a stale one over): a
+            // process that claimed the run after the listing keeps its temporary files.
+            let Some(lock) = self.try_lock(&entry.id)? else {
+                continue;
+            };
+            if stale {
+                report.stale_locks += 1;
+            }
+            if unfinished && !self.is_done(&entry.id) {
                 std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
                 report.bytes_freed += entry.bytes;
                 report.removed_runs.push(entry.id);
-                continue;
+            } else {
+                remove_temporaries(&dir, self.lease, &mut report);
             }
-            remove_temporaries(&dir, &mut report);
+            drop(lock);
         }
         Ok(report)
     }
 }
 
-fn remove_temporaries(dir: &Path, report: &mut GcReport) {
+/// Removes the temporary files and directories under `dir` that nothing has touched for
+/// `lease`: some are written outside any run lock (a planner writing a run's identity), so
+/// only their age tells a killed writer's from a live one's, on any machine sharing the store.
+fn remove_temporaries(dir: &Path, lease: Duration, report: &mut GcReport) {
     let Ok(read) = std::fs::read_dir(dir) else {
         return;
     };
@@ -350,6 +373,14 @@ fn remove_temporaries(dir: &Path, report: &mut GcReport) {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') && name.contains(".tmp") {
+            let age = path
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            if age.is_none_or(|age| age < lease) {
+                continue;
+            }
             let bytes = if path.is_dir() {
                 dir_size(&path)
             } else {
@@ -365,7 +396,7 @@ fn remove_temporaries(dir: &Path, report: &mut GcReport) {
                 report.bytes_freed += bytes;
             }
         } else if path.is_dir() {
-            remove_temporaries(&path, report);
+            remove_temporaries(&path, lease, report);
         }
     }
 }

@@ -176,23 +176,7 @@ impl CheckpointStore {
             path: dir.clone(),
             reason,
         };
-        let state: StateFile =
-            read_json(&dir.join("state.json")).map_err(|e| fail(e.to_string()))?;
-        if state.step != step {
-            return Err(fail(format!(
-                "it records step {} instead of {step}",
-                state.step
-            )));
-        }
-        for (file, expected) in &state.sha256 {
-            let path = dir.join(file);
-            let bytes = std::fs::read(&path).map_err(|e| fail(format!("{file}: {e}")))?;
-            if sha256_hex(&bytes) != *expected {
-                return Err(fail(format!(
-                    "{file} does not match the checksum written with it: the file is corrupt"
-                )));
-            }
-        }
+        self.verify(step)?;
         let model = model
             .try_load_file(dir.join("model.bpk"))
             .map_err(|e| fail(e.to_string()))?;
@@ -213,6 +197,44 @@ impl CheckpointStore {
             metrics,
             running,
         })
+    }
+
+    /// The metrics recorded up to `step`, from its checkpoint, once every file of that
+    /// checkpoint matches its checksum (a run reused from it loads it next).
+    pub fn metrics(&self, step: u64) -> Result<Vec<MetricRecord>> {
+        self.verify(step)?;
+        let dir = self.dir_of(step);
+        read_json(&dir.join("metrics.json")).map_err(|e| Error::Checkpoint {
+            path: dir,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Checks every file of checkpoint `step` against the checksums in its `state.json`.
+    fn verify(&self, step: u64) -> Result<()> {
+        let dir = self.dir_of(step);
+        let fail = |reason: String| Error::Checkpoint {
+            path: dir.clone(),
+            reason,
+        };
+        let state: StateFile =
+            read_json(&dir.join("state.json")).map_err(|e| fail(e.to_string()))?;
+        if state.step != step {
+            return Err(fail(format!(
+                "it records step {} instead of {step}",
+                state.step
+            )));
+        }
+        for (file, expected) in &state.sha256 {
+            let path = dir.join(file);
+            let bytes = std::fs::read(&path).map_err(|e| fail(format!("{file}: {e}")))?;
+            if sha256_hex(&bytes) != *expected {
+                return Err(fail(format!(
+                    "{file} does not match the checksum written with it: the file is corrupt"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The latest checkpoint that loads, into `template()` and `optimizer()`: a corrupt one
@@ -272,6 +294,9 @@ fn write_checkpoint<M: Module>(
     optimizer
         .save(dir.join("optimizer.bpk"))
         .map_err(|e| e.to_string())?;
+    if let Some(e) = results::faults::inject(results::faults::CHECKPOINT) {
+        return Err(e.to_string());
+    }
     let metrics_json = serde_json::to_vec_pretty(metrics).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("metrics.json"), metrics_json).map_err(|e| e.to_string())?;
     let running_json = serde_json::to_vec(&running).map_err(|e| e.to_string())?;

@@ -26,9 +26,11 @@ impl Steps {
         }
     }
 
-    /// The position in iterations.
+    /// The position in iterations (saturating: a length past `u64::MAX` is `u64::MAX`).
     pub fn resolve(self, iterations_per_epoch: u64) -> u64 {
-        self.epochs * iterations_per_epoch + self.iterations
+        self.epochs
+            .saturating_mul(iterations_per_epoch)
+            .saturating_add(self.iterations)
     }
 
     /// Parses `500it`, `2ep`, `120ep50it` (or a bare number of iterations).
@@ -115,6 +117,42 @@ mod tests {
         );
         for bad in ["", "ep", "5 it", "it", "3ep4", "-1it", "2.5ep"] {
             assert!(Steps::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
+
+/// The parser against arbitrary text: no panic, and what it accepts prints back to itself.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::Steps;
+
+    proptest! {
+        #[test]
+        fn any_text_is_parsed_or_refused(text in "\\PC{0,24}") {
+            if let Ok(steps) = Steps::parse(&text) {
+                prop_assert_eq!(Steps::parse(&steps.to_string()).ok(), Some(steps));
+                let _ = steps.resolve(391);
+            }
+        }
+
+        #[test]
+        fn step_shaped_text_is_parsed_or_refused(
+            epochs in "[-+0-9]{0,22}",
+            iterations in "[-+0-9.e]{0,22}",
+            form in 0..4u8,
+        ) {
+            let text = match form {
+                0 => format!("{epochs}ep{iterations}it"),
+                1 => format!("{epochs}ep"),
+                2 => format!("{iterations}it"),
+                _ => format!("{epochs}{iterations}"),
+            };
+            if let Ok(steps) = Steps::parse(&text) {
+                prop_assert_eq!(Steps::parse(&steps.to_string()).ok(), Some(steps));
+                prop_assert!(steps.resolve(u64::MAX) >= steps.iterations);
+            }
         }
     }
 }

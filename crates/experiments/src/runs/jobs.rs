@@ -166,6 +166,11 @@ pub struct TrainResult {
     pub layers: Vec<LayerDensity>,
     pub wall_seconds: f64,
     pub backend: String,
+    /// [`nets::params::values_sha256`] of the final weights, masks and BN statistics: equal
+    /// for two runs exactly when they ended as the same network (absent in results written
+    /// before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
 }
 
 /// What kind of run a job is, for time accounting and progress output.

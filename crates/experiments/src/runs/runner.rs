@@ -216,6 +216,7 @@ impl<F: ModelFactory> Runner<F> {
             layers: density.layers,
             wall_seconds: started.elapsed().as_secs_f64(),
             backend: train::runtime_name(&self.device).to_string(),
+            weights_sha256: Some(nets::params::values_sha256(&model)),
         }))
     }
 

@@ -241,17 +241,32 @@ impl Trainer {
         let until = until.min(self.total_steps);
         self.claim_dir(dir)?;
         let store = CheckpointStore::new(dir);
-        let metrics_path = dir.join("metrics.json");
-        if store.has(until) && (metrics_path.is_file() || until < self.total_steps) {
-            return Ok(RunOutcome {
-                dir: dir.to_path_buf(),
-                metrics: if metrics_path.is_file() {
-                    Metrics::load(&metrics_path)?
-                } else {
-                    Metrics::default()
-                },
-                reused: true,
-            });
+        if store.has(until) {
+            // Reached before: its metrics are the checkpoint's (checksummed); `metrics.json`
+            // beside them is their copy for people and is rewritten when it is not. A corrupt
+            // checkpoint falls through to the resumption below, which moves it aside.
+            match store.metrics(until) {
+                Ok(records) => {
+                    let metrics = Metrics { records };
+                    let path = dir.join("metrics.json");
+                    if Metrics::load(&path).ok().as_ref() != Some(&metrics) {
+                        if path.exists() {
+                            tracing::warn!(
+                                "{} does not hold the metrics of the checkpoint at step {until}; \
+                                 rewritten from it",
+                                path.display()
+                            );
+                        }
+                        metrics.save(&path)?;
+                    }
+                    return Ok(RunOutcome {
+                        dir: dir.to_path_buf(),
+                        metrics,
+                        reused: true,
+                    });
+                }
+                Err(e) => tracing::warn!("{e}"),
+            }
         }
         let optimizer = || self.config.recipe.optimizer.init();
         let (state, running) = match store.load_latest(&template, optimizer)? {
