@@ -61,16 +61,16 @@ class Block(nn.Module):
 
 
 class Resnet20(nn.Module):
-    def __init__(self):
+    def __init__(self, base=16):
         super().__init__()
-        self.stem = conv_bn(3, 16, 3, 1)
-        blocks, cin = [], 16
-        for stage, width in enumerate([16, 32, 64]):
+        self.stem = conv_bn(3, base, 3, 1)
+        blocks, cin = [], base
+        for stage, width in enumerate([base, 2 * base, 4 * base]):
             for b in range(3):
                 blocks.append(Block(cin, width, 2 if stage > 0 and b == 0 else 1))
                 cin = width
         self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Linear(64, 10)
+        self.fc = nn.Linear(4 * base, 10)
 
     def forward(self, x):
         x = self.blocks(F.relu(self.stem(x)))
@@ -80,17 +80,18 @@ class Resnet20(nn.Module):
 class Vgg16(nn.Module):
     PLAN = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
 
-    def __init__(self):
+    def __init__(self, divisor=1):
         super().__init__()
         layers, cin = [], 3
         for v in self.PLAN:
             if v == "M":
                 layers.append(nn.MaxPool2d(2))
             else:
+                v = max(v // divisor, 1)
                 layers += [nn.Conv2d(cin, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU()]
                 cin = v
         self.features = nn.Sequential(*layers)
-        self.fc = nn.Linear(512, 10)
+        self.fc = nn.Linear(cin, 10)
 
     def forward(self, x):
         x = F.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
@@ -168,6 +169,15 @@ def bench_interpolation(points, images):
     return (time.perf_counter() - start) * 1e3
 
 
+def network(spec):
+    """`resnet20`, `vgg16`, or a narrower one as rewind's CPU scales run it: `resnet20@w4`
+    (base width 4 instead of 16), `vgg16@d8` (every layer's channels divided by 8)."""
+    name, _, cut = spec.partition("@")
+    if name == "resnet20":
+        return Resnet20(int(cut[1:]) if cut.startswith("w") else 16)
+    return Vgg16(int(cut[1:]) if cut.startswith("d") else 1)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, default=2)
@@ -175,6 +185,7 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--presets", default="lenet,resnet20,vgg16")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--no-sweep", action="store_true", help="skip the interpolation sweep")
     args = p.parse_args()
     global DEVICE
     DEVICE = torch.device(args.device)
@@ -188,8 +199,8 @@ def main():
             m = Lenet().to(DEVICE)
             rows.append(bench_training(name, m, torch.optim.Adam(m.parameters(), 1.2e-3),
                                        (1, 28, 28), 60, args.steps, args.warmup))
-        elif name in ("resnet20", "vgg16"):
-            m = (Resnet20() if name == "resnet20" else Vgg16()).to(DEVICE)
+        elif name.split("@")[0] in ("resnet20", "vgg16"):
+            m = network(name).to(DEVICE)
             opt = torch.optim.SGD(m.parameters(), 0.1, momentum=0.9, weight_decay=1e-4)
             rows.append(bench_training(name, m, opt, (3, 32, 32), 128, args.steps, args.warmup))
     out = {
@@ -197,7 +208,7 @@ def main():
         "device": torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "rows": rows,
-        "interpolation_ms": bench_interpolation(30, 10_000),
+        "interpolation_ms": None if args.no_sweep else bench_interpolation(30, 10_000),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     print(json.dumps(out))

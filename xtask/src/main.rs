@@ -7,6 +7,7 @@ use std::process::Command as Process;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
+mod bench_cuts;
 mod cuda_llvm;
 mod device_bundle;
 mod faults;
@@ -49,6 +50,10 @@ enum Command {
         #[arg(long)]
         no_write: bool,
     },
+    /// Benchmark the narrow networks of the CPU scales (Resnet-20 at width 4 and 8, VGG-16 at
+    /// 1/8 width) against PyTorch: one thread, and two runs at once, over several process runs
+    /// (median and range), with each step's FLOP limit; a table in BENCHMARKS.md.
+    BenchCuts(bench_cuts::BenchCuts),
     /// Reproduce every figure of the paper: `rewind reproduce` on a release build.
     ///
     /// Plans every run the figures need, trains what the store does not hold yet (resumable:
@@ -697,6 +702,7 @@ fn main() -> Result<()> {
         }
         Command::DeviceBundle { feature_sets } => device_bundle::build(&root(), &feature_sets),
         Command::Faults(f) => faults::run(&root(), f),
+        Command::BenchCuts(b) => bench_cuts::run(&root(), b),
         Command::Ci => run(Process::new("bash").arg(root().join(".ci/run"))),
     }
 }

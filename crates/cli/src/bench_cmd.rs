@@ -28,7 +28,9 @@ pub struct BenchArgs {
     /// Images evaluated for the throughput figure.
     #[arg(long, default_value_t = 2000)]
     pub(crate) eval_images: usize,
-    /// Presets to measure (comma separated).
+    /// Presets to measure (comma separated). A narrower network as the CPU scales run it:
+    /// `resnet20@w4` (base width 4 instead of 16; the medium scale's), `resnet20@w8` (the quick
+    /// scale's), `vgg16@d8` (every layer's channels divided by 8; the quick scale's).
     #[arg(long, value_delimiter = ',', default_value = "lenet,resnet20,vgg16")]
     pub(crate) presets: Vec<String>,
     /// Alphas of the interpolation sweep (two Lenets, error at each alpha over
@@ -110,8 +112,40 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
+/// The recipe a benchmark preset names: a Table 1 preset, or one with a narrower network, as
+/// the CPU scales run it: `resnet20@w4` (Resnet-20 of base width 4 instead of 16),
+/// `vgg16@d8` (VGG-16 with every layer's channels divided by 8).
+pub(crate) fn bench_recipe(spec: &str) -> Result<train::Recipe> {
+    let (name, cut) = match spec.split_once('@') {
+        Some((name, cut)) => (name, Some(cut)),
+        None => (spec, None),
+    };
     let mut recipe = experiments::registry::recipe(name)?;
+    let Some(cut) = cut else {
+        return Ok(recipe);
+    };
+    let number = |prefix: char| {
+        cut.strip_prefix(prefix)
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+    };
+    recipe.model = match (recipe.model, number('w'), number('d')) {
+        (nets::ModelConfig::Resnet { depth, .. }, Some(width), _) => {
+            nets::ModelConfig::Resnet { depth, width }
+        }
+        (nets::ModelConfig::Vgg16 { .. }, _, Some(width_divisor)) => {
+            nets::ModelConfig::Vgg16 { width_divisor }
+        }
+        _ => anyhow::bail!(
+            "`{spec}`: a cut is `@w<base width>` for a Resnet preset or `@d<divisor>` for a VGG \
+             one (e.g. resnet20@w4, vgg16@d8)"
+        ),
+    };
+    Ok(recipe)
+}
+
+pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
+    let mut recipe = bench_recipe(name)?;
     if let Some(batch) = args.batch_size {
         recipe.data.batch_size = batch;
         recipe.data.micro_batches = recipe.data.micro_batches.min(batch.max(1));
@@ -218,7 +252,7 @@ pub(crate) fn concurrent_throughput(
     steps: usize,
     warmup: usize,
 ) -> Result<Concurrency> {
-    let recipe = experiments::registry::recipe(name)?;
+    let recipe = bench_recipe(name)?;
     let runs = runs.max(1);
     let steps = steps.max(1);
     let (ready, done) = (Barrier::new(runs + 1), Barrier::new(runs + 1));
@@ -293,7 +327,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     tracing::info!("measuring the floating-point peak of {cores} thread(s)");
     let peak = kernels::flops::measure_peak(cores, 300);
     let mut rows = Vec::new();
-    for name in &args.presets {
+    // `--presets ''` measures only what else is asked (the peak, `--concurrent`).
+    for name in args.presets.iter().filter(|n| !n.is_empty()) {
         tracing::info!("benchmarking {name}");
         rows.push(bench_preset(name, &args).with_context(|| format!("benchmark of {name}"))?);
     }
