@@ -124,10 +124,12 @@ pub(crate) fn k_axis(panel: &mut Panel, ks: &[u64], m: &ModelResults) {
     panel.x_ticks = Some(ks.iter().map(|&k| (k_position(k, m), label(k))).collect());
 }
 
-/// An instability panel: its axis from 0 and the paper's 2-pp threshold.
+/// An instability panel: its axis from 0 on a `log(1 + y)` scale (the decisive values are a
+/// few points, the unstable ones up to 100) and the paper's 2-pp threshold.
 pub(crate) fn instability_panel(title: String, x: &str, y: &str) -> Panel {
     let mut p = Panel::new(title, x, y);
     p.y_from_zero = true;
+    p.y_scale = crate::scale::YScale::Log1p;
     p.threshold = Some((STABLE_PP, format!("stable below {STABLE_PP} pp")));
     p
 }

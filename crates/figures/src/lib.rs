@@ -11,6 +11,7 @@ mod figs;
 mod panels;
 mod plot;
 mod report;
+mod scale;
 
 use std::path::{Path, PathBuf};
 

@@ -8,6 +8,7 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::scale::YScale;
 use crate::{Error, Result};
 
 static FONT: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
@@ -114,6 +115,7 @@ pub struct Panel {
     /// The y axis starts at 0 (errors and instabilities: a zoomed axis makes noise look like
     /// structure).
     pub y_from_zero: bool,
+    pub y_scale: YScale,
     pub legend: SeriesLabelPosition,
 }
 
@@ -242,7 +244,7 @@ impl Ranged for TickedAxis {
 }
 
 /// "Nice" evenly spaced ticks over `[x0, x1]`: multiples of 1, 2 or 5 times a power of ten.
-fn even_ticks(x0: f64, x1: f64, count: usize) -> Vec<f64> {
+pub(crate) fn even_ticks(x0: f64, x1: f64, count: usize) -> Vec<f64> {
     let span = (x1 - x0).abs().max(1e-12);
     let raw = span / count.max(1) as f64;
     let power = 10f64.powf(raw.log10().floor());
@@ -274,6 +276,7 @@ impl Panel {
             x_range: None,
             y_range: None,
             y_from_zero: false,
+            y_scale: YScale::Linear,
             legend: SeriesLabelPosition::UpperRight,
         }
     }
@@ -317,6 +320,7 @@ impl Panel {
             .into_iter()
             .filter(|y| y.is_finite())
             .map(|y| if percent { y.clamp(0.0, 100.0) } else { y })
+            .map(|y| self.y_scale.place(y))
             .collect();
         let (mut y0, mut y1) = ys
             .iter()
@@ -341,7 +345,7 @@ impl Panel {
             y0 - pad
         };
         let top = if percent {
-            (y1 + head).min(100.0)
+            (y1 + head).min(self.y_scale.place(100.0))
         } else {
             y1 + head
         };
@@ -359,7 +363,7 @@ impl Panel {
         if self.is_percent() && y0 > 0.0 {
             format!("{}, axis from {}", self.y_desc, trim(y0))
         } else {
-            self.y_desc.clone()
+            format!("{}{}", self.y_desc, self.y_scale.caption())
         }
     }
 
@@ -381,6 +385,8 @@ impl Panel {
                 .collect(),
         };
         let positions: Vec<f64> = ticks.iter().map(|t| t.0).collect();
+        let y_ticks = self.y_scale.ticks(y0, y1);
+        let ty = |y: f64| self.y_scale.place(y);
         let mut chart = ChartBuilder::on(&body)
             .margin(MARGIN)
             .margin_top(2)
@@ -391,7 +397,10 @@ impl Panel {
                     range: x0..x1,
                     ticks: positions,
                 },
-                y0..y1,
+                TickedAxis {
+                    range: y0..y1,
+                    ticks: y_ticks.iter().map(|t| t.0).collect(),
+                },
             )
             .map_err(plot)?;
         let format = |x: &f64| {
@@ -405,9 +414,14 @@ impl Panel {
             .x_desc(&self.x_desc)
             .y_desc(self.y_caption(y0))
             .x_labels(ticks.len().max(1))
-            .y_labels(8)
+            .y_labels(y_ticks.len().max(1))
             .x_label_formatter(&format)
-            .y_label_formatter(&|y| trim(*y))
+            .y_label_formatter(&|y| {
+                y_ticks
+                    .iter()
+                    .find(|t| (t.0 - y).abs() <= 1e-9 * (1.0 + y.abs()))
+                    .map_or_else(|| trim(*y), |t| t.1.clone())
+            })
             .label_style((FAMILY, 14))
             .axis_desc_style((FAMILY, 15))
             .light_line_style(WHITE.mix(0.0))
@@ -417,7 +431,7 @@ impl Panel {
             let grey = RGBColor(120, 120, 120);
             chart
                 .draw_series(DashedLineSeries::new(
-                    vec![(x0, *value), (x1, *value)],
+                    vec![(x0, ty(*value)), (x1, ty(*value))],
                     2,
                     4,
                     grey.stroke_width(1),
@@ -436,14 +450,14 @@ impl Panel {
             if r.band > 0.0 {
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
-                        [(x0, r.value - r.band), (x1, r.value + r.band)],
+                        [(x0, ty(r.value - r.band)), (x1, ty(r.value + r.band))],
                         grey.mix(0.15).filled(),
                     )))
                     .map_err(plot)?;
             }
             chart
                 .draw_series(DashedLineSeries::new(
-                    vec![(x0, r.value), (x1, r.value)],
+                    vec![(x0, ty(r.value)), (x1, ty(r.value))],
                     8,
                     5,
                     grey.stroke_width(2),
@@ -462,13 +476,17 @@ impl Panel {
                 continue;
             }
             if s.band.len() == s.points.len() && s.band.iter().any(|v| *v > 0.0) {
-                let upper = s.points.iter().zip(&s.band).map(|(p, sd)| (p.0, p.1 + sd));
+                let upper = s
+                    .points
+                    .iter()
+                    .zip(&s.band)
+                    .map(|(p, sd)| (p.0, ty(p.1 + sd)));
                 let lower = s
                     .points
                     .iter()
                     .zip(&s.band)
                     .rev()
-                    .map(|(p, sd)| (p.0, p.1 - sd));
+                    .map(|(p, sd)| (p.0, ty(p.1 - sd)));
                 let polygon: Vec<(f64, f64)> = upper.chain(lower).collect();
                 chart
                     .draw_series(std::iter::once(Polygon::new(
@@ -479,13 +497,14 @@ impl Panel {
             }
             let style = s.color.stroke_width(s.width);
             let color = s.color;
+            let points: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, ty(p.1))).collect();
             let anno = if s.dashed {
                 chart
-                    .draw_series(DashedLineSeries::new(s.points.clone(), 8, 5, style))
+                    .draw_series(DashedLineSeries::new(points.clone(), 8, 5, style))
                     .map_err(plot)?
             } else {
                 chart
-                    .draw_series(LineSeries::new(s.points.clone(), style))
+                    .draw_series(LineSeries::new(points.clone(), style))
                     .map_err(plot)?
             };
             let (a, b) = swatch_gap(s.dashed);
@@ -496,7 +515,7 @@ impl Panel {
             });
             if s.markers || s.points.len() == 1 {
                 chart
-                    .draw_series(s.points.iter().map(|p| Circle::new(*p, 4, color.filled())))
+                    .draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled())))
                     .map_err(plot)?;
             }
         }
