@@ -144,5 +144,29 @@ fn one_line(e: &anyhow::Error) -> String {
             line.push_str(&cause);
         }
     }
+    if let Some(hint) = flag_hint(e) {
+        line.push_str(hint);
+    }
     line.replace('\n', " ")
+}
+
+/// This binary's flag for what a library error asks of its user (libraries do not know the
+/// command line they are called from).
+fn flag_hint(e: &anyhow::Error) -> Option<&'static str> {
+    e.chain().find_map(|cause| {
+        let missing_data = matches!(
+            cause.downcast_ref::<data::Error>(),
+            Some(data::Error::Missing { .. })
+        ) || matches!(
+            cause.downcast_ref::<train::Error>(),
+            Some(train::Error::Data(data::Error::Missing { .. }))
+        );
+        if missing_data {
+            Some(" (`--data-dir DIR` names another data directory.)")
+        } else if let Some(train::Error::ConfigMismatch { .. }) = cause.downcast_ref() {
+            Some(" (`--out DIR` writes the run elsewhere.)")
+        } else {
+            None
+        }
+    })
 }

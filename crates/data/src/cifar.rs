@@ -87,7 +87,7 @@ fn missing(dir: &Path, cause: Option<Error>) -> Error {
         dir: dir.to_path_buf(),
         expected: "data_batch_1.bin .. data_batch_5.bin and test_batch.bin (the binary version, cifar-10-binary.tar.gz, extracted)".into(),
         hint: format!(
-            "{why}Download {URL}, extract it into that directory, or point --data-dir / $REWIND_DATA_DIR at a directory that has `cifar10/`."
+            "{why}Download {URL}, extract it into that directory, or use a data directory ($REWIND_DATA_DIR) that has `cifar10/`."
         ),
     }
 }

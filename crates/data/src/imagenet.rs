@@ -26,7 +26,7 @@ impl ImageFolder {
                 dataset: "imagenet".into(),
                 dir: dir.to_path_buf(),
                 expected: format!("{sub}/<class>/*.JPEG"),
-                hint: "ImageNet cannot be downloaded automatically: place the ILSVRC-2012 train and val trees (val sorted into class folders) there, or point --data-dir / $REWIND_DATA_DIR at a directory that has `imagenet/`.".into(),
+                hint: "ImageNet cannot be downloaded automatically: place the ILSVRC-2012 train and val trees (val sorted into class folders) there, or use a data directory ($REWIND_DATA_DIR) that has `imagenet/`.".into(),
             });
         }
         let mut classes: Vec<String> = read_dir(&root)?

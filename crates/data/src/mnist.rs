@@ -94,10 +94,10 @@ pub fn load(
 fn missing(name: DatasetName, dir: &Path, cause: Option<Error>) -> Error {
     let hint = match cause {
         Some(e) => format!(
-            "Downloading them failed ({e}); put the four files there by hand (gzip or raw), or point --data-dir / $REWIND_DATA_DIR at a directory that has `{name}/`."
+            "Downloading them failed ({e}); put the four files there by hand (gzip or raw), or use a data directory ($REWIND_DATA_DIR) that has `{name}/`."
         ),
         None => format!(
-            "Put them there (gzip or raw), point --data-dir / $REWIND_DATA_DIR at a directory that has `{name}/`, or allow downloading."
+            "Put them there (gzip or raw), use a data directory ($REWIND_DATA_DIR) that has `{name}/`, or allow downloading."
         ),
     };
     Error::Missing {
@@ -222,7 +222,7 @@ mod tests {
         let err = load(DatasetName::Mnist, dir.path(), Split::Train, false).unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains("train-images-idx3-ubyte.gz") && msg.contains("--data-dir"),
+            msg.contains("train-images-idx3-ubyte.gz") && msg.contains("data directory"),
             "{msg}"
         );
 

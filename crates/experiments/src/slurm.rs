@@ -73,7 +73,7 @@ impl SlurmConfig {
             let numeric = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
             if !numeric(days) || parts.len() != 3 || !parts.iter().all(|p| numeric(p)) {
                 return Err(Error::Invalid(format!(
-                    "--time takes HH:MM:SS or D-HH:MM:SS, e.g. 04:00:00; got `{t}`"
+                    "a Slurm time limit is HH:MM:SS or D-HH:MM:SS, e.g. 04:00:00; got `{t}`"
                 )));
             }
         }
@@ -378,7 +378,7 @@ pub fn submit(
 
 fn no_sbatch(config: &SlurmConfig, e: std::io::Error) -> Error {
     Error::Invalid(format!(
-        "cannot run `{}` ({e}): --executor slurm needs Slurm's sbatch on PATH; run this on the \
+        "cannot run `{}` ({e}): the Slurm executor needs Slurm's sbatch on PATH; run this on the \
          cluster's login node",
         config.sbatch.display()
     ))

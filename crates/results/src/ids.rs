@@ -62,7 +62,7 @@ impl FromStr for RunId {
         let unknown = || Error::Unknown {
             what: "run id",
             value: s.to_string(),
-            expected: "a name such as `train-0123456789abcdef` (see `rewind runs list`)".into(),
+            expected: "a run's directory name, such as `train-0123456789abcdef`".into(),
         };
         let (prefix, hash) = s.split_once('-').ok_or_else(unknown)?;
         let kind = JobKind::ALL

@@ -62,7 +62,7 @@ pub enum Error {
     #[error("the first state of the run could not be made: {0}")]
     Start(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(
-        "{dir} holds a run with a different configuration. Use another --out directory, or delete it to start over.\n  existing: {existing}\n  new:      {new}"
+        "{dir} holds a run with a different configuration. Use another directory, or delete it to start over.\n  existing: {existing}\n  new:      {new}"
     )]
     ConfigMismatch {
         dir: PathBuf,
