@@ -52,7 +52,10 @@ pub enum Error {
         expected: String,
     },
     /// A file could not be written (full disk, permissions, ...). Nothing was left behind.
-    #[error("could not write {path}: {source}")]
+    #[error(
+        "could not write {path}: {source}. Nothing was left half-written; free disk space (or \
+         fix permissions) and run the same command again"
+    )]
     Write {
         path: PathBuf,
         #[source]
