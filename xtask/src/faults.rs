@@ -17,7 +17,8 @@ pub struct Faults {
     /// repository).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Scratch space (default: a temporary directory, removed afterwards).
+    /// Scratch space: the trials work in its `rewind-faults/` (default: a temporary directory,
+    /// removed afterwards).
     #[arg(long)]
     work: Option<PathBuf>,
     /// Use this `rewind` (built with `--features failpoints`) instead of building one.
@@ -144,7 +145,9 @@ impl Drop for Scratch {
 
 fn tempdir(given: Option<PathBuf>) -> Result<Scratch> {
     match given {
-        Some(path) => {
+        Some(given) => {
+            // A directory of its own inside the given one: the trials empty their folders.
+            let path = given.join("rewind-faults");
             std::fs::create_dir_all(&path).with_context(|| format!("{}", path.display()))?;
             Ok(Scratch {
                 path,

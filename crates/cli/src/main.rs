@@ -151,22 +151,17 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 /// This binary's flag for what a library error asks of its user (libraries do not know the
-/// command line they are called from).
+/// command line they are called from): a missing dataset's `--data-dir`.
 fn flag_hint(e: &anyhow::Error) -> Option<&'static str> {
-    e.chain().find_map(|cause| {
-        let missing_data = matches!(
-            cause.downcast_ref::<data::Error>(),
-            Some(data::Error::Missing { .. })
-        ) || matches!(
-            cause.downcast_ref::<train::Error>(),
-            Some(train::Error::Data(data::Error::Missing { .. }))
-        );
-        if missing_data {
-            Some(" (`--data-dir DIR` names another data directory.)")
-        } else if let Some(train::Error::ConfigMismatch { .. }) = cause.downcast_ref() {
-            Some(" (`--out DIR` writes the run elsewhere.)")
-        } else {
-            None
-        }
-    })
+    e.chain()
+        .any(|cause| {
+            matches!(
+                cause.downcast_ref::<data::Error>(),
+                Some(data::Error::Missing { .. })
+            ) || matches!(
+                cause.downcast_ref::<train::Error>(),
+                Some(train::Error::Data(data::Error::Missing { .. }))
+            )
+        })
+        .then_some(" (`--data-dir DIR` names another data directory.)")
 }

@@ -60,9 +60,11 @@ enum RunsCommand {
         #[arg(value_name = "FILE")]
         archive: std::path::PathBuf,
     },
-    /// Remove stale locks and temporary files left by killed processes.
+    /// Remove stale locks, and temporary files left by killed processes (untouched for the lock
+    /// lease, $REWIND_LOCK_LEASE_SECS, default 300 s).
     Gc {
-        /// Also delete every run that has not finished and is not running.
+        /// Also delete every run that has not finished, is not running and has not been touched
+        /// for the lease (a run just planned by another process stays).
         #[arg(long)]
         unfinished: bool,
     },

@@ -131,7 +131,7 @@ fn read_config(path: &Path) -> Result<TrainConfig> {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     toml::from_str(&text).map_err(|e| {
         let at = e.span().map_or_else(String::new, |span| {
-            let before = &text[..span.start.min(text.len())];
+            let before = text.get(..span.start).unwrap_or(&text);
             let line = before.matches('\n').count() + 1;
             let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
             format!(" at line {line}, column {column}")

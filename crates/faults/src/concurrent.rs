@@ -41,6 +41,7 @@ pub fn writers(h: &Harness, writers: usize, shared: usize, rng: &mut StdRng) -> 
                 what.into(),
             ],
         )
+        .within(&h.work)
     };
     let (exits, gc_failures, seen_broken) = std::thread::scope(|scope| {
         let workers: Vec<_> = orders
@@ -102,18 +103,19 @@ pub fn writers(h: &Harness, writers: usize, shared: usize, rng: &mut StdRng) -> 
         gc_passes.load(Ordering::SeqCst),
         list_passes.load(Ordering::SeqCst)
     ));
+    // Problems of one invocation, of one run (all its invocations), or of the store (every
+    // invocation): an invocation is lost once, whatever it met.
+    let mut own: Vec<(u64, Option<String>)> = Vec::new();
     let mut trainers: BTreeMap<u64, usize> = BTreeMap::new();
     for (seed, exit) in exits {
-        row.trials += 1;
-        row.injected += 1;
         let exit = exit?;
-        if !exit.success() {
-            row.lose(format!("seed {seed}: {}", exit.summary()));
-            continue;
-        }
-        if exit.stderr.contains("stale lock") {
-            row.lose(format!("seed {seed}: took over a lock of a live process"));
-        }
+        let problem = if !exit.success() {
+            Some(exit.summary())
+        } else if exit.stderr.contains("stale lock") {
+            Some("took over a lock of a live process".to_string())
+        } else {
+            None
+        };
         // A process that trained logs the run's evaluations; one that found it done does not.
         if exit
             .stderr
@@ -121,13 +123,7 @@ pub fn writers(h: &Harness, writers: usize, shared: usize, rng: &mut StdRng) -> 
         {
             *trainers.entry(seed).or_default() += 1;
         }
-        row.recovered += 1;
-    }
-    for r in &references {
-        match trainers.get(&r.seed).copied().unwrap_or(0) {
-            1 => {}
-            n => row.lose(format!("seed {}: trained by {n} processes", r.seed)),
-        }
+        own.push((seed, problem));
     }
     let finished: BTreeMap<u64, Fingerprint> = train_runs(&store)
         .iter()
@@ -138,29 +134,52 @@ pub fn writers(h: &Harness, writers: usize, shared: usize, rng: &mut StdRng) -> 
             Some((seed, Fingerprint::of_run(dir).ok()?))
         })
         .collect();
+    let mut of_run: BTreeMap<u64, String> = BTreeMap::new();
     for r in &references {
-        match finished.get(&r.seed) {
-            None => row.lose(format!("seed {}: no finished run in the store", r.seed)),
-            Some(f) => {
-                if let Some(d) = f.difference(&r.fingerprint) {
-                    row.lose(format!("seed {}: {d}", r.seed));
-                }
-            }
+        let problem = match (
+            trainers.get(&r.seed).copied().unwrap_or(0),
+            finished.get(&r.seed),
+        ) {
+            (n, _) if n != 1 => Some(format!("trained by {n} processes")),
+            (_, None) => Some("no finished run in the store".to_string()),
+            (_, Some(f)) => f.difference(&r.fingerprint),
+        };
+        if let Some(p) = problem {
+            of_run.insert(r.seed, p);
         }
     }
-    for f in gc_failures {
-        row.lose(format!("runs gc failed: {f}"));
-    }
-    for b in seen_broken {
-        row.lose(format!("runs list saw a partial result: {b}"));
-    }
+    let mut of_store: Vec<String> = Vec::new();
+    of_store.extend(
+        gc_failures
+            .into_iter()
+            .map(|f| format!("runs gc failed: {f}")),
+    );
+    of_store.extend(
+        seen_broken
+            .into_iter()
+            .map(|b| format!("runs list saw a partial result: {b}")),
+    );
     for path in files_under(&store) {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         if name == "lock" || name.contains(".tmp") || name.starts_with(".lock") {
-            row.lose(format!("left behind: {}", path.display()));
+            of_store.push(format!("left behind: {}", path.display()));
+        }
+    }
+    for (seed, problem) in own {
+        row.trials += 1;
+        row.injected += 1;
+        let problems: Vec<String> = problem
+            .into_iter()
+            .chain(of_run.get(&seed).cloned())
+            .chain(of_store.iter().cloned())
+            .collect();
+        if problems.is_empty() {
+            row.recovered += 1;
+        } else {
+            row.lose(format!("seed {seed}: {}", problems.join("; ")));
         }
     }
     Ok(row)

@@ -38,11 +38,9 @@ pub fn files(h: &Harness, reference: &Reference, n: usize, rng: &mut StdRng) -> 
     // Halfway: the abort at the middle checkpoint write.
     let unfinished = stopped_at(h, reference, "unfinished", writes + checkpoints / 2, writes)?;
     // At the end: the abort at the last write, the result's.
-    let unrecorded = stopped_at(h, reference, "unrecorded", writes - 1, writes)?;
-    let data = h.work.join("corrupt-data");
-    if !data.exists() {
-        copy_tree(&h.data_dir.join("mnist"), &data.join("mnist"))?;
-    }
+    let unrecorded = stopped_at(h, reference, "unrecorded", writes.saturating_sub(1), writes)?;
+    let data = h.fresh("corrupt-data")?;
+    copy_tree(&h.data_dir.join("mnist"), &data.join("mnist"))?;
     let finished_run = one_run(&reference.store)?;
     let unfinished_run = one_run(&unfinished)?;
     let unrecorded_run = one_run(&unrecorded)?;

@@ -63,11 +63,9 @@ pub fn full(h: &Harness, finished: &Reference, n: usize, rng: &mut StdRng) -> Re
             }
         };
         let _ = std::fs::remove_file(&filler);
-        let what = format!("trial {i}");
-        if exit.success() {
-            // Room enough: nothing was injected; the run must still be the right one.
-            check_run(&store, &target, &mut row, &what);
-        } else {
+        // Every problem of the trial; it is lost once, however many it had.
+        let mut problems: Vec<String> = Vec::new();
+        if !exit.success() {
             row.injected += 1;
             let line = exit.error_lines().first().map(|l| l.to_string());
             let says_full = line.as_deref().is_some_and(|l| {
@@ -77,50 +75,43 @@ pub fn full(h: &Harness, finished: &Reference, n: usize, rng: &mut StdRng) -> Re
                 row.keep(line);
             }
             if !exit.clear_refusal() || !says_full {
-                row.lose(format!(
-                    "{what}: not one message saying what to free: {}",
+                problems.push(format!(
+                    "not one message saying what to free: {}",
                     exit.summary()
                 ));
             }
             let again = h.train(&store, SEED).run()?;
             if !again.success() {
-                row.lose(format!(
-                    "{what}: with space freed, the run failed: {}",
+                problems.push(format!(
+                    "with space freed, the run failed: {}",
                     again.summary()
                 ));
-            } else if says_full && exit.clear_refusal() {
-                check_run(&store, &target, &mut row, &what);
             }
         }
-        // The finished run beside it is intact.
-        let before = crate::process::train_runs(&store)
-            .into_iter()
-            .find_map(|d| {
-                Fingerprint::of_run(&d)
-                    .ok()
-                    .filter(|f| *f == finished.fingerprint)
-            });
-        if before.is_none() {
-            row.lose(format!("{what}: the finished run beside it was lost"));
+        // Room enough or not, the run must end as the undisturbed one...
+        if problems.is_empty() && !holds(&store, &target.fingerprint) {
+            problems.push("the run did not end as the undisturbed one".into());
+        }
+        // ...and the finished run beside it must be intact.
+        if !holds(&store, &finished.fingerprint) {
+            problems.push("the finished run beside it was lost".into());
+        }
+        if problems.is_empty() {
+            row.recovered += 1;
+        } else {
+            row.lose(format!("trial {i}: {}", problems.join("; ")));
         }
         let _ = std::fs::remove_dir_all(&store);
     }
     Ok(row)
 }
 
-/// Counts the trial recovered when `store` holds `target`'s network.
-fn check_run(store: &Path, target: &Reference, row: &mut Row, what: &str) {
-    let found = crate::process::train_runs(store)
+/// Whether `store` holds a run that ended as `fingerprint` says.
+fn holds(store: &Path, fingerprint: &Fingerprint) -> bool {
+    crate::process::train_runs(store)
         .into_iter()
         .filter_map(|d| Fingerprint::of_run(&d).ok())
-        .any(|f| f.difference(&target.fingerprint).is_none());
-    if found {
-        row.recovered += 1;
-    } else {
-        row.lose(format!(
-            "{what}: the run did not end as the undisturbed one"
-        ));
-    }
+        .any(|f| f.difference(fingerprint).is_none())
 }
 
 /// A tmpfs mounted for the trials, unmounted when dropped.

@@ -113,13 +113,16 @@ pub fn malformed(h: &Harness, reference: &Reference, n: usize, rng: &mut StdRng)
                 store.display().to_string(),
             ];
             (
-                Invocation::new(&h.rewind, &h.data_dir, args),
+                Invocation::new(&h.rewind, &h.data_dir, args).within(&dir),
                 format!("config {i} ({how})"),
             )
         } else {
             let args = command_line(rng, &store);
             let what = format!("command line `rewind {}`", args.join(" "));
-            (Invocation::new(&h.rewind, &h.data_dir, args), what)
+            (
+                Invocation::new(&h.rewind, &h.data_dir, args).within(&dir),
+                what,
+            )
         };
         let exit = invocation.timeout(LIMIT).run()?;
         if exit.panicked() || (exit.signal.is_some() && !exit.timed_out) {
@@ -202,7 +205,9 @@ fn command_line(rng: &mut StdRng, store: &std::path::Path) -> Vec<String> {
         args.push(FLAGS.choose(rng).expect("flags").to_string());
         args.push(ARG_VALUES.choose(rng).expect("values").to_string());
     }
-    if command[0] == "runs" || command[0] == "reproduce" || command[0] == "train" {
+    // Every command that takes a store gets one of its own (they run inside the work
+    // directory too, so a default `runs/` would land there).
+    if command[0] != "presets" {
         let at = if command[0] == "runs" { 2 } else { args.len() };
         args.insert(at, "--store".into());
         args.insert(at + 1, store.display().to_string());

@@ -220,7 +220,7 @@ impl Harness {
             args.extend(["--keep".into(), format!("{k}it")]);
             k += self.checkpoint_every;
         }
-        process::Invocation::new(&self.rewind, &self.data_dir, args)
+        process::Invocation::new(&self.rewind, &self.data_dir, args).within(&self.work)
     }
 }
 

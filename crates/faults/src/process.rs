@@ -17,6 +17,7 @@ pub struct Invocation {
     args: Vec<String>,
     failpoints: Option<String>,
     timeout: Option<Duration>,
+    cwd: Option<PathBuf>,
 }
 
 /// How an invocation ended.
@@ -38,7 +39,15 @@ impl Invocation {
             args,
             failpoints: None,
             timeout: None,
+            cwd: None,
         }
+    }
+
+    /// Runs in `dir` (a relative default such as `--store runs` lands there, and so does a
+    /// core file).
+    pub fn within(mut self, dir: &Path) -> Invocation {
+        self.cwd = Some(dir.to_path_buf());
+        self
     }
 
     /// Sets `FAILPOINTS` (see `results::faults`).
@@ -73,6 +82,9 @@ impl Invocation {
             .stderr(Stdio::piped());
         if let Some(spec) = &self.failpoints {
             c.env("FAILPOINTS", spec);
+        }
+        if let Some(dir) = &self.cwd {
+            c.current_dir(dir);
         }
         c
     }

@@ -145,16 +145,18 @@ impl Store {
         let dir = self.dir(&id);
         let text = canonical_json(identity)?;
         let path = dir.join(IDENTITY);
-        let hashes_to_name = |bytes: &[u8]| {
-            serde_json::from_slice::<serde_json::Value>(bytes)
-                .ok()
-                .and_then(|v| run_id(kind, &v).ok())
-                .is_some_and(|other| other == id)
-        };
+        let planned = serde_json::to_value(identity).map_err(|e| serialize("an identity", e))?;
+        let parsed = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).ok();
         match std::fs::read(&path) {
             Ok(existing) if existing == text.as_bytes() => {}
+            // The same identity written otherwise (line endings, spacing): kept as it is.
+            Ok(existing) if parsed(&existing).as_ref() == Some(&planned) => {}
             // Another identity that hashes to this name: a collision of 64-bit names.
-            Ok(existing) if hashes_to_name(&existing) => {
+            Ok(existing)
+                if parsed(&existing)
+                    .and_then(|v| run_id(kind, &v).ok())
+                    .is_some_and(|other| other == id) =>
+            {
                 return Err(Error::IdentityMismatch { dir });
             }
             Ok(_) => {
@@ -341,16 +343,27 @@ impl Store {
             }
             let dir = self.dir(&entry.id);
             let stale = dir.join(LOCK).exists();
+            // An unfinished run touched within the lease may be one a planner has just
+            // registered and is about to claim: it stays. (Read before the lock below, whose
+            // file touches the directory.)
+            let recent = modified_within(&dir, self.lease);
             // Everything below happens under the run's lock (taking a stale one over): a
-            // process that claimed the run after the listing keeps its temporary files.
-            let Some(lock) = self.try_lock(&entry.id)? else {
-                continue;
+            // process that claimed the run after the listing keeps its temporary files. A run
+            // removed meanwhile (another gc) is passed over.
+            let lock = match self.try_lock(&entry.id) {
+                Ok(Some(lock)) => lock,
+                Ok(None) => continue,
+                Err(_) if !dir.exists() => continue,
+                Err(e) => return Err(e),
             };
             if stale {
                 report.stale_locks += 1;
             }
-            if unfinished && !self.is_done(&entry.id) {
-                std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            if unfinished && !self.is_done(&entry.id) && !recent {
+                // Renamed away first, so no claimant ever sees a half-removed run.
+                let doomed = self.root.join(format!(".{}.removing.tmp", entry.id));
+                std::fs::rename(&dir, &doomed).map_err(|e| io(&dir, e))?;
+                std::fs::remove_dir_all(&doomed).map_err(|e| io(&doomed, e))?;
                 report.bytes_freed += entry.bytes;
                 report.removed_runs.push(entry.id);
             } else {
@@ -360,6 +373,17 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// Whether `dir` or its identity changed within `lease`.
+fn modified_within(dir: &Path, lease: Duration) -> bool {
+    [dir.to_path_buf(), dir.join(IDENTITY)].iter().any(|p| {
+        p.metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < lease)
+    })
 }
 
 /// Removes the temporary files and directories under `dir` that nothing has touched for

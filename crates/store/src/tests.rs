@@ -238,3 +238,35 @@ fn a_damaged_archive_is_refused_and_adds_nothing() {
         );
     }
 }
+
+/// `gc --unfinished` leaves a run planned within the lease (another process may be about to
+/// claim it) and removes an older one whole, leaving nothing half-removed behind.
+#[test]
+fn gc_removes_only_unfinished_runs_untouched_for_the_lease() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path())
+        .expect("open")
+        .with_lease(Duration::from_secs(600));
+    let fresh = store
+        .create(JobKind::Train, &serde_json::json!({"x": 1}))
+        .expect("plan");
+    let old = store
+        .create(JobKind::Train, &serde_json::json!({"x": 2}))
+        .expect("plan");
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for path in [store.dir(&old), store.dir(&old).join("identity.json")] {
+        std::fs::File::open(&path)
+            .and_then(|f| f.set_modified(long_ago))
+            .expect("age it");
+    }
+    let report = store.gc(true).expect("gc");
+    assert_eq!(report.removed_runs, vec![old.clone()]);
+    assert!(store.dir(&fresh).join("identity.json").exists());
+    assert!(!store.dir(&old).exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("root")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+}

@@ -225,6 +225,11 @@ impl CheckpointStore {
                 state.step
             )));
         }
+        // Checkpoints older than checksums load unverified; one with `running.json` (newer
+        // than checksums) that lists none has a damaged `state.json`.
+        if state.sha256.is_empty() && dir.join("running.json").exists() {
+            return Err(fail("state.json lists no checksums: it is damaged".into()));
+        }
         for (file, expected) in &state.sha256 {
             let path = dir.join(file);
             let bytes = std::fs::read(&path).map_err(|e| fail(format!("{file}: {e}")))?;

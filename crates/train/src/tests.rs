@@ -525,6 +525,15 @@ fn a_checkpoint_without_checksums_loads() {
         .dir_of(20)
         .join("state.json");
     std::fs::write(&state, r#"{"step":20}"#).expect("old state.json");
+    // A checkpoint with running.json is newer than checksums: one that lists none has a
+    // damaged state.json (a flipped byte in its key), and is refused.
+    let err = t
+        .load_state(dir.path(), 20)
+        .err()
+        .expect("refused while running.json is there");
+    assert!(err.to_string().contains("lists no checksums"), "{err}");
+    // The old layout, before running totals and checksums, loads unverified.
+    std::fs::remove_file(state.with_file_name("running.json")).expect("old layout");
     let loaded = t.load_state(dir.path(), 20).expect("loads unverified");
     assert_eq!(loaded.step, 20);
 }
