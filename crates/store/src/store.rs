@@ -347,6 +347,11 @@ impl Store {
             // registered and is about to claim: it stays. (Read before the lock below, whose
             // file touches the directory.)
             let recent = modified_within(&dir, self.lease);
+            let remove = unfinished && !self.is_done(&entry.id) && !recent;
+            // Nothing to do in this run: its lock is not taken (a read-only store stays so).
+            if !stale && !remove && !has_temporaries(&dir) {
+                continue;
+            }
             // Everything below happens under the run's lock (taking a stale one over): a
             // process that claimed the run after the listing keeps its temporary files. A run
             // removed meanwhile (another gc) is passed over.
@@ -359,7 +364,7 @@ impl Store {
             if stale {
                 report.stale_locks += 1;
             }
-            if unfinished && !self.is_done(&entry.id) && !recent {
+            if remove {
                 // Renamed away first, so no claimant ever sees a half-removed run.
                 let doomed = self.root.join(format!(".{}.removing.tmp", entry.id));
                 std::fs::rename(&dir, &doomed).map_err(|e| io(&dir, e))?;
@@ -373,6 +378,19 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// Whether `dir` holds a temporary file or directory of a writer (at any depth).
+fn has_temporaries(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name.starts_with('.') && name.contains(".tmp"))
+                || (e.path().is_dir() && has_temporaries(&e.path()))
+        })
 }
 
 /// Whether `dir` or its identity changed within `lease`.
