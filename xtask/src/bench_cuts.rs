@@ -50,16 +50,7 @@ struct Measured {
 pub fn run(root: &Path, o: BenchCuts) -> Result<()> {
     let rewind = match o.rewind.clone() {
         Some(p) => p,
-        None => {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            crate::run(Process::new(cargo).current_dir(root).args([
-                "build",
-                "--release",
-                "-p",
-                "cli",
-            ]))?;
-            crate::target_dir(root).join("release/rewind")
-        }
+        None => crate::build_release_rewind(root, None)?,
     };
     let python = if o.no_reference {
         None
@@ -158,25 +149,20 @@ fn ours(rewind: &Path, o: &BenchCuts, json: &Path, what: &[&str], threads: usize
 }
 
 fn reference(root: &Path, python: &Path, o: &BenchCuts, presets: &str) -> Result<Value> {
-    let out = Process::new(python)
-        .arg(root.join("bench").join("reference.py"))
-        .args(["--threads", "1", "--presets", presets, "--no-sweep"])
-        .args([
+    crate::run_reference(
+        root,
+        python,
+        1,
+        &[
+            "--presets",
+            presets,
+            "--no-sweep",
             "--steps",
             &o.steps.to_string(),
             "--warmup",
             &o.warmup.to_string(),
-        ])
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .context("running bench/reference.py")?;
-    if !out.status.success() {
-        bail!(
-            "bench/reference.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    serde_json::from_slice(&out.stdout).context("bench/reference.py printed no JSON")
+        ],
+    )
 }
 
 fn find<'a>(rows: &'a Value, preset: &str) -> Result<&'a Value> {

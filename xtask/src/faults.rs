@@ -2,7 +2,6 @@
 //! against a release `rewind` built with the fault points, its table written into README.md.
 
 use std::path::{Path, PathBuf};
-use std::process::Command as Process;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -44,7 +43,7 @@ pub struct Faults {
 pub fn run(root: &Path, args: Faults) -> Result<()> {
     let rewind = match args.rewind {
         Some(path) => path,
-        None => build(root)?,
+        None => crate::build_release_rewind(root, Some("failpoints"))?,
     };
     let data_dir = args
         .data_dir
@@ -112,20 +111,6 @@ fn section(harness: &faults::Harness, report: &faults::Report) -> String {
         table = report.markdown(),
         messages = report.messages(3),
     )
-}
-
-/// `cargo build --release -p cli --features failpoints`, and the binary's path.
-fn build(root: &Path) -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    crate::run(Process::new(cargo).current_dir(root).args([
-        "build",
-        "--release",
-        "-p",
-        "cli",
-        "--features",
-        "failpoints",
-    ]))?;
-    Ok(crate::target_dir(root).join("release/rewind"))
 }
 
 /// A scratch directory: the given one (kept), or a fresh one under the system's temporary

@@ -280,6 +280,42 @@ fn reference_python(root: &Path) -> Result<PathBuf> {
     Ok(python)
 }
 
+/// `bench/reference.py` with `threads` threads and `args`; the JSON it prints.
+pub(crate) fn run_reference(
+    root: &Path,
+    python: &Path,
+    threads: usize,
+    args: &[&str],
+) -> Result<serde_json::Value> {
+    let out = Process::new(python)
+        .arg(root.join("bench").join("reference.py"))
+        .args(["--threads", &threads.to_string()])
+        .args(args)
+        .env("OMP_NUM_THREADS", threads.to_string())
+        .output()
+        .context("running bench/reference.py")?;
+    if !out.status.success() {
+        bail!(
+            "bench/reference.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("bench/reference.py printed no JSON")
+}
+
+/// `cargo build --release -p cli` with `features`, and the binary's path.
+pub(crate) fn build_release_rewind(root: &Path, features: Option<&str>) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Process::new(cargo);
+    cmd.current_dir(root)
+        .args(["build", "--release", "-p", "cli"]);
+    if let Some(f) = features {
+        cmd.args(["--features", f]);
+    }
+    run(&mut cmd)?;
+    Ok(target_dir(root).join("release/rewind"))
+}
+
 fn bench(o: BenchOptions) -> Result<()> {
     let root = root();
     let ours_json = root.join("target").join("bench-ours.json");
@@ -306,25 +342,19 @@ fn bench(o: BenchOptions) -> Result<()> {
     let ours: serde_json::Value = serde_json::from_slice(&std::fs::read(&ours_json)?)?;
     let reference = if o.reference {
         let python = reference_python(&root)?;
-        let out = Process::new(&python)
-            .arg(root.join("bench").join("reference.py"))
-            .args(["--threads", &o.threads.to_string()])
-            .args(["--steps", &o.steps.to_string()])
-            .args(["--warmup", &o.warmup.to_string()])
-            .args(["--presets", &o.presets])
-            .env("OMP_NUM_THREADS", o.threads.to_string())
-            .output()
-            .context("running bench/reference.py")?;
-        if !out.status.success() {
-            bail!(
-                "bench/reference.py failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Some(
-            serde_json::from_slice::<serde_json::Value>(&out.stdout)
-                .context("bench/reference.py printed no JSON")?,
-        )
+        Some(run_reference(
+            &root,
+            &python,
+            o.threads,
+            &[
+                "--steps",
+                &o.steps.to_string(),
+                "--warmup",
+                &o.warmup.to_string(),
+                "--presets",
+                &o.presets,
+            ],
+        )?)
     } else {
         None
     };
