@@ -2,6 +2,9 @@
 //! forward, input gradient and weight gradient of each distinct layer, in ms and GFLOP/s.
 //!
 //! `RAYON_NUM_THREADS=2 cargo run --release -p kernels --example conv_profile [resnet20|vgg16]`
+//!
+//! A narrower cut: `resnet20@4` (base width 4, channels 4, 8, 16) or `vgg16@8` (every width
+//! divided by 8); the input keeps its 3 channels.
 
 use std::time::Instant;
 
@@ -48,7 +51,21 @@ fn median_ms(mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let network = std::env::args().nth(1).unwrap_or_else(|| "resnet20".into());
-    let layers = if network == "vgg16" { VGG16 } else { RESNET20 };
+    let (name, cut) = network.split_once('@').unwrap_or((&network, ""));
+    let layers = if name == "vgg16" { VGG16 } else { RESNET20 };
+    // Channels are multiplied by `num / den`: resnet20@w has base width w of 16, vgg16@d is 1/d.
+    let (num, den) = match (name, cut.parse::<usize>()) {
+        ("vgg16", Ok(d)) => (1, d),
+        (_, Ok(w)) => (w, 16),
+        _ => (1, 1),
+    };
+    let narrow = |channels: usize| {
+        if channels == 3 {
+            3
+        } else {
+            channels * num / den
+        }
+    };
     let batch = 128;
     println!(
         "| layer | count | forward ms | GFLOP/s | input grad ms | GFLOP/s | weight grad ms | GFLOP/s |"
@@ -56,6 +73,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|");
     let mut total = [0.0f64; 3];
     for &(c, o, side, k, s, count) in layers {
+        let (c, o) = (narrow(c), narrow(o));
         let pad = k / 2;
         let shape = ConvShape::new(
             [batch, c, side, side],

@@ -76,6 +76,12 @@ fn convolution_values_and_gradients_match_burns_on_many_shapes() {
         // Small images are lowered in groups (43 images of 2x3 to a product, the last group 21).
         (64, 6, 5, 2, 3, 1, [1, 1, 1, 1], true),
         (20, 5, 4, 3, 1, 1, [0, 0, 0, 0], false),
+        // The direct 3x3 path (`conv::sliding`): odd widths, channel counts off its blocks,
+        // one-pixel images, and its widest layer.
+        (3, 13, 7, 5, 3, 1, [1, 1, 1, 1], true),
+        (2, 1, 1, 1, 3, 1, [1, 1, 1, 1], true),
+        (5, 16, 16, 12, 3, 1, [1, 1, 1, 1], false),
+        (17, 4, 9, 4, 3, 1, [1, 1, 1, 1], false),
     ];
     for (batch, cin, cout, size, k, stride, [top, left, bottom, right], bias) in cases {
         let options =
@@ -119,20 +125,34 @@ fn convolution_results_do_not_depend_on_the_thread_count() {
         Some(random([10], &device)),
         random([37, 10, 5, 5], &device),
     );
+    // The lowered path (stride 2) and the direct one (3x3, stride 1, padding 1, few channels).
+    let direct = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let direct_inputs = (
+        random([37, 6, 9, 9], &device),
+        random([10, 6, 3, 3], &device),
+        Some(random([10], &device)),
+        random([37, 10, 9, 9], &device),
+    );
     let run_on = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .expect("pool");
-        pool.install(|| run_conv(crate::conv2d, &inputs, &options))
+        pool.install(|| {
+            [
+                run_conv(crate::conv2d, &inputs, &options),
+                run_conv(crate::conv2d, &direct_inputs, &direct),
+            ]
+        })
     };
     let one = run_on(1);
     for threads in [2, 3] {
-        let many = run_on(threads);
-        assert_eq!(one.y, many.y, "{threads} threads: output");
-        assert_eq!(one.dx, many.dx, "{threads} threads: input gradient");
-        assert_eq!(one.dw, many.dw, "{threads} threads: weight gradient");
-        assert_eq!(one.db, many.db, "{threads} threads: bias gradient");
+        for (one, many) in one.iter().zip(run_on(threads)) {
+            assert_eq!(one.y, many.y, "{threads} threads: output");
+            assert_eq!(one.dx, many.dx, "{threads} threads: input gradient");
+            assert_eq!(one.dw, many.dw, "{threads} threads: weight gradient");
+            assert_eq!(one.db, many.db, "{threads} threads: bias gradient");
+        }
     }
 }
 

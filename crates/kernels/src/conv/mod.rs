@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use crate::matmul::{Layout, matmul};
 
 mod lower;
+pub mod sliding;
 
 use lower::{col2im, im2col};
 
@@ -158,6 +159,15 @@ thread_local! {
 /// The buffers hold whatever their last user left: every kernel writes what it reads.
 fn with_scratch<R>(shape: &ConvShape, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
     let (col_len, out_len) = shape.group_scratch();
+    with_scratch_of(col_len, out_len, f)
+}
+
+/// Runs `f` on this thread's two scratch buffers, cut to `col_len` and `out_len`.
+fn with_scratch_of<R>(
+    col_len: usize,
+    out_len: usize,
+    f: impl FnOnce(&mut [f32], &mut [f32]) -> R,
+) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut scratch) => {
             let (col, out) = &mut *scratch;
@@ -199,6 +209,9 @@ pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]
         shape.batch * shape.out_image_len(),
         "conv2d: output length"
     );
+    if sliding::applies(shape) {
+        return sliding::forward(shape, x, weight, bias, y);
+    }
     let group = shape.group();
     let w = Layout::row_major(o, k);
     y.par_chunks_mut((group * shape.out_image_len()).max(1))
@@ -265,6 +278,9 @@ pub fn backward_input(shape: &ConvShape, weight: &[f32], dy: &[f32], dx: &mut [f
         shape.batch * shape.image_len(),
         "conv2d backward: input length"
     );
+    if sliding::applies(shape) {
+        return sliding::backward_input(shape, weight, dy, dx);
+    }
     let group = shape.group();
     let wt = Layout::row_major(o, k).t();
     dx.par_chunks_mut((group * shape.image_len()).max(1))
@@ -321,6 +337,9 @@ pub fn backward_weight(shape: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32])
         "conv2d backward: grad length"
     );
     assert_eq!(dw.len(), o * k, "conv2d backward: weight length");
+    if sliding::applies(shape) {
+        return sliding::backward_weight(shape, x, dy, dw);
+    }
     let group = shape.group();
     let groups = n.div_ceil(group).max(1);
     let chunks = weight_chunks(shape).clamp(1, 16).min(groups);
@@ -409,7 +428,12 @@ pub(crate) mod tests {
     use super::*;
 
     /// The definition, one multiply-add at a time.
-    fn naive_forward(s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+    pub(crate) fn naive_forward(
+        s: &ConvShape,
+        x: &[f32],
+        w: &[f32],
+        b: Option<&[f32]>,
+    ) -> Vec<f32> {
         let (oh, ow) = (s.out_height(), s.out_width());
         let mut y = vec![0.0; s.batch * s.out_channels * oh * ow];
         for n in 0..s.batch {
