@@ -33,6 +33,15 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
+/// The version of this crate's floating-point summation orders: bumped by every change that
+/// moves any bit of a kernel's result for the same inputs. Runs whose training was split
+/// between two versions are not the network an uninterrupted run computes, so checkpoints
+/// record it and a run is resumed only by kernels of the version that started it.
+///
+/// 1: im2col + gemm convolutions, f64 partial sums in batch norm (#29). 2: the direct 3x3
+/// convolution of narrow layers ([`conv::sliding`]).
+pub const NUMERICS: u32 = 2;
+
 /// Whether `device` is burn's flex CPU backend (directly or under autodiff), where this crate's
 /// kernels run, and they are not switched off (`REWIND_KERNELS=burn` runs burn's own ops
 /// everywhere: for comparisons and for hunting numerical differences).

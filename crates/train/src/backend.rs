@@ -305,6 +305,22 @@ pub fn runtime_name(device: &Device) -> &'static str {
     cpu_backend_name()
 }
 
+/// What decides the bits of a run's numbers on `device` besides its configuration: the
+/// runtime, and on the CPU the version of the kernels' summation orders
+/// ([`kernels::NUMERICS`]). Recorded in checkpoints: a run is only resumed where this is the
+/// same.
+pub fn numerics(device: &Device) -> String {
+    if kernels::is_flex(device) {
+        format!(
+            "{}, kernels numerics {}",
+            runtime_name(device),
+            kernels::NUMERICS
+        )
+    } else {
+        runtime_name(device).to_string()
+    }
+}
+
 /// The CPU backend of this build.
 fn cpu_backend_name() -> &'static str {
     if cfg!(feature = "flex") {

@@ -55,6 +55,10 @@ struct StateFile {
     /// checksums existed, which load unverified.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     sha256: BTreeMap<String, String>,
+    /// [`crate::numerics`] of the process that wrote it; absent in checkpoints written before
+    /// it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    numerics: Option<String>,
 }
 
 /// The files of a checkpoint that `state.json` vouches for.
@@ -82,19 +86,29 @@ pub struct Checkpoint<M> {
     pub optimizer: ModuleOptimizer,
     pub metrics: Vec<MetricRecord>,
     pub running: RunningTotals,
+    /// [`crate::numerics`] of the process that wrote it (`None`: not recorded).
+    pub numerics: Option<String>,
 }
 
 /// The checkpoints of one run directory.
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
     root: PathBuf,
+    numerics: Option<String>,
 }
 
 impl CheckpointStore {
     pub fn new(run_dir: &Path) -> Self {
         CheckpointStore {
             root: run_dir.join("checkpoints"),
+            numerics: None,
         }
+    }
+
+    /// Records `numerics` ([`crate::numerics`]) in every checkpoint this store writes.
+    pub fn with_numerics(mut self, numerics: String) -> Self {
+        self.numerics = Some(numerics);
+        self
     }
 
     pub fn dir_of(&self, step: u64) -> PathBuf {
@@ -151,7 +165,12 @@ impl CheckpointStore {
             .root
             .join(format!(".step-{step:010}.tmp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        let written = write_checkpoint(&tmp, step, model, optimizer, metrics, running)
+        let state = StateFile {
+            step,
+            sha256: BTreeMap::new(),
+            numerics: self.numerics.clone(),
+        };
+        let written = write_checkpoint(&tmp, state, model, optimizer, metrics, running)
             .and_then(|()| std::fs::rename(&tmp, &target).map_err(|e| e.to_string()));
         written.map_err(|reason| {
             // A checkpoint is whole or absent: nothing half-written stays behind.
@@ -176,7 +195,7 @@ impl CheckpointStore {
             path: dir.clone(),
             reason,
         };
-        self.verify(step)?;
+        let state = self.verify(step)?;
         let model = model
             .try_load_file(dir.join("model.bpk"))
             .map_err(|e| fail(e.to_string()))?;
@@ -196,6 +215,7 @@ impl CheckpointStore {
             optimizer,
             metrics,
             running,
+            numerics: state.numerics,
         })
     }
 
@@ -211,7 +231,7 @@ impl CheckpointStore {
     }
 
     /// Checks every file of checkpoint `step` against the checksums in its `state.json`.
-    fn verify(&self, step: u64) -> Result<()> {
+    fn verify(&self, step: u64) -> Result<StateFile> {
         let dir = self.dir_of(step);
         let fail = |reason: String| Error::Checkpoint {
             path: dir.clone(),
@@ -239,7 +259,7 @@ impl CheckpointStore {
                 )));
             }
         }
-        Ok(())
+        Ok(state)
     }
 
     /// The latest checkpoint that loads, into `template()` and `optimizer()`: a corrupt one
@@ -285,7 +305,7 @@ impl CheckpointStore {
 /// Writes the files of a checkpoint into the fresh directory `dir`.
 fn write_checkpoint<M: Module>(
     dir: &Path,
-    step: u64,
+    mut state: StateFile,
     model: &M,
     optimizer: &ModuleOptimizer,
     metrics: &[MetricRecord],
@@ -307,14 +327,14 @@ fn write_checkpoint<M: Module>(
     let running_json = serde_json::to_vec(&running).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("running.json"), running_json).map_err(|e| e.to_string())?;
     // Hashed as they lie on disk, read back: what a later load will read.
-    let sha256 = CHECKED_FILES
+    state.sha256 = CHECKED_FILES
         .iter()
         .map(|file| {
             let bytes = std::fs::read(dir.join(file)).map_err(|e| format!("{file}: {e}"))?;
             Ok((file.to_string(), sha256_hex(&bytes)))
         })
         .collect::<std::result::Result<_, String>>()?;
-    let state = serde_json::to_vec(&StateFile { step, sha256 }).map_err(|e| e.to_string())?;
+    let state = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("state.json"), state).map_err(|e| e.to_string())
 }
 

@@ -56,6 +56,18 @@ pub enum Error {
     )]
     Checkpoint { path: PathBuf, reason: String },
     #[error(
+        "{dir} was trained up to step {step} with other numerics ({was}; this build: {now}): \
+         resumed here it would not end as the network an uninterrupted run computes. Finish it \
+         with the build that started it, or delete its checkpoints directory to train it again \
+         from the start."
+    )]
+    NumericsChanged {
+        dir: PathBuf,
+        step: u64,
+        was: String,
+        now: String,
+    },
+    #[error(
         "could not write checkpoint {path} ({reason}). Nothing of it was kept; free disk space (or fix permissions) and run the same command again: the run resumes from its last complete checkpoint."
     )]
     CheckpointWrite { path: PathBuf, reason: String },

@@ -25,7 +25,7 @@ pub mod trainer;
 
 pub use backend::{
     DEVICE_ENV, backend_name, check_device, cpu_simd_level, default_device, devices, is_gpu_build,
-    parse_device, runtime_name, selected_device,
+    numerics, parse_device, runtime_name, selected_device,
 };
 pub use checkpoint::{Checkpoint, CheckpointStore, RunningTotals, claim_toml, write_atomic};
 pub use divergence::Divergence;

@@ -573,3 +573,37 @@ fn a_finite_blow_up_stops_as_divergence() {
         .run(healthy.path(), &mut NoHooks)
         .expect("a healthy run does not trip the rule");
 }
+
+/// A checkpoint records the numerics that trained it, and a run is resumed only with the same:
+/// one interrupted under other kernels' summation orders (here, its `state.json` edited to say
+/// so) is refused with a message that names both and what to do; with the record left as
+/// written (the perturbation) the same resumption goes through.
+#[test]
+fn a_run_started_with_other_numerics_is_not_resumed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let t = trainer(lenet(), 1);
+    t.run(dir.path(), &mut CrashAt(12)).expect_err("crash");
+    let state_path = CheckpointStore::new(dir.path())
+        .dir_of(10)
+        .join("state.json");
+    let text = std::fs::read_to_string(&state_path).expect("state.json");
+    let now = crate::numerics(&t.device);
+    assert!(text.contains(&now), "the checkpoint records {now}: {text}");
+    std::fs::write(
+        &state_path,
+        text.replace(&now, "flex (CPU), kernels numerics 0"),
+    )
+    .expect("edited");
+    let err = t.run(dir.path(), &mut NoHooks).expect_err("refused");
+    let message = err.to_string();
+    assert!(
+        matches!(err, crate::Error::NumericsChanged { step: 10, .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains("kernels numerics 0") && message.contains(&now),
+        "{message}"
+    );
+    std::fs::write(&state_path, &text).expect("restored");
+    assert!(!t.run(dir.path(), &mut NoHooks).expect("resumed").reused);
+}

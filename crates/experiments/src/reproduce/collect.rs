@@ -47,7 +47,7 @@ pub fn collect(
     Ok(Results {
         config: config.clone(),
         models,
-        backend: train::runtime_name(&train::default_device()).to_string(),
+        backend: train::numerics(&train::default_device()),
         git_commit: git_commit(),
         wall_seconds: started.elapsed().as_secs_f64(),
         compute_seconds,

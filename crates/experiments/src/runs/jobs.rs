@@ -165,6 +165,8 @@ pub struct TrainResult {
     pub density: f64,
     pub layers: Vec<LayerDensity>,
     pub wall_seconds: f64,
+    /// [`train::numerics`] of the process that finished it: the runtime, and on the CPU the
+    /// version of the kernels' summation orders (older results name the runtime alone).
     pub backend: String,
     /// [`nets::params::values_sha256`] of the final weights, masks and BN statistics: equal
     /// for two runs exactly when they ended as the same network (absent in results written

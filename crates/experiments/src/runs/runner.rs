@@ -215,7 +215,7 @@ impl<F: ModelFactory> Runner<F> {
             density: density.fraction(),
             layers: density.layers,
             wall_seconds: started.elapsed().as_secs_f64(),
-            backend: train::runtime_name(&self.device).to_string(),
+            backend: train::numerics(&self.device),
             weights_sha256: Some(nets::params::values_sha256(&model)),
         }))
     }

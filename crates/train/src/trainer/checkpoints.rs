@@ -58,7 +58,8 @@ impl Trainer {
         template: impl Fn() -> Result<M>,
         hooks: &mut impl TrainHooks<M>,
     ) -> Result<()> {
-        let store = CheckpointStore::new(dir);
+        let numerics = crate::numerics(&self.device);
+        let store = CheckpointStore::new(dir).with_numerics(numerics.clone());
         if store.has(step) {
             return Ok(());
         }
@@ -73,7 +74,14 @@ impl Trainer {
                     dir.display()
                 ))
             })?;
-        let mut state = self.load_state_into(dir, from, template()?)?;
+        let ck = store.load(from, template()?, self.config.recipe.optimizer.init())?;
+        resumable(dir, ck.step, ck.numerics, &numerics)?;
+        let mut state = TrainState {
+            model: ck.model,
+            optimizer: ck.optimizer,
+            step: ck.step,
+            metrics: ck.metrics,
+        };
         let loss_fn = self.loss_fn();
         while state.step < step {
             let lr = self.lr_at(state.step);
@@ -101,5 +109,29 @@ impl Trainer {
                 .checkpoint_every
                 .map(|s| self.resolve(s))
                 .is_some_and(|e| e > 0 && step.is_multiple_of(e))
+    }
+}
+
+/// Whether a run in `dir` whose checkpoint at `step` was written with `was` may be trained on
+/// by this build (`now`, [`crate::numerics`]): only where the numerics are the same. A
+/// checkpoint that records none (written before they were recorded) is trained on, with a
+/// warning.
+pub(super) fn resumable(dir: &Path, step: u64, was: Option<String>, now: &str) -> Result<()> {
+    match was {
+        Some(was) if was != now => Err(Error::NumericsChanged {
+            dir: dir.to_path_buf(),
+            step,
+            was,
+            now: now.to_string(),
+        }),
+        Some(_) => Ok(()),
+        None => {
+            tracing::warn!(
+                "{}: its checkpoint at step {step} does not record the numerics that trained \
+                 it; trained on with this build's ({now})",
+                dir.display()
+            );
+            Ok(())
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! devices), `checkpoints` (a run's directory and its checkpoints), `progress`.
 
 mod checkpoints;
+use checkpoints::resumable;
 mod config;
 mod progress;
 mod step;
@@ -240,7 +241,8 @@ impl Trainer {
     ) -> Result<RunOutcome> {
         let until = until.min(self.total_steps);
         self.claim_dir(dir)?;
-        let store = CheckpointStore::new(dir);
+        let numerics = crate::numerics(&self.device);
+        let store = CheckpointStore::new(dir).with_numerics(numerics.clone());
         if store.has(until) {
             // Reached before: its metrics are the checkpoint's (checksummed); `metrics.json`
             // beside them is their copy for people and is rewritten when it is not. A corrupt
@@ -271,6 +273,7 @@ impl Trainer {
         let optimizer = || self.config.recipe.optimizer.init();
         let (state, running) = match store.load_latest(&template, optimizer)? {
             Some(ck) => {
+                resumable(dir, ck.step, ck.numerics, &numerics)?;
                 tracing::info!("resuming {} from step {}", dir.display(), ck.step);
                 let state = TrainState {
                     model: ck.model,
@@ -318,7 +321,7 @@ impl Trainer {
         dir: &Path,
         hooks: &mut impl TrainHooks<M>,
     ) -> Result<TrainState<M>> {
-        let store = CheckpointStore::new(dir);
+        let store = CheckpointStore::new(dir).with_numerics(crate::numerics(&self.device));
         let metrics_path = dir.join("metrics.json");
         let loss_fn = self.loss_fn();
         let started = Instant::now();
