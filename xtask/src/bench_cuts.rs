@@ -50,12 +50,12 @@ struct Measured {
 pub fn run(root: &Path, o: BenchCuts) -> Result<()> {
     let rewind = match o.rewind.clone() {
         Some(p) => p,
-        None => crate::build_release_rewind(root, None)?,
+        None => crate::shared::build_release_rewind(root, None)?,
     };
     let python = if o.no_reference {
         None
     } else {
-        Some(crate::reference_python(root)?)
+        Some(crate::shared::reference_python(root)?)
     };
     let cuts: Vec<String> = o.cuts.split(',').map(str::to_string).collect();
     let mut measured: Vec<Measured> = cuts.iter().map(|_| Measured::default()).collect();
@@ -121,7 +121,7 @@ pub fn run(root: &Path, o: BenchCuts) -> Result<()> {
     let text = section(&cuts, &measured, peak, &o);
     print!("{text}");
     if !o.no_write {
-        crate::replace_section(&root.join("BENCHMARKS.md"), START, END, &text, false)?;
+        crate::shared::replace_section(&root.join("BENCHMARKS.md"), START, END, &text, false)?;
         println!("wrote BENCHMARKS.md");
     }
     Ok(())
@@ -149,7 +149,7 @@ fn ours(rewind: &Path, o: &BenchCuts, json: &Path, what: &[&str], threads: usize
 }
 
 fn reference(root: &Path, python: &Path, o: &BenchCuts, presets: &str) -> Result<Value> {
-    crate::run_reference(
+    crate::shared::run_reference(
         root,
         python,
         1,

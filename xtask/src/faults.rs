@@ -43,7 +43,7 @@ pub struct Faults {
 pub fn run(root: &Path, args: Faults) -> Result<()> {
     let rewind = match args.rewind {
         Some(path) => path,
-        None => crate::build_release_rewind(root, Some("failpoints"))?,
+        None => crate::shared::build_release_rewind(root, Some("failpoints"))?,
     };
     let data_dir = args
         .data_dir
@@ -76,7 +76,7 @@ pub fn run(root: &Path, args: Faults) -> Result<()> {
     let section = section(&harness, &report);
     println!("{section}");
     if !args.no_write {
-        crate::replace_section(&root.join("README.md"), START, END, &section, false)?;
+        crate::shared::replace_section(&root.join("README.md"), START, END, &section, false)?;
         println!("wrote README.md");
     }
     if report.lost() > 0 {

@@ -7,7 +7,8 @@ use std::process::Command as Process;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::{GpuCheck, replace_section};
+use crate::GpuCheck;
+use crate::shared::replace_section;
 
 const GPU_START: &str = "<!-- cargo xtask gpu-check: start -->";
 const GPU_END: &str = "<!-- cargo xtask gpu-check: end -->";
