@@ -17,13 +17,17 @@
 //! * [`permute`], [`permute_sparse`]: apply a [`Permutation`] to a module's parameters *and*
 //!   BN buffers, and to the masks of a sparse network, so that an IMP ticket stays the same
 //!   subnetwork.
+//! * [`check_permutation`]: whether a spec really leaves a network's function unchanged, group
+//!   by group, naming the axis that breaks it (one moved wrongly, or one missing).
 
 mod activations;
+mod check;
 mod matching;
 mod permute;
 mod spec;
 
 pub use activations::{ActivationStats, activation_matching};
+pub use check::{Diagnosis, GroupCheck, PermutationCheck, check_permutation, vary_batch_norm};
 pub use matching::{Matching, MatchingConfig, weight_matching};
 pub use permute::{Permutation, permute, permute_sparse, permute_values};
 pub use spec::{Axis, Group, PermutationSpec};

@@ -3,6 +3,7 @@
 //! every run with the configuration that produced it.
 
 mod bench_cmd;
+mod check_permutation_cmd;
 mod gpu_check_cmd;
 mod imp_cmd;
 mod instability_cmd;
@@ -88,6 +89,10 @@ enum Command {
     /// the CPU backend: the same training steps from the same weights, checkpoints moved
     /// between the two, masks, an interpolation curve, determinism, and milliseconds per step.
     GpuCheck(gpu_check_cmd::GpuCheckArgs),
+    /// Check that a network's permutation spec (what weight and activation matching permute)
+    /// leaves its function unchanged: each group's units permuted alone, then all at once, the
+    /// logits compared on random images; a broken group is named with the axis that breaks it.
+    CheckPermutation(check_permutation_cmd::CheckPermutationArgs),
     /// Export a recipe's initial weights, batches and per-step losses for a step-for-step
     /// comparison with PyTorch (`bench/parity.py`, `cargo xtask parity`).
     ParityExport(parity_cmd::ParityArgs),
@@ -120,6 +125,7 @@ fn main() -> ExitCode {
         Command::Reproduce(args) => reproduce_cmd::run(args, &data_dir, !cli.no_download),
         Command::Runs(args) => runs_cmd::run(args, &data_dir, !cli.no_download),
         Command::Presets => train_cmd::list_presets(),
+        Command::CheckPermutation(args) => check_permutation_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::GpuCheck(args) => gpu_check_cmd::run(args),
         Command::ParityExport(args) => parity_cmd::run(args, &data_dir, !cli.no_download),

@@ -535,3 +535,22 @@ fn a_diverging_learning_rate_stops_with_one_message() {
         }
     }
 }
+
+/// `rewind check-permutation` passes the paper's specs (Lenet and a narrow VGG-16 here; the
+/// library's tests cover every network and the broken specs) and says so; an unknown preset
+/// is one message.
+#[test]
+fn check_permutation_passes_the_paper_specs() {
+    for preset in ["lenet", "vgg16@d16"] {
+        let (ok, out, err) = run(rewind().args(["check-permutation", "--preset", preset]));
+        assert!(ok, "{preset}: {out}{err}");
+        assert!(
+            out.contains("| layers.0 |") || out.contains("| hidden.0 |"),
+            "{out}"
+        );
+        assert!(out.contains("the spec keeps the function"), "{out}");
+    }
+    let (ok, _, err) = run(rewind().args(["check-permutation", "--preset", "nonet"]));
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
