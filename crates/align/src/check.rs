@@ -93,6 +93,13 @@ pub fn check_permutation<M: Classifier>(
     let original = logits(values)?;
     let spread = spread(&original);
     let magnitude = nets::readback::scalar(original.clone().abs().max());
+    if !(magnitude.is_finite() && spread.is_finite()) {
+        return Err(Error::Spec(
+            "the network's logits are not finite on these images: check a network that \
+             computes numbers"
+                .into(),
+        ));
+    }
     if spread <= SENSITIVITY * magnitude {
         return Err(Error::Spec(format!(
             "the network's logits hardly depend on its input (they vary by {spread:.2e} across \
@@ -113,7 +120,8 @@ pub fn check_permutation<M: Classifier>(
         let mut permutation = Permutation::identity(spec);
         permutation.groups[g] = derangement(group.size, &mut rng);
         let moved = change(spec, &permutation)?;
-        let diagnosis = if moved > tolerance {
+        // A change that is not a number is a change.
+        let diagnosis = if moved.is_nan() || moved > tolerance {
             Some(diagnose(spec, g, &permutation, &infos, tolerance, &change)?)
         } else {
             None

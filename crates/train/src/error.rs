@@ -56,10 +56,10 @@ pub enum Error {
     )]
     Checkpoint { path: PathBuf, reason: String },
     #[error(
-        "{dir} was trained up to step {step} with other numerics ({was}; this build: {now}): \
-         resumed here it would not end as the network an uninterrupted run computes. Finish it \
-         with the build that started it, or delete its checkpoints directory to train it again \
-         from the start."
+        "{dir} was trained up to step {step} with other numerics ({was}; here: {now}): trained \
+         on here it would not end as the network an uninterrupted run computes. Go on with the \
+         build (and kind of machine) that trained it, or delete that run's directory to train it \
+         again from the start."
     )]
     NumericsChanged {
         dir: PathBuf,

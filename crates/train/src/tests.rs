@@ -604,6 +604,17 @@ fn a_run_started_with_other_numerics_is_not_resumed() {
         message.contains("kernels numerics 0") && message.contains(&now),
         "{message}"
     );
+    // A checkpoint that records no numerics was written by kernels numerics 1 or earlier.
+    let mut unrecorded: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).expect("json");
+    unrecorded.remove("numerics");
+    std::fs::write(
+        &state_path,
+        serde_json::to_string(&unrecorded).expect("json"),
+    )
+    .expect("old");
+    let err = t.run(dir.path(), &mut NoHooks).expect_err("refused");
+    assert!(err.to_string().contains("not recorded"), "{err}");
     std::fs::write(&state_path, &text).expect("restored");
     assert!(!t.run(dir.path(), &mut NoHooks).expect("resumed").reused);
 }

@@ -114,17 +114,25 @@ impl Trainer {
 
 /// Whether a run in `dir` whose checkpoint at `step` was written with `was` may be trained on
 /// by this build (`now`, [`crate::numerics`]): only where the numerics are the same. A
-/// checkpoint that records none (written before they were recorded) is trained on, with a
-/// warning.
+/// checkpoint that records none was written before they were recorded: on the CPU that is
+/// kernels numerics 1 or earlier, so this build's kernels refuse it; on a GPU runtime it is
+/// trained on, with a warning.
 pub(super) fn resumable(dir: &Path, step: u64, was: Option<String>, now: &str) -> Result<()> {
-    match was {
-        Some(was) if was != now => Err(Error::NumericsChanged {
+    let refuse = |was: String| {
+        Err(Error::NumericsChanged {
             dir: dir.to_path_buf(),
             step,
             was,
             now: now.to_string(),
-        }),
+        })
+    };
+    match was {
+        Some(was) if was != now => refuse(was),
         Some(_) => Ok(()),
+        None if now.contains("kernels numerics") => refuse(
+            "not recorded: a build before numerics were recorded, kernels numerics 1 or earlier"
+                .into(),
+        ),
         None => {
             tracing::warn!(
                 "{}: its checkpoint at step {step} does not record the numerics that trained \
