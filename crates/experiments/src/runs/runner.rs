@@ -174,6 +174,19 @@ impl<F: ModelFactory> Runner<F> {
         let trainer = self.trainer(spec, keep)?;
         let sparse = self.is_sparse(spec)?;
         if let Some(result) = self.store.result::<TrainResult>(id)? {
+            let numerics = train::numerics(&self.device);
+            if result.backend != numerics {
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| {
+                    tracing::warn!(
+                        "{id} was finished with other numerics ({}; here: {numerics}): runs \
+                         trained now from its checkpoints differ in their last bits from what \
+                         one build would have given them; keep one build per store for \
+                         bit-identical results",
+                        result.backend
+                    )
+                });
+            }
             // Finished: only checkpoints asked for since then may be missing.
             for &step in keep {
                 if step >= result.start_step && !train::CheckpointStore::new(&dir).has(step) {
