@@ -422,22 +422,23 @@ fn the_permutation_either_matching_finds_preserves_the_function() {
     }
 }
 
-/// [`network`], its logits made to depend on its input: VGG-16's batch-norm running
-/// variances in [0.05, 0.15] instead of [0.5, 1.5], or its signal fades over 13 layers and
-/// every image gets nearly the same logits (which [`check_permutation`] refuses as
-/// insensitive).
-fn sensitive_network(config: &ModelConfig, channels: usize, size: usize, seed: u64) -> Network {
+/// [`check_permutation`] on `net` (a network of `config`) and `spec`, on [`images`], seed 5.
+fn check_of(
+    config: &ModelConfig,
+    channels: usize,
+    size: usize,
+    net: &Network,
+    spec: &PermutationSpec,
+) -> Result<PermutationCheck> {
+    let build = || Network::build(config, channels, size, 10, &Device::default()).expect("net");
+    check_permutation(build, &tensor_values(net), spec, images(channels, size), 5)
+}
+
+/// [`network`] with its batch-norm statistics drawn by [`vary_batch_norm`] (the CLI's path):
+/// VGG-16's running variances small enough that its logits still depend on its input.
+fn varied_network(config: &ModelConfig, channels: usize, size: usize, seed: u64) -> Network {
     let net = network(config, channels, size, seed);
-    if !matches!(config, ModelConfig::Vgg16 { .. }) {
-        return net;
-    }
-    map_tensors(net, |info, t| {
-        if info.path.ends_with("running_var") {
-            t / 10.0
-        } else {
-            t
-        }
-    })
+    vary_batch_norm(net, seed, &config.architecture().symmetry)
 }
 
 /// The check of every paper network's spec passes: each group alone, and all at once; and a
@@ -447,23 +448,12 @@ fn every_specs_permutations_keep_the_function() {
     let (_, config, channels, size) = cases().remove(1);
     let flat = network(&config, channels, size, 3);
     let spec = PermutationSpec::of(&flat, &config.architecture().symmetry).expect("spec");
-    let build = || Network::build(&config, channels, size, 10, &Device::default()).expect("vgg");
-    let err = check_permutation(
-        build,
-        &tensor_values(&flat),
-        &spec,
-        images(channels, size),
-        5,
-    )
-    .expect_err("insensitive");
+    let err = check_of(&config, channels, size, &flat, &spec).expect_err("insensitive");
     assert!(err.to_string().contains("hardly depend"), "{err}");
     for (name, config, channels, size) in cases() {
-        let net = sensitive_network(&config, channels, size, 3);
+        let net = varied_network(&config, channels, size, 3);
         let spec = PermutationSpec::of(&net, &config.architecture().symmetry).expect(name);
-        let values = tensor_values(&net);
-        let build = || Network::build(&config, channels, size, 10, &Device::default()).expect(name);
-        let check =
-            check_permutation(build, &values, &spec, images(channels, size), 5).expect(name);
+        let check = check_of(&config, channels, size, &net, &spec).expect(name);
         assert!(check.passed(), "{name}: {check:?}");
         assert_eq!(check.groups.len(), spec.groups.len(), "{name}");
         assert!(
@@ -481,7 +471,7 @@ fn every_specs_permutations_keep_the_function() {
 fn a_broken_spec_is_caught_and_its_axis_named() {
     let case = |name: &str| cases().into_iter().find(|c| c.0 == name).expect("case");
     let (_, config, channels, size) = case("resnet20");
-    let net = network(&config, channels, size, 3);
+    let net = varied_network(&config, channels, size, 3);
     let mut spec = PermutationSpec::of(&net, &config.architecture().symmetry).expect("spec");
     let (g, missing) = spec
         .groups
@@ -496,22 +486,14 @@ fn a_broken_spec_is_caught_and_its_axis_named() {
         })
         .expect("a running mean");
     let removed = spec.groups[g].axes.remove(missing);
-    let build = || Network::build(&config, channels, size, 10, &Device::default()).expect("net");
-    let check = check_permutation(
-        build,
-        &tensor_values(&net),
-        &spec,
-        images(channels, size),
-        5,
-    )
-    .expect("check");
+    let check = check_of(&config, channels, size, &net, &spec).expect("check");
     assert!(!check.passed());
     let broken = check.first_broken().expect("a broken group");
     assert_eq!(broken.group, spec.groups[g].name);
     assert_eq!(broken.diagnosis, Some(Diagnosis::Missing(removed)));
 
     let (_, config, channels, size) = case("vgg16");
-    let net = sensitive_network(&config, channels, size, 3);
+    let net = varied_network(&config, channels, size, 3);
     let mut spec = PermutationSpec::of(&net, &config.architecture().symmetry).expect("spec");
     let size0 = spec.groups[0].size;
     let owner = (1..spec.groups.len())
@@ -525,15 +507,7 @@ fn a_broken_spec_is_caught_and_its_axis_named() {
         .expect("a running variance");
     spec.groups[owner].axes.retain(|a| *a != extra);
     spec.groups[0].axes.push(extra.clone());
-    let build = || Network::build(&config, channels, size, 10, &Device::default()).expect("net");
-    let check = check_permutation(
-        build,
-        &tensor_values(&net),
-        &spec,
-        images(channels, size),
-        5,
-    )
-    .expect("check");
+    let check = check_of(&config, channels, size, &net, &spec).expect("check");
     let broken = check
         .first_broken()
         .unwrap_or_else(|| panic!("{check:?} {spec:?}"));
