@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use burn::module::Module;
 use burn::tensor::Device;
+use data::ImageSource;
 use data::synthetic::Noise;
-use data::{DatasetName, ImageSource};
 use nets::params::tensor_values;
 use paper_networks::Network;
 use serde::Serialize;
@@ -24,14 +24,17 @@ use crate::{Error, Result};
 /// images, or two batches of ImageNet's), and the length of a paper run of it in steps.
 pub fn synthetic_data(recipe: &Recipe, test_images: usize) -> Result<(TrainData, u64)> {
     let batch = recipe.data.batch_size;
-    // ImageNet: 256x256 images (decoded JPEGs are about that size), random-resized-cropped.
-    let (dataset, channels, side, train_len, epoch_len) = match recipe.data.dataset {
-        DatasetName::Mnist | DatasetName::FashionMnist => {
-            (recipe.data.dataset, 1, 28, 10_000, 60_000)
-        }
-        DatasetName::Imagenet => (DatasetName::Imagenet, 3, 256, 2 * batch, 1_281_167),
-        DatasetName::Cifar10 => (DatasetName::Cifar10, 3, 32, 10_000, 50_000),
+    let dataset = recipe.data.dataset;
+    let spec = dataset.spec();
+    // Images of varying size (ImageNet's decoded JPEGs) as 256x256, about their size, and two
+    // batches of them; 10,000 images otherwise.
+    let side = spec.stored_side.unwrap_or(256);
+    let train_len = if spec.stored_side.is_some() {
+        10_000
+    } else {
+        2 * batch
     };
+    let (channels, epoch_len) = (spec.channels, spec.train_examples);
     let train: ImageSource = Arc::new(Noise::new(train_len, channels, side));
     let test: ImageSource = Arc::new(Noise::new(test_images.max(1), channels, side));
     let data = TrainData::from_sources(recipe, dataset, train, test)?;

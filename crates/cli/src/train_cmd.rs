@@ -31,9 +31,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1)]
     data_seed: u64,
 
-    /// Train on another dataset than the preset's (e.g. `fashion-mnist` for a CIFAR recipe
-    /// where CIFAR-10 is not available). 28x28 images are zero-padded to 32x32 for the conv
-    /// nets.
+    /// Train on another dataset than the preset's: mnist, fashion-mnist, cifar10, cifar100,
+    /// svhn or imagenet (e.g. `fashion-mnist` for a CIFAR recipe where CIFAR-10 is not
+    /// available). The network's outputs follow the dataset's classes; 28x28 images are
+    /// zero-padded to 32x32 for the conv nets. The preset's augmentation stays unless
+    /// --augmentation says otherwise (`none` for SVHN's digits, which flips would change).
     #[arg(long)]
     dataset: Option<DatasetName>,
 

@@ -56,7 +56,7 @@ fn user_errors_are_one_clear_message_not_a_panic() {
             "invalid step string",
         ),
         (
-            &["train", "--preset", "lenet", "--dataset", "svhn", "--out"],
+            &["train", "--preset", "lenet", "--dataset", "stl10", "--out"],
             "unknown dataset",
         ),
     ];
@@ -364,6 +364,72 @@ fn reproduce_says_how_to_substitute_cifar_and_plans_without_running() {
         !ok && stderr.contains("needs Slurm's sbatch on PATH") && !stderr.contains("panicked"),
         "{stderr}"
     );
+}
+
+/// CIFAR-100 in its official binary layout (`cifar-100-binary/train.bin`, `test.bin`: a coarse
+/// and a fine label byte, then 3072 pixel bytes), fine labels spread over all 100 classes.
+fn tiny_cifar100(dir: &std::path::Path) {
+    let bin = dir.join("cifar-100-binary");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    for (name, n) in [("train.bin", 24usize), ("test.bin", 8)] {
+        let mut bytes = Vec::new();
+        for i in 0..n {
+            let fine = (i * 37 + n) % 100;
+            bytes.extend([(fine / 5) as u8, fine as u8]);
+            bytes.extend((0..3072).map(|p| ((p * (fine + 1)) % 256) as u8));
+        }
+        std::fs::write(bin.join(name), bytes).expect("write");
+    }
+}
+
+#[test]
+fn a_cifar10_preset_trains_on_cifar100_and_svhn_files_with_their_classes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    tiny_cifar100(&data.join("cifar100"));
+    let svhn = data.join("svhn");
+    std::fs::create_dir_all(&svhn).expect("mkdir");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/fixtures/svhn");
+    for file in ["train_32x32.mat", "test_32x32.mat"] {
+        std::fs::copy(fixtures.join(file), svhn.join(file)).expect("copy");
+    }
+    for (dataset, classes) in [("cifar100", 100.0f64), ("svhn", 10.0)] {
+        let out = tmp.path().join(dataset);
+        let (ok, stdout, stderr) = run(rewind()
+            .arg("--data-dir")
+            .arg(&data)
+            .args([
+                "--no-download",
+                "train",
+                "--preset",
+                "resnet20",
+                "--dataset",
+                dataset,
+                "--steps",
+                "2it",
+                "--batch-size",
+                "4",
+                "--eval-every",
+                "2it",
+                "--train-eval-subset",
+                "4",
+                "--quiet",
+                "--out",
+            ])
+            .arg(&out));
+        assert!(ok, "{dataset}: {stderr}");
+        assert!(stdout.starts_with("trained"), "{stdout}");
+        let metrics: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("metrics.json")).expect("metrics"))
+                .expect("json");
+        // Two steps from initialisation: the loss is about that of guessing among the
+        // dataset's classes, ln 100 = 4.6 for CIFAR-100, ln 10 = 2.3 for SVHN.
+        let loss = metrics[0]["test_loss"].as_f64().expect("loss");
+        assert!(
+            (loss - classes.ln()).abs() < 0.5 * classes.ln(),
+            "{dataset}: test loss {loss} after 2 steps, expected about ln {classes}"
+        );
+    }
 }
 
 /// An ImageNet-format tree (`train/<class>/*.JPEG`, `val/<class>/*.JPEG`): 3 classes of

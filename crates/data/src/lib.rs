@@ -2,7 +2,8 @@
 //! functions of a data seed and a training step.
 //!
 //! * [`mnist`]: MNIST and Fashion-MNIST from the official gzip (or raw) IDX files.
-//! * [`cifar`]: CIFAR-10 from the official binary batches (`data_batch_1.bin` ..).
+//! * [`cifar`]: CIFAR-10 and CIFAR-100 from the official binary versions.
+//! * [`svhn`]: SVHN (cropped digits) from the official MATLAB files.
 //! * [`imagenet`]: ImageNet from the usual `train/<class>/*.JPEG`, `val/<class>/*.JPEG` tree.
 //!
 //! Every source implements burn-dataset's [`Dataset`] trait over [`RawImage`]s (undecoded pixel
@@ -19,6 +20,7 @@ pub mod idx;
 pub mod imagenet;
 mod location;
 pub mod mnist;
+pub mod svhn;
 pub mod synthetic;
 mod transform;
 
@@ -28,7 +30,7 @@ pub use batches::{Batch, SeededBatches, eval_batches, mix_seed};
 pub use burn_dataset::Dataset;
 pub use error::{Error, Result};
 pub use location::{DATA_DIR_ENV, default_data_dir, resolve_data_dir};
-pub use results::DatasetName;
+pub use results::{DatasetName, DatasetSpec};
 pub use transform::{Augmentation, Transform};
 
 use serde::{Deserialize, Serialize};
@@ -67,7 +69,11 @@ pub fn load(
         DatasetName::Mnist | DatasetName::FashionMnist => {
             Arc::new(mnist::load(name, &dir, split, allow_download)?)
         }
-        DatasetName::Cifar10 => Arc::new(cifar::load(&dir, split, allow_download)?),
+        DatasetName::Cifar10 => Arc::new(cifar::load(cifar::CIFAR10, &dir, split, allow_download)?),
+        DatasetName::Cifar100 => {
+            Arc::new(cifar::load(cifar::CIFAR100, &dir, split, allow_download)?)
+        }
+        DatasetName::Svhn => Arc::new(svhn::load(&dir, split, allow_download)?),
         DatasetName::Imagenet => Arc::new(imagenet::ImageFolder::open(&dir, split)?),
     })
 }

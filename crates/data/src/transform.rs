@@ -4,32 +4,9 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::{DatasetName, RawImage};
+pub use results::Augmentation;
 
-/// Training-time augmentation.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Augmentation {
-    /// No augmentation (MNIST in the paper).
-    None,
-    /// Zero-pad by `padding` pixels, take a random `S x S` crop, flip horizontally with
-    /// probability 1/2 (CIFAR-10 in the paper).
-    CropFlip { padding: usize },
-    /// Random resized crop (scale 0.08-1, aspect 3/4-4/3) to `S x S`, then a random flip
-    /// (ImageNet in the paper).
-    RandomResizedCropFlip,
-}
-
-impl Augmentation {
-    /// The training augmentation of the paper's recipe for `dataset`.
-    pub fn default_for(dataset: DatasetName) -> Augmentation {
-        match dataset {
-            DatasetName::Mnist | DatasetName::FashionMnist => Augmentation::None,
-            DatasetName::Cifar10 => Augmentation::CropFlip { padding: 4 },
-            DatasetName::Imagenet => Augmentation::RandomResizedCropFlip,
-        }
-    }
-}
+use crate::RawImage;
 
 /// The per-example transform: geometry to `size x size`, optional augmentation, per-channel
 /// normalisation of pixel values scaled to `[0, 1]`.

@@ -4,7 +4,8 @@
 //! * [`RunId`], [`JobKind`], [`RunKind`], [`Branch`]: typed names of the runs of the store and
 //!   of what each run is.
 //! * [`Scale`], [`Figure`], [`DatasetName`], [`BnPolicy`], [`ReproduceConfig`]: what a
-//!   reproduction asks for (serde, TOML).
+//!   reproduction asks for (serde, TOML); [`DatasetSpec`]: one table of what is known of each
+//!   dataset (classes, shapes, sizes, normalisation, augmentation, files).
 //! * [`ErrorCurve`], [`Instability`], [`L2Distance`], [`LayerDensity`]: measured values, as
 //!   the `lmc` and `sparsity` crates produce them.
 //! * [`MeanStd`], [`Difference`], [`PooledSpread`], [`Interval`]: the statistics of SPEC §7
@@ -14,6 +15,7 @@
 //! * [`write_atomic`]: files appear whole or not at all; [`sha256_hex`]: their checksums.
 
 mod curve;
+mod datasets;
 pub mod faults;
 mod files;
 mod ids;
@@ -25,9 +27,10 @@ mod stats;
 pub use curve::{
     Alignment, BnPolicy, CurvePoint, ErrorCurve, Instability, L2Distance, LayerDensity,
 };
+pub use datasets::{Augmentation, DatasetName, DatasetSpec};
 pub use files::{sha256_hex, write_atomic};
 pub use ids::{Branch, JobKind, RunId, RunKind};
-pub use names::{DatasetName, Figure, KUnit, ReproduceConfig, Scale, parse_substitute};
+pub use names::{Figure, KUnit, ReproduceConfig, Scale, parse_substitute};
 pub use replicates::{Accuracy, AccuracyComparison, TestSet, distinct_dense_accuracies};
 pub use schema::{
     AlignedAnalysis, AlignmentRecord, BaselineClaim, Design, ImpSeries, InitPairResult,

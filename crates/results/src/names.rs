@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BnPolicy, Error};
+use crate::{BnPolicy, DatasetName, Error};
 
 /// How much of the paper to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -228,93 +228,6 @@ impl FromStr for Figure {
                 what: "figure",
                 value: s,
                 expected: "fig2..fig8, appb, appc, appd, appe or beyond".into(),
-            })
-    }
-}
-
-/// The datasets the framework knows how to load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetName {
-    Mnist,
-    FashionMnist,
-    Cifar10,
-    Imagenet,
-}
-
-impl DatasetName {
-    pub const ALL: [DatasetName; 4] = [
-        DatasetName::Mnist,
-        DatasetName::FashionMnist,
-        DatasetName::Cifar10,
-        DatasetName::Imagenet,
-    ];
-
-    /// The name used on the command line, in configs and as the sub-directory of the data dir.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DatasetName::Mnist => "mnist",
-            DatasetName::FashionMnist => "fashion-mnist",
-            DatasetName::Cifar10 => "cifar10",
-            DatasetName::Imagenet => "imagenet",
-        }
-    }
-
-    /// How papers write it: MNIST, Fashion-MNIST, CIFAR-10, ImageNet.
-    pub fn title(self) -> &'static str {
-        match self {
-            DatasetName::Mnist => "MNIST",
-            DatasetName::FashionMnist => "Fashion-MNIST",
-            DatasetName::Cifar10 => "CIFAR-10",
-            DatasetName::Imagenet => "ImageNet",
-        }
-    }
-
-    /// Examples in the official training split (ImageNet: ILSVRC-2012).
-    pub fn train_examples(self) -> usize {
-        match self {
-            DatasetName::Mnist | DatasetName::FashionMnist => 60_000,
-            DatasetName::Cifar10 => 50_000,
-            DatasetName::Imagenet => 1_281_167,
-        }
-    }
-
-    pub fn num_classes(self) -> usize {
-        match self {
-            DatasetName::Imagenet => 1000,
-            _ => 10,
-        }
-    }
-
-    /// Per-channel mean and standard deviation used for normalisation (on pixel values in
-    /// `[0, 1]`). CIFAR-10 uses ImageNet's statistics, as the paper's framework (open_lth) does.
-    pub fn normalisation(self) -> (Vec<f32>, Vec<f32>) {
-        match self {
-            DatasetName::Mnist => (vec![0.1307], vec![0.3081]),
-            DatasetName::FashionMnist => (vec![0.2860], vec![0.3530]),
-            DatasetName::Cifar10 | DatasetName::Imagenet => {
-                (vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225])
-            }
-        }
-    }
-}
-
-impl fmt::Display for DatasetName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for DatasetName {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        DatasetName::ALL
-            .into_iter()
-            .find(|d| d.as_str() == s)
-            .ok_or_else(|| Error::Unknown {
-                what: "dataset",
-                value: s.to_string(),
-                expected: "mnist, fashion-mnist, cifar10 or imagenet".into(),
             })
     }
 }

@@ -35,9 +35,34 @@ fn names_parse_from_their_command_line_spelling() {
         assert_eq!(b.as_str().parse::<Branch>().expect("branch"), b);
         assert_eq!(serde_json::to_value(b).expect("json"), b.as_str());
     }
-    let err = "cifar100".parse::<DatasetName>().expect_err("unknown");
-    assert!(err.to_string().contains("cifar10"), "{err}");
+    let err = "cifar1000".parse::<DatasetName>().expect_err("unknown");
+    assert!(err.to_string().contains("cifar100, svhn"), "{err}");
     assert!("huge".parse::<Scale>().is_err());
+}
+
+#[test]
+fn every_dataset_has_its_own_row_and_consistent_shapes() {
+    for d in DatasetName::ALL {
+        let spec = d.spec();
+        assert_eq!(spec.name, d, "row of {d} is out of order");
+        assert_eq!(serde_json::to_value(d).expect("json"), spec.id);
+        assert!(spec.classes >= 2 && spec.train_examples > 0 && spec.test_examples > 0);
+        assert_eq!(spec.mean.len(), spec.channels, "{d}");
+        assert_eq!(spec.std.len(), spec.channels, "{d}");
+        assert!(spec.std.iter().all(|&s| s > 0.0), "{d}");
+        assert!(
+            spec.stored_side.is_some() || spec.crop_side.is_some(),
+            "{d}"
+        );
+    }
+    assert_eq!(DatasetName::Cifar100.num_classes(), 100);
+    assert_eq!(DatasetName::Svhn.num_classes(), 10);
+    assert_eq!(DatasetName::Imagenet.num_classes(), 1000);
+    assert_eq!(
+        Augmentation::default_for(DatasetName::Svhn),
+        Augmentation::None,
+        "flips change digits"
+    );
 }
 
 #[test]
@@ -141,7 +166,7 @@ fn substitutions_parse_as_paper_equals_used() {
     );
     let err = parse_substitute("cifar10").expect_err("no =");
     assert!(err.to_string().contains("PAPER=USED"), "{err}");
-    assert!(parse_substitute("cifar10=svhn").is_err());
+    assert!(parse_substitute("cifar10=stl10").is_err());
 }
 
 #[test]

@@ -106,11 +106,10 @@ impl TrainData {
         test: ImageSource,
     ) -> Result<TrainData> {
         let first = train.get(0)?;
-        let native = if dataset == DatasetName::Imagenet {
-            224
-        } else {
-            first.height.max(first.width)
-        };
+        let spec = dataset.spec();
+        let native = spec
+            .crop_side
+            .unwrap_or_else(|| first.height.max(first.width));
         let (mean, std) = dataset.normalisation();
         if mean.len() != first.channels {
             return Err(Error::Config(format!(
@@ -133,7 +132,7 @@ impl TrainData {
             train,
             test,
             transform,
-            num_classes: dataset.num_classes(),
+            num_classes: spec.classes,
         })
     }
 }

@@ -1,0 +1,222 @@
+//! The datasets the framework knows, and everything it needs to know about each of them, in
+//! one table ([`DatasetSpec`]): adding a dataset is one variant and one row.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The datasets the framework knows how to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetName {
+    Mnist,
+    FashionMnist,
+    Cifar10,
+    Cifar100,
+    Svhn,
+    Imagenet,
+}
+
+/// Training-time augmentation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Augmentation {
+    /// No augmentation (MNIST in the paper).
+    None,
+    /// Zero-pad by `padding` pixels, take a random `S x S` crop, flip horizontally with
+    /// probability 1/2 (CIFAR-10 in the paper).
+    CropFlip { padding: usize },
+    /// Random resized crop (scale 0.08-1, aspect 3/4-4/3) to `S x S`, then a random flip
+    /// (ImageNet in the paper).
+    RandomResizedCropFlip,
+}
+
+impl Augmentation {
+    /// The training augmentation of the usual recipe for `dataset` (the paper's, where the
+    /// paper trains on it).
+    pub fn default_for(dataset: DatasetName) -> Augmentation {
+        dataset.spec().augmentation
+    }
+}
+
+/// What the framework knows about one dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetSpec {
+    pub name: DatasetName,
+    /// The name used on the command line, in configs and as the sub-directory of the data dir.
+    pub id: &'static str,
+    /// How papers write it.
+    pub title: &'static str,
+    pub classes: usize,
+    pub channels: usize,
+    /// The side of every stored image; `None` where the images differ in size (ImageNet).
+    pub stored_side: Option<usize>,
+    /// The side networks see at native resolution when it is not the images' own: ImageNet's
+    /// 224-pixel crop.
+    pub crop_side: Option<usize>,
+    /// Examples in the official training split (ImageNet: ILSVRC-2012).
+    pub train_examples: usize,
+    /// Examples in the official test split (ImageNet: the 50,000 validation images).
+    pub test_examples: usize,
+    /// Per-channel mean and standard deviation for normalisation, on pixel values in `[0, 1]`.
+    pub mean: &'static [f32],
+    pub std: &'static [f32],
+    /// The training augmentation of the usual recipe.
+    pub augmentation: Augmentation,
+    /// The files the loader reads from `<data dir>/<id>/`.
+    pub files: &'static str,
+}
+
+/// ImageNet's channel statistics, which the paper's framework (open_lth) also uses for
+/// CIFAR-10.
+const IMAGENET_MEAN: &[f32] = &[0.485, 0.456, 0.406];
+const IMAGENET_STD: &[f32] = &[0.229, 0.224, 0.225];
+
+const MNIST: DatasetSpec = DatasetSpec {
+    name: DatasetName::Mnist,
+    id: "mnist",
+    title: "MNIST",
+    classes: 10,
+    channels: 1,
+    stored_side: Some(28),
+    crop_side: None,
+    train_examples: 60_000,
+    test_examples: 10_000,
+    mean: &[0.1307],
+    std: &[0.3081],
+    augmentation: Augmentation::None,
+    files: "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (gzip or raw IDX)",
+};
+
+const CIFAR10: DatasetSpec = DatasetSpec {
+    name: DatasetName::Cifar10,
+    id: "cifar10",
+    title: "CIFAR-10",
+    classes: 10,
+    channels: 3,
+    stored_side: Some(32),
+    crop_side: None,
+    train_examples: 50_000,
+    test_examples: 10_000,
+    mean: IMAGENET_MEAN,
+    std: IMAGENET_STD,
+    augmentation: Augmentation::CropFlip { padding: 4 },
+    files: "data_batch_1.bin .. data_batch_5.bin and test_batch.bin (the binary version, cifar-10-binary.tar.gz, extracted)",
+};
+
+/// The table: one row per [`DatasetName`], in its order.
+const SPECS: [DatasetSpec; 6] = [
+    MNIST,
+    DatasetSpec {
+        name: DatasetName::FashionMnist,
+        id: "fashion-mnist",
+        title: "Fashion-MNIST",
+        mean: &[0.2860],
+        std: &[0.3530],
+        ..MNIST
+    },
+    CIFAR10,
+    // Its own training split's channel statistics, as CIFAR-100 recipes commonly use.
+    DatasetSpec {
+        name: DatasetName::Cifar100,
+        id: "cifar100",
+        title: "CIFAR-100",
+        classes: 100,
+        mean: &[0.5071, 0.4865, 0.4409],
+        std: &[0.2673, 0.2564, 0.2762],
+        files: "train.bin and test.bin (the binary version, cifar-100-binary.tar.gz, extracted; the fine labels)",
+        ..CIFAR10
+    },
+    // Format 2 (cropped digits). No augmentation: flipping changes digits, and the usual
+    // recipes (e.g. wide ResNets) train SVHN without it. The extra split is not read.
+    DatasetSpec {
+        name: DatasetName::Svhn,
+        id: "svhn",
+        title: "SVHN",
+        train_examples: 73_257,
+        test_examples: 26_032,
+        mean: &[0.4377, 0.4438, 0.4728],
+        std: &[0.1980, 0.2010, 0.1970],
+        augmentation: Augmentation::None,
+        files: "train_32x32.mat and test_32x32.mat (format 2, cropped digits, MATLAB 5 files)",
+        ..CIFAR10
+    },
+    DatasetSpec {
+        name: DatasetName::Imagenet,
+        id: "imagenet",
+        title: "ImageNet",
+        classes: 1000,
+        stored_side: None,
+        crop_side: Some(224),
+        train_examples: 1_281_167,
+        test_examples: 50_000,
+        augmentation: Augmentation::RandomResizedCropFlip,
+        files: "train/<class>/*.JPEG and val/<class>/*.JPEG (one folder per class, the same class folders in both)",
+        ..CIFAR10
+    },
+];
+
+impl DatasetName {
+    pub const ALL: [DatasetName; 6] = [
+        DatasetName::Mnist,
+        DatasetName::FashionMnist,
+        DatasetName::Cifar10,
+        DatasetName::Cifar100,
+        DatasetName::Svhn,
+        DatasetName::Imagenet,
+    ];
+
+    /// Everything known about the dataset.
+    pub fn spec(self) -> &'static DatasetSpec {
+        &SPECS[self as usize]
+    }
+
+    /// The name used on the command line, in configs and as the sub-directory of the data dir.
+    pub fn as_str(self) -> &'static str {
+        self.spec().id
+    }
+
+    /// How papers write it: MNIST, Fashion-MNIST, CIFAR-10, ImageNet.
+    pub fn title(self) -> &'static str {
+        self.spec().title
+    }
+
+    /// Examples in the official training split (ImageNet: ILSVRC-2012).
+    pub fn train_examples(self) -> usize {
+        self.spec().train_examples
+    }
+
+    pub fn num_classes(self) -> usize {
+        self.spec().classes
+    }
+
+    /// Per-channel mean and standard deviation used for normalisation (on pixel values in
+    /// `[0, 1]`).
+    pub fn normalisation(self) -> (Vec<f32>, Vec<f32>) {
+        let spec = self.spec();
+        (spec.mean.to_vec(), spec.std.to_vec())
+    }
+}
+
+impl fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DatasetName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        DatasetName::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| Error::Unknown {
+                what: "dataset",
+                value: s.to_string(),
+                expected: DatasetName::ALL.map(DatasetName::as_str).join(", "),
+            })
+    }
+}
