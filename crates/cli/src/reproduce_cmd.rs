@@ -189,8 +189,23 @@ pub fn run(args: ReproduceArgs, data_dir: &Path, allow_download: bool) -> Result
     Ok(())
 }
 
-/// A missing dataset, with what to do about it.
+/// A missing dataset or a network without the scale's cut, with what to do about it in this
+/// binary's flags.
 fn explain(e: experiments::Error, config: &ReproduceConfig, data_dir: &Path) -> anyhow::Error {
+    if let experiments::Error::NoCut { name, .. } = &e {
+        let name = name.clone();
+        let others: Vec<&str> = config
+            .models
+            .iter()
+            .map(String::as_str)
+            .filter(|m| *m != name)
+            .collect();
+        return if others.is_empty() {
+            anyhow::anyhow!("{e}\nPass --scale quick or --scale paper for {name}.")
+        } else {
+            anyhow::anyhow!("{e}\nPass --models {} to run the others.", others.join(","))
+        };
+    }
     match e.missing_dataset() {
         Some(DatasetName::Cifar10) if config.substitutes.is_empty() => anyhow::anyhow!(
             "{e}\nCIFAR-10 is not available here. Put it under {}/cifar10, or pass \
@@ -228,7 +243,7 @@ fn dry_run(
     data_dir: &Path,
     allow_download: bool,
 ) -> Result<()> {
-    let (plan, models) = plan(config, &PublishedSizes)?;
+    let (plan, models) = plan(config, &PublishedSizes).map_err(|e| explain(e, config, data_dir))?;
     let store = Store::open(&args.store.store)?;
     for m in &models {
         let (s, d) = (&m.setup, &m.setup.design);

@@ -285,6 +285,25 @@ fn reproduce_says_how_to_substitute_cifar_and_plans_without_running() {
         stdout.contains("153 runs (60 trainings, 93 interpolations)"),
         "{stdout}"
     );
+    // A network without the scale's cut: the library says why, the binary in its own flags.
+    let (ok, _, stderr) = run(rewind()
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "reproduce",
+            "--scale",
+            "medium",
+            "--models",
+            "lenet,vgg16",
+            "--dry-run",
+        ])
+        .args(["--substitute", "cifar10=fashion-mnist", "--store"])
+        .arg(store.path()));
+    assert!(
+        !ok && stderr.contains("`vgg16` has no medium cut")
+            && stderr.contains("Pass --models lenet to run the others."),
+        "{stderr}"
+    );
     // Running needs the data: a missing CIFAR-10 is one message with what to do, before
     // anything is trained.
     let (ok, _, stderr) = reproduce(&["--quiet"]);

@@ -61,7 +61,7 @@ pub enum Error {
     UnknownNetwork { name: String, known: String },
     #[error(
         "`{name}` has no {scale} cut (only {with_cut} have one, piloted for that scale's \
-         budget): run it at quick or paper scale, or leave it out of --models"
+         budget): run it at quick or paper scale, or leave it out of the networks to reproduce"
     )]
     NoCut {
         name: String,
