@@ -112,6 +112,8 @@ fn main() -> ExitCode {
     let _faults = results::faults::Scenario::from_env();
     let cli = Cli::parse();
     let data_dir = data::resolve_data_dir(cli.data_dir.as_deref());
+    // Folders of your own images with a dataset.toml: named like the built-in datasets.
+    data::folder::register_all(&data_dir);
     // A GPU build without a usable device fails here with one message, not in a panic later.
     let computes = !matches!(cli.command, Command::Presets | Command::Runs(_));
     if computes && let Err(e) = train::check_device() {

@@ -32,12 +32,13 @@ pub struct RunArgs {
     data_seed: u64,
 
     /// Train on another dataset than the preset's: mnist, fashion-mnist, cifar10, cifar100,
-    /// svhn or imagenet (e.g. `fashion-mnist` for a CIFAR recipe where CIFAR-10 is not
+    /// svhn, imagenet or a folder of your own in the data directory (README.md, "Your own
+    /// dataset") (e.g. `fashion-mnist` for a CIFAR recipe where CIFAR-10 is not
     /// available). The network's outputs follow the dataset's classes; 28x28 images are
     /// zero-padded to 32x32 for the conv nets. The preset's augmentation stays unless
     /// --augmentation says otherwise (`none` for SVHN's digits, which flips would change).
-    #[arg(long)]
-    dataset: Option<DatasetName>,
+    #[arg(long, value_name = "DATASET")]
+    dataset: Option<String>,
 
     /// Override the preset's training augmentation.
     #[arg(long, value_enum)]
@@ -158,7 +159,8 @@ impl RunArgs {
             Some(path) => read_config(path)?,
             None => {
                 let mut recipe = experiments::registry::recipe(&self.preset)?;
-                if let Some(d) = self.dataset {
+                if let Some(d) = &self.dataset {
+                    let d: DatasetName = d.parse().context("--dataset")?;
                     recipe.data.dataset = d;
                     recipe.name = format!("{}@{d}", recipe.name);
                 }

@@ -451,6 +451,73 @@ fn a_cifar10_preset_trains_on_cifar100_and_svhn_files_with_their_classes() {
     }
 }
 
+/// README.md's "Your own dataset", step by step: a folder of PNGs (here the first 1,000 MNIST
+/// test digits written out by class) with its `dataset.toml`, then a reproduction of Lenet's
+/// experiments on it in place of MNIST.
+#[test]
+fn a_folder_of_your_own_images_goes_through_reproduce() {
+    use data::Dataset;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let digits = tmp.path().join("data/digits");
+    let mnist = data::mnist::load(
+        data::DatasetName::Mnist,
+        &integration::data_dir().join("mnist"),
+        data::Split::Test,
+        false,
+    )
+    .expect("MNIST");
+    for i in 0..1000 {
+        let item = mnist.get(i).expect("digit");
+        let split = if i < 800 { "train" } else { "test" };
+        let folder = digits.join(split).join(format!("digit-{}", item.label));
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        image::GrayImage::from_raw(28, 28, item.pixels)
+            .expect("28x28")
+            .save(folder.join(format!("{i:04}.png")))
+            .expect("png");
+    }
+    std::fs::write(
+        digits.join("dataset.toml"),
+        "title = \"Digits\"\nchannels = 1\nmean = [0.1307]\nstd = [0.3081]\n",
+    )
+    .expect("toml");
+    let out = tmp.path().join("report");
+    let (ok, stdout, stderr) = run(rewind()
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .args([
+            "--no-download",
+            "reproduce",
+            "--scale",
+            "smoke",
+            "--models",
+            "lenet",
+        ])
+        .args(["--substitute", "mnist=digits", "--quiet", "--store"])
+        .arg(tmp.path().join("store"))
+        .arg("--out")
+        .arg(&out));
+    assert!(ok, "{stdout}\n{stderr}");
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results"))
+            .expect("json");
+    let setup = &results["models"][0]["setup"];
+    assert_eq!(setup["network"]["dataset"], "digits", "{setup}");
+    assert_eq!(setup["substituted_for"], "mnist", "{setup}");
+    let report = std::fs::read_to_string(out.join("REPORT.md")).expect("report");
+    assert!(
+        report.contains("digits") || report.contains("Digits"),
+        "{report}"
+    );
+    // results.json read where the folder is not (this process never registered it): its
+    // record of the dataset's spec is enough to draw the report again.
+    assert!("digits".parse::<data::DatasetName>().is_err());
+    let again = figures::read_results(&out.join("results.json")).expect("read back");
+    let dataset = again.models[0].setup.network.dataset;
+    assert_eq!((dataset.title(), dataset.num_classes()), ("Digits", 10));
+    figures::write_report(&again, &tmp.path().join("again")).expect("rendered again");
+}
+
 /// An ImageNet-format tree (`train/<class>/*.JPEG`, `val/<class>/*.JPEG`): 3 classes of
 /// 4 training and 2 validation images, a colour per class.
 fn tiny_imagenet(dir: &std::path::Path) {

@@ -4,6 +4,7 @@
 //! * [`mnist`]: MNIST and Fashion-MNIST from the official gzip (or raw) IDX files.
 //! * [`cifar`]: CIFAR-10 and CIFAR-100 from the official binary versions.
 //! * [`svhn`]: SVHN (cropped digits) from the official MATLAB files.
+//! * [`folder`]: your own dataset, a folder of images with a `dataset.toml`.
 //! * [`imagenet`]: ImageNet from the usual `train/<class>/*.JPEG`, `val/<class>/*.JPEG` tree.
 //!
 //! Every source implements burn-dataset's [`Dataset`] trait over [`RawImage`]s (undecoded pixel
@@ -16,6 +17,7 @@ mod batches;
 pub mod cifar;
 mod download;
 mod error;
+pub mod folder;
 pub mod idx;
 pub mod imagenet;
 mod location;
@@ -75,5 +77,6 @@ pub fn load(
         }
         DatasetName::Svhn => Arc::new(svhn::load(&dir, split, allow_download)?),
         DatasetName::Imagenet => Arc::new(imagenet::ImageFolder::open(&dir, split)?),
+        DatasetName::Own(_) => Arc::new(folder::load(name, &dir, split)?),
     })
 }

@@ -52,7 +52,7 @@ pub fn read_results(path: &Path) -> Result<Results> {
         path: path.to_path_buf(),
         source: e,
     })?;
-    let mut results: Results = serde_json::from_slice(&bytes).map_err(|e| {
+    let mut results = Results::from_json(&bytes).map_err(|e| {
         Error::Invalid(format!(
             "{} is not the results.json of a reproduction: {e}",
             path.display()

@@ -1,16 +1,20 @@
 //! The datasets the framework knows, and everything it needs to know about each of them, in
-//! one table ([`DatasetSpec`]): adding a dataset is one variant and one row.
+//! one table ([`DatasetSpec`]): adding a built-in dataset is one variant and one row. Datasets
+//! of one's own are registered at run time ([`DatasetSpec::register`]) and named like the
+//! built-in ones from then on.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
-/// The datasets the framework knows how to load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// A dataset: one of the built-in ones, or one registered by this process
+/// ([`DatasetSpec::register`]). Serialised as its id (`"cifar10"`, or a registered dataset's
+/// own), so configs and run identities name it the same way in every process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DatasetName {
     Mnist,
     FashionMnist,
@@ -18,7 +22,16 @@ pub enum DatasetName {
     Cifar100,
     Svhn,
     Imagenet,
+    /// A dataset registered at run time: its index among this process's registrations.
+    Own(OwnDataset),
 }
+
+/// The handle of a dataset registered at run time (valid in the process that registered it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OwnDataset(u32);
+
+/// Every dataset registered by this process, in order; leaked, as each lives to the end.
+static REGISTERED: RwLock<Vec<&'static DatasetSpec>> = RwLock::new(Vec::new());
 
 /// Training-time augmentation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -107,7 +120,7 @@ const CIFAR10: DatasetSpec = DatasetSpec {
     files: "data_batch_1.bin .. data_batch_5.bin and test_batch.bin (the binary version, cifar-10-binary.tar.gz, extracted)",
 };
 
-/// The table: one row per [`DatasetName`], in its order.
+/// The table: one row per built-in [`DatasetName`], in its order.
 const SPECS: [DatasetSpec; 6] = [
     MNIST,
     DatasetSpec {
@@ -160,6 +173,7 @@ const SPECS: [DatasetSpec; 6] = [
 ];
 
 impl DatasetName {
+    /// The built-in datasets.
     pub const ALL: [DatasetName; 6] = [
         DatasetName::Mnist,
         DatasetName::FashionMnist,
@@ -171,7 +185,33 @@ impl DatasetName {
 
     /// Everything known about the dataset.
     pub fn spec(self) -> &'static DatasetSpec {
-        &SPECS[self as usize]
+        let row = match self {
+            DatasetName::Mnist => 0,
+            DatasetName::FashionMnist => 1,
+            DatasetName::Cifar10 => 2,
+            DatasetName::Cifar100 => 3,
+            DatasetName::Svhn => 4,
+            DatasetName::Imagenet => 5,
+            DatasetName::Own(OwnDataset(i)) => {
+                let registered = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
+                return registered[i as usize];
+            }
+        };
+        &SPECS[row]
+    }
+
+    /// Whether it was registered at run time rather than built in.
+    pub fn is_own(self) -> bool {
+        matches!(self, DatasetName::Own(_))
+    }
+
+    /// The built-in datasets and those registered so far.
+    pub fn known() -> Vec<DatasetName> {
+        let registered = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
+        DatasetName::ALL
+            .into_iter()
+            .chain((0..registered.len() as u32).map(|i| DatasetName::Own(OwnDataset(i))))
+            .collect()
     }
 
     /// The name used on the command line, in configs and as the sub-directory of the data dir.
@@ -210,13 +250,161 @@ impl fmt::Display for DatasetName {
 impl FromStr for DatasetName {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        DatasetName::ALL
-            .into_iter()
+        let known = DatasetName::known();
+        known
+            .iter()
+            .copied()
             .find(|d| d.as_str() == s)
             .ok_or_else(|| Error::Unknown {
                 what: "dataset",
                 value: s.to_string(),
-                expected: DatasetName::ALL.map(DatasetName::as_str).join(", "),
+                expected: format!(
+                    "{} (a folder of your own images is one once it has a dataset.toml: see \
+                     README.md, \"Your own dataset\")",
+                    known
+                        .iter()
+                        .map(|d| d.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             })
+    }
+}
+
+impl Serialize for DatasetName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for DatasetName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl DatasetSpec {
+    /// Registers a dataset of one's own for the rest of the process and returns its name; `id`
+    /// then parses to it everywhere (command line, configs, stores, `results.json`). Registering
+    /// the same spec again returns the same name. Refused: a built-in id, an id that is not a
+    /// plain lower-case name (it is a directory name and part of run identities), another spec
+    /// under a registered id, and inconsistent facts.
+    pub fn register(spec: DatasetSpec) -> Result<DatasetName, Error> {
+        let invalid = |why: String| Error::Unknown {
+            what: "dataset spec",
+            value: spec.id.to_string(),
+            expected: why,
+        };
+        let plain = !spec.id.is_empty()
+            && spec
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !plain {
+            return Err(invalid(
+                "an id of lower-case letters, digits, '-' and '_'".into(),
+            ));
+        }
+        if DatasetName::ALL.iter().any(|d| d.as_str() == spec.id) {
+            return Err(invalid(format!(
+                "an id other than the built-in datasets' ({})",
+                DatasetName::ALL.map(DatasetName::as_str).join(", ")
+            )));
+        }
+        if spec.classes < 2
+            || spec.channels == 0
+            || spec.mean.len() != spec.channels
+            || spec.std.len() != spec.channels
+            || !spec.std.iter().all(|&s| s.is_finite() && s > 0.0)
+            || spec.train_examples == 0
+            || spec.test_examples == 0
+            || (spec.stored_side.is_none() && spec.crop_side.is_none())
+        {
+            return Err(invalid(format!(
+                "at least 2 classes, a mean and a positive std per channel ({} channels), \
+                 examples in both splits and an image side ({spec:?})",
+                spec.channels
+            )));
+        }
+        let mut registered = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = registered.iter().position(|r| r.id == spec.id) {
+            let name = DatasetName::Own(OwnDataset(i as u32));
+            let same = DatasetSpec {
+                name,
+                ..spec.clone()
+            };
+            return if *registered[i] == same {
+                Ok(name)
+            } else {
+                Err(invalid(format!(
+                    "one spec per id: `{}` is already registered as {:?}",
+                    spec.id, registered[i]
+                )))
+            };
+        }
+        let name = DatasetName::Own(OwnDataset(registered.len() as u32));
+        registered.push(Box::leak(Box::new(DatasetSpec { name, ..spec })));
+        Ok(name)
+    }
+}
+
+/// A dataset's spec as `results.json` records it, so that a reader that has not registered the
+/// dataset (the figures, on another machine) can: [`crate::Results::from_json`] registers
+/// every recorded one before reading the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetRecord {
+    pub id: String,
+    pub title: String,
+    pub classes: usize,
+    pub channels: usize,
+    pub stored_side: Option<usize>,
+    pub crop_side: Option<usize>,
+    pub train_examples: usize,
+    pub test_examples: usize,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    pub augmentation: Augmentation,
+    pub files: String,
+}
+
+impl DatasetRecord {
+    pub fn of(name: DatasetName) -> DatasetRecord {
+        let s = name.spec();
+        DatasetRecord {
+            id: s.id.into(),
+            title: s.title.into(),
+            classes: s.classes,
+            channels: s.channels,
+            stored_side: s.stored_side,
+            crop_side: s.crop_side,
+            train_examples: s.train_examples,
+            test_examples: s.test_examples,
+            mean: s.mean.to_vec(),
+            std: s.std.to_vec(),
+            augmentation: s.augmentation,
+            files: s.files.into(),
+        }
+    }
+
+    /// Registers the recorded dataset (the same one, where this process has it already).
+    pub fn register(&self) -> Result<DatasetName, Error> {
+        let leak = |s: &str| -> &'static str { s.to_string().leak() };
+        DatasetSpec::register(DatasetSpec {
+            name: DatasetName::Mnist, // set by the registration
+            id: leak(&self.id),
+            title: leak(&self.title),
+            classes: self.classes,
+            channels: self.channels,
+            stored_side: self.stored_side,
+            crop_side: self.crop_side,
+            train_examples: self.train_examples,
+            test_examples: self.test_examples,
+            mean: self.mean.clone().leak(),
+            std: self.std.clone().leak(),
+            augmentation: self.augmentation,
+            files: leak(&self.files),
+        })
     }
 }

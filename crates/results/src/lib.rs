@@ -27,7 +27,7 @@ mod stats;
 pub use curve::{
     Alignment, BnPolicy, CurvePoint, ErrorCurve, Instability, L2Distance, LayerDensity,
 };
-pub use datasets::{Augmentation, DatasetName, DatasetSpec};
+pub use datasets::{Augmentation, DatasetName, DatasetRecord, DatasetSpec, OwnDataset};
 pub use files::{sha256_hex, write_atomic};
 pub use ids::{Branch, JobKind, RunId, RunKind};
 pub use names::{Figure, KUnit, ReproduceConfig, Scale, parse_substitute};

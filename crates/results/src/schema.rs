@@ -444,4 +444,24 @@ pub struct Results {
     #[serde(default)]
     pub time: Vec<TimeShare>,
     pub runs: usize,
+    /// The specs of the datasets of one's own the networks trained on (registered by
+    /// [`Results::from_json`] before the rest is read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own_datasets: Vec<crate::DatasetRecord>,
+}
+
+impl Results {
+    /// Reads a `results.json`, registering the datasets of one's own it records first.
+    pub fn from_json(bytes: &[u8]) -> Result<Results, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct OwnDatasets {
+            #[serde(default)]
+            own_datasets: Vec<crate::DatasetRecord>,
+        }
+        let own: OwnDatasets = serde_json::from_slice(bytes)?;
+        for record in &own.own_datasets {
+            record.register().map_err(serde::de::Error::custom)?;
+        }
+        serde_json::from_slice(bytes)
+    }
 }

@@ -66,6 +66,68 @@ fn every_dataset_has_its_own_row_and_consistent_shapes() {
 }
 
 #[test]
+fn a_registered_dataset_is_named_serialised_and_parsed_like_a_built_in_one() {
+    let spec = DatasetSpec {
+        id: "test-shapes",
+        title: "Shapes",
+        classes: 4,
+        channels: 1,
+        stored_side: Some(16),
+        train_examples: 40,
+        test_examples: 8,
+        mean: &[0.5],
+        std: &[0.25],
+        ..DatasetName::Mnist.spec().clone()
+    };
+    let name = DatasetSpec::register(spec.clone()).expect("registers");
+    assert!(name.is_own() && !DatasetName::Mnist.is_own());
+    assert_eq!((name.spec().id, name.spec().name), ("test-shapes", name));
+    assert_eq!((name.num_classes(), name.title()), (4, "Shapes"));
+    assert_eq!(DatasetSpec::register(spec.clone()).expect("again"), name);
+    let json = serde_json::to_string(&name).expect("json");
+    assert_eq!(json, "\"test-shapes\"");
+    assert_eq!(
+        serde_json::from_str::<DatasetName>(&json).expect("back"),
+        name
+    );
+    // Built-in names serialise as before (run identities depend on it).
+    assert_eq!(
+        serde_json::to_string(&DatasetName::FashionMnist).expect("json"),
+        "\"fashion-mnist\""
+    );
+    assert!(DatasetName::known().contains(&name));
+    let refused = [
+        DatasetSpec {
+            classes: 5,
+            ..spec.clone()
+        },
+        DatasetSpec {
+            id: "mnist",
+            ..spec.clone()
+        },
+        DatasetSpec {
+            id: "My Shapes",
+            ..spec.clone()
+        },
+        DatasetSpec {
+            id: "test-other",
+            mean: &[0.5, 0.5],
+            ..spec.clone()
+        },
+        DatasetSpec {
+            id: "test-other",
+            std: &[0.0],
+            ..spec.clone()
+        },
+    ];
+    for bad in refused {
+        assert!(DatasetSpec::register(bad.clone()).is_err(), "{bad:?}");
+    }
+    let err = serde_json::from_str::<DatasetName>("\"test-unregistered\"").unwrap_err();
+    assert!(err.to_string().contains("dataset.toml"), "{err}");
+}
+
+#[test]
 fn instability_is_the_rise_above_the_mean_of_the_endpoints() {
     let point = |alpha, test, train, test_loss| CurvePoint {
         alpha,

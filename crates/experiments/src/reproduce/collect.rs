@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use results::{
-    AlignedAnalysis, ImpSeries, InitPairResult, LengthCheck, LevelSummary, ModelResults,
-    ReproduceConfig, Results, SparseAnalysis, TimeShare,
+    AlignedAnalysis, DatasetName, ImpSeries, InitPairResult, LengthCheck, LevelSummary,
+    ModelResults, ReproduceConfig, Results, SparseAnalysis, TimeShare,
 };
 
 use super::{LengthCheckRuns, ModelRuns, SparseRuns};
@@ -44,6 +44,7 @@ pub fn collect(
         .collect::<Result<Vec<_>>>()?;
     let time = time_by_kind(plan, store)?;
     let compute_seconds = time.iter().map(|t| t.seconds).sum();
+    let own_datasets = own_datasets(&models);
     Ok(Results {
         config: config.clone(),
         models,
@@ -53,7 +54,20 @@ pub fn collect(
         compute_seconds,
         time,
         runs: plan.len(),
+        own_datasets,
     })
+}
+
+/// The specs of the datasets of one's own the networks trained on, once each.
+fn own_datasets(models: &[ModelResults]) -> Vec<results::DatasetRecord> {
+    let mut names: Vec<DatasetName> = Vec::new();
+    for m in models {
+        let name = m.setup.network.dataset;
+        if name.is_own() && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.into_iter().map(results::DatasetRecord::of).collect()
 }
 
 fn model_results(entry: &Entry, m: &ModelRuns, store: &Store) -> Result<ModelResults> {
