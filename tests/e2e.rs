@@ -238,7 +238,7 @@ fn smoke_reproduction_renders_every_figure_and_the_report() {
     for f in Figure::ALL {
         assert!(report.contains(&format!("({}.png)", f.as_str())));
     }
-    assert!(report.contains("fashion-mnist (substituted)"));
+    assert!(report.contains("Fashion-MNIST (substituted)"));
     assert!(report.contains("Scale: smoke"));
     // Everything is in the store now: a second invocation trains nothing.
     let before: Vec<_> = runner.store.list().expect("list");

@@ -11,7 +11,6 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::module::Module;
 use clap::Args;
-use data::DatasetName;
 use train::{TrainConfig, TrainState, Trainer};
 
 /// Shortest timed sample, ms: short steps are timed in groups.
@@ -197,7 +196,8 @@ pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
         let result = eval.evaluate(&valid)?;
         Ok(result.examples as f64 / start.elapsed().as_secs_f64())
     };
-    let eval_batch = if dataset == DatasetName::Imagenet {
+    // Images of varying size (ImageNet's) are decoded and resized: smaller batches.
+    let eval_batch = if dataset.spec().stored_side.is_none() {
         50
     } else {
         1000

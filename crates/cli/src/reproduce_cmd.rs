@@ -194,11 +194,15 @@ pub fn run(args: ReproduceArgs, data_dir: &Path, allow_download: bool) -> Result
 fn explain(e: experiments::Error, config: &ReproduceConfig, data_dir: &Path) -> anyhow::Error {
     if let experiments::Error::NoCut { name, .. } = &e {
         let name = name.clone();
+        // Only networks that have the scale's cut: the advice must not fail again.
         let others: Vec<&str> = config
             .models
             .iter()
             .map(String::as_str)
-            .filter(|m| *m != name)
+            .filter(|m| {
+                *m != name
+                    && experiments::registry::entry(m).is_ok_and(|e| e.cut(config.scale).is_ok())
+            })
             .collect();
         return if others.is_empty() {
             anyhow::anyhow!("{e}\nPass --scale quick or --scale paper for {name}.")

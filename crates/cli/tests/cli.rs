@@ -502,13 +502,16 @@ fn a_folder_of_your_own_images_goes_through_reproduce() {
         serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results"))
             .expect("json");
     let setup = &results["models"][0]["setup"];
-    assert_eq!(setup["network"]["dataset"], "digits", "{setup}");
+    // Named with the fingerprint of its description and files (new data, new runs).
+    let used = setup["network"]["dataset"].as_str().expect("dataset");
+    assert!(
+        used.starts_with("digits@") && used.len() == 7 + 16,
+        "{setup}"
+    );
     assert_eq!(setup["substituted_for"], "mnist", "{setup}");
     let report = std::fs::read_to_string(out.join("REPORT.md")).expect("report");
-    assert!(
-        report.contains("digits") || report.contains("Digits"),
-        "{report}"
-    );
+    // Reports and figures write it as its dataset.toml's title says.
+    assert!(report.contains("**Digits (substituted)**"), "{report}");
     // results.json read where the folder is not (this process never registered it): its
     // record of the dataset's spec is enough to draw the report again.
     assert!("digits".parse::<data::DatasetName>().is_err());

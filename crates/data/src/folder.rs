@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use crate::{Augmentation, Dataset, DatasetName, DatasetSpec, Error, RawImage, Result, Split};
+use results::DatasetRecord;
+
+use crate::{Augmentation, Dataset, DatasetName, Error, RawImage, Result, Split};
 
 /// The file that makes a folder of the data directory a dataset.
 pub const SPEC_FILE: &str = "dataset.toml";
@@ -66,7 +68,10 @@ pub fn register_all(data_dir: &Path) -> Vec<DatasetName> {
         .filter_map(|dir| match register(dir) {
             Ok(name) => Some(name),
             Err(e) => {
-                tracing::warn!("{} is not usable as a dataset: {e}", dir.display());
+                tracing::warn!(
+                    "{} is not usable as a dataset: {e}",
+                    dir.join(SPEC_FILE).display()
+                );
                 None
             }
         })
@@ -78,12 +83,10 @@ pub fn register_all(data_dir: &Path) -> Vec<DatasetName> {
 pub fn register(dir: &Path) -> Result<DatasetName> {
     let spec_path = dir.join(SPEC_FILE);
     let text = std::fs::read_to_string(&spec_path).map_err(|e| Error::io(&spec_path, e))?;
-    let toml: FolderToml = toml::from_str(&text)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", spec_path.display())))?;
+    let toml: FolderToml = toml::from_str(&text).map_err(|e| Error::Invalid(e.to_string()))?;
     if !matches!(toml.channels, 1 | 3) {
         return Err(Error::Invalid(format!(
-            "{}: channels = {}; use 1 (grey) or 3 (RGB)",
-            spec_path.display(),
+            "channels = {}; use 1 (grey) or 3 (RGB)",
             toml.channels
         )));
     }
@@ -95,10 +98,8 @@ pub fn register(dir: &Path) -> Result<DatasetName> {
     let test = list(dir, Split::Test)?;
     if train.classes != test.classes {
         return Err(Error::Invalid(format!(
-            "{}: train/ has the classes {:?} but test/ has {:?}; both need the same class folders",
-            dir.display(),
-            train.classes,
-            test.classes
+            "train/ has the classes {:?} but test/ has {:?}; both need the same class folders",
+            train.classes, test.classes
         )));
     }
     let (first, _) = &train.files[0];
@@ -106,23 +107,41 @@ pub fn register(dir: &Path) -> Result<DatasetName> {
         path: first.clone(),
         reason: e.to_string(),
     })?;
-    let leak = |s: String| -> &'static str { s.leak() };
-    let spec = DatasetSpec {
-        name: DatasetName::Mnist, // set by the registration
-        id: leak(id.clone()),
-        title: leak(toml.title.unwrap_or(id)),
+    let mut record = DatasetRecord {
+        title: toml.title.unwrap_or_else(|| id.clone()),
+        id,
         classes: train.classes.len(),
         channels: toml.channels,
         stored_side: Some(w.max(h) as usize),
         crop_side: None,
         train_examples: train.files.len(),
         test_examples: test.files.len(),
-        mean: toml.mean.leak(),
-        std: toml.std.leak(),
+        mean: toml.mean,
+        std: toml.std,
         augmentation: toml.augmentation,
-        files: "dataset.toml, train/<class>/*.png and test/<class>/*.png (or .jpg)",
+        files: "dataset.toml, train/<class>/*.png and test/<class>/*.png (or .jpg)".into(),
+        fingerprint: String::new(),
     };
-    DatasetSpec::register(spec).map_err(|e| Error::Invalid(format!("{}: {e}", dir.display())))
+    record.fingerprint = fingerprint(dir, &record, &[&train, &test])?;
+    record.register().map_err(Error::Name)
+}
+
+/// The first 16 hex digits of the SHA-256 of the description and of every file's path (under
+/// the dataset's folder) and size: adding, removing, moving (relabelling) or resizing an image,
+/// or editing `dataset.toml`, changes it; rewriting an image in place with the same size does
+/// not (reading every image on every start would cost too much).
+fn fingerprint(dir: &Path, record: &DatasetRecord, splits: &[&Listing]) -> Result<String> {
+    let mut text = serde_json::to_string(record).map_err(|e| Error::Invalid(e.to_string()))?;
+    for split in splits {
+        for (path, _) in &split.files {
+            let size = std::fs::metadata(path)
+                .map_err(|e| Error::io(path, e))?
+                .len();
+            let relative = path.strip_prefix(dir).unwrap_or(path);
+            text.push_str(&format!("\n{} {size}", relative.display()));
+        }
+    }
+    Ok(results::sha256_hex(text.as_bytes())[..16].to_string())
 }
 
 /// The image files of a split and their class indices.
@@ -157,10 +176,12 @@ fn list(dir: &Path, split: Split) -> Result<Listing> {
     if !root.is_dir() {
         return Err(missing());
     }
+    // Hidden folders (`.ipynb_checkpoints`, ...) are not classes.
     let classes: Vec<String> = read(&root)?
         .into_iter()
         .filter(|p| p.is_dir())
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| !n.starts_with('.'))
         .collect();
     let mut files = Vec::new();
     for (label, class) in classes.iter().enumerate() {
@@ -193,15 +214,17 @@ pub fn load(name: DatasetName, dir: &Path, split: Split) -> Result<FolderImages>
         .map(|(path, label)| decode(path, *label, spec.channels))
         .collect::<Result<Vec<_>>>()?;
     let (h, w) = (images[0].height, images[0].width);
+    let side = spec.stored_side.unwrap_or(h.max(w));
     if let Some((i, odd)) = images
         .iter()
         .enumerate()
-        .find(|(_, im)| (im.height, im.width) != (h, w))
+        .find(|(_, im)| (im.height, im.width) != (h, w) || im.height.max(im.width) != side)
     {
         return Err(Error::corrupt(
             &listing.files[i].0,
             format!(
-                "it is {}x{} but the first image is {w}x{h}; every image of a dataset has one size",
+                "it is {}x{} but the first image of the split is {w}x{h} and the training \
+                 split's side {side}; every image of a dataset has one size",
                 odd.width, odd.height
             ),
         ));
@@ -306,8 +329,16 @@ mod tests {
         );
         assert_eq!(spec.augmentation, Augmentation::None);
         assert_eq!(name.to_string(), "shades");
-        // Registering again is the same dataset.
+        // Registering again is the same dataset; its serialised name carries its fingerprint.
         assert_eq!(register(&dir).expect("again"), name);
+        let fingerprint = spec.fingerprint.expect("fingerprint");
+        assert_eq!(fingerprint.len(), 16);
+        assert_eq!(
+            format!("shades@{fingerprint}")
+                .parse::<DatasetName>()
+                .expect("parses"),
+            name
+        );
         let test = crate::load(name, data.path(), Split::Test, false).expect("loads");
         assert_eq!(test.len(), 9);
         let item = test.get(4).expect("item");
@@ -318,6 +349,16 @@ mod tests {
         );
         assert!(item.pixels.iter().all(|&p| p == 1), "{:?}", item.pixels);
         assert!("broken".parse::<DatasetName>().is_err());
+        // A hidden folder is not a class.
+        std::fs::create_dir_all(dir.join("train/.ipynb_checkpoints")).expect("mkdir");
+        assert_eq!(register(&dir).expect("same"), name);
+        // One more image is another dataset: refused under the same id in this process, and
+        // what was written of the old one does not parse as the new one.
+        image::GrayImage::new(6, 6)
+            .save(dir.join("train/mid/extra.png"))
+            .expect("png");
+        let err = register(&dir).unwrap_err();
+        assert!(err.to_string().contains("one description per id"), "{err}");
     }
 
     #[test]
@@ -358,7 +399,7 @@ mod tests {
             ),
             (
                 "channels = 3\nmean = [0.5]\nstd = [0.5]\n",
-                "a mean and a positive std per channel",
+                "mean has 1 and std 1 values for 3 channel(s)",
             ),
         ] {
             let other = data.path().join("other");
@@ -375,6 +416,9 @@ mod tests {
         )
         .expect("toml");
         let err = register(&mnist).unwrap_err();
-        assert!(err.to_string().contains("other than the built-in"), "{err}");
+        assert!(
+            err.to_string().contains("a built-in dataset has that id"),
+            "{err}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Dataset, Error, RawImage, Result, Split};
+use crate::{Dataset, DatasetName, Error, RawImage, Result, Split};
 
 /// An image-folder split: file paths and their class indices; decoding happens in `get`.
 #[derive(Debug, Clone)]
@@ -23,7 +23,7 @@ impl ImageFolder {
         let root = dir.join(sub);
         if !root.is_dir() {
             return Err(Error::Missing {
-                dataset: "imagenet".into(),
+                dataset: DatasetName::Imagenet.to_string(),
                 dir: dir.to_path_buf(),
                 expected: format!("{sub}/<class>/*.JPEG"),
                 hint: "ImageNet cannot be downloaded automatically: place the ILSVRC-2012 train and val trees (val sorted into class folders) there, or use a data directory ($REWIND_DATA_DIR) that has `imagenet/`.".into(),

@@ -17,8 +17,8 @@ pub fn model_label(m: &ModelResults) -> String {
     let s = &m.setup;
     let n = &s.network;
     let data = match s.design.substituted_for {
-        Some(paper) => format!("{} for {paper}", n.dataset),
-        None => n.dataset.to_string(),
+        Some(paper) => format!("{} for {}", n.dataset.title(), paper.title()),
+        None => n.dataset.title().to_string(),
     };
     format!(
         "{} ({}, {data}, {} it)",

@@ -14,7 +14,7 @@ use crate::Error;
 /// A dataset: one of the built-in ones, or one registered by this process
 /// ([`DatasetSpec::register`]). Serialised as its id (`"cifar10"`, or a registered dataset's
 /// own), so configs and run identities name it the same way in every process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DatasetName {
     Mnist,
     FashionMnist,
@@ -24,6 +24,12 @@ pub enum DatasetName {
     Imagenet,
     /// A dataset registered at run time: its index among this process's registrations.
     Own(OwnDataset),
+}
+
+impl fmt::Debug for DatasetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatasetName({})", self.as_str())
+    }
 }
 
 /// The handle of a dataset registered at run time (valid in the process that registered it).
@@ -81,6 +87,10 @@ pub struct DatasetSpec {
     pub augmentation: Augmentation,
     /// The files the loader reads from `<data dir>/<id>/`.
     pub files: &'static str,
+    /// For a dataset of one's own: a hash of its description and its files' names and sizes,
+    /// part of its serialised name (`digits@<hash>`), so runs on a changed folder get new ids
+    /// and a store or `results.json` of the old one is not mistaken for it.
+    pub fingerprint: Option<&'static str>,
 }
 
 /// ImageNet's channel statistics, which the paper's framework (open_lth) also uses for
@@ -102,6 +112,7 @@ const MNIST: DatasetSpec = DatasetSpec {
     std: &[0.3081],
     augmentation: Augmentation::None,
     files: "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (gzip or raw IDX)",
+    fingerprint: None,
 };
 
 const CIFAR10: DatasetSpec = DatasetSpec {
@@ -118,6 +129,7 @@ const CIFAR10: DatasetSpec = DatasetSpec {
     std: IMAGENET_STD,
     augmentation: Augmentation::CropFlip { padding: 4 },
     files: "data_batch_1.bin .. data_batch_5.bin and test_batch.bin (the binary version, cifar-10-binary.tar.gz, extracted)",
+    fingerprint: None,
 };
 
 /// The table: one row per built-in [`DatasetName`], in its order.
@@ -249,15 +261,21 @@ impl fmt::Display for DatasetName {
 
 impl FromStr for DatasetName {
     type Err = Error;
+    /// An id (`cifar10`, `digits`), or a registered dataset's serialised name
+    /// (`digits@<fingerprint>`), which must match the registered dataset's fingerprint.
     fn from_str(s: &str) -> Result<Self, Error> {
+        let (id, fingerprint) = match s.split_once('@') {
+            Some((id, f)) => (id, Some(f)),
+            None => (s, None),
+        };
         let known = DatasetName::known();
-        known
+        let name = known
             .iter()
             .copied()
-            .find(|d| d.as_str() == s)
+            .find(|d| d.as_str() == id)
             .ok_or_else(|| Error::Unknown {
                 what: "dataset",
-                value: s.to_string(),
+                value: id.to_string(),
                 expected: format!(
                     "{} (a folder of your own images is one once it has a dataset.toml: see \
                      README.md, \"Your own dataset\")",
@@ -267,13 +285,30 @@ impl FromStr for DatasetName {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-            })
+            })?;
+        match (fingerprint, name.spec().fingerprint) {
+            (None, _) => Ok(name),
+            (Some(then), Some(now)) if then == now => Ok(name),
+            (Some(then), now) => Err(Error::Dataset {
+                id: id.to_string(),
+                problem: format!(
+                    "it has changed since this was written (fingerprint {then} then, {} now: \
+                     its dataset.toml, or which files it holds and their sizes); runs on the \
+                     old data are not runs on this one. Restore the folder, or give the changed \
+                     data another folder name",
+                    now.unwrap_or("none")
+                ),
+            }),
+        }
     }
 }
 
 impl Serialize for DatasetName {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+        match self.spec().fingerprint {
+            Some(f) => serializer.serialize_str(&format!("{}@{f}", self.as_str())),
+            None => serializer.serialize_str(self.as_str()),
+        }
     }
 }
 
@@ -284,74 +319,9 @@ impl<'de> Deserialize<'de> for DatasetName {
     }
 }
 
-impl DatasetSpec {
-    /// Registers a dataset of one's own for the rest of the process and returns its name; `id`
-    /// then parses to it everywhere (command line, configs, stores, `results.json`). Registering
-    /// the same spec again returns the same name. Refused: a built-in id, an id that is not a
-    /// plain lower-case name (it is a directory name and part of run identities), another spec
-    /// under a registered id, and inconsistent facts.
-    pub fn register(spec: DatasetSpec) -> Result<DatasetName, Error> {
-        let invalid = |why: String| Error::Unknown {
-            what: "dataset spec",
-            value: spec.id.to_string(),
-            expected: why,
-        };
-        let plain = !spec.id.is_empty()
-            && spec
-                .id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        if !plain {
-            return Err(invalid(
-                "an id of lower-case letters, digits, '-' and '_'".into(),
-            ));
-        }
-        if DatasetName::ALL.iter().any(|d| d.as_str() == spec.id) {
-            return Err(invalid(format!(
-                "an id other than the built-in datasets' ({})",
-                DatasetName::ALL.map(DatasetName::as_str).join(", ")
-            )));
-        }
-        if spec.classes < 2
-            || spec.channels == 0
-            || spec.mean.len() != spec.channels
-            || spec.std.len() != spec.channels
-            || !spec.std.iter().all(|&s| s.is_finite() && s > 0.0)
-            || spec.train_examples == 0
-            || spec.test_examples == 0
-            || (spec.stored_side.is_none() && spec.crop_side.is_none())
-        {
-            return Err(invalid(format!(
-                "at least 2 classes, a mean and a positive std per channel ({} channels), \
-                 examples in both splits and an image side ({spec:?})",
-                spec.channels
-            )));
-        }
-        let mut registered = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = registered.iter().position(|r| r.id == spec.id) {
-            let name = DatasetName::Own(OwnDataset(i as u32));
-            let same = DatasetSpec {
-                name,
-                ..spec.clone()
-            };
-            return if *registered[i] == same {
-                Ok(name)
-            } else {
-                Err(invalid(format!(
-                    "one spec per id: `{}` is already registered as {:?}",
-                    spec.id, registered[i]
-                )))
-            };
-        }
-        let name = DatasetName::Own(OwnDataset(registered.len() as u32));
-        registered.push(Box::leak(Box::new(DatasetSpec { name, ..spec })));
-        Ok(name)
-    }
-}
-
-/// A dataset's spec as `results.json` records it, so that a reader that has not registered the
-/// dataset (the figures, on another machine) can: [`crate::Results::from_json`] registers
-/// every recorded one before reading the rest.
+/// A dataset of one's own, as it is registered ([`DatasetRecord::register`]) and as
+/// `results.json` records it, so that a reader that has not registered it (the figures, on
+/// another machine) can: [`crate::Results::from_json`] registers every recorded one first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetRecord {
@@ -367,6 +337,8 @@ pub struct DatasetRecord {
     pub std: Vec<f32>,
     pub augmentation: Augmentation,
     pub files: String,
+    /// See [`DatasetSpec::fingerprint`].
+    pub fingerprint: String,
 }
 
 impl DatasetRecord {
@@ -385,14 +357,85 @@ impl DatasetRecord {
             std: s.std.to_vec(),
             augmentation: s.augmentation,
             files: s.files.into(),
+            fingerprint: s.fingerprint.unwrap_or_default().into(),
         }
     }
 
-    /// Registers the recorded dataset (the same one, where this process has it already).
+    /// The first fact that makes it unusable, in words.
+    fn problem(&self) -> Option<String> {
+        let id_ok = self
+            .id
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        let n = self.channels;
+        Some(if !id_ok {
+            "its id (the folder's name) must start with a lower-case letter or a digit and hold only those, '-' and '_': rename it".into()
+        } else if DatasetName::ALL.iter().any(|d| d.as_str() == self.id) {
+            "a built-in dataset has that id: name yours otherwise".into()
+        } else if self.classes < 2 {
+            format!(
+                "it has {} class(es); a classifier needs at least 2",
+                self.classes
+            )
+        } else if n == 0 {
+            "it has 0 channels".into()
+        } else if self.mean.len() != n || self.std.len() != n {
+            format!(
+                "mean has {} and std {} values for {n} channel(s): give one per channel",
+                self.mean.len(),
+                self.std.len()
+            )
+        } else if !self.mean.iter().all(|m| m.is_finite()) {
+            "its mean is not finite".into()
+        } else if !self.std.iter().all(|&s| s.is_finite() && s > 0.0) {
+            "its std must be positive and finite".into()
+        } else if self.train_examples == 0 || self.test_examples == 0 {
+            "a split has no examples".into()
+        } else if self.stored_side.is_none() && self.crop_side.is_none() {
+            "it states no image side".into()
+        } else if self.fingerprint.contains('@') {
+            "its fingerprint holds '@'".into()
+        } else {
+            return None;
+        })
+    }
+
+    /// Registers the dataset for the rest of the process and returns its name: its id then
+    /// parses to it everywhere (command line, configs, stores, `results.json`). Registering the
+    /// same record again returns the same name; another record under a registered id, a
+    /// built-in id and inconsistent facts are refused, each with what to change.
     pub fn register(&self) -> Result<DatasetName, Error> {
+        let refuse = |problem: String| Error::Dataset {
+            id: self.id.clone(),
+            problem,
+        };
+        if let Some(problem) = self.problem() {
+            return Err(refuse(problem));
+        }
+        let mut registered = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = registered.iter().position(|r| r.id == self.id) {
+            let name = DatasetName::Own(OwnDataset(i as u32));
+            drop(registered);
+            let before = DatasetRecord::of(name);
+            return if before == *self {
+                Ok(name)
+            } else {
+                Err(refuse(format!(
+                    "another dataset is registered under that id in this process \
+                     (fingerprint {} against {}): one description per id",
+                    before.fingerprint, self.fingerprint
+                )))
+            };
+        }
+        let name = DatasetName::Own(OwnDataset(registered.len() as u32));
         let leak = |s: &str| -> &'static str { s.to_string().leak() };
-        DatasetSpec::register(DatasetSpec {
-            name: DatasetName::Mnist, // set by the registration
+        registered.push(Box::leak(Box::new(DatasetSpec {
+            name,
             id: leak(&self.id),
             title: leak(&self.title),
             classes: self.classes,
@@ -405,6 +448,8 @@ impl DatasetRecord {
             std: self.std.clone().leak(),
             augmentation: self.augmentation,
             files: leak(&self.files),
-        })
+            fingerprint: Some(leak(&self.fingerprint)),
+        })));
+        Ok(name)
     }
 }

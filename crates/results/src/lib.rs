@@ -54,6 +54,9 @@ pub enum Error {
         value: String,
         expected: String,
     },
+    /// A dataset of one's own that cannot be registered or has changed.
+    #[error("dataset `{id}`: {problem}")]
+    Dataset { id: String, problem: String },
     /// A file could not be written (full disk, permissions, ...). Nothing was left behind.
     #[error(
         "could not write {path}: {source}. Nothing was left half-written; free disk space (or \

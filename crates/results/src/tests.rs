@@ -67,64 +67,148 @@ fn every_dataset_has_its_own_row_and_consistent_shapes() {
 
 #[test]
 fn a_registered_dataset_is_named_serialised_and_parsed_like_a_built_in_one() {
-    let spec = DatasetSpec {
-        id: "test-shapes",
-        title: "Shapes",
+    let record = DatasetRecord {
+        id: "test-shapes".into(),
+        title: "Shapes".into(),
         classes: 4,
         channels: 1,
         stored_side: Some(16),
+        crop_side: None,
         train_examples: 40,
         test_examples: 8,
-        mean: &[0.5],
-        std: &[0.25],
-        ..DatasetName::Mnist.spec().clone()
+        mean: vec![0.5],
+        std: vec![0.25],
+        augmentation: Augmentation::None,
+        files: "train/ and test/".into(),
+        fingerprint: "0123456789abcdef".into(),
     };
-    let name = DatasetSpec::register(spec.clone()).expect("registers");
+    let name = record.register().expect("registers");
     assert!(name.is_own() && !DatasetName::Mnist.is_own());
     assert_eq!((name.spec().id, name.spec().name), ("test-shapes", name));
     assert_eq!((name.num_classes(), name.title()), (4, "Shapes"));
-    assert_eq!(DatasetSpec::register(spec.clone()).expect("again"), name);
+    assert_eq!(format!("{name:?}"), "DatasetName(test-shapes)");
+    assert_eq!(record.register().expect("again"), name);
+    assert_eq!(DatasetRecord::of(name), record);
     let json = serde_json::to_string(&name).expect("json");
-    assert_eq!(json, "\"test-shapes\"");
+    assert_eq!(json, "\"test-shapes@0123456789abcdef\"");
     assert_eq!(
         serde_json::from_str::<DatasetName>(&json).expect("back"),
         name
     );
-    // Built-in names serialise as before (run identities depend on it).
-    assert_eq!(
-        serde_json::to_string(&DatasetName::FashionMnist).expect("json"),
-        "\"fashion-mnist\""
+    assert_eq!("test-shapes".parse::<DatasetName>().expect("by id"), name);
+    // What was written of other data under that id is not this dataset.
+    let err = "test-shapes@fedcba9876543210"
+        .parse::<DatasetName>()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has changed since this was written"),
+        "{err}"
     );
     assert!(DatasetName::known().contains(&name));
     let refused = [
-        DatasetSpec {
-            classes: 5,
-            ..spec.clone()
-        },
-        DatasetSpec {
-            id: "mnist",
-            ..spec.clone()
-        },
-        DatasetSpec {
-            id: "My Shapes",
-            ..spec.clone()
-        },
-        DatasetSpec {
-            id: "test-other",
-            mean: &[0.5, 0.5],
-            ..spec.clone()
-        },
-        DatasetSpec {
-            id: "test-other",
-            std: &[0.0],
-            ..spec.clone()
-        },
+        (
+            DatasetRecord {
+                classes: 5,
+                ..record.clone()
+            },
+            "one description per id",
+        ),
+        (
+            DatasetRecord {
+                id: "mnist".into(),
+                ..record.clone()
+            },
+            "a built-in dataset",
+        ),
+        (
+            DatasetRecord {
+                id: "My Shapes".into(),
+                ..record.clone()
+            },
+            "rename it",
+        ),
+        (
+            DatasetRecord {
+                id: "-x".into(),
+                ..record.clone()
+            },
+            "rename it",
+        ),
+        (
+            DatasetRecord {
+                id: "test-other".into(),
+                mean: vec![0.5, 0.5],
+                ..record.clone()
+            },
+            "mean has 2 and std 1 values for 1 channel(s)",
+        ),
+        (
+            DatasetRecord {
+                id: "test-other".into(),
+                mean: vec![f32::NAN],
+                ..record.clone()
+            },
+            "mean is not finite",
+        ),
+        (
+            DatasetRecord {
+                id: "test-other".into(),
+                std: vec![0.0],
+                ..record.clone()
+            },
+            "std must be positive",
+        ),
+        (
+            DatasetRecord {
+                id: "test-other".into(),
+                classes: 1,
+                ..record.clone()
+            },
+            "at least 2",
+        ),
     ];
-    for bad in refused {
-        assert!(DatasetSpec::register(bad.clone()).is_err(), "{bad:?}");
+    for (bad, expected) in refused {
+        let err = bad.register().unwrap_err();
+        assert!(err.to_string().contains(expected), "{bad:?}: {err}");
     }
     let err = serde_json::from_str::<DatasetName>("\"test-unregistered\"").unwrap_err();
     assert!(err.to_string().contains("dataset.toml"), "{err}");
+}
+
+#[test]
+fn built_in_names_and_augmentations_serialise_as_run_identities_always_had_them() {
+    let names: Vec<String> = DatasetName::ALL
+        .iter()
+        .map(|d| serde_json::to_string(d).expect("json"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "\"mnist\"",
+            "\"fashion-mnist\"",
+            "\"cifar10\"",
+            "\"cifar100\"",
+            "\"svhn\"",
+            "\"imagenet\""
+        ]
+    );
+    let augmentations: Vec<String> = [
+        Augmentation::None,
+        Augmentation::CropFlip { padding: 4 },
+        Augmentation::RandomResizedCropFlip,
+    ]
+    .iter()
+    .map(|a| serde_json::to_string(a).expect("json"))
+    .collect();
+    assert_eq!(
+        augmentations,
+        [
+            r#"{"kind":"none"}"#,
+            r#"{"kind":"crop-flip","padding":4}"#,
+            r#"{"kind":"random-resized-crop-flip"}"#
+        ]
+    );
 }
 
 #[test]

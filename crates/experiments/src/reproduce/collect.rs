@@ -44,7 +44,7 @@ pub fn collect(
         .collect::<Result<Vec<_>>>()?;
     let time = time_by_kind(plan, store)?;
     let compute_seconds = time.iter().map(|t| t.seconds).sum();
-    let own_datasets = own_datasets(&models);
+    let own_datasets = own_datasets(config, &models);
     Ok(Results {
         config: config.clone(),
         models,
@@ -58,11 +58,17 @@ pub fn collect(
     })
 }
 
-/// The specs of the datasets of one's own the networks trained on, once each.
-fn own_datasets(models: &[ModelResults]) -> Vec<results::DatasetRecord> {
+/// The datasets of one's own that `results.json` names (trained on, or in a substitution),
+/// once each.
+fn own_datasets(config: &ReproduceConfig, models: &[ModelResults]) -> Vec<results::DatasetRecord> {
     let mut names: Vec<DatasetName> = Vec::new();
-    for m in models {
-        let name = m.setup.network.dataset;
+    let named = models.iter().map(|m| m.setup.network.dataset).chain(
+        config
+            .substitutes
+            .iter()
+            .flat_map(|&(paper, used)| [paper, used]),
+    );
+    for name in named {
         if name.is_own() && !names.contains(&name) {
             names.push(name);
         }

@@ -125,8 +125,8 @@ pub fn markdown(r: &Results) -> String {
     for m in &r.models {
         let p = m.setup.network.paper.as_ref();
         let used = match m.setup.design.substituted_for {
-            Some(_) => format!("**{} (substituted)**", m.setup.network.dataset),
-            None => m.setup.network.dataset.to_string(),
+            Some(_) => format!("**{} (substituted)**", m.setup.network.dataset.title()),
+            None => m.setup.network.dataset.title().to_string(),
         };
         let _ = writeln!(
             s,
