@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use experiments::imp::{Baseline, ImpConfig, imp_results};
 use experiments::runs::{OptimizerAtRewind, Plan};
-use sparsity::PruneRule;
+use sparsity::{LayerRate, PruneRule};
 use train::Steps;
 
 use crate::store_args::{StoreArgs, execute, write_summary};
@@ -44,6 +44,15 @@ pub struct ImpArgs {
     #[arg(long, value_delimiter = ',')]
     unpruned: Option<Vec<String>>,
 
+    /// Layers pruned at a rate of their own, within the layer (comma-separated
+    /// LAYER=FRACTION, e.g. `Lenet.output=0.1`; the original lottery ticket paper pruned
+    /// output layers at half the rate of the others): each round removes that fraction of the
+    /// layer's surviving weights, and the other layers are pruned globally by --fraction (with
+    /// --one-shot, by the global fraction that reaches that density). Default: none, the
+    /// paper's global pruning.
+    #[arg(long, value_delimiter = ',', value_name = "LAYER=FRACTION")]
+    layer_rates: Vec<LayerRate>,
+
     /// Optimiser state after rewinding: a fresh optimiser (the paper's code) or the dense
     /// run's state at step k.
     #[arg(long, value_enum, default_value = "fresh")]
@@ -72,7 +81,10 @@ enum RewindOptimizer {
 fn prune_rule(arg: Option<Vec<String>>, model: &nets::ModelConfig) -> PruneRule {
     match arg {
         Some(list) if list.iter().any(|l| l == "none") => PruneRule::default(),
-        Some(unpruned_layers) => PruneRule { unpruned_layers },
+        Some(unpruned_layers) => PruneRule {
+            unpruned_layers,
+            layer_rates: vec![],
+        },
         None => PruneRule::for_model(model),
     }
 }
@@ -100,7 +112,10 @@ pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
         rewind: trainer.resolve(args.rewind),
         levels,
         fraction,
-        rule: prune_rule(args.unpruned, &config.recipe.model),
+        rule: PruneRule {
+            layer_rates: args.layer_rates,
+            ..prune_rule(args.unpruned, &config.recipe.model)
+        },
         optimizer_at_rewind: match args.optimizer_at_rewind {
             RewindOptimizer::Fresh => OptimizerAtRewind::Fresh,
             RewindOptimizer::Rewound => OptimizerAtRewind::Rewound,
@@ -109,6 +124,8 @@ pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
         baseline_levels: args.baseline_levels,
         baseline_seed: args.baseline_seed,
     };
+    // A rate for a layer that is not pruned: said now, not after the dense run.
+    imp.rule.check_layer_rates(&trainer.build_model()?)?;
     if imp.rewind >= trainer.total_steps() {
         anyhow::bail!(
             "the rewind step {} is not before the end of training ({} steps)",

@@ -267,6 +267,44 @@ fn imp_then_sparse_instability_share_one_store_that_runs_lists_and_cleans() {
 }
 
 #[test]
+fn imp_prunes_a_layer_at_its_own_rate_and_refuses_a_layer_it_does_not_prune() {
+    let store = tempfile::tempdir().expect("tmp");
+    let imp = |rates: &str| {
+        run(rewind()
+            .arg("--data-dir")
+            .arg(integration::data_dir())
+            .args([
+                "imp", "--preset", "lenet", "--steps", "20it", "--levels", "1",
+            ])
+            .args([
+                "--eval-every",
+                "20it",
+                "--train-eval-subset",
+                "100",
+                "--quiet",
+            ])
+            .args(["--layer-rates", rates, "--store"])
+            .arg(store.path()))
+    };
+    // Lenet's output layer is not pruned (the paper's framework): refused before training.
+    let (ok, _, stderr) = imp("Lenet.output=0.1");
+    assert!(
+        !ok && stderr.contains("the pruned layers are Lenet.hidden.0, Lenet.hidden.1"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_dir(store.path())
+            .expect("store")
+            .next()
+            .is_none()
+    );
+    // hidden.1 (30,000 weights) loses half, hidden.0 (235,200) a fifth: 203,160 of 265,200.
+    let (ok, stdout, stderr) = imp("Lenet.hidden.1=0.5");
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("76.61%"), "{stdout}");
+}
+
+#[test]
 fn reproduce_says_how_to_substitute_cifar_and_plans_without_running() {
     let store = tempfile::tempdir().expect("tmp");
     let data = integration::data_dir();

@@ -15,7 +15,7 @@
 
 mod mask;
 
-pub use mask::{Density, LayerDensity, MaskHook, MaskSet, PruneRule, Sparse};
+pub use mask::{Density, LayerDensity, LayerRate, MaskHook, MaskSet, PruneRule, Sparse};
 
 /// Errors of pruning and IMP.
 #[derive(Debug, thiserror::Error)]

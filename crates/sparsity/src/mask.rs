@@ -13,10 +13,45 @@ pub use results::LayerDensity;
 use crate::{Error, Result};
 
 /// Which tensors may be pruned: conv and linear weights, except those of the listed layers
-/// (layer paths such as `Lenet.output`; a weight `P.weight` belongs to layer `P`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// (layer paths such as `Lenet.output`; a weight `P.weight` belongs to layer `P`); and how:
+/// globally by magnitude, except the layers given a rate of their own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PruneRule {
     pub unpruned_layers: Vec<String>,
+    /// Layers pruned at a rate of their own, by magnitude within the layer: each pruning round
+    /// removes that fraction of the layer's surviving weights, while the other prunable layers
+    /// share the round's global fraction among themselves. Empty (the paper's global pruning)
+    /// is left out of the serialised rule, so run identities without it are unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layer_rates: Vec<LayerRate>,
+}
+
+/// A layer's own pruning rate: the fraction of its surviving weights each round removes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerRate {
+    pub layer: String,
+    pub fraction: f64,
+}
+
+impl std::str::FromStr for LayerRate {
+    type Err = Error;
+    /// `LAYER=FRACTION`, e.g. `Lenet.hidden.0=0.1`.
+    fn from_str(s: &str) -> Result<LayerRate> {
+        let parsed = s
+            .split_once('=')
+            .and_then(|(layer, f)| Some((layer.trim(), f.trim().parse::<f64>().ok()?)));
+        match parsed {
+            Some((layer, fraction)) if !layer.is_empty() && (0.0..=1.0).contains(&fraction) => {
+                Ok(LayerRate {
+                    layer: layer.to_string(),
+                    fraction,
+                })
+            }
+            _ => Err(Error::Invalid(format!(
+                "`{s}` is not LAYER=FRACTION with a fraction in [0, 1] (e.g. Lenet.hidden.0=0.1)"
+            ))),
+        }
+    }
 }
 
 impl PruneRule {
@@ -25,12 +60,53 @@ impl PruneRule {
     pub fn for_model(model: &nets::ModelConfig) -> PruneRule {
         PruneRule {
             unpruned_layers: model.architecture().unpruned_layers,
+            layer_rates: vec![],
         }
     }
 
     pub fn is_prunable(&self, info: &TensorInfo) -> bool {
         info.role.is_layer_weight() && !self.unpruned_layers.iter().any(|l| l == info.layer())
     }
+
+    /// Refuses a layer rate for a layer `model` does not prune under this rule (a typo, or a
+    /// layer listed as unpruned), naming the layers it prunes.
+    pub fn check_layer_rates<M: Module>(&self, model: &M) -> Result<()> {
+        let pruned: Vec<String> = tensor_infos(model)
+            .into_iter()
+            .filter(|i| self.is_prunable(i))
+            .map(|i| layer_of(&i.path).to_string())
+            .collect();
+        match self
+            .layer_rates
+            .iter()
+            .find(|r| !pruned.contains(&r.layer) || !(0.0..=1.0).contains(&r.fraction))
+        {
+            None => Ok(()),
+            Some(rate) => Err(Error::Invalid(format!(
+                "layer rate {}={}: no pruned layer of this network has that path (or the \
+                 fraction is not in [0, 1]); the pruned layers are {}",
+                rate.layer,
+                rate.fraction,
+                pruned.join(", ")
+            ))),
+        }
+    }
+
+    /// The rate of the layer a masked tensor (`P.weight`) belongs to, if it has its own.
+    fn own_rate(&self, tensor_path: &str) -> Option<f64> {
+        let layer = layer_of(tensor_path);
+        self.layer_rates
+            .iter()
+            .find(|r| r.layer == layer)
+            .map(|r| r.fraction)
+    }
+}
+
+/// The layer a tensor belongs to: `P` for `P.weight`.
+fn layer_of(tensor_path: &str) -> &str {
+    tensor_path
+        .rsplit_once('.')
+        .map_or(tensor_path, |(layer, _)| layer)
 }
 
 /// One binary mask (flattened, values exactly 0.0 or 1.0) per prunable tensor, in traversal
@@ -196,6 +272,38 @@ impl<M: Module + ModuleDisplay> Sparse<M> {
     /// prunable weights with the smallest magnitudes across all masked layers together. Ties
     /// are broken by position (layer order, then index), so the result is deterministic.
     pub fn prune_magnitude(self, fraction: f64) -> Result<Self> {
+        self.prune(fraction, None)
+    }
+
+    /// Magnitude pruning by `rule`'s layer rates: every masked layer with a rate of its own
+    /// loses `round(rate x its surviving weights)` by magnitude within the layer; the other
+    /// layers lose `round(fraction x their surviving weights)` globally among themselves (all
+    /// of them, as [`Sparse::prune_magnitude`], when the rule has no layer rates). A rate for
+    /// a layer the rule does not prune is refused ([`PruneRule::check_layer_rates`]).
+    pub fn prune_by_rule(self, fraction: f64, rule: &PruneRule) -> Result<Self> {
+        rule.check_layer_rates(&self.model)?;
+        let groups: Vec<(f64, Vec<usize>)> = {
+            let mut global = Vec::new();
+            let mut own = Vec::new();
+            for (layer, path) in self.mask.paths.iter().enumerate() {
+                match rule.own_rate(path) {
+                    Some(rate) => own.push((rate, vec![layer])),
+                    None => global.push(layer),
+                }
+            }
+            own.push((fraction, global));
+            own
+        };
+        let mut pruned = self;
+        for (fraction, layers) in groups.iter().filter(|(_, layers)| !layers.is_empty()) {
+            pruned = pruned.prune(*fraction, Some(layers))?;
+        }
+        Ok(pruned)
+    }
+
+    /// Removes `round(fraction x surviving)` of the weights of the masked layers `only` (all
+    /// of them when `None`) with the smallest magnitudes among those layers.
+    fn prune(self, fraction: f64, only: Option<&[usize]>) -> Result<Self> {
         if !(0.0..=1.0).contains(&fraction) {
             return Err(Error::Invalid(format!(
                 "pruning fraction {fraction} is not in [0, 1]"
@@ -208,6 +316,9 @@ impl<M: Module + ModuleDisplay> Sparse<M> {
         let mut masks: Vec<Vec<f32>> = self.mask.to_host().into_iter().map(|(_, m)| m).collect();
         let mut alive: Vec<(f32, usize, usize)> = Vec::new();
         for (layer, (path, mask)) in self.mask.paths.iter().zip(&masks).enumerate() {
+            if only.is_some_and(|only| !only.contains(&layer)) {
+                continue;
+            }
             let w = &weights[path];
             alive.extend(
                 mask.iter()

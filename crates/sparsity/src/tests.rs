@@ -80,6 +80,7 @@ fn iterative_pruning_reaches_0_8_to_the_n_with_nested_masks() {
     let model = lenet(vec![300, 100], 784);
     let rule = PruneRule {
         unpruned_layers: ModelConfig::lenet_300_100().architecture().unpruned_layers,
+        layer_rates: vec![],
     };
     let mut sparse = Sparse::dense(nets::initialize(model, 1, nets::BnInit::Uniform), &rule);
     assert_eq!(
@@ -121,6 +122,66 @@ fn iterative_pruning_reaches_0_8_to_the_n_with_nested_masks() {
         one_shot.density().kept,
         (0.3f64 * 265_200.0).round() as usize
     );
+}
+
+#[test]
+fn layer_rates_prune_their_layers_alone_and_the_rest_globally_in_a_hand_worked_example() {
+    // The example above: hidden [0.5, -0.1, 0.3, 0.0], output [0.2, -0.3, 0.9, 0.4].
+    let model = || {
+        map_tensors(lenet(vec![2], 2), |info, t| match info.path.as_str() {
+            "Lenet.hidden.0.weight" => from_vec(vec![0.5, -0.1, 0.3, 0.0], &t.device()),
+            "Lenet.output.weight" => from_vec(vec![0.2, -0.3, 0.9, 0.4], &t.device()),
+            _ => t,
+        })
+    };
+    let rule = |rates: &[&str]| PruneRule {
+        unpruned_layers: vec![],
+        layer_rates: rates.iter().map(|r| r.parse().expect("rate")).collect(),
+    };
+    // Output at its own 50% (0.2 and -0.3 go); hidden.0 alone takes the global 50% (0.0 and
+    // -0.1), where global pruning over both layers removed 0.3 of hidden.0 instead of -0.3.
+    let own_output = rule(&["Lenet.output=0.5"]);
+    let pruned = Sparse::dense(model(), &own_output)
+        .prune_by_rule(0.5, &own_output)
+        .expect("prune");
+    assert_eq!(
+        masks(&pruned),
+        vec![vec![1.0, 0.0, 1.0, 0.0], vec![0.0, 0.0, 1.0, 1.0]]
+    );
+    // Every layer at its own rate: the global fraction prunes nothing more.
+    let all_own = rule(&["Lenet.hidden.0=0.25", "Lenet.output=0.25"]);
+    let pruned = Sparse::dense(model(), &all_own)
+        .prune_by_rule(0.9, &all_own)
+        .expect("prune");
+    assert_eq!(
+        masks(&pruned),
+        vec![vec![1.0, 1.0, 1.0, 0.0], vec![0.0, 1.0, 1.0, 1.0]]
+    );
+    // Without rates it is global pruning.
+    let global = Sparse::dense(model(), &PruneRule::default())
+        .prune_by_rule(0.5, &PruneRule::default())
+        .expect("prune");
+    assert_eq!(
+        masks(&global),
+        vec![vec![1.0, 0.0, 0.0, 0.0], vec![0.0, 1.0, 1.0, 1.0]]
+    );
+    // A layer the network does not mask, and malformed rates, are refused.
+    let unknown = rule(&["Lenet.hidden.7=0.5"]);
+    let err = Sparse::dense(model(), &unknown)
+        .prune_by_rule(0.5, &unknown)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("Lenet.hidden.0, Lenet.output"),
+        "{err}"
+    );
+    for bad in [
+        "Lenet.output",
+        "Lenet.output=1.5",
+        "=0.5",
+        "Lenet.output=half",
+    ] {
+        assert!(bad.parse::<LayerRate>().is_err(), "{bad}");
+    }
 }
 
 #[test]
@@ -263,6 +324,7 @@ fn one_shot_pruning_takes_resnet50_to_30_percent_in_one_step() {
     );
     let rule = PruneRule {
         unpruned_layers: ModelConfig::resnet50().architecture().unpruned_layers,
+        layer_rates: vec![],
     };
     let dense = Sparse::dense(model, &rule);
     let total = dense.density().total;

@@ -276,7 +276,7 @@ impl<F: ModelFactory> Runner<F> {
                     self.state_at(run, final_step)
                         .map_err(start_failed)?
                         .model
-                        .prune_magnitude(fraction)
+                        .prune_by_rule(fraction, &spec.rule)
                         .map_err(start_failed)
                 };
                 let model = match mask {
