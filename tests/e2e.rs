@@ -196,10 +196,14 @@ fn lenet_is_stable_at_k0_on_mnist() {
 #[test]
 fn smoke_reproduction_renders_every_figure_and_the_report() {
     use experiments::reproduce::{Figure, Scale, config, run_here};
+    use results::Branch;
     let dir = tempfile::tempdir().expect("tmp");
     let runner = runner(&dir.path().join("runs"));
     let mut config = config(Scale::Smoke);
     config.substitutes = vec![(data::DatasetName::Cifar10, data::DatasetName::FashionMnist)];
+    // Every figure, the IMP levels' (asked for by name) included.
+    assert!(!config.figures.contains(&Figure::Levels));
+    config.figures = Figure::ALL.to_vec();
     let results = run_here(&config, &runner, 2).expect("smoke");
     assert_eq!(results.models.len(), 3);
     let out = dir.path().join("report");
@@ -228,6 +232,7 @@ fn smoke_reproduction_renders_every_figure_and_the_report() {
                 Figure::AppC => &["IMP, k = 0"],
                 Figure::AppD => &["conv and linear weights", "all parameters"],
                 Figure::Beyond => &["no alignment (the paper)", "weight matching"],
+                Figure::Levels => &["rewind k = 0"],
             };
             for w in want {
                 assert!(names.iter().any(|n| n == w), "{f:?} {panel}: {names:?}");
@@ -240,6 +245,20 @@ fn smoke_reproduction_renders_every_figure_and_the_report() {
     }
     assert!(report.contains("Fashion-MNIST (substituted)"));
     assert!(report.contains("Scale: smoke"));
+    // IMP-level connectivity: one link per pair of consecutive levels, per rewind k and init.
+    for m in &results.models {
+        let inits = m.setup.design.init_seeds.len();
+        let expected: usize = m
+            .imp
+            .iter()
+            .map(|s| s.levels.iter().filter(|l| l.branch == Branch::Imp).count() - 1)
+            .sum::<usize>()
+            * inits;
+        assert!(expected > 0);
+        assert_eq!(m.level_links.len(), expected, "{}", m.setup.preset);
+    }
+    assert!(report.contains("are consecutive IMP levels linearly connected?"));
+    assert!(report.contains("(Paul et al. 2023)"));
     // Everything is in the store now: a second invocation trains nothing.
     let before: Vec<_> = runner.store.list().expect("list");
     let again = run_here(&config, &runner, 1).expect("again");

@@ -26,12 +26,40 @@ pub fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
         Figure::AppD => |m, l| appd(m, l).into_iter().collect(),
         Figure::AppE => |m, l| appe(m, l).into_iter().collect(),
         Figure::Beyond => beyond,
+        Figure::Levels => |m, l| levels(m, l).into_iter().collect(),
     };
     results
         .models
         .iter()
         .flat_map(|m| draw(m, model_label(m)))
         .collect()
+}
+
+/// Beyond the paper (Paul et al. 2023): test instability between the trained networks of
+/// consecutive IMP levels, at the density of the sparser, one line per rewind k.
+fn levels(m: &ModelResults, label: String) -> Option<Panel> {
+    let links = m.level_link_summaries();
+    if links.is_empty() {
+        return None;
+    }
+    let mut p = instability_panel(
+        label,
+        "% of weights remaining (the sparser level)",
+        "test instability between levels (pp)",
+    );
+    let mut ks: Vec<u64> = links.iter().map(|l| l.k).collect();
+    ks.dedup();
+    for (i, k) in ks.iter().enumerate() {
+        let values: Vec<(f64, MeanStd)> = links
+            .iter()
+            .filter(|l| l.k == *k)
+            .map(|l| ((l.level + 1) as f64, l.test_instability))
+            .collect();
+        p.series
+            .push(ms_series(&format!("rewind k = {k}"), i, &values));
+    }
+    density_axis(&mut p, &level_densities(m));
+    Some(p)
 }
 
 /// Figure 2: the error along the path between two dense children trained from k = 0.

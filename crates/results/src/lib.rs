@@ -19,6 +19,7 @@ mod datasets;
 pub mod faults;
 mod files;
 mod ids;
+mod levels;
 mod names;
 mod replicates;
 mod schema;
@@ -30,6 +31,7 @@ pub use curve::{
 pub use datasets::{Augmentation, DatasetName, DatasetRecord, DatasetSpec, OwnDataset};
 pub use files::{sha256_hex, write_atomic};
 pub use ids::{Branch, JobKind, RunId, RunKind};
+pub use levels::{LevelLink, LevelLinkSummary};
 pub use names::{Figure, KUnit, ReproduceConfig, Scale, parse_substitute};
 pub use replicates::{Accuracy, AccuracyComparison, TestSet, distinct_dense_accuracies};
 pub use schema::{

@@ -377,6 +377,9 @@ pub struct ModelResults {
     /// Two initialisations interpolated with and without alignment ("Beyond the paper").
     #[serde(default)]
     pub across_inits: Vec<InitPairResult>,
+    /// Interpolations between consecutive IMP levels ("Beyond the paper", `--only levels`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub level_links: Vec<crate::LevelLink>,
 }
 
 /// An instability analysis of the same children as the paper's, the second child of each pair

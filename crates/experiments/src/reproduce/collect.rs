@@ -157,6 +157,7 @@ fn model_results(entry: &Entry, m: &ModelRuns, store: &Store) -> Result<ModelRes
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let level_links = super::levels::collect(store, &m.level_links, &m.imp, &imp)?;
     let mut results = ModelResults {
         setup: m.setup.record(entry)?,
         dense_accuracy: None,
@@ -166,6 +167,7 @@ fn model_results(entry: &Entry, m: &ModelRuns, store: &Store) -> Result<ModelRes
         length_check,
         aligned,
         across_inits,
+        level_links,
     };
     results.dense_accuracy = results.dense_reference().map(|a| a.value);
     Ok(results)

@@ -8,6 +8,7 @@
 //! data itself.
 
 mod collect;
+mod levels;
 mod setup;
 
 use std::time::Instant;
@@ -16,6 +17,7 @@ pub use results::{Figure, ReproduceConfig, Scale};
 use serde::{Deserialize, Serialize};
 
 pub use self::collect::collect;
+pub use self::levels::LevelLinkRun;
 pub use self::setup::{ModelSetup, entries};
 use crate::Result;
 use crate::executor::{Execution, Executor, Local, Submission};
@@ -52,6 +54,9 @@ pub struct ModelRuns {
     /// alignment.
     #[serde(default)]
     pub across_inits: Vec<AcrossInitsRun>,
+    /// Interpolations between consecutive IMP levels (`--only levels`).
+    #[serde(default)]
+    pub level_links: Vec<LevelLinkRun>,
 }
 
 /// One IMP experiment: rewound to `k`, from init `init_seed`.
@@ -247,6 +252,7 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
         vec![]
     };
     let mut imp = Vec::new();
+    let mut level_links = Vec::new();
     let mut sparse_pairs = Vec::new();
     if config.wants(Figure::needs_imp) {
         let sparse_instability = InstabilityConfig {
@@ -291,11 +297,15 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
                         });
                     }
                 }
-                imp.push(ImpAt {
+                let at = ImpAt {
                     k,
                     init_seed: init,
                     runs,
-                });
+                };
+                if config.figures.contains(&Figure::Levels) {
+                    level_links.extend(levels::plan(&setup, &at, plan)?);
+                }
+                imp.push(at);
             }
             if config.wants(Figure::needs_sparse) {
                 // A branch without parents at this k (baselines only at other k) has nothing
@@ -341,6 +351,7 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
         length_check,
         aligned,
         across_inits,
+        level_links,
     })
 }
 

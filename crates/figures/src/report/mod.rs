@@ -3,6 +3,7 @@
 
 mod beyond;
 mod findings;
+mod levels;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -349,6 +350,7 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(s);
     }
     beyond::section(&mut s, r);
+    levels::section(&mut s, r);
     let _ = writeln!(s, "## Figures\n");
     for &f in &r.config.figures {
         let _ = writeln!(
