@@ -130,3 +130,84 @@ fn the_medium_results_read_with_sample_statistics() {
         Verdict::Undecided(_)
     ));
 }
+
+/// The IMP-level finding on made-up series: three inits per level, level 1 matching and
+/// level 2 not; "connected exactly when matching" agrees when the links say the same, differs
+/// when a decided link says otherwise, and is undecided on single links without a spread.
+#[test]
+fn imp_levels_are_judged_connected_exactly_when_matching() {
+    use results::{Branch, ImpSeries, Instability, LevelLink, LevelResult, LevelSummary};
+    let path = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/results/medium/results.json"
+    ));
+    let results = crate::read_results(path).expect("medium results.json reads back");
+    let mut m = results.models[0].clone();
+    m.dense = None;
+    m.sparse.clear();
+    let run: results::RunId = "train-00".parse().expect("id");
+    let level = |level: usize, density: f64, accuracy: f32| LevelResult {
+        level,
+        branch: Branch::Imp,
+        density,
+        layers: vec![],
+        test_accuracy: accuracy / 100.0,
+        test_loss: 0.3,
+        train_accuracy: None,
+        run: run.clone(),
+    };
+    let mut runs = Vec::new();
+    for (l, density, accuracies) in [
+        (0, 1.0, [91.0, 91.4, 91.2]),
+        (1, 0.8, [91.8, 92.0, 91.9]),
+        (2, 0.64, [85.0, 85.5, 85.2]),
+    ] {
+        runs.extend(accuracies.map(|a| level(l, density, a)));
+    }
+    m.imp = vec![ImpSeries {
+        k: 0,
+        levels: LevelSummary::of(&runs),
+        runs,
+    }];
+    let links = |per_level: [[f32; 3]; 2]| -> Vec<LevelLink> {
+        per_level
+            .iter()
+            .enumerate()
+            .flat_map(|(l, values)| {
+                values
+                    .iter()
+                    .enumerate()
+                    .map(move |(init, &test)| LevelLink {
+                        k: 0,
+                        init_seed: init as u64 + 1,
+                        level: l,
+                        density: [0.8, 0.64][l],
+                        instability: Instability {
+                            test,
+                            train: None,
+                            test_loss: None,
+                            train_loss: None,
+                        },
+                        endpoint_test_errors: [9.0, 9.0],
+                    })
+            })
+            .collect()
+    };
+    let verdict = |m: &results::ModelResults| {
+        super::levels::finding(m)
+            .expect("a finding from the links")
+            .verdict
+    };
+    m.level_links = links([[0.3, 0.5, 0.4], [8.0, 9.0, 10.0]]);
+    assert_eq!(verdict(&m), Verdict::Agrees);
+    // Level 1 is matching but its link is decided unstable: differs.
+    m.level_links = links([[8.0, 9.0, 10.0], [8.0, 9.0, 10.0]]);
+    assert_eq!(verdict(&m), Verdict::Differs);
+    // One init per link and no replicate spread: nothing is decided.
+    m.level_links.retain(|l| l.init_seed == 1);
+    assert!(
+        matches!(verdict(&m), Verdict::Undecided(_)),
+        "{:?}",
+        verdict(&m)
+    );
+}
