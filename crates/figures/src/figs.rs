@@ -1,16 +1,12 @@
-//! Figures drawn: the helpers the per-figure panels share ([`crate::panels`]), the names of
-//! figures, networks and alignments, and rendering a figure to PNG.
-
-use std::path::Path;
+//! The helpers the per-figure panels share ([`crate::panels`]) and the names of figures,
+//! networks and alignments (for the panels and the report).
 
 use results::{
     AlignedAnalysis, Alignment, BnPolicy, Branch, Figure, InstabilitySummary, KUnit, MeanStd,
-    ModelResults, PairRecord, Results, TestSet,
+    ModelResults, PairRecord, STABLE_PP, TestSet,
 };
 
-use crate::Result;
-use crate::plot::{PALETTE, Panel, Reference, Series, TitleLayout, render};
-use crate::report::STABLE_PP;
+use crate::plot::{PALETTE, Panel, Reference, Series};
 
 /// Title of a network's panel: what was trained, on what.
 pub fn model_label(m: &ModelResults) -> String {
@@ -225,45 +221,7 @@ pub fn alignment_label(align: Alignment, bn_policy: BnPolicy) -> String {
     }
 }
 
-/// Renders one figure of `results` to `path` (PNG); returns how its titles were laid out.
-pub fn render_figure(results: &Results, figure: Figure, path: &Path) -> Result<Vec<TitleLayout>> {
-    let mut panels = crate::panels::panels(results, figure);
-    if panels.is_empty() {
-        let mut p = Panel::new(
-            "no network of this reproduction has data for this figure",
-            "",
-            "",
-        );
-        p.series.clear();
-        panels.push(p);
-    }
-    let columns = if figure == Figure::Fig7 { 2 } else { 3 };
-    let title = format!(
-        "{} (scale: {})",
-        figure_name(figure),
-        results.config.scale.as_str()
-    );
-    render(path, &title, &panels, columns)
-}
-
 /// "Figure 3: Instability ..." / "Appendix B: ...".
 pub fn figure_name(figure: Figure) -> String {
     format!("{}: {}", figure.number(), figure.title())
-}
-
-/// The series a figure holds, by panel (for tests and the report).
-pub fn series_names(results: &Results, figure: Figure) -> Vec<(String, Vec<String>)> {
-    crate::panels::panels(results, figure)
-        .into_iter()
-        .map(|p| {
-            (
-                p.title.clone(),
-                p.series
-                    .iter()
-                    .filter(|s| !s.points.is_empty())
-                    .map(|s| s.label.clone())
-                    .collect(),
-            )
-        })
-        .collect()
 }

@@ -8,6 +8,7 @@
 //! from `assets/` through plotters' pure-Rust path: no fontconfig, no system fonts.
 
 mod figs;
+mod figure;
 mod panels;
 mod plot;
 mod report;
@@ -17,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 pub use results::Results;
 
-pub use figs::{figure_name, model_label, render_figure, series_names};
+pub use figs::{figure_name, model_label};
+pub use figure::{render_figure, series_names};
 
 /// Errors of rendering.
 #[derive(Debug, thiserror::Error)]

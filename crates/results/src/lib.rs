@@ -40,8 +40,8 @@ pub use schema::{
     NetworkInfo, PairRecord, PairResult, PaperReference, Results, Setup, SparseAnalysis, TimeShare,
 };
 pub use stats::{
-    CONFIDENCE, Difference, Interval, MeanStd, N_SEARCH_LIMIT, PooledSpread, Side, about, n_needed,
-    n_needed_welch, n_needed_words, t_quantile,
+    CONFIDENCE, Difference, Interval, MeanStd, N_SEARCH_LIMIT, PooledSpread, STABLE_PP, Side,
+    about, n_needed, n_needed_welch, n_needed_words, t_quantile,
 };
 
 use std::path::PathBuf;

@@ -9,6 +9,9 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 /// Two-sided confidence level of every interval.
 pub const CONFIDENCE: f64 = 0.95;
 
+/// The paper's threshold for "stable" (SPEC §7): test instability below 2 percentage points.
+pub const STABLE_PP: f64 = 2.0;
+
 /// The largest n [`n_needed`] looks for; past it the report says "more than".
 pub const N_SEARCH_LIMIT: usize = 1000;
 

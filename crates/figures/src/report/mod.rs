@@ -18,8 +18,7 @@ use findings::findings;
 use findings::instability_at;
 use rules::{matching, stable_bound};
 
-/// The paper's threshold for "stable": instability below 2 percentage points.
-pub const STABLE_PP: f64 = 2.0;
+pub use results::STABLE_PP;
 
 /// A shortened scale's length counts as nearly trained when a run of a multiple of it gains
 /// at most this many accuracy points.
