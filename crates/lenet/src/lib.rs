@@ -62,9 +62,21 @@ impl Lenet {
     ///   - Images `[batch, channels, height, width]` with `channels * height * width = input`
     ///   - Output `[batch, num_classes]` (logits)
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_observed(images, &mut |_, _| {})
+    }
+
+    /// [`Lenet::forward`], showing `observe` each hidden layer's activations after its ReLU
+    /// (`[batch, units]`) with the layer's name, `hidden.{i}`: the units activation matching
+    /// correlates, from the very pass training runs.
+    pub fn forward_observed(
+        &self,
+        images: Tensor<4>,
+        observe: &mut dyn FnMut(String, &Tensor<2>),
+    ) -> Tensor<2> {
         let mut x: Tensor<2> = images.flatten(1, 3); // [batch, input]
-        for layer in &self.hidden {
+        for (i, layer) in self.hidden.iter().enumerate() {
             x = relu(layer.forward(x));
+            observe(format!("hidden.{i}"), &x);
         }
         self.output.forward(x)
     }

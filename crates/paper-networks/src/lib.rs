@@ -8,7 +8,6 @@
 //! only that layer.
 
 use burn::module::Module;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use inception::{InceptionV3, InceptionV3Config};
 use lenet::{Lenet, LenetConfig};
@@ -148,42 +147,28 @@ impl Network {
     /// (`blocks.{b}.conv1`).
     pub fn activations(&self, images: Tensor<4>) -> Result<Vec<Tap>> {
         let mut taps = Vec::new();
-        let mut tap = |group: String, values: Tensor<2>| taps.push(Tap { group, values });
+        // The models' own forward passes, observed: the taps follow what training runs.
+        let mut conv = |group: String, x: &Tensor<4>| {
+            taps.push(Tap {
+                group,
+                values: per_position(x.clone()),
+            })
+        };
         match self {
             Network::Lenet(m) => {
-                let mut x: Tensor<2> = images.flatten(1, 3);
-                for (i, layer) in m.hidden.iter().enumerate() {
-                    x = relu(layer.forward(x));
-                    tap(format!("hidden.{i}"), x.clone());
-                }
+                let mut dense = |group: String, x: &Tensor<2>| {
+                    taps.push(Tap {
+                        group,
+                        values: x.clone(),
+                    })
+                };
+                m.forward_observed(images, &mut dense);
             }
             Network::Vgg(m) => {
-                let mut x = images;
-                for (i, (layer, &pool)) in m.layers.iter().zip(&m.pool_after).enumerate() {
-                    x = relu(layer.bn.forward(layer.conv.forward(x)));
-                    tap(format!("layers.{i}"), per_position(x.clone()));
-                    if pool {
-                        x = m.max_pool.forward(x);
-                    }
-                }
+                m.forward_observed(images, &mut conv);
             }
             Network::Resnet(m) => {
-                let mut x = relu(m.stem.forward(images));
-                let mut stream = 0;
-                tap(format!("stream.{stream}"), per_position(x.clone()));
-                for (b, block) in m.blocks.iter().enumerate() {
-                    let inner = relu(block.conv1.forward(x.clone()));
-                    tap(format!("blocks.{b}.conv1"), per_position(inner.clone()));
-                    let skip = match &block.shortcut {
-                        Some(projection) => {
-                            stream += 1;
-                            projection.forward(x)
-                        }
-                        None => x,
-                    };
-                    x = relu(block.conv2.forward(inner) + skip);
-                    tap(format!("stream.{stream}"), per_position(x.clone()));
-                }
+                m.forward_observed(images, &mut conv);
             }
             Network::ImagenetResnet(_) | Network::InceptionV3(_) => {
                 return Err(Error::Invalid(

@@ -51,7 +51,14 @@ impl BasicBlock {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_observed(x, &mut |_| {})
+    }
+
+    /// [`BasicBlock::forward`], showing `observe` the inner activations (after the first
+    /// conv-BN and its ReLU).
+    pub fn forward_observed(&self, x: Tensor<4>, observe: &mut dyn FnMut(&Tensor<4>)) -> Tensor<4> {
         let out = relu(self.conv1.forward(x.clone()));
+        observe(&out);
         let out = self.conv2.forward(out);
         let skip = match &self.shortcut {
             Some(projection) => projection.forward(x),

@@ -97,9 +97,28 @@ impl CifarResnet {
     ///   - Images `[batch, in_channels, 32, 32]` (any size divisible by 4 works)
     ///   - Output `[batch, num_classes]` (logits)
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_observed(images, &mut |_, _| {})
+    }
+
+    /// [`CifarResnet::forward`], showing `observe` the activations of every group of units
+    /// weight and activation matching permute (`[batch, channels, h, w]`, after ReLU): each
+    /// block's inner units, `blocks.{b}.conv1`, and the residual stream, `stream.{s}`, whose
+    /// index moves on at every projection shortcut (the identity shortcuts tie a stage's
+    /// outputs to one permutation).
+    pub fn forward_observed(
+        &self,
+        images: Tensor<4>,
+        observe: &mut dyn FnMut(String, &Tensor<4>),
+    ) -> Tensor<2> {
         let mut x = relu(self.stem.forward(images));
-        for block in &self.blocks {
-            x = block.forward(x);
+        let mut stream = 0;
+        observe(format!("stream.{stream}"), &x);
+        for (b, block) in self.blocks.iter().enumerate() {
+            x = block.forward_observed(x, &mut |inner| observe(format!("blocks.{b}.conv1"), inner));
+            if block.shortcut.is_some() {
+                stream += 1;
+            }
+            observe(format!("stream.{stream}"), &x);
         }
         let x = self.pool.forward(x); // [batch, channels, 1, 1]
         self.fc.forward(x.flatten(1, 3)) // [batch, num_classes]

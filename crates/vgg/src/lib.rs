@@ -96,9 +96,20 @@ impl Vgg {
     ///   - Images `[batch, in_channels, 32, 32]`
     ///   - Output `[batch, num_classes]` (logits)
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_observed(images, &mut |_, _| {})
+    }
+
+    /// [`Vgg::forward`], showing `observe` each conv layer's activations after BN and ReLU,
+    /// before pooling (`[batch, channels, h, w]`), with the layer's name, `layers.{i}`.
+    pub fn forward_observed(
+        &self,
+        images: Tensor<4>,
+        observe: &mut dyn FnMut(String, &Tensor<4>),
+    ) -> Tensor<2> {
         let mut x = images;
-        for (layer, &pool) in self.layers.iter().zip(&self.pool_after) {
+        for (i, (layer, &pool)) in self.layers.iter().zip(&self.pool_after).enumerate() {
             x = relu(layer.bn.forward_fast(layer.conv.forward_fast(x)));
+            observe(format!("layers.{i}"), &x);
             if pool {
                 x = self.max_pool.forward(x);
             }
