@@ -45,11 +45,13 @@ pub struct ImpArgs {
     unpruned: Option<Vec<String>>,
 
     /// Layers pruned at a rate of their own, within the layer (comma-separated
-    /// LAYER=FRACTION, e.g. `Lenet.output=0.1`; the original lottery ticket paper pruned
-    /// output layers at half the rate of the others): each round removes that fraction of the
-    /// layer's surviving weights, and the other layers are pruned globally by --fraction (with
-    /// --one-shot, by the global fraction that reaches that density). Default: none, the
-    /// paper's global pruning.
+    /// LAYER=FRACTION with a fraction in [0, 1), e.g. `Lenet.hidden.1=0.1`): each round removes
+    /// that fraction of the layer's surviving weights, and the other layers are pruned
+    /// globally by --fraction (with --one-shot, the other layers reach that density, so the
+    /// whole network does not). A layer given twice, or one that is not pruned (Lenet's output
+    /// layer, unless --unpruned none), is refused before anything trains. The rule is part of
+    /// every run's identity, the dense run's too: it trains again. Default: none, the paper's
+    /// global pruning.
     #[arg(long, value_delimiter = ',', value_name = "LAYER=FRACTION")]
     layer_rates: Vec<LayerRate>,
 
@@ -113,7 +115,12 @@ pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
         levels,
         fraction,
         rule: PruneRule {
-            layer_rates: args.layer_rates,
+            // One rule, one identity, whatever order the rates were given in.
+            layer_rates: {
+                let mut rates = args.layer_rates;
+                rates.sort_by(|a, b| a.layer.cmp(&b.layer));
+                rates
+            },
             ..prune_rule(args.unpruned, &config.recipe.model)
         },
         optimizer_at_rewind: match args.optimizer_at_rewind {

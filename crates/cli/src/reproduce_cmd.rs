@@ -27,7 +27,8 @@ pub struct ReproduceArgs {
     #[arg(long, default_value = "quick")]
     scale: Scale,
 
-    /// Only these figures (comma separated): fig2 .. fig8, appb, appc, appd, appe, beyond.
+    /// Only these figures (comma separated): fig2 .. fig8, appb, appc, appd, appe, beyond,
+    /// levels (IMP-level connectivity, drawn only when asked for).
     #[arg(long, value_delimiter = ',')]
     only: Vec<Figure>,
 

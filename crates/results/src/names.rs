@@ -273,7 +273,7 @@ pub struct ReproduceConfig {
     /// scale runs by default.
     #[serde(default)]
     pub models: Vec<String>,
-    /// Figures to draw (default: all).
+    /// Figures to draw (default: all but `levels`, which is asked for by name).
     #[serde(default = "all_figures")]
     pub figures: Vec<Figure>,
     /// (dataset of the paper, dataset used instead).

@@ -41,14 +41,14 @@ impl std::str::FromStr for LayerRate {
             .split_once('=')
             .and_then(|(layer, f)| Some((layer.trim(), f.trim().parse::<f64>().ok()?)));
         match parsed {
-            Some((layer, fraction)) if !layer.is_empty() && (0.0..=1.0).contains(&fraction) => {
+            Some((layer, fraction)) if !layer.is_empty() && (0.0..1.0).contains(&fraction) => {
                 Ok(LayerRate {
                     layer: layer.to_string(),
                     fraction,
                 })
             }
             _ => Err(Error::Invalid(format!(
-                "`{s}` is not LAYER=FRACTION with a fraction in [0, 1] (e.g. Lenet.hidden.0=0.1)"
+                "`{s}` is not LAYER=FRACTION with a fraction in [0, 1) (e.g. Lenet.hidden.0=0.1)"
             ))),
         }
     }
@@ -76,15 +76,23 @@ impl PruneRule {
             .filter(|i| self.is_prunable(i))
             .map(|i| layer_of(&i.path).to_string())
             .collect();
+        for (i, rate) in self.layer_rates.iter().enumerate() {
+            if let Some(earlier) = self.layer_rates[..i].iter().find(|o| o.layer == rate.layer) {
+                return Err(Error::Invalid(format!(
+                    "layer {} has two rates ({} and {}): give each layer one",
+                    rate.layer, earlier.fraction, rate.fraction
+                )));
+            }
+        }
         match self
             .layer_rates
             .iter()
-            .find(|r| !pruned.contains(&r.layer) || !(0.0..=1.0).contains(&r.fraction))
+            .find(|r| !pruned.contains(&r.layer) || !(0.0..1.0).contains(&r.fraction))
         {
             None => Ok(()),
             Some(rate) => Err(Error::Invalid(format!(
                 "layer rate {}={}: no pruned layer of this network has that path (or the \
-                 fraction is not in [0, 1]); the pruned layers are {}",
+                 fraction is not in [0, 1)); the pruned layers are {}",
                 rate.layer,
                 rate.fraction,
                 pruned.join(", ")

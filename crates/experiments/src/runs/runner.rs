@@ -383,6 +383,7 @@ impl<F: ModelFactory> Runner<F> {
             batch_size: spec.eval.batch_size,
             bn_batches: Some(&bn_batches),
         };
+        let same_mask = a.mask.to_host() == b.mask.to_host();
         let curve = error_curve(
             &a,
             &b,
@@ -390,11 +391,11 @@ impl<F: ModelFactory> Runner<F> {
             spec.bn_policy,
             &curve_data,
             &self.device,
-            // Aligned sparse children have their masks permuted apart: the interpolated
-            // weights already vanish outside the union of both, which is what is evaluated.
-            |m: SparseNet<F>| {
-                if spec.align.is_none() { m.apply() } else { m }
-            },
+            // One mask at both ends (the paper's pairs): re-applying it is exact. Masks that
+            // differ (aligned children, consecutive IMP levels) interpolate to fractions, and
+            // re-applying them would shrink a weight only one end keeps by alpha again; the
+            // interpolated weights already vanish outside the union of both masks.
+            |m: SparseNet<F>| if same_mask { m.apply() } else { m },
         )?;
         let l2 = l2_distance(&a.model, &b.model, |i| sa.rule.is_prunable(i))?;
         Ok(PairResult {

@@ -328,88 +328,6 @@ fn imp_levels_rewind_nest_and_are_reused() {
 }
 
 #[test]
-fn imp_with_a_layer_rate_prunes_that_layer_at_its_own_rate_and_the_rest_globally() {
-    let recipe = Recipe {
-        model: ModelConfig::Lenet { hidden: vec![32] },
-        data: DataConfig::new(DatasetName::Mnist, 8, Augmentation::None),
-        optimizer: OptimizerConfig::Adam { weight_decay: 0.0 },
-        training_steps: Steps::iterations(10),
-        ..resnet_recipe()
-    };
-    let imp = |layer_rates| ImpConfig {
-        recipe: recipe.clone(),
-        eval: eval(),
-        init_seed: 1,
-        data_seed: 1,
-        rewind: 0,
-        levels: 2,
-        fraction: 0.2,
-        rule: PruneRule {
-            unpruned_layers: vec![],
-            layer_rates,
-        },
-        optimizer_at_rewind: OptimizerAtRewind::Fresh,
-        baselines: vec![],
-        baseline_levels: vec![],
-        baseline_seed: 9,
-    };
-    let rated = imp(vec!["Lenet.output=0.5".parse().expect("rate")]);
-    let dir = tempfile::tempdir().expect("tmp");
-    let runner = runner(dir.path());
-    let mut plan = Plan::new();
-    let runs = rated.plan(&mut plan).expect("plan");
-    run_plan(&runner, &plan);
-    let density = |level: usize| {
-        let model = runner
-            .state_at(&runs.levels[level], 10)
-            .expect("final")
-            .model;
-        model
-            .density()
-            .layers
-            .iter()
-            .map(|l| (l.path.clone(), l.kept))
-            .collect::<Vec<_>>()
-    };
-    // Stripes are 8x8x1 and MNIST has 10 classes: hidden.0 has 64 x 32 = 2,048 weights,
-    // output 32 x 10 = 320. The output layer loses half of its survivors per round, hidden.0
-    // a fifth of its own (the only other layer, so "globally" is within it).
-    assert_eq!(
-        density(1),
-        vec![
-            ("Lenet.hidden.0.weight".to_string(), 2048 - 410),
-            ("Lenet.output.weight".to_string(), 160)
-        ]
-    );
-    assert_eq!(
-        density(2),
-        vec![
-            ("Lenet.hidden.0.weight".to_string(), 1638 - 328),
-            ("Lenet.output.weight".to_string(), 80)
-        ]
-    );
-    // Another rule is another experiment; no rates is the paper's rule, serialised as before.
-    let mut other = Plan::new();
-    let global = imp(vec![]).plan(&mut other).expect("plan");
-    assert_ne!(global.levels[1], runs.levels[1]);
-    assert_eq!(
-        serde_json::to_string(&PruneRule::default()).expect("json"),
-        r#"{"unpruned_layers":[]}"#
-    );
-    // A rate for a layer the network does not prune is refused when the level starts.
-    let wrong = imp(vec!["Lenet.hidden.9=0.5".parse().expect("rate")]);
-    let mut plan = Plan::new();
-    wrong.plan(&mut plan).expect("plan");
-    let err = {
-        use crate::executor::{Executor, Local};
-        Local::new(&runner, 1)
-            .execute(&plan, &runner.store)
-            .expect_err("no such layer")
-    };
-    assert!(err.to_string().contains("Lenet.hidden.9=0.5"), "{err}");
-}
-
-#[test]
 fn a_child_with_its_parents_data_order_is_the_parent_itself() {
     let recipe = resnet_recipe();
     let rule = PruneRule::default();
@@ -628,5 +546,6 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
     assert_eq!(submissions(), before);
 }
 
+mod imp_levels;
 mod integrity;
 mod planning;

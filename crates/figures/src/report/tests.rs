@@ -203,6 +203,16 @@ fn imp_levels_are_judged_connected_exactly_when_matching() {
     // Level 1 is matching but its link is decided unstable: differs.
     m.level_links = links([[8.0, 9.0, 10.0], [8.0, 9.0, 10.0]]);
     assert_eq!(verdict(&m), Verdict::Differs);
+    // A step left undecided (mean 2.0, its interval holds 2 pp) beside one that agrees:
+    // undecided, saying how many held; beside one that differs: differs.
+    m.level_links = links([[0.3, 0.5, 0.4], [1.0, 3.0, 2.0]]);
+    assert!(
+        matches!(&verdict(&m), Verdict::Undecided(why) if why.contains("1 of 2 steps")),
+        "{:?}",
+        verdict(&m)
+    );
+    m.level_links = links([[8.0, 9.0, 10.0], [1.0, 3.0, 2.0]]);
+    assert_eq!(verdict(&m), Verdict::Differs);
     // One init per link and no replicate spread: nothing is decided.
     m.level_links.retain(|l| l.init_seed == 1);
     assert!(
