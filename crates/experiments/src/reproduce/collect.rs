@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use results::{
-    AlignedAnalysis, DatasetName, ImpSeries, InitPairResult, LengthCheck, LevelSummary,
-    ModelResults, ReproduceConfig, Results, SparseAnalysis, TimeShare,
+    DatasetName, ImpSeries, LevelSummary, ModelResults, ReproduceConfig, Results, SparseAnalysis,
+    TimeShare,
 };
 
-use super::{LengthCheckRuns, ModelRuns, SparseRuns};
+use super::{ModelRuns, SparseRuns};
 use crate::imp::imp_results;
 use crate::instability::instability_summary;
 use crate::registry::Entry;
@@ -120,43 +120,9 @@ fn model_results(entry: &Entry, m: &ModelRuns, store: &Store) -> Result<ModelRes
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let length_check = match &m.length_check {
-        Some(LengthCheckRuns { short, long }) => {
-            let short: TrainResult = store.finished(short)?;
-            let long: TrainResult = store.finished(long)?;
-            Some(LengthCheck {
-                steps: short.total_steps,
-                test_accuracy: 100.0 * f64::from(short.last.test_accuracy),
-                long_steps: long.total_steps,
-                long_test_accuracy: 100.0 * f64::from(long.last.test_accuracy),
-            })
-        }
-        None => None,
-    };
-    let aligned = m
-        .aligned
-        .iter()
-        .map(|a| {
-            Ok(AlignedAnalysis {
-                sparse: a.sparse,
-                align: a.align,
-                bn_policy: a.bn_policy,
-                summary: instability_summary(store, &a.pairs)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let across_inits = m
-        .across_inits
-        .iter()
-        .map(|a| {
-            Ok(InitPairResult {
-                init_seeds: a.init_seeds,
-                align: a.align,
-                bn_policy: a.bn_policy,
-                result: store.finished::<PairResult>(&a.pair)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let length_check = super::length::collect(store, &m.length_check)?;
+    let aligned = super::beyond::collect_aligned(store, &m.aligned)?;
+    let across_inits = super::beyond::collect_across_inits(store, &m.across_inits)?;
     let level_links = super::levels::collect(store, &m.level_links, &m.imp, &imp)?;
     let mut results = ModelResults {
         setup: m.setup.record(entry)?,

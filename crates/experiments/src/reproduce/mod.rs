@@ -7,7 +7,9 @@
 //! can say what was run. Planning needs the length of an epoch ([`EpochLength`]), never the
 //! data itself.
 
+mod beyond;
 mod collect;
+mod length;
 mod levels;
 mod setup;
 
@@ -16,7 +18,9 @@ use std::time::Instant;
 pub use results::{Figure, ReproduceConfig, Scale};
 use serde::{Deserialize, Serialize};
 
+pub use self::beyond::{AcrossInitsRun, AlignedRuns, BN_REESTIMATE_BATCHES};
 pub use self::collect::collect;
+pub use self::length::LengthCheckRuns;
 pub use self::levels::LevelLinkRun;
 pub use self::setup::{ModelSetup, entries};
 use crate::Result;
@@ -26,8 +30,8 @@ use crate::instability::{InstabilityConfig, PairRuns, ParentRun};
 use crate::models::ModelFactory;
 use crate::registry::Entry;
 pub use crate::runs::{EpochLength, PublishedSizes};
-use crate::runs::{OptimizerAtRewind, PairSpec, Plan, Runner};
-use results::{Alignment, BnPolicy, Branch, Results, RunId};
+use crate::runs::{OptimizerAtRewind, Plan, Runner};
+use results::{Alignment, Branch, Results};
 use store::Store;
 
 /// Every figure of the networks `reproduce` runs by default at `scale`.
@@ -75,57 +79,6 @@ pub struct SparseRuns {
     pub pairs: Vec<PairRuns>,
 }
 
-/// The dense run at the scale's length (`short`) and the same run at a multiple of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LengthCheckRuns {
-    pub short: RunId,
-    pub long: RunId,
-}
-
-/// An interpolation of two inits' dense runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AcrossInitsRun {
-    pub init_seeds: [u64; 2],
-    pub align: Alignment,
-    pub bn_policy: BnPolicy,
-    pub pair: RunId,
-}
-
-/// The pairs of one aligned analysis: the same children as the paper's analysis.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlignedRuns {
-    pub sparse: bool,
-    pub align: Alignment,
-    pub bn_policy: BnPolicy,
-    pub pairs: Vec<PairRuns>,
-}
-
-/// Training batches that re-estimate BN statistics at each point of an aligned path
-/// (REPAIR-style; Jordan et al. 2023 use a few thousand images).
-pub const BN_REESTIMATE_BATCHES: usize = 20;
-
-/// The variants "Beyond the paper" compares with the paper's plain interpolation: weight
-/// matching and activation matching; and where there is BN, BN re-estimated along the path
-/// without alignment (the control that separates the two effects) and with each alignment.
-fn alignment_variants(setup: &ModelSetup) -> Vec<(Alignment, BnPolicy)> {
-    let plain = setup.design.bn_policy;
-    let reestimate = BnPolicy::Reestimate {
-        batches: BN_REESTIMATE_BATCHES,
-    };
-    let bn = setup.recipe.model.architecture().batch_norm;
-    let mut out = Vec::new();
-    if bn {
-        out.push((Alignment::None, reestimate));
-    }
-    for align in [Alignment::Weights, Alignment::Activations] {
-        out.push((align, plain));
-        if bn {
-            out.push((align, reestimate));
-        }
-    }
-    out
-}
-
 /// Plans every run of `config` (nothing is trained, no data is read).
 pub fn plan(config: &ReproduceConfig, epochs: &dyn EpochLength) -> Result<(Plan, Vec<ModelRuns>)> {
     plan_networks(config, &entries(config)?, epochs)
@@ -167,12 +120,6 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
     let mut dense_pairs = Vec::new();
     let mut aligned = Vec::new();
     let mut across_inits = Vec::new();
-    let aligned_config = |align, bn_policy| InstabilityConfig {
-        align,
-        bn_policy,
-        throughout_every: None,
-        ..instability.clone()
-    };
     if config.wants(Figure::needs_dense) {
         let parents = setup
             .design
@@ -193,61 +140,12 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
             })
             .collect::<Result<Vec<_>>>()?;
         dense_pairs = instability.plan(plan, &parents, setup.design.total_steps)?;
-        if config.wants(Figure::needs_alignment)
-            && let Some(first) = parents.first()
-        {
-            // The setting of weight matching's own papers: two inits, one data order.
-            let other = first.init_seed + 1;
-            let second = plan.train_from_init(
-                &setup.recipe,
-                other,
-                setup.design.parent_data_seed,
-                &setup.eval,
-                &setup.rule,
-            )?;
-            let plain = (Alignment::None, setup.design.bn_policy);
-            for (align, bn_policy) in std::iter::once(plain).chain(alignment_variants(&setup)) {
-                let pair = plan.pair(PairSpec {
-                    a: first.run.clone(),
-                    b: second.clone(),
-                    step: setup.design.total_steps,
-                    points: setup.design.points,
-                    bn_policy,
-                    eval: setup.curve_eval.clone(),
-                    with_train_error: true,
-                    align,
-                })?;
-                across_inits.push(AcrossInitsRun {
-                    init_seeds: [first.init_seed, other],
-                    align,
-                    bn_policy,
-                    pair,
-                });
-            }
-            for (align, bn_policy) in alignment_variants(&setup) {
-                aligned.push(AlignedRuns {
-                    sparse: false,
-                    align,
-                    bn_policy,
-                    pairs: aligned_config(align, bn_policy).plan(
-                        plan,
-                        &parents,
-                        setup.design.total_steps,
-                    )?,
-                });
-            }
+        if config.wants(Figure::needs_alignment) {
+            (across_inits, aligned) = beyond::plan_dense(&setup, &instability, &parents, plan)?;
         }
     }
-    let mut sparse_aligned: Vec<AlignedRuns> = if config.wants(Figure::needs_alignment) {
-        alignment_variants(&setup)
-            .into_iter()
-            .map(|(align, bn_policy)| AlignedRuns {
-                sparse: true,
-                align,
-                bn_policy,
-                pairs: vec![],
-            })
-            .collect()
+    let mut sparse_aligned = if config.wants(Figure::needs_alignment) {
+        beyond::sparse_analyses(&setup)
     } else {
         vec![]
     };
@@ -317,31 +215,12 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
                     if branch != Branch::Imp {
                         continue;
                     }
-                    for a in &mut sparse_aligned {
-                        a.pairs.extend(aligned_config(a.align, a.bn_policy).plan(
-                            plan,
-                            &parents,
-                            setup.design.total_steps,
-                        )?);
-                    }
+                    beyond::plan_sparse(&mut sparse_aligned, &setup, &instability, &parents, plan)?;
                 }
             }
         }
     }
-    let length_check = match &setup.length_check {
-        Some(long) if config.wants(|f| f.needs_dense() || f.needs_imp()) => {
-            let init = setup.design.init_seeds.first().copied().unwrap_or(1);
-            let data = setup.design.parent_data_seed;
-            let mut train = |recipe: &train::Recipe| {
-                plan.train_from_init(recipe, init, data, &setup.eval, &setup.rule)
-            };
-            Some(LengthCheckRuns {
-                short: train(&setup.recipe)?,
-                long: train(long)?,
-            })
-        }
-        _ => None,
-    };
+    let length_check = length::plan(config, &setup, plan)?;
     aligned.extend(sparse_aligned);
     Ok(ModelRuns {
         setup,
