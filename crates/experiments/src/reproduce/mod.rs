@@ -9,6 +9,7 @@
 
 mod beyond;
 mod collect;
+mod dense;
 mod length;
 mod levels;
 mod setup;
@@ -31,7 +32,7 @@ use crate::models::ModelFactory;
 use crate::registry::Entry;
 pub use crate::runs::{EpochLength, PublishedSizes};
 use crate::runs::{OptimizerAtRewind, Plan, Runner};
-use results::{Alignment, Branch, Results};
+use results::{Branch, Results};
 use store::Store;
 
 /// Every figure of the networks `reproduce` runs by default at `scale`.
@@ -106,39 +107,12 @@ pub fn plan_networks(
 }
 
 fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> Result<ModelRuns> {
-    let instability = InstabilityConfig {
-        data_seeds: setup.design.data_seeds.clone(),
-        points: setup.design.points,
-        bn_policy: setup.design.bn_policy,
-        eval: setup.curve_eval.clone(),
-        throughout_every: config
-            .figures
-            .contains(&Figure::Fig4)
-            .then_some(setup.design.throughout_every),
-        align: Alignment::None,
-    };
+    let instability = dense::instability_config(config, &setup);
     let mut dense_pairs = Vec::new();
     let mut aligned = Vec::new();
     let mut across_inits = Vec::new();
     if config.wants(Figure::needs_dense) {
-        let parents = setup
-            .design
-            .init_seeds
-            .iter()
-            .map(|&init| {
-                Ok(ParentRun {
-                    init_seed: init,
-                    run: plan.train_from_init(
-                        &setup.recipe,
-                        init,
-                        setup.design.parent_data_seed,
-                        &setup.eval,
-                        &setup.rule,
-                    )?,
-                    ks: setup.design.dense_ks.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let parents = dense::parents(&setup, plan)?;
         dense_pairs = instability.plan(plan, &parents, setup.design.total_steps)?;
         if config.wants(Figure::needs_alignment) {
             (across_inits, aligned) = beyond::plan_dense(&setup, &instability, &parents, plan)?;
