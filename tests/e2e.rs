@@ -201,8 +201,8 @@ fn smoke_reproduction_renders_every_figure_and_the_report() {
     let runner = runner(&dir.path().join("runs"));
     let mut config = config(Scale::Smoke);
     config.substitutes = vec![(data::DatasetName::Cifar10, data::DatasetName::FashionMnist)];
-    // Every figure, the IMP levels' (asked for by name) included.
-    assert!(!config.figures.contains(&Figure::Levels));
+    // Every figure, the opt-in ones (asked for by name) included.
+    assert!(!config.figures.iter().any(|f| f.is_opt_in()));
     config.figures = Figure::ALL.to_vec();
     let results = run_here(&config, &runner, 2).expect("smoke");
     assert_eq!(results.models.len(), 3);
@@ -233,6 +233,7 @@ fn smoke_reproduction_renders_every_figure_and_the_report() {
                 Figure::AppD => &["conv and linear weights", "all parameters"],
                 Figure::Beyond => &["no alignment (the paper)", "weight matching"],
                 Figure::Levels => &["rewind k = 0"],
+                Figure::Layerwise => &["IMP, global (the paper), k = 0", "IMP, layer-wise, k = 0"],
             };
             for w in want {
                 assert!(names.iter().any(|n| n == w), "{f:?} {panel}: {names:?}");
@@ -259,6 +260,28 @@ fn smoke_reproduction_renders_every_figure_and_the_report() {
     }
     assert!(report.contains("are consecutive IMP levels linearly connected?"));
     assert!(report.contains("(Paul et al. 2023)"));
+    // Layer-wise IMP: every level of every init, and each level's layers equally dense.
+    for m in &results.models {
+        let lw = &m.layerwise[0];
+        assert_eq!(
+            lw.runs.len(),
+            lw.levels.len() * m.setup.design.init_seeds.len()
+        );
+        for run in lw.runs.iter().filter(|r| r.level > 0) {
+            let densities: Vec<f64> = run
+                .layers
+                .iter()
+                .filter(|l| l.total > 1000)
+                .map(|l| l.kept as f64 / l.total as f64)
+                .collect();
+            assert!(
+                densities.iter().all(|d| (d - densities[0]).abs() < 2e-3),
+                "{}: {densities:?}",
+                m.setup.preset
+            );
+        }
+    }
+    assert!(report.contains("## Beyond the paper: layer-wise IMP"));
     // Everything is in the store now: a second invocation trains nothing.
     let before: Vec<_> = runner.store.list().expect("list");
     let again = run_here(&config, &runner, 1).expect("again");

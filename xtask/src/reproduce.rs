@@ -17,7 +17,8 @@ pub(crate) struct Reproduce {
     /// smoke (minutes), quick (a few hours on a 2-core CPU) or paper (Table 1).
     #[arg(long, default_value = "quick")]
     scale: results::Scale,
-    /// Only these figures, comma separated (fig2..fig8, appb..appe, beyond, levels).
+    /// Only these figures, comma separated (fig2..fig8, appb..appe, beyond, levels,
+    /// layerwise).
     #[arg(long, value_delimiter = ',')]
     only: Vec<results::Figure>,
     /// Only these networks, comma separated (registry names: `rewind presets`). Default: the

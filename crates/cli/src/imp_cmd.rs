@@ -55,6 +55,12 @@ pub struct ImpArgs {
     #[arg(long, value_delimiter = ',', value_name = "LAYER=FRACTION")]
     layer_rates: Vec<LayerRate>,
 
+    /// Layer-wise pruning: every pruned layer (but those with --layer-rates) loses --fraction
+    /// of its own surviving weights per round, so all keep the same density, instead of the
+    /// paper's global pruning across layers. Part of every run's identity, as the rates are.
+    #[arg(long)]
+    layerwise: bool,
+
     /// Optimiser state after rewinding: a fresh optimiser (the paper's code) or the dense
     /// run's state at step k.
     #[arg(long, value_enum, default_value = "fresh")]
@@ -86,6 +92,7 @@ fn prune_rule(arg: Option<Vec<String>>, model: &nets::ModelConfig) -> PruneRule 
         Some(unpruned_layers) => PruneRule {
             unpruned_layers,
             layer_rates: vec![],
+            layerwise: false,
         },
         None => PruneRule::for_model(model),
     }
@@ -121,6 +128,7 @@ pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
                 rates.sort_by(|a, b| a.layer.cmp(&b.layer));
                 rates
             },
+            layerwise: args.layerwise,
             ..prune_rule(args.unpruned, &config.recipe.model)
         },
         optimizer_at_rewind: match args.optimizer_at_rewind {

@@ -28,7 +28,8 @@ pub struct ReproduceArgs {
     scale: Scale,
 
     /// Only these figures (comma separated): fig2 .. fig8, appb, appc, appd, appe, beyond,
-    /// levels (IMP-level connectivity, drawn only when asked for).
+    /// levels (IMP-level connectivity), layerwise (layer-wise IMP beside global IMP); the last
+    /// two are drawn only when asked for.
     #[arg(long, value_delimiter = ',')]
     only: Vec<Figure>,
 

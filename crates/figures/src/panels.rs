@@ -27,6 +27,7 @@ pub fn panels(results: &Results, figure: Figure) -> Vec<Panel> {
         Figure::AppE => |m, l| appe(m, l).into_iter().collect(),
         Figure::Beyond => beyond,
         Figure::Levels => |m, l| levels(m, l).into_iter().collect(),
+        Figure::Layerwise => |m, l| layerwise(m, l).into_iter().collect(),
     };
     results
         .models
@@ -58,6 +59,34 @@ fn levels(m: &ModelResults, label: String) -> Option<Panel> {
         p.series
             .push(ms_series(&format!("rewind k = {k}"), i, &values));
     }
+    density_axis(&mut p, &level_densities(m));
+    Some(p)
+}
+
+/// Beyond the paper: test accuracy against density for layer-wise IMP beside the paper's
+/// global IMP, rewound alike (each series starts from its own dense run, level 0).
+fn layerwise(m: &ModelResults, label: String) -> Option<Panel> {
+    let lw = m.layerwise.first()?;
+    let mut p = Panel::new(label, "% of weights remaining", "test accuracy (%)");
+    let series = |s: &results::ImpSeries| -> Vec<(f64, MeanStd)> {
+        s.levels
+            .iter()
+            .filter(|l| l.branch == Branch::Imp)
+            .map(|l| (l.level as f64, l.test_accuracy))
+            .collect()
+    };
+    if let Some(global) = m.imp_at(lw.k) {
+        p.series.push(ms_series(
+            &format!("IMP, global (the paper), k = {}", lw.k),
+            0,
+            &series(global),
+        ));
+    }
+    p.series.push(ms_series(
+        &format!("IMP, layer-wise, k = {}", lw.k),
+        1,
+        &series(lw),
+    ));
     density_axis(&mut p, &level_densities(m));
     Some(p)
 }

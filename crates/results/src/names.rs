@@ -43,7 +43,7 @@ impl Scale {
     pub fn default_figures(self) -> Vec<Figure> {
         Figure::ALL
             .into_iter()
-            .filter(|&f| f != Figure::Levels && (self != Scale::Medium || f != Figure::Beyond))
+            .filter(|&f| !f.is_opt_in() && (self != Scale::Medium || f != Figure::Beyond))
             .collect()
     }
 
@@ -105,10 +105,13 @@ pub enum Figure {
     /// Not in the paper: instability between the trained networks of consecutive IMP levels
     /// against density (Paul et al. 2023).
     Levels,
+    /// Not in the paper: test accuracy against density for IMP pruning every layer by the
+    /// round's fraction within itself, beside the paper's global pruning.
+    Layerwise,
 }
 
 impl Figure {
-    pub const ALL: [Figure; 13] = [
+    pub const ALL: [Figure; 14] = [
         Figure::Fig2,
         Figure::Fig3,
         Figure::Fig4,
@@ -122,6 +125,7 @@ impl Figure {
         Figure::AppE,
         Figure::Beyond,
         Figure::Levels,
+        Figure::Layerwise,
     ];
 
     /// The file stem and command-line name: `fig2` .. `fig8`, `appb` .. `appe`.
@@ -140,6 +144,7 @@ impl Figure {
             Figure::AppE => "appe",
             Figure::Beyond => "beyond",
             Figure::Levels => "levels",
+            Figure::Layerwise => "layerwise",
         }
     }
 
@@ -159,6 +164,7 @@ impl Figure {
             Figure::AppE => "Appendix E",
             Figure::Beyond => "Beyond the paper",
             Figure::Levels => "Beyond the paper (IMP levels)",
+            Figure::Layerwise => "Beyond the paper (layer-wise IMP)",
         }
     }
 
@@ -186,6 +192,9 @@ impl Figure {
             Figure::Levels => {
                 "Instability between consecutive IMP levels against density, one line per rewind k"
             }
+            Figure::Layerwise => {
+                "Test accuracy against density: IMP pruning globally (the paper) and layer-wise"
+            }
         }
     }
 
@@ -204,7 +213,10 @@ impl Figure {
 
     /// Whether the figure shows IMP runs (accuracy against density or rewinding).
     pub fn needs_imp(self) -> bool {
-        matches!(self, Figure::Fig5 | Figure::Fig8 | Figure::Levels) || self.needs_sparse()
+        matches!(
+            self,
+            Figure::Fig5 | Figure::Fig8 | Figure::Levels | Figure::Layerwise
+        ) || self.needs_sparse()
     }
 
     /// Whether the figure shows the instability analysis of sparse subnetworks.
@@ -213,6 +225,12 @@ impl Figure {
             self,
             Figure::Fig6 | Figure::Fig7 | Figure::AppC | Figure::AppE | Figure::Beyond
         )
+    }
+
+    /// Whether the figure is drawn only when asked for by name (its runs are not the paper's:
+    /// `levels`, `layerwise`).
+    pub fn is_opt_in(self) -> bool {
+        matches!(self, Figure::Levels | Figure::Layerwise)
     }
 
     /// Whether the figure compares aligned with unaligned interpolations.
@@ -237,7 +255,7 @@ impl FromStr for Figure {
             .ok_or_else(|| Error::Unknown {
                 what: "figure",
                 value: s,
-                expected: "fig2..fig8, appb, appc, appd, appe, beyond or levels".into(),
+                expected: "fig2..fig8, appb, appc, appd, appe, beyond, levels or layerwise".into(),
             })
     }
 }
@@ -273,7 +291,7 @@ pub struct ReproduceConfig {
     /// scale runs by default.
     #[serde(default)]
     pub models: Vec<String>,
-    /// Figures to draw (default: all but `levels`, which is asked for by name).
+    /// Figures to draw (default: all but the opt-in `levels` and `layerwise`).
     #[serde(default = "all_figures")]
     pub figures: Vec<Figure>,
     /// (dataset of the paper, dataset used instead).
@@ -283,13 +301,10 @@ pub struct ReproduceConfig {
     pub bn_policy: BnPolicy,
 }
 
-/// Every figure but the IMP levels' (which was not there when configs without a figure list
-/// were written, and is asked for by name).
+/// Every figure but the opt-in ones (which were not there when configs without a figure list
+/// were written, and are asked for by name).
 fn all_figures() -> Vec<Figure> {
-    Figure::ALL
-        .into_iter()
-        .filter(|&f| f != Figure::Levels)
-        .collect()
+    Figure::ALL.into_iter().filter(|f| !f.is_opt_in()).collect()
 }
 
 impl ReproduceConfig {

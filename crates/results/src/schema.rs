@@ -380,6 +380,10 @@ pub struct ModelResults {
     /// Interpolations between consecutive IMP levels ("Beyond the paper", `--only levels`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub level_links: Vec<crate::LevelLink>,
+    /// IMP pruning every layer within itself, rewound like the first sparse k ("Beyond the
+    /// paper", `--only layerwise`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layerwise: Vec<ImpSeries>,
 }
 
 /// An instability analysis of the same children as the paper's, the second child of each pair

@@ -24,6 +24,11 @@ pub struct PruneRule {
     /// is left out of the serialised rule, so run identities without it are unchanged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layer_rates: Vec<LayerRate>,
+    /// Layer-wise pruning: every pruned layer without a rate of its own loses the round's
+    /// fraction of its own surviving weights (each layer keeps the same density), instead of
+    /// sharing it globally. Left out of the serialised rule when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub layerwise: bool,
 }
 
 /// A layer's own pruning rate: the fraction of its surviving weights each round removes.
@@ -61,6 +66,7 @@ impl PruneRule {
         PruneRule {
             unpruned_layers: model.architecture().unpruned_layers,
             layer_rates: vec![],
+            layerwise: false,
         }
     }
 
@@ -286,7 +292,8 @@ impl<M: Module + ModuleDisplay> Sparse<M> {
     /// Magnitude pruning by `rule`'s layer rates: every masked layer with a rate of its own
     /// loses `round(rate x its surviving weights)` by magnitude within the layer; the other
     /// layers lose `round(fraction x their surviving weights)` globally among themselves (all
-    /// of them, as [`Sparse::prune_magnitude`], when the rule has no layer rates). A rate for
+    /// of them, as [`Sparse::prune_magnitude`], when the rule has no layer rates), or each
+    /// within itself when the rule is [`PruneRule::layerwise`]. A rate for
     /// a layer the rule does not prune is refused ([`PruneRule::check_layer_rates`]).
     pub fn prune_by_rule(self, fraction: f64, rule: &PruneRule) -> Result<Self> {
         rule.check_layer_rates(&self.model)?;
@@ -296,6 +303,7 @@ impl<M: Module + ModuleDisplay> Sparse<M> {
             for (layer, path) in self.mask.paths.iter().enumerate() {
                 match rule.own_rate(path) {
                     Some(rate) => own.push((rate, vec![layer])),
+                    None if rule.layerwise => own.push((fraction, vec![layer])),
                     None => global.push(layer),
                 }
             }

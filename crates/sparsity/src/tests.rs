@@ -81,6 +81,7 @@ fn iterative_pruning_reaches_0_8_to_the_n_with_nested_masks() {
     let rule = PruneRule {
         unpruned_layers: ModelConfig::lenet_300_100().architecture().unpruned_layers,
         layer_rates: vec![],
+        layerwise: false,
     };
     let mut sparse = Sparse::dense(nets::initialize(model, 1, nets::BnInit::Uniform), &rule);
     assert_eq!(
@@ -137,6 +138,7 @@ fn layer_rates_prune_their_layers_alone_and_the_rest_globally_in_a_hand_worked_e
     let rule = |rates: &[&str]| PruneRule {
         unpruned_layers: vec![],
         layer_rates: rates.iter().map(|r| r.parse().expect("rate")).collect(),
+        layerwise: false,
     };
     // Output at its own 50% (0.2 and -0.3 go); hidden.0 alone takes the global 50% (0.0 and
     // -0.1), where global pruning over both layers removed 0.3 of hidden.0 instead of -0.3.
@@ -156,6 +158,19 @@ fn layer_rates_prune_their_layers_alone_and_the_rest_globally_in_a_hand_worked_e
     assert_eq!(
         masks(&pruned),
         vec![vec![1.0, 1.0, 1.0, 0.0], vec![0.0, 1.0, 1.0, 1.0]]
+    );
+    // Layer-wise: each layer loses half of its own (hidden 0.0 and -0.1, output 0.2 and
+    // -0.3), as with a rate of 0.5 on the output alone.
+    let layerwise = PruneRule {
+        layerwise: true,
+        ..PruneRule::default()
+    };
+    let pruned = Sparse::dense(model(), &layerwise)
+        .prune_by_rule(0.5, &layerwise)
+        .expect("prune");
+    assert_eq!(
+        masks(&pruned),
+        vec![vec![1.0, 0.0, 1.0, 0.0], vec![0.0, 0.0, 1.0, 1.0]]
     );
     // Without rates it is global pruning.
     let global = Sparse::dense(model(), &PruneRule::default())
@@ -325,6 +340,7 @@ fn one_shot_pruning_takes_resnet50_to_30_percent_in_one_step() {
     let rule = PruneRule {
         unpruned_layers: ModelConfig::resnet50().architecture().unpruned_layers,
         layer_rates: vec![],
+        layerwise: false,
     };
     let dense = Sparse::dense(model, &rule);
     let total = dense.density().total;

@@ -124,6 +124,7 @@ fn model_results(entry: &Entry, m: &ModelRuns, store: &Store) -> Result<ModelRes
     let aligned = super::beyond::collect_aligned(store, &m.aligned)?;
     let across_inits = super::beyond::collect_across_inits(store, &m.across_inits)?;
     let level_links = super::levels::collect(store, &m.level_links, &m.imp, &imp)?;
+    let layerwise = super::layerwise::collect(store, &m.layerwise)?;
     let mut results = ModelResults {
         setup: m.setup.record(entry)?,
         dense_accuracy: None,
@@ -134,6 +135,7 @@ fn model_results(entry: &Entry, m: &ModelRuns, store: &Store) -> Result<ModelRes
         aligned,
         across_inits,
         level_links,
+        layerwise,
     };
     results.dense_accuracy = results.dense_reference().map(|a| a.value);
     Ok(results)

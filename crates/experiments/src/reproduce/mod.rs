@@ -10,6 +10,7 @@
 mod beyond;
 mod collect;
 mod dense;
+mod layerwise;
 mod length;
 mod levels;
 mod setup;
@@ -62,6 +63,9 @@ pub struct ModelRuns {
     /// Interpolations between consecutive IMP levels (`--only levels`).
     #[serde(default)]
     pub level_links: Vec<LevelLinkRun>,
+    /// IMP pruning every layer within itself (`--only layerwise`).
+    #[serde(default)]
+    pub layerwise: Vec<ImpAt>,
 }
 
 /// One IMP experiment: rewound to `k`, from init `init_seed`.
@@ -195,6 +199,11 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
         }
     }
     let length_check = length::plan(config, &setup, plan)?;
+    let layerwise = if config.figures.contains(&Figure::Layerwise) {
+        layerwise::plan(&setup, plan)?
+    } else {
+        vec![]
+    };
     aligned.extend(sparse_aligned);
     Ok(ModelRuns {
         setup,
@@ -205,6 +214,7 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
         aligned,
         across_inits,
         level_links,
+        layerwise,
     })
 }
 

@@ -33,6 +33,7 @@ fn imp(layer_rates: Vec<sparsity::LayerRate>) -> ImpConfig {
         rule: PruneRule {
             unpruned_layers: vec![],
             layer_rates,
+            layerwise: false,
         },
         optimizer_at_rewind: OptimizerAtRewind::Fresh,
         baselines: vec![],
@@ -85,6 +86,14 @@ fn imp_with_a_layer_rate_prunes_that_layer_at_its_own_rate_and_the_rest_globally
     assert_eq!(
         serde_json::to_string(&PruneRule::default()).expect("json"),
         r#"{"unpruned_layers":[]}"#
+    );
+    let layerwise = PruneRule {
+        layerwise: true,
+        ..PruneRule::default()
+    };
+    assert_eq!(
+        serde_json::to_string(&layerwise).expect("json"),
+        r#"{"unpruned_layers":[],"layerwise":true}"#
     );
     // A rate for a layer the network does not prune is refused when the level starts.
     let wrong = imp(vec!["Lenet.hidden.9=0.5".parse().expect("rate")]);

@@ -257,6 +257,7 @@ fn imp_levels_rewind_nest_and_are_reused() {
         rule: PruneRule {
             unpruned_layers: vec!["Lenet.output".into()],
             layer_rates: vec![],
+            layerwise: false,
         },
         optimizer_at_rewind: OptimizerAtRewind::Fresh,
         baselines: vec![Baseline::RandomPrune, Baseline::Reinit],

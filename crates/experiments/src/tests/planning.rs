@@ -340,8 +340,8 @@ fn the_runs_of_the_committed_reproductions_are_planned_today() {
 #[test]
 fn every_scale_plans_the_same_run_ids() {
     use crate::reproduce::{Figure, PublishedSizes, Scale, config, plan};
-    // Every figure that existed when the ids were pinned; the IMP levels' (added later) only
-    // adds interpolations to a plan.
+    // Every figure that existed when the ids were pinned; the opt-in ones (added later) only
+    // add runs: the IMP levels' interpolations, layer-wise IMP's trainings.
     let ids = |scale: Scale, figures: Vec<Figure>| {
         let mut c = config(scale);
         c.figures = figures;
@@ -349,12 +349,7 @@ fn every_scale_plans_the_same_run_ids() {
         let (p, _) = plan(&c, &PublishedSizes).expect("plan");
         p.ids().to_vec()
     };
-    let pinned = || {
-        Figure::ALL
-            .into_iter()
-            .filter(|&f| f != Figure::Levels)
-            .collect()
-    };
+    let pinned = || Figure::ALL.into_iter().filter(|f| !f.is_opt_in()).collect();
     let digest = |scale: Scale| {
         let ids: Vec<String> = ids(scale, pinned())
             .iter()
@@ -363,16 +358,20 @@ fn every_scale_plans_the_same_run_ids() {
         (ids.len(), results::sha256_hex(ids.join("\n").as_bytes()))
     };
     for scale in [Scale::Smoke, Scale::Quick] {
-        let (before, with_levels) = (ids(scale, pinned()), ids(scale, Figure::ALL.to_vec()));
-        assert!(before.iter().all(|id| with_levels.contains(id)), "{scale}");
-        let added: Vec<_> = with_levels
-            .iter()
-            .filter(|id| !before.contains(id))
-            .collect();
-        assert!(
-            !added.is_empty() && added.iter().all(|id| !id.is_training()),
-            "{scale}"
-        );
+        let before = ids(scale, pinned());
+        for (extra, trains) in [(Figure::Levels, false), (Figure::Layerwise, true)] {
+            let mut figures: Vec<Figure> = pinned();
+            figures.push(extra);
+            let with = ids(scale, figures);
+            assert!(before.iter().all(|id| with.contains(id)), "{scale} {extra}");
+            let added: Vec<_> = with.iter().filter(|id| !before.contains(id)).collect();
+            assert!(!added.is_empty(), "{scale} {extra}");
+            assert_eq!(
+                added.iter().any(|id| id.is_training()),
+                trains,
+                "{scale} {extra}"
+            );
+        }
     }
     let got: Vec<(Scale, usize, String)> =
         [Scale::Smoke, Scale::Quick, Scale::Medium, Scale::Paper]

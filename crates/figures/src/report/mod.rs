@@ -3,6 +3,7 @@
 
 mod beyond;
 mod findings;
+mod layerwise;
 mod levels;
 mod rules;
 #[cfg(test)]
@@ -350,6 +351,7 @@ pub fn markdown(r: &Results) -> String {
     }
     beyond::section(&mut s, r);
     levels::section(&mut s, r);
+    layerwise::section(&mut s, r);
     let _ = writeln!(s, "## Figures\n");
     for &f in &r.config.figures {
         let _ = writeln!(

@@ -1,0 +1,67 @@
+//! Beyond the paper, as one unit: IMP pruning every layer by the round's fraction within
+//! itself (layer-wise, as open_lth's unmerged layer-wise pruning does) beside the paper's
+//! global pruning (`--only layerwise`). One series per init, rewound like the first sparse k,
+//! no baselines. Planning and collection here; the panel and the report section in `figures`.
+
+use results::{ImpSeries, LevelSummary};
+use sparsity::PruneRule;
+use store::Store;
+
+use super::{ImpAt, ModelSetup};
+use crate::Result;
+use crate::imp::{ImpConfig, imp_results};
+use crate::runs::{OptimizerAtRewind, Plan};
+
+/// The layer-wise IMP series of every init. Their rule differs from the paper's, so every run
+/// is new, the dense one included (the same network under another identity).
+pub fn plan(setup: &ModelSetup, plan: &mut Plan) -> Result<Vec<ImpAt>> {
+    let k = setup.design.sparse_ks.first().copied().unwrap_or(0);
+    setup
+        .design
+        .init_seeds
+        .iter()
+        .map(|&init| {
+            let experiment = ImpConfig {
+                recipe: setup.recipe.clone(),
+                eval: setup.eval.clone(),
+                init_seed: init,
+                data_seed: setup.design.parent_data_seed,
+                rewind: k,
+                levels: setup.design.levels,
+                fraction: setup.design.fraction,
+                rule: PruneRule {
+                    layerwise: true,
+                    ..setup.rule.clone()
+                },
+                optimizer_at_rewind: OptimizerAtRewind::Fresh,
+                baselines: vec![],
+                baseline_levels: vec![],
+                baseline_seed: 1000 + init,
+            };
+            Ok(ImpAt {
+                k,
+                init_seed: init,
+                runs: experiment.plan(plan)?,
+            })
+        })
+        .collect()
+}
+
+/// The series' level results, one [`ImpSeries`] per rewind k.
+pub fn collect(store: &Store, series: &[ImpAt]) -> Result<Vec<ImpSeries>> {
+    let mut ks: Vec<u64> = series.iter().map(|s| s.k).collect();
+    ks.dedup();
+    ks.into_iter()
+        .map(|k| {
+            let mut runs = Vec::new();
+            for s in series.iter().filter(|s| s.k == k) {
+                runs.extend(imp_results(store, &s.runs)?);
+            }
+            Ok(ImpSeries {
+                k,
+                levels: LevelSummary::of(&runs),
+                runs,
+            })
+        })
+        .collect()
+}
