@@ -9,7 +9,7 @@
 //! `reproduce::plan_networks` plans the instability analyses, IMP with rewinding and its
 //! baselines; the local executor runs them in a content-addressed store (finished runs
 //! reused, interrupted ones resumed bit-identically); `figures::write_report` draws every
-//! figure of the scale (all but the opt-in `levels`) and writes the report. [`run`] does it all on MNIST; [`cluster`] hands the same
+//! figure of the scale (all but the opt-in `levels` and `layerwise`) and writes the report. [`run`] does it all on MNIST; [`cluster`] hands the same
 //! plan to Slurm, with this example's binary as the jobs' command.
 
 pub mod cluster;

@@ -38,11 +38,11 @@ fn a_model_from_outside_goes_through_reproduce_and_its_report() {
             .iter()
             .any(|p| p.result.alignment.is_some_and(|r| r.units == 32))
     }));
-    // Every figure of the scale drawn (all but `levels`, asked for by name), and the report
-    // names the network.
+    // Every figure of the scale drawn (all but the opt-in ones, asked for by name), and the
+    // report names the network.
     assert_eq!(
         report.written.figures.len(),
-        Figure::ALL.iter().filter(|&&f| f != Figure::Levels).count()
+        Figure::ALL.iter().filter(|f| !f.is_opt_in()).count()
     );
     let text = std::fs::read_to_string(&report.written.report).expect("report");
     assert!(text.contains("Small ResNet"), "{text}");
