@@ -39,7 +39,8 @@ fn keep_freed_memory() {
 #[derive(Parser, Debug)]
 #[command(name = "rewind", version, about, long_about = None)]
 struct Cli {
-    /// Directory holding the datasets (`mnist/`, `fashion-mnist/`, `cifar10/`, `imagenet/`).
+    /// Directory holding the datasets (`mnist/`, `fashion-mnist/`, `cifar10/`, `cifar100/`,
+    /// `svhn/`, `imagenet/`, and folders of your own with a `dataset.toml`).
     /// Defaults to $REWIND_DATA_DIR, then to ~/.cache/rewind/data.
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
