@@ -67,8 +67,14 @@ impl TensorInfo {
 
     /// Path of the layer that owns this tensor (`hidden.0` for `hidden.0.weight`).
     pub fn layer(&self) -> &str {
-        self.path.rsplit_once('.').map_or("", |(layer, _)| layer)
+        layer_of(&self.path)
     }
+}
+
+/// Path of the layer that owns the tensor at `tensor_path` (`hidden.0` for `hidden.0.weight`;
+/// empty for a path without a layer).
+pub fn layer_of(tensor_path: &str) -> &str {
+    tensor_path.rsplit_once('.').map_or("", |(layer, _)| layer)
 }
 
 #[derive(Default)]

@@ -3,7 +3,9 @@ use std::collections::HashMap;
 use burn::module::{Module, ModuleDisplay, Param};
 use burn::tensor::{Device, Tensor};
 use nets::Classifier;
-use nets::params::{TensorInfo, from_vec, map_tensors, tensor_infos, tensor_values, to_vec};
+use nets::params::{
+    TensorInfo, from_vec, layer_of, map_tensors, tensor_infos, tensor_values, to_vec,
+};
 use rand::SeedableRng;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
@@ -80,7 +82,7 @@ impl PruneRule {
         let pruned: Vec<String> = tensor_infos(model)
             .into_iter()
             .filter(|i| self.is_prunable(i))
-            .map(|i| layer_of(&i.path).to_string())
+            .map(|i| i.layer().to_string())
             .collect();
         for (i, rate) in self.layer_rates.iter().enumerate() {
             if let Some(earlier) = self.layer_rates[..i].iter().find(|o| o.layer == rate.layer) {
@@ -114,13 +116,6 @@ impl PruneRule {
             .find(|r| r.layer == layer)
             .map(|r| r.fraction)
     }
-}
-
-/// The layer a tensor belongs to: `P` for `P.weight`.
-fn layer_of(tensor_path: &str) -> &str {
-    tensor_path
-        .rsplit_once('.')
-        .map_or(tensor_path, |(layer, _)| layer)
 }
 
 /// One binary mask (flattened, values exactly 0.0 or 1.0) per prunable tensor, in traversal
