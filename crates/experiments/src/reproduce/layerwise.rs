@@ -10,7 +10,7 @@ use store::Store;
 use super::{ImpAt, ModelSetup};
 use crate::Result;
 use crate::imp::{ImpConfig, imp_results};
-use crate::runs::{OptimizerAtRewind, Plan};
+use crate::runs::Plan;
 
 /// The layer-wise IMP series of every init. Their rule differs from the paper's, so every run
 /// is new, the dense one included (the same network under another identity).
@@ -22,21 +22,11 @@ pub fn plan(setup: &ModelSetup, plan: &mut Plan) -> Result<Vec<ImpAt>> {
         .iter()
         .map(|&init| {
             let experiment = ImpConfig {
-                recipe: setup.recipe.clone(),
-                eval: setup.eval.clone(),
-                init_seed: init,
-                data_seed: setup.design.parent_data_seed,
-                rewind: k,
-                levels: setup.design.levels,
-                fraction: setup.design.fraction,
                 rule: PruneRule {
                     layerwise: true,
                     ..setup.rule.clone()
                 },
-                optimizer_at_rewind: OptimizerAtRewind::Fresh,
-                baselines: vec![],
-                baseline_levels: vec![],
-                baseline_seed: 1000 + init,
+                ..setup.imp_series(k, init)
             };
             Ok(ImpAt {
                 k,

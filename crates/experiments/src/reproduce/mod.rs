@@ -32,7 +32,7 @@ use crate::instability::{InstabilityConfig, PairRuns, ParentRun};
 use crate::models::ModelFactory;
 use crate::registry::Entry;
 pub use crate::runs::{EpochLength, PublishedSizes};
-use crate::runs::{OptimizerAtRewind, Plan, Runner};
+use crate::runs::{Plan, Runner};
 use results::{Branch, Results};
 use store::Store;
 
@@ -142,15 +142,6 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
                 (setup.design.baseline_ks.as_ref()).is_none_or(|ks| ks.contains(&k));
             for &init in &setup.design.init_seeds {
                 let experiment = ImpConfig {
-                    recipe: setup.recipe.clone(),
-                    eval: setup.eval.clone(),
-                    init_seed: init,
-                    data_seed: setup.design.parent_data_seed,
-                    rewind: k,
-                    levels: setup.design.levels,
-                    fraction: setup.design.fraction,
-                    rule: setup.rule.clone(),
-                    optimizer_at_rewind: OptimizerAtRewind::Fresh,
                     baselines: if with_baselines {
                         Baseline::ALL.to_vec()
                     } else {
@@ -161,7 +152,7 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
                     } else {
                         vec![setup.design.levels]
                     },
-                    baseline_seed: 1000 + init,
+                    ..setup.imp_series(k, init)
                 };
                 let runs = experiment.plan(plan)?;
                 for (branch, parents) in branches.iter_mut() {

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use sparsity::PruneRule;
 use train::{EvalConfig, Recipe, Steps};
 
+use crate::imp::ImpConfig;
 use crate::registry::{Cut, Entry, KChoice};
-use crate::runs::EpochLength;
+use crate::runs::{EpochLength, OptimizerAtRewind};
 use crate::{Error, Result};
 
 /// Everything one network's experiments use at one scale.
@@ -27,6 +28,25 @@ pub struct ModelSetup {
 }
 
 impl ModelSetup {
+    /// The scale's IMP series from init `init_seed` rewound to `k`, in the parents' data
+    /// order with a fresh optimiser, without baselines (the analyses add theirs).
+    pub fn imp_series(&self, k: u64, init_seed: u64) -> ImpConfig {
+        ImpConfig {
+            recipe: self.recipe.clone(),
+            eval: self.eval.clone(),
+            init_seed,
+            data_seed: self.design.parent_data_seed,
+            rewind: k,
+            levels: self.design.levels,
+            fraction: self.design.fraction,
+            rule: self.rule.clone(),
+            optimizer_at_rewind: OptimizerAtRewind::Fresh,
+            baselines: vec![],
+            baseline_levels: vec![],
+            baseline_seed: 1000 + init_seed,
+        }
+    }
+
     /// The settings of `entry`'s experiments for `config` (its scale, substitutions and BN
     /// policy).
     pub fn new(
