@@ -76,16 +76,7 @@ impl Format {
             Split::Test => vec![self.test_file],
         }
     }
-}
 
-/// One split of CIFAR-10 or CIFAR-100 held in memory as records.
-#[derive(Debug, Clone)]
-pub struct CifarBinary {
-    records: Vec<u8>,
-    format: Format,
-}
-
-impl Format {
     /// The directory holding the `.bin` files: `dir` itself or the folder the official archive
     /// extracts to.
     fn batches_dir(&self, dir: &Path) -> Option<PathBuf> {
@@ -93,6 +84,13 @@ impl Format {
             .into_iter()
             .find(|d| d.join(self.test_file).is_file())
     }
+}
+
+/// One split of CIFAR-10 or CIFAR-100 held in memory as records.
+#[derive(Debug, Clone)]
+pub struct CifarBinary {
+    records: Vec<u8>,
+    format: Format,
 }
 
 /// Loads a split of `format`'s dataset from `dir`, downloading and extracting the official
