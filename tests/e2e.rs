@@ -3,13 +3,15 @@
 use experiments::executor::{Executor, Local};
 use experiments::runs::{DataCache, Plan, Runner};
 use integration::data_dir;
+use paper::PaperNetworks;
+use paper_networks::Network;
 use store::Store;
 use train::{NoHooks, Recipe, Steps, TrainConfig, TrainData, Trainer};
 
 /// Lenet 300-100 with the paper's recipe for one epoch (1000 steps of 60) on real MNIST.
 #[test]
 fn lenet_reaches_95_percent_on_mnist_in_one_epoch() {
-    let recipe = experiments::registry::recipe("lenet").expect("preset");
+    let recipe = paper::recipe("lenet").expect("preset");
     let data = TrainData::load(&recipe, &data_dir(), false).expect("MNIST");
     let recipe = recipe.with_length(Steps::epochs(1), 1000);
     let mut config = TrainConfig::new(recipe, 1, 1);
@@ -22,7 +24,9 @@ fn lenet_reaches_95_percent_on_mnist_in_one_epoch() {
         (1000, 1000)
     );
     let dir = tempfile::tempdir().expect("tmp");
-    let outcome = trainer.run(dir.path(), &mut NoHooks).expect("training");
+    let outcome = trainer
+        .run::<Network>(dir.path(), &mut NoHooks)
+        .expect("training");
     let last = outcome.final_record().expect("metrics");
     assert_eq!(last.step, 1000);
     assert!(
@@ -39,8 +43,8 @@ fn lenet_reaches_95_percent_on_mnist_in_one_epoch() {
 /// threshold.
 #[test]
 fn no_mnist_or_cifar_preset_trips_the_divergence_rule_in_its_first_steps() {
-    for name in experiments::registry::names() {
-        let mut recipe = experiments::registry::recipe(name).expect("preset");
+    for name in paper::names() {
+        let mut recipe = paper::recipe(name).expect("preset");
         match recipe.data.dataset {
             data::DatasetName::Mnist => {}
             data::DatasetName::Cifar10 => recipe.data.dataset = data::DatasetName::FashionMnist,
@@ -53,7 +57,7 @@ fn no_mnist_or_cifar_preset_trips_the_divergence_rule_in_its_first_steps() {
             .expect("trainer")
             .with_progress(false);
         let losses = trainer
-            .step_losses(trainer.initial_state().expect("state"), 20)
+            .step_losses(trainer.initial_state::<Network>().expect("state"), 20)
             .expect(name)
             .1;
         let threshold = trainer.config.divergence.threshold(10);
@@ -68,8 +72,8 @@ fn no_mnist_or_cifar_preset_trips_the_divergence_rule_in_its_first_steps() {
     }
 }
 
-fn runner(dir: &std::path::Path) -> Runner {
-    let mut runner = Runner::new(
+fn runner(dir: &std::path::Path) -> Runner<PaperNetworks> {
+    let mut runner = paper::runner(
         Store::open(dir).expect("store"),
         DataCache::new(&data_dir(), false),
         &train::default_device(),
@@ -79,7 +83,7 @@ fn runner(dir: &std::path::Path) -> Runner {
 }
 
 fn lenet_one_epoch() -> (Recipe, train::EvalConfig) {
-    let recipe = experiments::registry::recipe("lenet")
+    let recipe = paper::recipe("lenet")
         .expect("preset")
         .with_length(Steps::epochs(1), 1000);
     let eval = train::EvalConfig {
@@ -195,7 +199,8 @@ fn lenet_is_stable_at_k0_on_mnist() {
 /// must hold. Running it again trains nothing.
 #[test]
 fn smoke_reproduction_renders_every_figure_and_the_report() {
-    use experiments::reproduce::{Figure, Scale, config, run_here};
+    use experiments::reproduce::{Figure, Scale};
+    use paper::{config, run_here};
     use results::Branch;
     let dir = tempfile::tempdir().expect("tmp");
     let runner = runner(&dir.path().join("runs"));

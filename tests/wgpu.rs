@@ -15,10 +15,11 @@
 use burn::tensor::Device;
 use checks::backend_check::{LOSS_TOLERANCE, UPDATE_TOLERANCE, agreement, curve_agreement};
 use checks::host_reads::audit;
-use experiments::registry::recipe;
-use experiments::reproduce::{Scale, config, run_here};
+use experiments::reproduce::Scale;
 use experiments::runs::{DataCache, Runner};
 use integration::data_dir;
+use paper::recipe;
+use paper::{config, run_here};
 use store::Store;
 use train::NoHooks;
 
@@ -138,7 +139,7 @@ fn interpolation_curve_on_wgpu_equals_flex_within_one_example() {
 #[test]
 fn smoke_reproduction_of_lenet_runs_on_wgpu() {
     let dir = tempfile::tempdir().expect("tmp");
-    let mut runner = Runner::new(
+    let mut runner = paper::runner(
         Store::open(dir.path()).expect("store"),
         DataCache::new(&data_dir(), false),
         &gpu(),

@@ -145,7 +145,7 @@ fn moved<M: nets::Classifier>(
 ) -> Result<TrainState<Network>> {
     let run = dir.join(name);
     CheckpointStore::new(&run).save(state.step, &state.model, &state.optimizer, &state.metrics)?;
-    let loaded = to.load_state(&run, state.step)?;
+    let loaded = to.load_state::<Network>(&run, state.step)?;
     if loaded.step != state.step {
         return Err(Error::Invalid(format!(
             "the checkpoint of step {} resumed at step {}",
@@ -187,9 +187,9 @@ pub fn agreement(
         source: e,
     })?;
     // Step for step from the CPU's state.
-    let mut cpu_state = on_cpu.initial_state()?;
+    let mut cpu_state = on_cpu.initial_state::<Network>()?;
     let same_initial_weights =
-        flat_weights(&cpu_state.model) == flat_weights(&on_gpu.initial_state()?.model);
+        flat_weights(&cpu_state.model) == flat_weights(&on_gpu.initial_state::<Network>()?.model);
     let (mut step_loss_difference, mut step_update_difference) = (0f64, 0f64);
     let mut checkpoints_exact = true;
     let mut cpu_losses = Vec::new();
@@ -210,7 +210,7 @@ pub fn agreement(
     }
 
     // Free-running on the GPU, then its last state resumed on the CPU for one step.
-    let (gpu_end, gpu_losses) = on_gpu.step_losses(on_gpu.initial_state()?, steps)?;
+    let (gpu_end, gpu_losses) = on_gpu.step_losses(on_gpu.initial_state::<Network>()?, steps)?;
     let gpu_w = flat_weights(&gpu_end.model);
     let on_cpu_again = moved(&gpu_end, &on_cpu, dir.path(), "to-cpu")?;
     checkpoints_exact &= flat_weights(&on_cpu_again.model) == gpu_w;
@@ -218,7 +218,7 @@ pub fn agreement(
     let (_, continued_loss) = one_step(&on_gpu, gpu_end)?;
     let gpu_checkpoint_on_cpu = relative_difference(&[resumed_loss], &[continued_loss]);
 
-    let (rerun, _) = on_gpu.step_losses(on_gpu.initial_state()?, steps)?;
+    let (rerun, _) = on_gpu.step_losses(on_gpu.initial_state::<Network>()?, steps)?;
     let rerun_w = flat_weights(&rerun.model);
     let gpu_rerun_differing_weights = gpu_w
         .iter()
@@ -226,7 +226,7 @@ pub fn agreement(
         .filter(|(a, b)| a.to_bits() != b.to_bits())
         .count();
     let rule = PruneRule::for_model(&on_gpu.config.recipe.model);
-    let sparse = Sparse::dense(on_gpu.build_model()?, &rule).prune_magnitude(0.8)?;
+    let sparse = Sparse::dense(on_gpu.build_model::<Network>()?, &rule).prune_magnitude(0.8)?;
     let state = TrainState {
         model: sparse,
         optimizer: on_gpu.config.recipe.optimizer.init(),
@@ -281,7 +281,7 @@ pub fn agreement(
 /// Two Lenets (init seeds 1 and 2) on `device` and `images` MNIST-shaped noise test images:
 /// the interpolation of [`lenet_curve`] (the paper's sweep, timed by `rewind bench`).
 pub fn lenet_pair(device: &Device, images: usize) -> Result<(TrainData, Network, Network)> {
-    let recipe = experiments::registry::recipe("lenet")?;
+    let recipe = paper::recipe("lenet")?;
     let (data, _) = synthetic_data(&recipe, images)?;
     let t = &data.transform;
     let init = |seed| -> Result<Network> {

@@ -88,7 +88,7 @@ pub fn audit(
         .with_progress(false)
         .with_loss_read_every(read_every);
     let rule = PruneRule::for_model(&trainer.config.recipe.model);
-    let model = Sparse::dense(trainer.build_model()?, &rule).prune_magnitude(0.8)?;
+    let model = Sparse::dense(trainer.build_model::<Network>()?, &rule).prune_magnitude(0.8)?;
     let state = TrainState {
         model,
         optimizer: trainer.config.recipe.optimizer.init(),

@@ -7,7 +7,7 @@ use sparsity::Sparse;
 use train::{NoHooks, TrainHooks};
 
 use crate::host_reads::audit;
-use experiments::registry::recipe;
+use paper::recipe;
 
 fn narrow_resnet() -> train::Recipe {
     let mut r = recipe("resnet20").expect("preset");

@@ -119,7 +119,7 @@ pub(crate) fn bench_recipe(spec: &str) -> Result<train::Recipe> {
         Some((name, cut)) => (name, Some(cut)),
         None => (spec, None),
     };
-    let mut recipe = experiments::registry::recipe(name)?;
+    let mut recipe = paper::recipe(name)?;
     let Some(cut) = cut else {
         return Ok(recipe);
     };

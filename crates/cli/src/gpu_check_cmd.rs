@@ -92,7 +92,7 @@ pub fn run(args: GpuCheckArgs) -> Result<()> {
             "comparing {preset} on the GPU and the CPU for {} steps",
             args.steps
         );
-        let recipe = experiments::registry::recipe(preset)?;
+        let recipe = paper::recipe(preset)?;
         let a = agreement(preset, &recipe, &Device::flex(), &gpu, args.steps)
             .with_context(|| format!("GPU/CPU comparison of {preset}"))?;
         println!(
@@ -128,7 +128,7 @@ pub fn run(args: GpuCheckArgs) -> Result<()> {
     );
     let mut reads = Vec::new();
     for preset in &args.compare {
-        let recipe = experiments::registry::recipe(preset)?;
+        let recipe = paper::recipe(preset)?;
         let every = train::trainer::LOSS_READ_EVERY;
         let a = audit(&recipe, &gpu, 2 * every + 5, every, &mut train::NoHooks)
             .with_context(|| format!("read audit of {preset}"))?;

@@ -101,8 +101,7 @@ fn prune_rule(arg: Option<Vec<String>>, model: &nets::ModelConfig) -> PruneRule 
 pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
     let trainer = args.run.trainer(data_dir, allow_download, &[])?;
     let config = &trainer.config;
-    let one_shot =
-        experiments::registry::entry(&args.run.preset).is_ok_and(|e| e.pruning.is_one_shot());
+    let one_shot = paper::entry(&args.run.preset).is_ok_and(|e| e.pruning.is_one_shot());
     let (levels, fraction) = match (args.one_shot, args.levels, args.fraction) {
         (Some(density), _, _) => {
             if !(density > 0.0 && density < 1.0) {
@@ -140,7 +139,8 @@ pub fn run(args: ImpArgs, data_dir: &Path, allow_download: bool) -> Result<()> {
         baseline_seed: args.baseline_seed,
     };
     // A rate for a layer that is not pruned: said now, not after the dense run.
-    imp.rule.check_layer_rates(&trainer.build_model()?)?;
+    imp.rule
+        .check_layer_rates(&trainer.build_model::<paper_networks::Network>()?)?;
     if imp.rewind >= trainer.total_steps() {
         anyhow::bail!(
             "the rewind step {} is not before the end of training ({} steps)",

@@ -4,8 +4,9 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use data::DatasetName;
 use experiments::executor::{Local, Submission};
-use experiments::reproduce::{Figure, Outcome, PublishedSizes, ReproduceConfig, Scale, plan};
+use experiments::reproduce::{Figure, Outcome, PublishedSizes, ReproduceConfig, Scale};
 use experiments::slurm::{ARRAY_TASK_ID, JobCommands, JobInvocation, Slurm, SlurmConfig};
+use paper::plan;
 use store::Store;
 
 use crate::store_args::{StoreArgs, progress_bar};
@@ -123,11 +124,11 @@ fn reproduce_config(args: &ReproduceArgs) -> Result<ReproduceConfig> {
             )
         })?;
         if config.models.is_empty() {
-            config.models = experiments::registry::default_networks(config.scale);
+            config.models = paper::default_networks(config.scale);
         }
         return Ok(config);
     }
-    let mut config = experiments::reproduce::config(args.scale);
+    let mut config = paper::config(args.scale);
     if !args.only.is_empty() {
         config.figures = args.only.clone();
     }
@@ -159,14 +160,14 @@ pub fn run(args: ReproduceArgs, data_dir: &Path, allow_download: bool) -> Result
                 workers: args.store.jobs,
                 progress: progress_bar(args.quiet),
             };
-            experiments::reproduce::run(&config, &runner.data, &local, &runner.store)
+            paper::run(&config, &runner.data, &local, &runner.store)
         }
         ExecutorKind::Slurm => {
             let store = Store::open(&args.store.store)?;
             let jobs = RewindJobs::new(&args, &out, data_dir, allow_download)?;
             let slurm = slurm_executor(&args, &config, &jobs)?;
             // Slurm planning needs no data: epoch lengths from the published sizes.
-            experiments::reproduce::run(&config, &PublishedSizes, &slurm, &store)
+            paper::run(&config, &PublishedSizes, &slurm, &store)
         }
     }
     .map_err(|e| explain(e, &config, data_dir))?;
@@ -201,15 +202,25 @@ fn explain(e: experiments::Error, config: &ReproduceConfig, data_dir: &Path) -> 
             .models
             .iter()
             .map(String::as_str)
-            .filter(|m| {
-                *m != name
-                    && experiments::registry::entry(m).is_ok_and(|e| e.cut(config.scale).is_ok())
-            })
+            .filter(|m| *m != name && paper::entry(m).is_ok_and(|e| e.cut(config.scale).is_ok()))
             .collect();
+        let with_cut: Vec<&str> = paper::ENTRIES
+            .iter()
+            .filter(|e| e.cut(config.scale).is_ok())
+            .map(|e| e.name)
+            .collect();
+        let with_cut = format!(
+            "Networks with a {} cut: {}.",
+            config.scale,
+            with_cut.join(", ")
+        );
         return if others.is_empty() {
-            anyhow::anyhow!("{e}\nPass --scale quick or --scale paper for {name}.")
+            anyhow::anyhow!("{e}\n{with_cut}\nPass --scale quick or --scale paper for {name}.")
         } else {
-            anyhow::anyhow!("{e}\nPass --models {} to run the others.", others.join(","))
+            anyhow::anyhow!(
+                "{e}\n{with_cut}\nPass --models {} to run the others.",
+                others.join(",")
+            )
         };
     }
     match e.missing_dataset() {
@@ -224,10 +235,7 @@ fn explain(e: experiments::Error, config: &ReproduceConfig, data_dir: &Path) -> 
                 .models
                 .iter()
                 .map(String::as_str)
-                .filter(|m| {
-                    experiments::registry::recipe(m)
-                        .is_ok_and(|r| r.data.dataset != DatasetName::Imagenet)
-                })
+                .filter(|m| paper::recipe(m).is_ok_and(|r| r.data.dataset != DatasetName::Imagenet))
                 .collect();
             anyhow::anyhow!(
                 "{e}\nResnet-50 and Inception-v3 need ImageNet under {}/imagenet. To run \

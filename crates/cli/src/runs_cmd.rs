@@ -2,7 +2,7 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use experiments::runs::{DataCache, Job, Runner, describe};
+use experiments::runs::{DataCache, Job, describe};
 use results::RunId;
 use store::{RunStatus, Store};
 
@@ -158,7 +158,7 @@ pub fn run(args: RunsArgs, data_dir: &Path, allow_download: bool) -> Result<()> 
             task,
             devices,
         } => {
-            let mut runner = Runner::new(
+            let mut runner = paper::runner(
                 store,
                 DataCache::new(data_dir, allow_download),
                 &train::default_device(),

@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use experiments::executor::{Executor, Local};
 use experiments::runs::{DataCache, Plan, Runner};
+use paper::PaperNetworks;
 use store::Store;
 
 #[derive(Args, Debug, Clone)]
@@ -29,8 +30,13 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    pub fn runner(&self, data_dir: &Path, allow_download: bool, quiet: bool) -> Result<Runner> {
-        let mut runner = Runner::new(
+    pub fn runner(
+        &self,
+        data_dir: &Path,
+        allow_download: bool,
+        quiet: bool,
+    ) -> Result<Runner<PaperNetworks>> {
+        let mut runner = paper::runner(
             Store::open(&self.store)?,
             DataCache::new(data_dir, allow_download),
             &train::default_device(),
@@ -43,7 +49,12 @@ impl StoreArgs {
 }
 
 /// Runs a plan here with an overall progress bar (runs done / total, ETA).
-pub fn execute(runner: &Runner, plan: &Plan, jobs: usize, quiet: bool) -> Result<()> {
+pub fn execute(
+    runner: &Runner<PaperNetworks>,
+    plan: &Plan,
+    jobs: usize,
+    quiet: bool,
+) -> Result<()> {
     Local {
         runner,
         workers: jobs,

@@ -158,7 +158,7 @@ impl RunArgs {
         let mut config = match &self.config {
             Some(path) => read_config(path)?,
             None => {
-                let mut recipe = experiments::registry::recipe(&self.preset)?;
+                let mut recipe = paper::recipe(&self.preset)?;
                 if let Some(d) = &self.dataset {
                     let d: DatasetName = d.parse().context("--dataset")?;
                     recipe.data.dataset = d;
@@ -234,7 +234,7 @@ pub fn run(args: TrainArgs, data_dir: &Path, allow_download: bool) -> Result<()>
     } else {
         trainer
     };
-    let outcome = trainer.run(out, &mut NoHooks)?;
+    let outcome = trainer.run::<paper_networks::Network>(out, &mut NoHooks)?;
     let last = outcome
         .final_record()
         .context("the run produced no metrics")?;
@@ -301,7 +301,7 @@ pub fn list_presets() -> Result<()> {
         "{:<16} {:<14} {:<9} {:>6} {:>9}  {:<24} schedule",
         "preset", "network", "data", "batch", "steps", "optimiser"
     );
-    for entry in experiments::registry::ENTRIES {
+    for entry in paper::ENTRIES {
         let (name, r) = (entry.name, (entry.recipe)());
         let optimiser = match &r.optimizer {
             train::OptimizerConfig::Adam { .. } => "adam".to_string(),

@@ -339,6 +339,7 @@ fn reproduce_says_how_to_substitute_cifar_and_plans_without_running() {
         .arg(store.path()));
     assert!(
         !ok && stderr.contains("`vgg16` has no medium cut")
+            && stderr.contains("Networks with a medium cut: lenet, resnet20.")
             && stderr.contains("Pass --models lenet to run the others."),
         "{stderr}"
     );

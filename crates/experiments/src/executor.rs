@@ -9,7 +9,7 @@ use std::sync::{Condvar, Mutex};
 use results::RunId;
 use store::Store;
 
-use crate::models::{ModelFactory, PaperNetworks};
+use crate::models::ModelFactory;
 use crate::runs::{Plan, Runner, describe};
 use crate::{Error, Result};
 
@@ -60,7 +60,7 @@ pub trait Executor {
 /// Runs a plan in this process with `workers` runs at a time, dependencies first, with an
 /// overall progress bar (runs done / total). Stops at the first error, letting running
 /// workers finish their current run; everything finished stays in the store.
-pub struct Local<'a, F: ModelFactory = PaperNetworks> {
+pub struct Local<'a, F: ModelFactory> {
     /// Executes single runs (data, devices); its store must be the one executed in.
     pub runner: &'a Runner<F>,
     pub workers: usize,

@@ -2,19 +2,20 @@
 //! the `store` crate (one directory per run, named by the hash of everything that determines
 //! it; finished runs reused, interrupted ones resumed, locks that hold across a cluster).
 //!
-//! * [`registry`]: the paper's networks, one entry each (recipe, pruning schedule, k values,
-//!   the paper's numbers, per-scale cuts).
+//! * [`registry`]: what the pipeline knows of a network, one [`registry::Entry`] each
+//!   (recipe, pruning schedule, k values, the paper's numbers, per-scale cuts). The paper's
+//!   networks are the `paper` crate's entries; this crate knows none of them.
 //! * [`runs`]: what a run is ([`runs::TrainSpec`]: recipe, seeds, pruning rule and where its
 //!   first state comes from; [`runs::PairSpec`]: an interpolation), the [`runs::Plan`] that
 //!   deduplicates them, and the [`runs::Runner`] that executes runs in the store.
 //! * [`models`]: what the runner needs of a network ([`models::ModelFactory`]): the paper's
-//!   networks ([`models::PaperNetworks`]) or your own.
+//!   networks (`paper::PaperNetworks`) or your own.
 //! * [`executor`]: a plan brought to completion here ([`executor::Local`]) or on a Slurm
 //!   cluster ([`slurm::Slurm`]), behind one trait ([`executor::Executor`]).
 //! * [`imp`]: iterative magnitude pruning with rewinding and its baselines (Algorithm 2).
 //! * [`instability`]: instability analysis (Algorithm 1) for dense and sparse parents.
 //! * [`reproduce`]: every run the paper's figures need, at a chosen scale, planned from the
-//!   registry without touching data, and the `results::Results` the figures are drawn from.
+//!   entries without touching data, and the `results::Results` the figures are drawn from.
 //!
 //! The checks of the computation itself (PyTorch parity, GPU backends against the CPU, device
 //! reads) are the `checks` crate's.
@@ -60,14 +61,10 @@ pub enum Error {
     #[error("unknown network `{name}`: the registry has {known}")]
     UnknownNetwork { name: String, known: String },
     #[error(
-        "`{name}` has no {scale} cut (only {with_cut} have one, piloted for that scale's \
-         budget): run it at quick or paper scale, or leave it out of the networks to reproduce"
+        "`{name}` has no {scale} cut (a cut is piloted for that scale's budget): run it at \
+         quick or paper scale, or leave it out of the networks to reproduce"
     )]
-    NoCut {
-        name: String,
-        scale: results::Scale,
-        with_cut: String,
-    },
+    NoCut { name: String, scale: results::Scale },
     #[error("{0} is not a training run of this plan or store")]
     NotATrainingRun(RunId),
     #[error("run {id} failed: {source}")]
@@ -97,6 +94,3 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-#[cfg(test)]
-mod tests;

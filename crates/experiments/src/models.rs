@@ -1,5 +1,5 @@
 //! What a [`crate::runs::Runner`] needs of a network: a [`ModelFactory`] builds it from the
-//! recipe's `nets::ModelConfig` and says how alignment may permute it. [`PaperNetworks`]
+//! recipe's `nets::ModelConfig` and says how alignment may permute it. `paper::PaperNetworks`
 //! builds every network of the paper; implement the trait once for your own network to send
 //! it through the same plans, store, executors and summaries (see `examples/custom-model`).
 
@@ -7,7 +7,6 @@ use align::{PermutationSpec, activation_matching};
 use burn::tensor::{Device, Tensor};
 use nets::activations::Tap;
 use nets::{Classifier, ModelConfig};
-use paper_networks::Network;
 
 /// The images a network is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,31 +66,4 @@ pub(crate) fn match_activations<F: ModelFactory>(
     activation_matching(spec, a, b, batches, |m, images| {
         factory.activations(m, images)
     })
-}
-
-/// The networks of the paper: every arm of `nets::ModelConfig` as a `paper_networks::Network`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PaperNetworks;
-
-impl ModelFactory for PaperNetworks {
-    type Model = Network;
-
-    fn build(
-        &self,
-        config: &ModelConfig,
-        input: InputShape,
-        device: &Device,
-    ) -> nets::Result<Network> {
-        Network::build(
-            config,
-            input.channels,
-            input.size,
-            input.num_classes,
-            device,
-        )
-    }
-
-    fn activations(&self, model: &Network, images: Tensor<4>) -> nets::Result<Vec<Tap>> {
-        model.activations(images)
-    }
 }

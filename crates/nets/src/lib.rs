@@ -53,6 +53,22 @@ pub trait Classifier: Module + burn::module::ModuleDisplay + 'static {
     }
 }
 
+/// A classifier the trainer can build on its own from a recipe's [`ModelConfig`]: what
+/// `train::Trainer::build_model`, `run` and `load_state` need. The paper's networks implement
+/// it (`paper_networks::Network`); a network of your own can, or goes through
+/// `Trainer::run_from` with a builder of its own.
+pub trait FromConfig: Classifier + Sized {
+    /// `config` for `channels x size x size` images and `num_classes` classes, with any
+    /// weights (the trainer draws them from the run's init seed).
+    fn from_config(
+        config: &ModelConfig,
+        channels: usize,
+        size: usize,
+        num_classes: usize,
+        device: &burn::tensor::Device,
+    ) -> Result<Self>;
+}
+
 /// FNV-1a, a stable 64-bit hash (the per-tensor RNG stream of [`init`], config hashes).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {

@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor};
 use inception::{InceptionV3, InceptionV3Config};
 use lenet::{Lenet, LenetConfig};
 use nets::activations::{Tap, per_position};
-use nets::{Classifier, Error, ModelConfig, Result};
+use nets::{Classifier, Error, FromConfig, ModelConfig, Result};
 use resnet::{CifarResnet, CifarResnetConfig, ImagenetResnet, ImagenetResnetConfig};
 use vgg::{Vgg, VggConfig};
 
@@ -179,6 +179,18 @@ impl Network {
             }
         }
         Ok(taps)
+    }
+}
+
+impl FromConfig for Network {
+    fn from_config(
+        config: &ModelConfig,
+        channels: usize,
+        size: usize,
+        num_classes: usize,
+        device: &Device,
+    ) -> Result<Network> {
+        Network::build(config, channels, size, num_classes, device)
     }
 }
 

@@ -316,7 +316,7 @@ fn pruned_weights_stay_exactly_zero_through_adam_and_sgd_with_momentum_and_weigh
         }
         assert!(pruned > 1000);
         // And the surviving weights did train.
-        let initial = tensor_values(&trainer.build_model().expect("model"));
+        let initial = tensor_values(&trainer.build_model::<Network>().expect("model"));
         assert_ne!(
             initial.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
             tensor_values(&trained.model)

@@ -7,6 +7,7 @@ use data::synthetic::Stripes;
 use data::{Augmentation, DatasetName, ImageSource};
 use nets::ModelConfig;
 use nets::params::tensor_values;
+use paper_networks::Network;
 
 use crate::*;
 
@@ -67,7 +68,7 @@ fn resnet() -> Recipe {
 
 fn final_weights(t: &Trainer, dir: &std::path::Path) -> Vec<(nets::params::TensorInfo, Vec<f32>)> {
     tensor_values(
-        &t.load_state(dir, t.total_steps())
+        &t.load_state::<Network>(dir, t.total_steps())
             .expect("final checkpoint")
             .model,
     )
@@ -92,9 +93,9 @@ fn same_seeds_give_bit_identical_weights_and_other_data_seeds_do_not() {
         let a = trainer(recipe.clone(), 1);
         let b = trainer(recipe.clone(), 1);
         let c = trainer(recipe.clone(), 2);
-        a.run(dirs[0].path(), &mut NoHooks).expect("a");
-        b.run(dirs[1].path(), &mut NoHooks).expect("b");
-        c.run(dirs[2].path(), &mut NoHooks).expect("c");
+        a.run::<Network>(dirs[0].path(), &mut NoHooks).expect("a");
+        b.run::<Network>(dirs[1].path(), &mut NoHooks).expect("b");
+        c.run::<Network>(dirs[2].path(), &mut NoHooks).expect("c");
         let (wa, wb, wc) = (
             final_weights(&a, dirs[0].path()),
             final_weights(&b, dirs[1].path()),
@@ -103,10 +104,21 @@ fn same_seeds_give_bit_identical_weights_and_other_data_seeds_do_not() {
         assert_eq!(wa, wb, "{}", recipe.model);
         assert_ne!(wa, wc, "{}", recipe.model);
         // The initial checkpoint holds the seeded initialisation, identical across data seeds.
-        let init_a = tensor_values(&a.load_state(dirs[0].path(), 0).expect("step 0").model);
-        let init_c = tensor_values(&c.load_state(dirs[2].path(), 0).expect("step 0").model);
+        let init_a = tensor_values(
+            &a.load_state::<Network>(dirs[0].path(), 0)
+                .expect("step 0")
+                .model,
+        );
+        let init_c = tensor_values(
+            &c.load_state::<Network>(dirs[2].path(), 0)
+                .expect("step 0")
+                .model,
+        );
         assert_eq!(init_a, init_c);
-        assert_eq!(init_a, tensor_values(&a.build_model().expect("model")));
+        assert_eq!(
+            init_a,
+            tensor_values(&a.build_model::<Network>().expect("model"))
+        );
     }
 }
 
@@ -118,13 +130,16 @@ fn a_run_killed_midway_resumes_bit_identically() {
             tempfile::tempdir().expect("tmp"),
         );
         let t = trainer(recipe.clone(), 1);
-        t.run(whole.path(), &mut NoHooks).expect("uninterrupted");
-        let err = t.run(broken.path(), &mut CrashAt(12)).expect_err("crash");
+        t.run::<Network>(whole.path(), &mut NoHooks)
+            .expect("uninterrupted");
+        let err = t
+            .run::<Network>(broken.path(), &mut CrashAt(12))
+            .expect_err("crash");
         assert!(err.to_string().contains("simulated crash"));
         let store = CheckpointStore::new(broken.path());
         assert_eq!(store.steps(), vec![0, 4, 10], "{}", recipe.model);
         let resumed = trainer(recipe.clone(), 1)
-            .run(broken.path(), &mut NoHooks)
+            .run::<Network>(broken.path(), &mut NoHooks)
             .expect("resumed");
         assert!(!resumed.reused);
         assert_eq!(
@@ -147,7 +162,7 @@ fn a_run_killed_midway_resumes_bit_identically() {
         // A finished run is reused, not recomputed.
         assert!(
             trainer(recipe, 1)
-                .run(broken.path(), &mut NoHooks)
+                .run::<Network>(broken.path(), &mut NoHooks)
                 .expect("again")
                 .reused
         );
@@ -178,7 +193,7 @@ fn a_run_resumed_between_evaluations_writes_the_uninterrupted_metrics() {
     };
     let whole = tempfile::tempdir().expect("tmp");
     run(whole.path(), &mut |t, dir| {
-        t.run(dir, &mut NoHooks).expect("uninterrupted");
+        t.run::<Network>(dir, &mut NoHooks).expect("uninterrupted");
     });
     let expected = strip(&Metrics::load(&whole.path().join("metrics.json")).expect("metrics"));
     for drop_totals in [false, true] {
@@ -186,7 +201,7 @@ fn a_run_resumed_between_evaluations_writes_the_uninterrupted_metrics() {
         run(broken.path(), &mut |t, dir| {
             // Killed at step 8: the latest checkpoint is step 6, one step past the evaluation
             // of step 5.
-            t.run(dir, &mut CrashAt(7)).expect_err("crash");
+            t.run::<Network>(dir, &mut CrashAt(7)).expect_err("crash");
             assert_eq!(CheckpointStore::new(dir).latest(), Some(6));
             if drop_totals {
                 let ck = CheckpointStore::new(dir).dir_of(6);
@@ -199,7 +214,7 @@ fn a_run_resumed_between_evaluations_writes_the_uninterrupted_metrics() {
                     .remove("running.json");
                 std::fs::write(ck.join("state.json"), state.to_string()).expect("write");
             }
-            t.run(dir, &mut NoHooks).expect("resumed");
+            t.run::<Network>(dir, &mut NoHooks).expect("resumed");
         });
         let resumed = strip(&Metrics::load(&broken.path().join("metrics.json")).expect("metrics"));
         if drop_totals {
@@ -218,7 +233,9 @@ fn learns_the_synthetic_task() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut r = lenet();
     r.training_steps = Steps::iterations(60);
-    let outcome = trainer(r, 1).run(dir.path(), &mut NoHooks).expect("run");
+    let outcome = trainer(r, 1)
+        .run::<Network>(dir.path(), &mut NoHooks)
+        .expect("run");
     let last = outcome.final_record().expect("record");
     assert!(last.test_accuracy > 0.9, "{last:?}");
 }
@@ -237,7 +254,7 @@ fn nan_loss_stops_with_a_clear_error_and_keeps_checkpoints() {
         20,
     );
     let err = trainer(r, 1)
-        .run(dir.path(), &mut NoHooks)
+        .run::<Network>(dir.path(), &mut NoHooks)
         .expect_err("diverges");
     assert!(matches!(err, Error::NonFinite { .. }), "{err}");
     assert!(err.to_string().contains("last good checkpoint"), "{err}");
@@ -248,17 +265,17 @@ fn nan_loss_stops_with_a_clear_error_and_keeps_checkpoints() {
 fn a_directory_with_another_config_is_refused() {
     let dir = tempfile::tempdir().expect("tmp");
     trainer(lenet(), 1)
-        .run(dir.path(), &mut NoHooks)
+        .run::<Network>(dir.path(), &mut NoHooks)
         .expect("first");
     let err = trainer(lenet(), 2)
-        .run(dir.path(), &mut NoHooks)
+        .run::<Network>(dir.path(), &mut NoHooks)
         .expect_err("mismatch");
     assert!(matches!(err, Error::ConfigMismatch { .. }), "{err}");
 }
 
 /// The state after `n` steps at a fixed learning rate, every tensor on the host.
 fn after_steps(t: &Trainer, n: u64) -> Vec<(nets::params::TensorInfo, Vec<f32>)> {
-    let mut state = t.initial_state().expect("init");
+    let mut state = t.initial_state::<Network>().expect("init");
     let loss_fn = t.loss_fn();
     for _ in 0..n {
         let (next, loss) = t.step(state, &loss_fn, 0.05, true).expect("step");
@@ -318,7 +335,12 @@ fn two_devices_give_the_update_of_one_device_accumulating() {
     let gap = param_gap(&one, &two);
     assert!(gap < 1e-4, "relative gap {gap}");
     // And it is really training: the weights moved from the initialisation.
-    let init = tensor_values(&trainer(resnet(), 1).initial_state().expect("init").model);
+    let init = tensor_values(
+        &trainer(resnet(), 1)
+            .initial_state::<Network>()
+            .expect("init")
+            .model,
+    );
     assert!(param_gap(&init, &two) > 1e-3);
     assert!(matches!(
         trainer(resnet(), 1).with_devices(&[]),
@@ -396,7 +418,7 @@ fn resnet50_and_inception_v3_train_on_an_imagenet_folder() {
             .with_progress(false);
         assert_eq!(t.iterations_per_epoch(), 3);
         let dir = root.path().join(preset);
-        let outcome = t.run(&dir, &mut NoHooks).expect("two steps");
+        let outcome = t.run::<Network>(&dir, &mut NoHooks).expect("two steps");
         let last = outcome.final_record().expect("a final evaluation");
         assert_eq!(last.step, 2);
         assert!(last.test_loss.is_finite() && last.train_loss.is_some_and(f32::is_finite));
@@ -410,7 +432,7 @@ fn resnet50_and_inception_v3_train_on_an_imagenet_folder() {
 #[test]
 fn an_evaluation_set_kept_as_tensors_scores_like_one_built_per_call() {
     let t = trainer(resnet(), 1);
-    let model = burn::module::Module::valid(&t.build_model().expect("model"));
+    let model = burn::module::Module::valid(&t.build_model::<Network>().expect("model"));
     let device = default_device();
     let (source, transform) = (&t.data.train, &t.data.transform);
     let streamed = crate::EvalSet::new(source, transform, 7, Some(30), &device, 0).expect("set");
@@ -435,7 +457,7 @@ fn a_failed_checkpoint_write_says_so_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = CheckpointStore::new(dir.path());
     let t = trainer(lenet(), 1);
-    let state = t.initial_state().expect("init");
+    let state = t.initial_state::<Network>().expect("init");
     // A dangling symlink where the checkpoint goes: every file is written, the final rename
     // fails.
     let target = store.dir_of(3);
@@ -466,22 +488,24 @@ fn resumes_past_a_damaged_checkpoint(damage: impl Fn(&std::path::Path)) {
         tempfile::tempdir().expect("tmp"),
     );
     let t = trainer(lenet(), 1);
-    t.run(whole.path(), &mut NoHooks).expect("uninterrupted");
-    t.run(broken.path(), &mut CrashAt(12)).expect_err("crash");
+    t.run::<Network>(whole.path(), &mut NoHooks)
+        .expect("uninterrupted");
+    t.run::<Network>(broken.path(), &mut CrashAt(12))
+        .expect_err("crash");
     let store = CheckpointStore::new(broken.path());
     assert_eq!(store.steps(), vec![0, 4, 10]);
     damage(&store.dir_of(10));
     let err = store
         .load(
             10,
-            t.build_model().expect("model"),
+            t.build_model::<Network>().expect("model"),
             lenet().optimizer.init(),
         )
         .err()
         .expect("the damaged checkpoint does not load");
     assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
     trainer(lenet(), 1)
-        .run(broken.path(), &mut NoHooks)
+        .run::<Network>(broken.path(), &mut NoHooks)
         .expect("resumed from step 4");
     assert!(
         broken
@@ -520,7 +544,7 @@ fn a_truncated_checkpoint_file_is_caught_and_resuming_falls_back() {
 fn a_checkpoint_without_checksums_loads() {
     let dir = tempfile::tempdir().expect("tmp");
     let t = trainer(lenet(), 1);
-    t.run(dir.path(), &mut NoHooks).expect("run");
+    t.run::<Network>(dir.path(), &mut NoHooks).expect("run");
     let state = CheckpointStore::new(dir.path())
         .dir_of(20)
         .join("state.json");
@@ -528,13 +552,15 @@ fn a_checkpoint_without_checksums_loads() {
     // A checkpoint with running.json is newer than checksums: one that lists none has a
     // damaged state.json (a flipped byte in its key), and is refused.
     let err = t
-        .load_state(dir.path(), 20)
+        .load_state::<Network>(dir.path(), 20)
         .err()
         .expect("refused while running.json is there");
     assert!(err.to_string().contains("lists no checksums"), "{err}");
     // The old layout, before running totals and checksums, loads unverified.
     std::fs::remove_file(state.with_file_name("running.json")).expect("old layout");
-    let loaded = t.load_state(dir.path(), 20).expect("loads unverified");
+    let loaded = t
+        .load_state::<Network>(dir.path(), 20)
+        .expect("loads unverified");
     assert_eq!(loaded.step, 20);
 }
 
@@ -549,7 +575,7 @@ fn a_finite_blow_up_stops_as_divergence() {
     };
     let dir = tempfile::tempdir().expect("tmp");
     let err = blow_up()
-        .run(dir.path(), &mut NoHooks)
+        .run::<Network>(dir.path(), &mut NoHooks)
         .expect_err("diverges");
     assert!(matches!(err, Error::Diverged { .. }), "{err}");
     assert!(err.to_string().contains("Lower the learning rate"), "{err}");
@@ -557,20 +583,20 @@ fn a_finite_blow_up_stops_as_divergence() {
     let mut off = blow_up();
     off.config.divergence.factor = f64::INFINITY;
     let dir = tempfile::tempdir().expect("tmp");
-    off.run(dir.path(), &mut NoHooks)
+    off.run::<Network>(dir.path(), &mut NoHooks)
         .expect("without the rule the blown-up run trains to its end");
     let mut three = lenet();
     three.schedule = LrSchedule::constant(3.0);
     let dir = tempfile::tempdir().expect("tmp");
     let err = trainer(three, 1)
         .with_loss_read_every(1)
-        .run(dir.path(), &mut NoHooks)
+        .run::<Network>(dir.path(), &mut NoHooks)
         .expect_err("a rate of 3 diverges too");
     assert!(matches!(err, Error::Diverged { .. }), "{err}");
     let healthy = tempfile::tempdir().expect("tmp");
     trainer(lenet(), 1)
         .with_loss_read_every(1)
-        .run(healthy.path(), &mut NoHooks)
+        .run::<Network>(healthy.path(), &mut NoHooks)
         .expect("a healthy run does not trip the rule");
 }
 
@@ -582,7 +608,8 @@ fn a_finite_blow_up_stops_as_divergence() {
 fn a_run_started_with_other_numerics_is_not_resumed() {
     let dir = tempfile::tempdir().expect("tmp");
     let t = trainer(lenet(), 1);
-    t.run(dir.path(), &mut CrashAt(12)).expect_err("crash");
+    t.run::<Network>(dir.path(), &mut CrashAt(12))
+        .expect_err("crash");
     let state_path = CheckpointStore::new(dir.path())
         .dir_of(10)
         .join("state.json");
@@ -594,7 +621,9 @@ fn a_run_started_with_other_numerics_is_not_resumed() {
         text.replace(&now, "flex (CPU), kernels numerics 0"),
     )
     .expect("edited");
-    let err = t.run(dir.path(), &mut NoHooks).expect_err("refused");
+    let err = t
+        .run::<Network>(dir.path(), &mut NoHooks)
+        .expect_err("refused");
     let message = err.to_string();
     assert!(
         matches!(err, crate::Error::NumericsChanged { step: 10, .. }),
@@ -613,8 +642,14 @@ fn a_run_started_with_other_numerics_is_not_resumed() {
         serde_json::to_string(&unrecorded).expect("json"),
     )
     .expect("old");
-    let err = t.run(dir.path(), &mut NoHooks).expect_err("refused");
+    let err = t
+        .run::<Network>(dir.path(), &mut NoHooks)
+        .expect_err("refused");
     assert!(err.to_string().contains("not recorded"), "{err}");
     std::fs::write(&state_path, &text).expect("restored");
-    assert!(!t.run(dir.path(), &mut NoHooks).expect("resumed").reused);
+    assert!(
+        !t.run::<Network>(dir.path(), &mut NoHooks)
+            .expect("resumed")
+            .reused
+    );
 }

@@ -194,7 +194,7 @@ impl ModelFactory for SmallResNets {
     }
 }
 
-/// The network's entry, as the paper's networks have theirs in `experiments::registry`: its
+/// The network's entry, as the paper's networks have theirs in `paper::ENTRIES`: its
 /// recipe, IMP's schedule, the k values to look at, and what the smoke and quick scales cut.
 /// It has no paper numbers, so the report states the measurements without verdicts.
 pub static SMALL_RESNET: Entry = Entry {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use data::eval_batches;
 use nets::params::{TensorInfo, tensor_values};
+use paper_networks::Network;
 use serde::Serialize;
 use train::{TrainConfig, TrainData, Trainer};
 
@@ -169,7 +170,7 @@ pub fn export_full_length(
         path: out.to_path_buf(),
         source,
     })?;
-    let initial = tensor_values(&trainer.initial_state()?.model);
+    let initial = tensor_values(&trainer.initial_state::<Network>()?.model);
     let mut state = RawFile::create(&out.join("initial.f32"))?;
     state.write_tensors(&initial)?;
     state.flush()?;

@@ -228,7 +228,7 @@ impl Perturbation {
 impl Case {
     /// The registry recipe with this case's network and data, at its full length.
     pub fn full_recipe(&self) -> Result<Recipe> {
-        let mut recipe = experiments::registry::recipe(self.network)?;
+        let mut recipe = paper::recipe(self.network)?;
         recipe.model = (self.model)();
         recipe.data.dataset = self.dataset;
         Ok(recipe)

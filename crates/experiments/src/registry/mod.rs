@@ -1,14 +1,12 @@
-//! The networks of the paper, one [`Entry`] each: its Table 1 recipe, how IMP reaches its
-//! Table 1 density, its k values and their unit, the paper's numbers, and what the smoke and
-//! quick scales cut. Everything the framework knows about a network outside its model crate
-//! (and its `nets::ModelConfig` arm) is here; the rest of the code is generic over entries.
+//! What the pipeline knows of a network outside its model crate, one [`Entry`] each: its
+//! recipe, how IMP reaches its density, its k values and their unit, the paper's numbers (if
+//! any), and what the smoke, quick and medium scales cut. The rest of the code is generic over
+//! entries.
 //!
-//! Adding a network to the paper's set: its model crate, one arm of `nets::ModelConfig` /
-//! `paper_networks::Network`, and one entry in [`ENTRIES`]. A network of your own needs none of these:
-//! an [`Entry`] of your own (`paper: None`), `ModelConfig::External` in its recipe and a
+//! The paper's networks are the `paper` crate's table of entries. A network of your own is an
+//! [`Entry`] of your own (`paper: None`), `ModelConfig::External` in its recipe and a
 //! [`crate::models::ModelFactory`] (see `examples/custom-model`).
 
-mod entries;
 pub mod scales;
 
 use std::borrow::Cow;
@@ -18,11 +16,10 @@ use nets::ModelConfig;
 use results::{KUnit, PaperReference, Scale};
 use train::Recipe;
 
-pub use self::entries::ENTRIES;
 pub use self::scales::{ScalePolicy, policy};
 use crate::{Error, Result};
 
-/// One network of the paper.
+/// One network: the paper's or your own.
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// The name on the command line, in recipes and in reports: `resnet20`.
@@ -243,40 +240,6 @@ pub struct EvalCut {
     pub points: usize,
 }
 
-/// The entry called `name` (a name given on the command line or in a config).
-pub fn entry(name: &str) -> Result<&'static Entry> {
-    ENTRIES
-        .iter()
-        .find(|e| e.name == name)
-        .ok_or_else(|| Error::UnknownNetwork {
-            name: name.to_string(),
-            known: names().join(", "),
-        })
-}
-
-/// The names of every entry, in Table 1 order.
-pub fn names() -> Vec<&'static str> {
-    ENTRIES.iter().map(|e| e.name).collect()
-}
-
-/// The Table 1 recipe called `name`.
-pub fn recipe(name: &str) -> Result<Recipe> {
-    Ok((entry(name)?.recipe)())
-}
-
-/// The networks `reproduce` runs at `scale` when none are named.
-pub fn default_networks(scale: Scale) -> Vec<String> {
-    ENTRIES
-        .iter()
-        .filter(|e| match scale {
-            Scale::Paper => true,
-            Scale::Medium => e.medium.is_some(),
-            Scale::Smoke | Scale::Quick => e.in_quick_set,
-        })
-        .map(|e| e.name.to_string())
-        .collect()
-}
-
 impl Entry {
     /// What `scale` changes (`None` at paper scale: Table 1 as published); an error where the
     /// entry has no cut for `scale`.
@@ -287,7 +250,6 @@ impl Entry {
             Scale::Medium => Some(self.medium.as_ref().ok_or_else(|| Error::NoCut {
                 name: self.name.to_string(),
                 scale,
-                with_cut: default_networks(Scale::Medium).join(", "),
             })?),
             Scale::Paper => None,
         })

@@ -24,7 +24,7 @@ pub use self::beyond::{AcrossInitsRun, AlignedRuns, BN_REESTIMATE_BATCHES};
 pub use self::collect::collect;
 pub use self::length::LengthCheckRuns;
 pub use self::levels::LevelLinkRun;
-pub use self::setup::{ModelSetup, entries};
+pub use self::setup::ModelSetup;
 use crate::Result;
 use crate::executor::{Execution, Executor, Local, Submission};
 use crate::imp::{Baseline, ImpConfig, ImpRuns};
@@ -35,11 +35,6 @@ pub use crate::runs::{EpochLength, PublishedSizes};
 use crate::runs::{Plan, Runner};
 use results::{Branch, Results};
 use store::Store;
-
-/// Every figure of the networks `reproduce` runs by default at `scale`.
-pub fn config(scale: Scale) -> ReproduceConfig {
-    ReproduceConfig::new(scale, crate::registry::default_networks(scale))
-}
 
 /// The runs of one network's experiments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,13 +79,9 @@ pub struct SparseRuns {
     pub pairs: Vec<PairRuns>,
 }
 
-/// Plans every run of `config` (nothing is trained, no data is read).
-pub fn plan(config: &ReproduceConfig, epochs: &dyn EpochLength) -> Result<(Plan, Vec<ModelRuns>)> {
-    plan_networks(config, &entries(config)?, epochs)
-}
-
-/// [`plan`] for `networks` instead of the registry entries `config` names: a network of
-/// your own is an [`Entry`] like the paper's (with `paper: None`).
+/// Plans every run of `config` for `networks` (nothing is trained, no data is read). The
+/// paper's networks are `paper::ENTRIES` (`paper::plan` looks them up by the names in
+/// `config`); a network of your own is an [`Entry`] like theirs (with `paper: None`).
 pub fn plan_networks(
     config: &ReproduceConfig,
     networks: &[&Entry],
@@ -222,13 +213,8 @@ pub enum Outcome {
     },
 }
 
-/// [`run`] in this process: `workers` runs at a time, data and store of `runner`, no
-/// progress bar.
-pub fn run_here(config: &ReproduceConfig, runner: &Runner, workers: usize) -> Result<Results> {
-    run_networks_here(config, &entries(config)?, runner, workers)
-}
-
-/// [`run_here`] for `networks` (see [`plan_networks`]), built by `runner`'s models.
+/// [`run_networks`] in this process: `workers` runs at a time, data and store of `runner`
+/// (whose models build `networks`), no progress bar.
 pub fn run_networks_here<F: ModelFactory>(
     config: &ReproduceConfig,
     networks: &[&Entry],
@@ -249,18 +235,9 @@ pub fn run_networks_here<F: ModelFactory>(
     }
 }
 
-/// Plans everything `config` needs, has `executor` bring it to completion, and reads the
-/// results back from `store`: the whole of `reproduce` apart from rendering.
-pub fn run(
-    config: &ReproduceConfig,
-    epochs: &dyn EpochLength,
-    executor: &dyn Executor,
-    store: &Store,
-) -> Result<Outcome> {
-    run_networks(config, &entries(config)?, epochs, executor, store)
-}
-
-/// [`run`] for `networks` (see [`plan_networks`]).
+/// Plans everything `config` needs for `networks` (see [`plan_networks`]), has `executor`
+/// bring it to completion, and reads the results back from `store`: the whole of
+/// `reproduce` apart from rendering.
 pub fn run_networks(
     config: &ReproduceConfig,
     networks: &[&Entry],

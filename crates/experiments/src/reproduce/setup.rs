@@ -285,18 +285,3 @@ fn evaluation(cut: Option<&Cut>, cuts: &mut Vec<String>) -> (EvalConfig, EvalCon
     }
     (eval, curve, e.points)
 }
-
-/// The registry entries of the networks of `config` (none named: the scale's defaults).
-pub fn entries(config: &ReproduceConfig) -> Result<Vec<&'static Entry>> {
-    if config.models.is_empty() {
-        return entries(&ReproduceConfig {
-            models: crate::registry::default_networks(config.scale),
-            ..config.clone()
-        });
-    }
-    config
-        .models
-        .iter()
-        .map(|name| crate::registry::entry(name))
-        .collect()
-}

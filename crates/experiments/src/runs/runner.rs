@@ -13,7 +13,7 @@ use sparsity::{MaskHook, PruneRule, Sparse};
 use train::{NoHooks, Steps, TrainConfig, TrainState, Trainer};
 
 use super::{DataCache, Job, MaskSource, PairSpec, Start, TrainResult, TrainSpec, WeightSource};
-use crate::models::{InputShape, ModelFactory, PaperNetworks, match_activations};
+use crate::models::{InputShape, ModelFactory, match_activations};
 use crate::{Error, Result};
 use store::Store;
 
@@ -28,9 +28,9 @@ fn start_failed(e: impl std::error::Error + Send + Sync + 'static) -> train::Err
 /// Training images whose activations activation matching correlates.
 const ACTIVATION_MATCHING_EXAMPLES: usize = 5_000;
 
-/// Executes the jobs of a plan in a store, building networks with `F` (the paper's by
-/// default).
-pub struct Runner<F: ModelFactory = PaperNetworks> {
+/// Executes the jobs of a plan in a store, building networks with `F` (the paper's:
+/// `paper::runner`).
+pub struct Runner<F: ModelFactory> {
     pub store: Store,
     pub data: DataCache,
     pub device: Device,
@@ -39,13 +39,6 @@ pub struct Runner<F: ModelFactory = PaperNetworks> {
     /// Progress bars of the individual training runs.
     pub show_run_progress: bool,
     pub models: F,
-}
-
-impl Runner {
-    /// A runner of the paper's networks.
-    pub fn new(store: Store, data: DataCache, device: &Device) -> Runner {
-        Runner::with_models(store, data, device, PaperNetworks)
-    }
 }
 
 impl<F: ModelFactory> Runner<F> {

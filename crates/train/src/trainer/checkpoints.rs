@@ -4,17 +4,14 @@
 use std::path::Path;
 
 use burn::module::Module;
-use nets::Classifier;
-#[cfg(feature = "paper-networks")]
-use paper_networks::Network;
+use nets::{Classifier, FromConfig};
 
 use super::{TrainConfig, TrainHooks, TrainState, Trainer};
 use crate::{CheckpointStore, Divergence, Error, Result};
 
 impl Trainer {
     /// Loads the checkpoint of `step` of the run in `dir` (a run of the recipe's network).
-    #[cfg(feature = "paper-networks")]
-    pub fn load_state(&self, dir: &Path, step: u64) -> Result<TrainState<Network>> {
+    pub fn load_state<M: FromConfig>(&self, dir: &Path, step: u64) -> Result<TrainState<M>> {
         self.load_state_into(dir, step, self.build_model()?)
     }
 

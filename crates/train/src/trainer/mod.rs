@@ -17,9 +17,7 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
 use data::{Batch, SeededBatches};
-use nets::Classifier;
-#[cfg(feature = "paper-networks")]
-use paper_networks::Network;
+use nets::{Classifier, FromConfig};
 
 use crate::divergence::DivergenceWatch;
 use crate::{
@@ -176,11 +174,10 @@ impl Trainer {
     }
 
     /// The recipe's network, built for the data and initialised from the init seed.
-    #[cfg(feature = "paper-networks")]
-    pub fn build_model(&self) -> Result<Network> {
+    pub fn build_model<M: FromConfig>(&self) -> Result<M> {
         let t = &self.data.transform;
         let model = step::with_device_rng(|| {
-            Network::build(
+            M::from_config(
                 &self.config.recipe.model,
                 t.channels(),
                 t.size,
@@ -196,8 +193,7 @@ impl Trainer {
     }
 
     /// The state at step 0.
-    #[cfg(feature = "paper-networks")]
-    pub fn initial_state(&self) -> Result<TrainState<Network>> {
+    pub fn initial_state<M: FromConfig>(&self) -> Result<TrainState<M>> {
         Ok(TrainState {
             model: self.build_model()?,
             optimizer: self.config.recipe.optimizer.init(),
@@ -208,8 +204,11 @@ impl Trainer {
 
     /// Runs the configuration in `dir`: reuses a finished run, resumes an interrupted one
     /// from its latest checkpoint, or starts from the seeded initialisation.
-    #[cfg(feature = "paper-networks")]
-    pub fn run(&self, dir: &Path, hooks: &mut impl TrainHooks<Network>) -> Result<RunOutcome> {
+    pub fn run<M: FromConfig>(
+        &self,
+        dir: &Path,
+        hooks: &mut impl TrainHooks<M>,
+    ) -> Result<RunOutcome> {
         self.run_from(dir, || self.initial_state(), || self.build_model(), hooks)
     }
 

@@ -5,7 +5,7 @@ use nets::{BnInit, ModelConfig};
 use results::KUnit;
 use train::{DataConfig, LrSchedule, OptimizerConfig, Recipe, Steps};
 
-use super::{
+use experiments::registry::{
     Cut, Entry, EvalCut, ImageCut, KChoice, PaperBaseline, PaperKs, PaperNumbers, Pruning,
 };
 

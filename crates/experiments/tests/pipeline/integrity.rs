@@ -5,7 +5,7 @@
 use sparsity::PruneRule;
 
 use super::{eval, resnet_recipe, run_plan, runner};
-use crate::runs::{Plan, TrainResult};
+use experiments::runs::{Plan, TrainResult};
 use store::RunStatus;
 
 /// A store with one trained run; `damage` is applied to its `result.json`; the run must then

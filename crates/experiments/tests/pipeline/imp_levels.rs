@@ -8,8 +8,8 @@ use sparsity::PruneRule;
 use train::{DataConfig, OptimizerConfig, Recipe, Steps};
 
 use super::{eval, resnet_recipe, run_plan, runner};
-use crate::imp::ImpConfig;
-use crate::runs::{OptimizerAtRewind, PairResult, PairSpec, Plan};
+use experiments::imp::ImpConfig;
+use experiments::runs::{OptimizerAtRewind, PairResult, PairSpec, Plan};
 
 fn lenet_recipe() -> Recipe {
     Recipe {
@@ -100,7 +100,7 @@ fn imp_with_a_layer_rate_prunes_that_layer_at_its_own_rate_and_the_rest_globally
     let mut plan = Plan::new();
     wrong.plan(&mut plan).expect("plan");
     let err = {
-        use crate::executor::{Executor, Local};
+        use experiments::executor::{Executor, Local};
         Local::new(&runner, 1)
             .execute(&plan, &runner.store)
             .expect_err("no such layer")

@@ -1,15 +1,15 @@
-//! The registry and planning without data.
+//! The registry of the paper's networks and planning without data.
 
 use data::DatasetName;
 use train::{Recipe, Steps};
 
-use crate::Error;
-use crate::runs::DataCache;
+use experiments::Error;
+use experiments::runs::DataCache;
 
 #[test]
 fn the_registry_holds_table_1() {
-    use crate::registry::{ENTRIES, entry, recipe};
-    let names = crate::registry::names();
+    use paper::{ENTRIES, entry, recipe};
+    let names = paper::names();
     let mut unique = names.clone();
     unique.sort_unstable();
     unique.dedup();
@@ -88,7 +88,8 @@ fn the_registry_holds_table_1() {
 /// more training per network where the scale has one init): smoke 153, quick 202.
 #[test]
 fn reproductions_are_planned_without_data() {
-    use crate::reproduce::{PublishedSizes, Scale, config, plan};
+    use experiments::reproduce::{PublishedSizes, Scale};
+    use paper::{config, plan};
     let sizes = |scale: Scale, models: Option<Vec<&str>>| {
         let mut c = config(scale);
         c.substitutes = vec![(DatasetName::Cifar10, DatasetName::FashionMnist)];
@@ -102,7 +103,7 @@ fn reproductions_are_planned_without_data() {
     assert_eq!(sizes(Scale::Smoke, None), (153, 60, 3));
     assert_eq!(sizes(Scale::Quick, None), (202, 66, 3));
     assert_eq!(sizes(Scale::Medium, None), (371, 89, 2));
-    let cifar = crate::registry::ENTRIES
+    let cifar = paper::ENTRIES
         .iter()
         .filter(|e| (e.recipe)().data.dataset != DatasetName::Imagenet)
         .map(|e| e.name)
@@ -124,7 +125,8 @@ fn reproductions_are_planned_without_data() {
 /// the smoke scale have none.
 #[test]
 fn the_length_check_is_the_dense_run_at_three_times_the_length() {
-    use crate::reproduce::{PublishedSizes, Scale, config, plan};
+    use experiments::reproduce::{PublishedSizes, Scale};
+    use paper::{config, plan};
     for scale in [Scale::Quick, Scale::Medium] {
         let mut c = config(scale);
         c.substitutes = vec![(DatasetName::Cifar10, DatasetName::FashionMnist)];
@@ -138,9 +140,9 @@ fn the_length_check_is_the_dense_run_at_three_times_the_length() {
     assert!(smoke.iter().all(|m| m.length_check.is_none()));
 }
 
-fn check_length_checks(p: &crate::runs::Plan, models: &[crate::reproduce::ModelRuns]) {
+fn check_length_checks(p: &experiments::runs::Plan, models: &[experiments::reproduce::ModelRuns]) {
     for m in models {
-        let Some(crate::reproduce::LengthCheckRuns {
+        let Some(experiments::reproduce::LengthCheckRuns {
             short: short_id,
             long,
         }) = &m.length_check
@@ -184,7 +186,8 @@ fn check_length_checks(p: &crate::runs::Plan, models: &[crate::reproduce::ModelR
 /// network without a medium cut is refused by name.
 #[test]
 fn the_medium_scale_measures_resnet20_at_its_ks_and_reuses_quicks_lenet() {
-    use crate::reproduce::{Figure, PublishedSizes, Scale, config, plan};
+    use experiments::reproduce::{Figure, PublishedSizes, Scale};
+    use paper::{config, plan};
     use results::Branch;
     let fashion = |scale| {
         let mut c = config(scale);
@@ -286,14 +289,17 @@ fn the_medium_scale_measures_resnet20_at_its_ks_and_reuses_quicks_lenet() {
     vgg.models = vec!["vgg16".into()];
     let err = plan(&vgg, &PublishedSizes).expect_err("no medium cut");
     assert!(matches!(err, Error::NoCut { .. }), "{err}");
-    assert!(err.to_string().contains("lenet, resnet20"), "{err}");
+    assert!(
+        err.to_string().contains("`vgg16` has no medium cut"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_missing_dataset_is_a_typed_error() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = DataCache::new(dir.path(), false);
-    let recipe = crate::registry::recipe("lenet").expect("lenet");
+    let recipe = paper::recipe("lenet").expect("lenet");
     let err = data.for_recipe(&recipe).err().expect("no MNIST here");
     assert_eq!(err.missing_dataset(), Some(DatasetName::Mnist));
     assert!(err.to_string().contains("mnist"), "{err}");
@@ -304,7 +310,8 @@ fn a_missing_dataset_is_a_typed_error() {
 /// committed runs were planned from the data on disk; these from the published sizes.
 #[test]
 fn the_runs_of_the_committed_reproductions_are_planned_today() {
-    use crate::reproduce::{PublishedSizes, ReproduceConfig, plan};
+    use experiments::reproduce::{PublishedSizes, ReproduceConfig};
+    use paper::plan;
     fn ids(v: &serde_json::Value, out: &mut Vec<String>) {
         match v {
             serde_json::Value::String(s) if s.parse::<results::RunId>().is_ok() => {
@@ -339,7 +346,8 @@ fn the_runs_of_the_committed_reproductions_are_planned_today() {
 /// is intended, and say so.
 #[test]
 fn every_scale_plans_the_same_run_ids() {
-    use crate::reproduce::{Figure, PublishedSizes, Scale, config, plan};
+    use experiments::reproduce::{Figure, PublishedSizes, Scale};
+    use paper::{config, plan};
     // Every figure that existed when the ids were pinned; the opt-in ones (added later) only
     // add runs: the IMP levels' interpolations, layer-wise IMP's trainings.
     let ids = |scale: Scale, figures: Vec<Figure>| {

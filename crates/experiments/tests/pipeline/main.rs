@@ -1,3 +1,6 @@
+//! The pipeline end to end on the paper's networks and a synthetic task: IMP, instability
+//! analysis, the executors, resumption and the store's integrity.
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -11,11 +14,12 @@ use results::{Branch, RunId};
 use sparsity::PruneRule;
 use train::{DataConfig, EvalConfig, LrSchedule, OptimizerConfig, Recipe, Steps};
 
-use crate::imp::{Baseline, ImpConfig, imp_results};
-use crate::instability::{InstabilityConfig, ParentRun, instability_summary};
-use crate::runs::{
+use experiments::imp::{Baseline, ImpConfig, imp_results};
+use experiments::instability::{InstabilityConfig, ParentRun, instability_summary};
+use experiments::runs::{
     DataCache, MaskSource, OptimizerAtRewind, Plan, Runner, TrainResult, WeightSource,
 };
+use paper::PaperNetworks;
 use store::{RunStatus, Store};
 
 fn stripes() -> DataCache {
@@ -24,8 +28,8 @@ fn stripes() -> DataCache {
     DataCache::with_sources(vec![(DatasetName::Mnist, train, test)])
 }
 
-fn runner(dir: &std::path::Path) -> Runner {
-    let mut runner = Runner::new(
+fn runner(dir: &std::path::Path) -> Runner<PaperNetworks> {
+    let mut runner = paper::runner(
         Store::open(dir).expect("store"),
         stripes(),
         &train::default_device(),
@@ -34,8 +38,8 @@ fn runner(dir: &std::path::Path) -> Runner {
     runner
 }
 
-fn run_plan(runner: &Runner, plan: &Plan) {
-    use crate::executor::{Executor, Local};
+fn run_plan(runner: &Runner<PaperNetworks>, plan: &Plan) {
+    use experiments::executor::{Executor, Local};
     Local::new(runner, 2)
         .execute(plan, &runner.store)
         .expect("plan");
@@ -79,9 +83,9 @@ fn instability(data_seeds: Vec<u64>) -> InstabilityConfig {
 
 /// A Resnet-8 on the stripes task, k in {0, 8}, one init, parent data seed 0.
 fn dense_analysis(
-    runner: &Runner,
+    runner: &Runner<PaperNetworks>,
     data_seeds: Vec<u64>,
-) -> (Plan, Vec<crate::instability::PairRuns>) {
+) -> (Plan, Vec<experiments::instability::PairRuns>) {
     let recipe = resnet_recipe();
     let mut plan = Plan::new();
     let parent = plan
@@ -361,7 +365,7 @@ fn a_child_with_its_parents_data_order_is_the_parent_itself() {
 
 #[test]
 fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
-    use crate::slurm::{
+    use experiments::slurm::{
         ARRAY_TASK_ID, JobArray, JobCommands, JobInvocation, SlurmConfig, job_arrays, submit, task,
     };
     let recipe = resnet_recipe();
@@ -465,7 +469,7 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
     let commands = JobCommands {
         binary: fake_rewind,
         invocation: &Grammar,
-        report: Some(crate::reproduce::config(crate::reproduce::Scale::Smoke)),
+        report: Some(paper::config(experiments::reproduce::Scale::Smoke)),
     };
     let store = dir.path().join("store");
     let submission = submit(&store, &arrays, &commands, &config).expect("submit");
@@ -520,12 +524,9 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
         )),
         "{report}"
     );
-    let written: crate::reproduce::ReproduceConfig =
+    let written: experiments::reproduce::ReproduceConfig =
         toml::from_str(&std::fs::read_to_string(&file).expect("config")).expect("toml");
-    assert_eq!(
-        written,
-        crate::reproduce::config(crate::reproduce::Scale::Smoke)
-    );
+    assert_eq!(written, paper::config(experiments::reproduce::Scale::Smoke));
     let manifest = submission.dir.join("stage-01.json");
     assert_eq!(task(&manifest, 0).expect("task"), arrays[1].tasks[0]);
     assert!(task(&manifest, 99).is_err());
@@ -549,4 +550,3 @@ fn a_plan_becomes_job_arrays_by_stage_with_afterok_on_every_parent() {
 
 mod imp_levels;
 mod integrity;
-mod planning;
