@@ -3,13 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use results::{
-    DatasetName, ImpSeries, LevelSummary, ModelResults, ReproduceConfig, Results, SparseAnalysis,
-    TimeShare,
-};
+use results::{DatasetName, ModelResults, ReproduceConfig, Results, TimeShare};
 
-use super::{ModelRuns, SparseRuns};
-use crate::imp::imp_results;
+use super::ModelRuns;
 use crate::instability::instability_summary;
 use crate::registry::Entry;
 use crate::runs::{Job, PairResult, Plan, TrainResult, run_kind};
@@ -82,44 +78,8 @@ fn model_results(entry: &Entry, m: &ModelRuns, store: &Store) -> Result<ModelRes
     } else {
         Some(instability_summary(store, &m.dense_pairs)?)
     };
-    let mut imp = Vec::new();
-    let mut ks: Vec<u64> = m.imp.iter().map(|i| i.k).collect();
-    ks.dedup();
-    for k in ks {
-        let mut runs = Vec::new();
-        for i in m.imp.iter().filter(|i| i.k == k) {
-            runs.extend(imp_results(store, &i.runs)?);
-        }
-        imp.push(ImpSeries {
-            k,
-            levels: LevelSummary::of(&runs),
-            runs,
-        });
-    }
-    let sparse = m
-        .sparse_pairs
-        .iter()
-        .map(|SparseRuns { k, branch, pairs }| {
-            let density = imp
-                .iter()
-                .find(|s| s.k == *k)
-                .and_then(|s| s.level(m.setup.design.levels, *branch))
-                .map(|l| l.density)
-                .ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "{}: a sparse analysis of {branch} at k = {k} has no IMP run of that \
-                         branch to take its density from",
-                        m.setup.preset
-                    ))
-                })?;
-            Ok(SparseAnalysis {
-                k: *k,
-                branch: *branch,
-                density,
-                summary: instability_summary(store, pairs)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let imp = super::imp::collect(store, &m.imp)?;
+    let sparse = super::sparse::collect(store, &m.setup, &m.sparse_pairs, &imp)?;
     let length_check = super::length::collect(store, &m.length_check)?;
     let aligned = super::beyond::collect_aligned(store, &m.aligned)?;
     let across_inits = super::beyond::collect_across_inits(store, &m.across_inits)?;

@@ -3,13 +3,13 @@
 //! global pruning (`--only layerwise`). One series per init, rewound like the first sparse k,
 //! no baselines. Planning and collection here; the panel and the report section in `figures`.
 
-use results::{ImpSeries, LevelSummary};
+use results::ImpSeries;
 use sparsity::PruneRule;
 use store::Store;
 
 use super::{ImpAt, ModelSetup};
 use crate::Result;
-use crate::imp::{ImpConfig, imp_results};
+use crate::imp::ImpConfig;
 use crate::runs::Plan;
 
 /// The layer-wise IMP series of every init. Their rule differs from the paper's, so every run
@@ -37,21 +37,7 @@ pub fn plan(setup: &ModelSetup, plan: &mut Plan) -> Result<Vec<ImpAt>> {
         .collect()
 }
 
-/// The series' level results, one [`ImpSeries`] per rewind k.
+/// The series' level results, one [`ImpSeries`] per rewind k, read like the paper's IMP.
 pub fn collect(store: &Store, series: &[ImpAt]) -> Result<Vec<ImpSeries>> {
-    let mut ks: Vec<u64> = series.iter().map(|s| s.k).collect();
-    ks.dedup();
-    ks.into_iter()
-        .map(|k| {
-            let mut runs = Vec::new();
-            for s in series.iter().filter(|s| s.k == k) {
-                runs.extend(imp_results(store, &s.runs)?);
-            }
-            Ok(ImpSeries {
-                k,
-                levels: LevelSummary::of(&runs),
-                runs,
-            })
-        })
-        .collect()
+    super::imp::collect(store, series)
 }

@@ -10,10 +10,12 @@
 mod beyond;
 mod collect;
 mod dense;
+mod imp;
 mod layerwise;
 mod length;
 mod levels;
 mod setup;
+mod sparse;
 
 use std::time::Instant;
 
@@ -27,8 +29,8 @@ pub use self::levels::LevelLinkRun;
 pub use self::setup::ModelSetup;
 use crate::Result;
 use crate::executor::{Execution, Executor, Local, Submission};
-use crate::imp::{Baseline, ImpConfig, ImpRuns};
-use crate::instability::{InstabilityConfig, PairRuns, ParentRun};
+use crate::imp::ImpRuns;
+use crate::instability::PairRuns;
 use crate::models::ModelFactory;
 use crate::registry::Entry;
 pub use crate::runs::{EpochLength, PublishedSizes};
@@ -118,66 +120,16 @@ fn plan_model(config: &ReproduceConfig, setup: ModelSetup, plan: &mut Plan) -> R
     } else {
         vec![]
     };
-    let mut imp = Vec::new();
-    let mut level_links = Vec::new();
-    let mut sparse_pairs = Vec::new();
+    let (mut imp, mut level_links, mut sparse_pairs) = (vec![], vec![], vec![]);
     if config.wants(Figure::needs_imp) {
-        let sparse_instability = InstabilityConfig {
-            throughout_every: None,
-            ..instability.clone()
-        };
-        for &k in &setup.design.sparse_ks {
-            let mut branches: Vec<(Branch, Vec<ParentRun>)> =
-                Branch::ALL.iter().map(|b| (*b, vec![])).collect();
-            let with_baselines =
-                (setup.design.baseline_ks.as_ref()).is_none_or(|ks| ks.contains(&k));
-            for &init in &setup.design.init_seeds {
-                let experiment = ImpConfig {
-                    baselines: if with_baselines {
-                        Baseline::ALL.to_vec()
-                    } else {
-                        vec![]
-                    },
-                    baseline_levels: if k == 0 {
-                        setup.design.baseline_levels.clone()
-                    } else {
-                        vec![setup.design.levels]
-                    },
-                    ..setup.imp_series(k, init)
-                };
-                let runs = experiment.plan(plan)?;
-                for (branch, parents) in branches.iter_mut() {
-                    if let Some(run) = runs.run(setup.design.levels, *branch) {
-                        parents.push(ParentRun {
-                            init_seed: init,
-                            run: run.clone(),
-                            ks: vec![k],
-                        });
-                    }
-                }
-                let at = ImpAt {
-                    k,
-                    init_seed: init,
-                    runs,
-                };
-                if config.figures.contains(&Figure::Levels) {
-                    level_links.extend(levels::plan(&setup, &at, plan)?);
-                }
-                imp.push(at);
+        imp = self::imp::plan(&setup, plan)?;
+        if config.figures.contains(&Figure::Levels) {
+            for at in &imp {
+                level_links.extend(levels::plan(&setup, at, plan)?);
             }
-            if config.wants(Figure::needs_sparse) {
-                // A branch without parents at this k (baselines only at other k) has nothing
-                // to analyse: no empty analysis, whose mean density would be NaN.
-                for (branch, parents) in branches.into_iter().filter(|(_, p)| !p.is_empty()) {
-                    let pairs =
-                        sparse_instability.plan(plan, &parents, setup.design.total_steps)?;
-                    sparse_pairs.push(SparseRuns { k, branch, pairs });
-                    if branch != Branch::Imp {
-                        continue;
-                    }
-                    beyond::plan_sparse(&mut sparse_aligned, &setup, &instability, &parents, plan)?;
-                }
-            }
+        }
+        if config.wants(Figure::needs_sparse) {
+            sparse_pairs = sparse::plan(&setup, &instability, &imp, &mut sparse_aligned, plan)?;
         }
     }
     let length_check = length::plan(config, &setup, plan)?;
