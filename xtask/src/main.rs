@@ -15,6 +15,7 @@ mod faults;
 mod gpu_check;
 mod parity;
 mod reproduce;
+mod same_results;
 mod shared;
 
 use bench::{BenchOptions, bench};
@@ -140,6 +141,10 @@ enum Command {
     /// real MNIST runs; writes its table into README.md's reliability section and fails when
     /// any trial lost anything.
     Faults(faults::Faults),
+    /// Whether two reproductions' outputs hold the same results: `results.json` value for value
+    /// (timings and the commit left out) and every PNG byte for byte. For a refactor that must
+    /// not change them: run the smoke scale before and after into two directories.
+    SameResults(same_results::SameResults),
     /// Run what CI runs (`.ci/run`).
     Ci,
 }
@@ -240,6 +245,7 @@ fn main() -> Result<()> {
         }
         Command::DeviceBundle { feature_sets } => device_bundle::build(&root(), &feature_sets),
         Command::Faults(f) => faults::run(&root(), f),
+        Command::SameResults(s) => same_results::run(s),
         Command::BenchCuts(b) => bench_cuts::run(&root(), b),
         Command::Ci => run(Process::new("bash").arg(root().join(".ci/run"))),
     }
