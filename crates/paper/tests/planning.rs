@@ -343,7 +343,9 @@ fn the_runs_of_the_committed_reproductions_are_planned_today() {
 /// The ids of every run each scale plans (every network, every figure, CIFAR-10 substituted
 /// by Fashion-MNIST, as the committed reproductions ran), as one SHA-256 per scale. A change
 /// here means stores made before it are no longer reused: update the digests only when that
-/// is intended, and say so.
+/// is intended, and say so. (The ids are hashed sorted since the IMP and sparse analyses
+/// became units, which plan the same ids in another order; the sorted digests were taken
+/// from the code before and after that move, equal at every scale.)
 #[test]
 fn every_scale_plans_the_same_run_ids() {
     use experiments::reproduce::{Figure, PublishedSizes, Scale};
@@ -358,11 +360,13 @@ fn every_scale_plans_the_same_run_ids() {
         p.ids().to_vec()
     };
     let pinned = || Figure::ALL.into_iter().filter(|f| !f.is_opt_in()).collect();
+    // Sorted: the set of ids is what stores are reused by, not the order planning adds them.
     let digest = |scale: Scale| {
-        let ids: Vec<String> = ids(scale, pinned())
+        let mut ids: Vec<String> = ids(scale, pinned())
             .iter()
             .map(|id| id.to_string())
             .collect();
+        ids.sort();
         (ids.len(), results::sha256_hex(ids.join("\n").as_bytes()))
     };
     for scale in [Scale::Smoke, Scale::Quick] {
@@ -396,22 +400,22 @@ fn every_scale_plans_the_same_run_ids() {
         (
             Scale::Smoke,
             153,
-            "2237ae251fa87e613ba90ab814f76a5010d58ae12d56904c934ccb9a8012cd9f",
+            "ef12e7ea5ec23a60c97f3aed6875cecc59a68ab0c90ae2a6d06357711bf2efaa",
         ),
         (
             Scale::Quick,
             202,
-            "90e225d594b8813d21eff851c548d57c2adfc8eda836e6c58cdcefc2217c242b",
+            "8717c7d6f7adfdefe28673498f3efb15e2456d76895541428cc0e07b5812f1ea",
         ),
         (
             Scale::Medium,
             608,
-            "e98864919314f522edbccc028ed531b6234c80047d00413a5efb38d1ce016cea",
+            "6fc8ff8cbcba34f97837d178d37763b159678ac47c714770bf29748a605e4418",
         ),
         (
             Scale::Paper,
             14982,
-            "842b418306afab9ebeabbf3dd400f7fe6e13e9a2f729f4ea502a98f1113a9ab6",
+            "09bc9142f7294d5cb67c23af4a4b86700f37f90a6e29b3e9b0c83443fe8c5bac",
         ),
     ];
     for ((scale, n, d), (_, en, ed)) in got.iter().zip(expected) {
