@@ -144,6 +144,8 @@ pub(crate) fn bench_recipe(spec: &str) -> Result<train::Recipe> {
 }
 
 pub(crate) fn bench_preset(name: &str, args: &BenchArgs) -> Result<Row> {
+    // As training runs compute (`train::compute_here`): on threads of the run's own.
+    train::compute_here(train::available_threads());
     let mut recipe = bench_recipe(name)?;
     if let Some(batch) = args.batch_size {
         recipe.data.batch_size = batch;
@@ -256,7 +258,9 @@ pub(crate) fn concurrent_throughput(
     let runs = runs.max(1);
     let steps = steps.max(1);
     let (ready, done) = (Barrier::new(runs + 1), Barrier::new(runs + 1));
+    let threads = (train::available_threads() / runs).max(1);
     let train_one = |seed: u64| -> Result<()> {
+        train::compute_here(threads);
         let (data, paper_steps) = checks::backend_check::synthetic_data(&recipe, 1)?;
         let trainer = Trainer::new(
             TrainConfig::new(recipe.clone(), seed, seed),

@@ -234,6 +234,7 @@ pub fn run(args: TrainArgs, data_dir: &Path, allow_download: bool) -> Result<()>
     } else {
         trainer
     };
+    train::compute_here(train::available_threads());
     let outcome = trainer.run::<paper_networks::Network>(out, &mut NoHooks)?;
     let last = outcome
         .final_record()

@@ -135,9 +135,14 @@ impl<F: ModelFactory> Executor for Local<'_, F> {
             failed: None,
         });
         let wake = Condvar::new();
+        // Each worker computes on threads of its own, its share of the machine's.
+        let threads = (train::available_threads() / self.workers.max(1)).max(1);
         std::thread::scope(|scope| {
             for _ in 0..self.workers.max(1) {
-                scope.spawn(|| self.work(plan, &board, &wake));
+                scope.spawn(|| {
+                    train::compute_here(threads);
+                    self.work(plan, &board, &wake)
+                });
             }
         });
         self.progress.finish_and_clear();

@@ -437,6 +437,7 @@ pub fn execute_task<F: ModelFactory>(
     index: usize,
 ) -> Result<Task> {
     let task = task(manifest, index)?;
+    train::compute_here(train::available_threads());
     let job: Job = runner.store.identity(&task.id).map_err(|e| {
         Error::Invalid(format!(
             "{} names run {}, which the store {} does not hold ({e}): submit the plan again",

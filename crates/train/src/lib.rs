@@ -21,6 +21,7 @@ mod metrics;
 mod recipe;
 mod schedule;
 mod steps;
+mod threads;
 pub mod trainer;
 
 pub use backend::{
@@ -35,6 +36,7 @@ pub use metrics::{MetricRecord, Metrics};
 pub use recipe::{DataConfig, OptimizerConfig, Recipe};
 pub use schedule::LrSchedule;
 pub use steps::Steps;
+pub use threads::{available_threads, compute_here};
 pub use trainer::{
     EvalConfig, NoHooks, RunOutcome, TrainConfig, TrainData, TrainHooks, TrainState, Trainer,
     with_device_rng,

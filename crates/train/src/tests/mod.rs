@@ -348,6 +348,28 @@ fn two_devices_give_the_update_of_one_device_accumulating() {
     ));
 }
 
+/// A run computing on a pool of its own (`compute_here`), of one thread or two, gives the bits
+/// of the same run on rayon's global pool; a thread takes a pool once, and the pool is really
+/// the one its parallel loops run on.
+#[test]
+fn a_run_on_threads_of_its_own_gives_the_bits_of_one_on_the_global_pool() {
+    let on = |threads: Option<usize>| {
+        std::thread::spawn(move || {
+            if let Some(n) = threads {
+                assert!(compute_here(n));
+                assert!(!compute_here(n), "a thread takes a pool once");
+                assert_eq!(rayon::current_num_threads(), n);
+            }
+            after_steps(&trainer(resnet(), 1), 3)
+        })
+        .join()
+        .expect("training thread")
+    };
+    let global = on(None);
+    assert_eq!(on(Some(1)), global);
+    assert_eq!(on(Some(2)), global);
+}
+
 /// Writes an ImageNet-format tree: `train/<class>/*.JPEG` and `val/<class>/*.JPEG`, with
 /// images of different sizes and a colour per class.
 fn tiny_imagenet(dir: &std::path::Path) {
