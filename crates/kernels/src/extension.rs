@@ -16,6 +16,7 @@ use burn::tensor::{DType, Tensor, TensorData};
 
 use crate::conv::{self, ConvShape};
 use crate::norm::{self, NormShape};
+use crate::out;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait ConvKernels: Backend {
@@ -111,14 +112,17 @@ fn flex_forward(
 ) -> FlexTensor {
     let shape = shape_of(&x, &weight, &options);
     let bias = bias.as_ref().map(values);
-    let mut y = vec![0.0; shape.batch * shape.out_channels * shape.pixels()];
-    conv::forward(
+    let mut y = out::uninit(shape.batch * shape.out_channels * shape.pixels());
+    conv::forward_into(
         &shape,
         &values(&x),
         &values(&weight),
         bias.as_deref(),
         &mut y,
     );
+    // SAFETY: `forward_into` writes every element of its output.
+    #[allow(unsafe_code)]
+    let y = unsafe { out::assume_written(y) };
     let dims = vec![
         shape.batch,
         shape.out_channels,
@@ -152,8 +156,11 @@ impl ConvKernels for Flex {
         let shape = shape_of(&x, &weight, &options);
         let dy = values(&grad);
         let dx = want_x.then(|| {
-            let mut dx = vec![0.0; x.shape().num_elements()];
-            conv::backward_input(&shape, &values(&weight), &dy, &mut dx);
+            let mut dx = out::uninit(x.shape().num_elements());
+            conv::backward_input_into(&shape, &values(&weight), &dy, &mut dx);
+            // SAFETY: `backward_input_into` writes every element of its output.
+            #[allow(unsafe_code)]
+            let dx = unsafe { out::assume_written(dx) };
             tensor(dx, x.shape().dims::<4>().to_vec())
         });
         let dw = want_weight.then(|| {
@@ -368,8 +375,11 @@ impl NormKernels for Flex {
             .copied()
             .zip(values(&shift).iter().copied())
             .collect();
-        let mut y = vec![0.0; x.shape().num_elements()];
+        let mut y = out::uninit(x.shape().num_elements());
         norm::apply(&shape, &values(&x), &affine, &mut y);
+        // SAFETY: `apply` writes every element of its output.
+        #[allow(unsafe_code)]
+        let y = unsafe { out::assume_written(y) };
         tensor(y, x.shape().dims::<4>().to_vec())
     }
 
@@ -380,7 +390,7 @@ impl NormKernels for Flex {
         epsilon: f64,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let shape = norm_shape(&x);
-        let mut y = vec![0.0; x.shape().num_elements()];
+        let mut y = out::uninit(x.shape().num_elements());
         let (mean, var) = norm::forward_train(
             &shape,
             &values(&x),
@@ -389,6 +399,9 @@ impl NormKernels for Flex {
             epsilon,
             &mut y,
         );
+        // SAFETY: `forward_train` writes every element of its output.
+        #[allow(unsafe_code)]
+        let y = unsafe { out::assume_written(y) };
         let c = vec![shape.channels];
         (
             tensor(y, x.shape().dims::<4>().to_vec()),
@@ -406,7 +419,7 @@ impl NormKernels for Flex {
         grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let shape = norm_shape(&x);
-        let mut dx = vec![0.0; x.shape().num_elements()];
+        let mut dx = out::uninit(x.shape().num_elements());
         let (dgamma, dbeta) = norm::backward(
             &shape,
             &values(&x),
@@ -417,6 +430,9 @@ impl NormKernels for Flex {
             &values(&grad),
             &mut dx,
         );
+        // SAFETY: `backward` writes every element of its input gradient.
+        #[allow(unsafe_code)]
+        let dx = unsafe { out::assume_written(dx) };
         let c = vec![shape.channels];
         (
             tensor(dx, x.shape().dims::<4>().to_vec()),

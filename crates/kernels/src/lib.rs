@@ -27,6 +27,8 @@ pub mod matmul;
 #[cfg(feature = "flex")]
 pub mod norm;
 pub mod optim;
+#[cfg(feature = "flex")]
+mod out;
 
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};

@@ -1,6 +1,8 @@
 //! Batch normalisation in training mode on NCHW `f32` slices, one channel per task: statistics
 //! in `f64` in a fixed order, the output in one pass, the gradients in two.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 /// `N x C x S` (S: pixels per channel and image).
@@ -40,14 +42,15 @@ fn statistics(shape: &NormShape, x: &[f32]) -> Vec<(f64, f64)> {
 }
 
 /// Training-mode batch normalisation: `y = (x - mean) / sqrt(var + eps) * gamma + beta` with the
-/// batch's mean and (biased) variance, which are returned.
+/// batch's mean and (biased) variance, which are returned. Every element of `y` is written
+/// (none is read).
 pub fn forward_train(
     shape: &NormShape,
     x: &[f32],
     gamma: &[f32],
     beta: &[f32],
     epsilon: f64,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) -> (Vec<f32>, Vec<f32>) {
     assert_eq!(
         x.len(),
@@ -70,8 +73,10 @@ pub fn forward_train(
     stats.iter().map(|&(m, v)| (m as f32, v as f32)).unzip()
 }
 
-/// `y = x · scale_c + shift_c`, parallel over images and channels.
-pub fn apply(shape: &NormShape, x: &[f32], affine: &[(f32, f32)], y: &mut [f32]) {
+/// `y = x · scale_c + shift_c`, parallel over images and channels; every element of `y` is
+/// written (none is read).
+pub fn apply(shape: &NormShape, x: &[f32], affine: &[(f32, f32)], y: &mut [MaybeUninit<f32>]) {
+    assert_eq!(y.len(), x.len(), "channel affine: output length");
     let s = shape.spatial.max(1);
     y.par_chunks_mut(s)
         .zip(x.par_chunks(s))
@@ -79,12 +84,13 @@ pub fn apply(shape: &NormShape, x: &[f32], affine: &[(f32, f32)], y: &mut [f32])
         .for_each(|(i, (y, x))| {
             let (scale, shift) = affine[i % shape.channels];
             for (y, x) in y.iter_mut().zip(x) {
-                *y = *x * scale + shift;
+                y.write(*x * scale + shift);
             }
         });
 }
 
-/// The gradients of input, gamma and beta, given the forward's batch statistics.
+/// The gradients of input, gamma and beta, given the forward's batch statistics. Every
+/// element of `dx` is written (none is read).
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     shape: &NormShape,
@@ -94,7 +100,7 @@ pub fn backward(
     var: &[f32],
     epsilon: f64,
     dy: &[f32],
-    dx: &mut [f32],
+    dx: &mut [MaybeUninit<f32>],
 ) -> (Vec<f32>, Vec<f32>) {
     assert_eq!(dy.len(), x.len(), "batch norm backward: gradient length");
     assert_eq!(
@@ -144,7 +150,7 @@ pub fn backward(
         .for_each(|(i, (dx, (x, dy)))| {
             let (a, b, c) = coefficients[i % shape.channels];
             for ((dx, x), dy) in dx.iter_mut().zip(x).zip(dy) {
-                *dx = *dy * a + *x * b + c;
+                dx.write(*dy * a + *x * b + c);
             }
         });
     let dgamma = sums.iter().map(|&(_, s)| s as f32).collect();

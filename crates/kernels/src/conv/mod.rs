@@ -11,6 +11,8 @@
 
 use std::cell::RefCell;
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::matmul::{Layout, matmul};
@@ -197,6 +199,17 @@ fn lower_group(shape: &ConvShape, x: &[f32], col: &mut [f32]) {
 /// `y = conv(x, w) + b`: `x` is `N x C x H x W`, `w` is `O x C x kh x kw`, `y` is
 /// `N x O x OH x OW`, all contiguous.
 pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    forward_into(shape, x, weight, bias, crate::out::as_uninit(y));
+}
+
+/// [`forward`] into a buffer it writes every element of (none is read).
+pub(crate) fn forward_into(
+    shape: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [MaybeUninit<f32>],
+) {
     let (k, p, o) = (shape.patch(), shape.pixels(), shape.out_channels);
     assert_eq!(
         x.len(),
@@ -212,6 +225,7 @@ pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]
     if sliding::applies(shape) {
         return sliding::forward(shape, x, weight, bias, y);
     }
+    let y = crate::out::zeroed(y);
     let group = shape.group();
     let w = Layout::row_major(o, k);
     y.par_chunks_mut((group * shape.out_image_len()).max(1))
@@ -267,6 +281,16 @@ fn gather(images: &[f32], grouped: &mut [f32], o: usize, p: usize) {
 
 /// The gradient of the input: `dx = col2im(Wᵀ · dy)`, per group of images.
 pub fn backward_input(shape: &ConvShape, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
+    backward_input_into(shape, weight, dy, crate::out::as_uninit(dx));
+}
+
+/// [`backward_input`] into a buffer it writes every element of (none is read).
+pub(crate) fn backward_input_into(
+    shape: &ConvShape,
+    weight: &[f32],
+    dy: &[f32],
+    dx: &mut [MaybeUninit<f32>],
+) {
     let (k, p, o) = (shape.patch(), shape.pixels(), shape.out_channels);
     assert_eq!(
         dy.len(),
@@ -281,6 +305,7 @@ pub fn backward_input(shape: &ConvShape, weight: &[f32], dy: &[f32], dx: &mut [f
     if sliding::applies(shape) {
         return sliding::backward_input(shape, weight, dy, dx);
     }
+    let dx = crate::out::zeroed(dx);
     let group = shape.group();
     let wt = Layout::row_major(o, k).t();
     dx.par_chunks_mut((group * shape.image_len()).max(1))

@@ -18,6 +18,8 @@
 //! gemm's do.
 
 use pulp::{Arch, Simd, WithSimd};
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::{ConvShape, with_scratch_of};
@@ -102,19 +104,28 @@ impl Layout {
         }
     }
 
-    /// Reads the image (`channels x H x W`) back from output positions.
-    fn gather(&self, positions: &[f32], image: &mut [f32]) {
+    /// Reads the image (`channels x H x W`) back from output positions, writing every element.
+    fn gather(&self, positions: &[f32], image: &mut [MaybeUninit<f32>]) {
         let hw = self.height * self.width;
         for (c, channel) in image.chunks_exact_mut(hw).enumerate() {
             for (y, row) in channel.chunks_exact_mut(self.width).enumerate() {
-                row.copy_from_slice(&positions[c * self.span + y * self.wp..][..self.width]);
+                let from = &positions[c * self.span + y * self.wp..][..self.width];
+                for (to, &v) in row.iter_mut().zip(from) {
+                    to.write(v);
+                }
             }
         }
     }
 }
 
-/// `y = conv(x, w) + b` for a shape that [`applies`].
-pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+/// `y = conv(x, w) + b` for a shape that [`applies`], every element of `y` written.
+pub fn forward(
+    shape: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [MaybeUninit<f32>],
+) {
     let layout = Layout::new(shape);
     let (c, o) = (shape.in_channels, shape.out_channels);
     let (x_len, y_len) = (
@@ -144,7 +155,7 @@ pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]
 
 /// The gradient of the input for a shape that [`applies`]: the forward convolution of `dy`
 /// with the kernel transposed (in and out channels swapped) and turned by 180 degrees.
-pub fn backward_input(shape: &ConvShape, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
+pub fn backward_input(shape: &ConvShape, weight: &[f32], dy: &[f32], dx: &mut [MaybeUninit<f32>]) {
     let (c, o) = (shape.in_channels, shape.out_channels);
     let mut turned = vec![0.0; weight.len()];
     for oc in 0..o {
@@ -459,7 +470,7 @@ mod tests {
             out: &mut out,
         });
         let mut y = vec![f32::NAN; dy.len()];
-        layout.gather(&out, &mut y);
+        layout.gather(&out, crate::out::as_uninit(&mut y));
         let mut positions = vec![f32::NAN; o * layout.span];
         layout.spread(dy, &mut positions);
         let mut dw = vec![0.0; w.len()];
