@@ -43,10 +43,12 @@ pub(crate) fn zeroed(s: &mut [MaybeUninit<f32>]) -> &mut [f32] {
 }
 
 /// An initialised buffer handed to a kernel that takes `&mut [MaybeUninit<f32>]`.
+///
+/// # Safety
+/// Nothing may write `MaybeUninit::uninit()` through the returned slice: `s` must still be
+/// initialised when the borrow ends (the kernels of this crate only ever write floats).
 #[allow(unsafe_code)]
-pub(crate) fn as_uninit(s: &mut [f32]) -> &mut [MaybeUninit<f32>] {
-    // SAFETY: the layouts are the same, and the kernels of this crate only ever write
-    // initialised floats through such a slice (never `MaybeUninit::uninit()`), so `s` is still
-    // initialised when the borrow ends.
+pub(crate) unsafe fn as_uninit(s: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: the layouts are the same; the caller keeps every element initialised.
     unsafe { &mut *(std::ptr::from_mut(s) as *mut [MaybeUninit<f32>]) }
 }

@@ -9,7 +9,14 @@
 //! workers. Results do not depend on it: every kernel gives the same bits on any number of
 //! threads.
 
+use std::cell::RefCell;
 use std::num::NonZeroUsize;
+
+thread_local! {
+    /// The pool [`compute_here`] made this thread worker 0 of: dropped when the thread ends,
+    /// which stops its helper threads.
+    static OWN_POOL: RefCell<Option<rayon::ThreadPool>> = const { RefCell::new(None) };
+}
 
 /// The threads the machine offers the computation: `RAYON_NUM_THREADS` where set (as rayon
 /// reads it), else the available parallelism.
@@ -25,12 +32,14 @@ pub fn available_threads() -> usize {
 /// (itself and `threads - 1` helpers), so that every parallel loop it runs from now on runs
 /// there. Returns whether it did: a thread that already is a rayon worker keeps its pool.
 ///
-/// The pool lives as long as the thread does (rayon cannot yet hand back a pool that took over
-/// a thread), so call it once per thread that trains: a worker thread of an executor, or the
-/// main thread of a command that trains. With `REWIND_GLOBAL_POOL` set it does nothing and
-/// every run uses rayon's global pool, as before (for comparing the two).
+/// The pool is kept with the thread and dropped when the thread ends, which stops its
+/// helpers; the thread stays a worker of it until then (rayon cannot hand a thread back), so
+/// call it once per thread that trains: a worker thread of an executor, or the main thread of
+/// a command that trains. With `REWIND_GLOBAL_POOL` set (to anything but `0`) it does nothing
+/// and every run uses rayon's global pool, as before (for comparing the two).
 pub fn compute_here(threads: usize) -> bool {
-    if rayon::current_thread_index().is_some() || std::env::var_os("REWIND_GLOBAL_POOL").is_some() {
+    let global = std::env::var("REWIND_GLOBAL_POOL").is_ok_and(|v| v != "0");
+    if rayon::current_thread_index().is_some() || global {
         return false;
     }
     match rayon::ThreadPoolBuilder::new()
@@ -40,9 +49,9 @@ pub fn compute_here(threads: usize) -> bool {
         .build()
     {
         Ok(pool) => {
-            // The calling thread stays registered with the pool; dropping the handle would
-            // stop its helpers while it still hands them work.
-            std::mem::forget(pool);
+            // Kept until the thread ends: dropping it now would stop the helpers while this
+            // thread still hands them work.
+            OWN_POOL.with(|own| *own.borrow_mut() = Some(pool));
             true
         }
         Err(e) => {

@@ -199,7 +199,10 @@ fn lower_group(shape: &ConvShape, x: &[f32], col: &mut [f32]) {
 /// `y = conv(x, w) + b`: `x` is `N x C x H x W`, `w` is `O x C x kh x kw`, `y` is
 /// `N x O x OH x OW`, all contiguous.
 pub fn forward(shape: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
-    forward_into(shape, x, weight, bias, crate::out::as_uninit(y));
+    // SAFETY: `forward_into` writes only floats into its output.
+    #[allow(unsafe_code)]
+    let y = unsafe { crate::out::as_uninit(y) };
+    forward_into(shape, x, weight, bias, y);
 }
 
 /// [`forward`] into a buffer it writes every element of (none is read).
@@ -281,7 +284,10 @@ fn gather(images: &[f32], grouped: &mut [f32], o: usize, p: usize) {
 
 /// The gradient of the input: `dx = col2im(Wᵀ · dy)`, per group of images.
 pub fn backward_input(shape: &ConvShape, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
-    backward_input_into(shape, weight, dy, crate::out::as_uninit(dx));
+    // SAFETY: `backward_input_into` writes only floats into its output.
+    #[allow(unsafe_code)]
+    let dx = unsafe { crate::out::as_uninit(dx) };
+    backward_input_into(shape, weight, dy, dx);
 }
 
 /// [`backward_input`] into a buffer it writes every element of (none is read).
