@@ -300,6 +300,31 @@ pub trait NormKernels: Backend {
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
+    /// [`NormKernels::fast_batch_norm_train`] with ReLU applied to the output in the same
+    /// pass.
+    fn fast_batch_norm_relu_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The gradients of input, gamma and beta of batch norm followed by ReLU, given the
+    /// ReLU's output `y`.
+    #[allow(clippy::too_many_arguments)]
+    fn fast_batch_norm_relu_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        var: FloatTensor<Self>,
+        epsilon: f64,
+        y: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let _ = (x, gamma, mean, var, epsilon, y, grad);
+        unreachable!("the batch norm's gradients are computed by the inner backend")
+    }
+
     /// Inference-mode batch normalisation as one pass: `y = x · scale_c + shift_c`.
     fn fast_channel_affine(
         x: FloatTensor<Self>,
@@ -337,6 +362,27 @@ pub(crate) fn batch_norm_train(
     epsilon: f64,
 ) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
     let (y, mean, var) = Dispatch::fast_batch_norm_train(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+    );
+    (
+        Tensor::from_dispatch(y),
+        Tensor::from_dispatch(mean),
+        Tensor::from_dispatch(var),
+    )
+}
+
+/// Training-mode batch normalisation followed by ReLU in one pass: (output, batch mean, biased
+/// batch variance).
+pub(crate) fn batch_norm_relu_train(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+    let (y, mean, var) = Dispatch::fast_batch_norm_relu_train(
         x.into_dispatch(),
         gamma.into_dispatch(),
         beta.into_dispatch(),
@@ -410,6 +456,66 @@ impl NormKernels for Flex {
         )
     }
 
+    fn fast_batch_norm_relu_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = norm_shape(&x);
+        let mut y = out::uninit(x.shape().num_elements());
+        let (mean, var) = norm::forward_train_relu(
+            &shape,
+            &values(&x),
+            &values(&gamma),
+            &values(&beta),
+            epsilon,
+            &mut y,
+        );
+        // SAFETY: `forward_train_relu` writes every element of its output.
+        #[allow(unsafe_code)]
+        let y = unsafe { out::assume_written(y) };
+        let c = vec![shape.channels];
+        (
+            tensor(y, x.shape().dims::<4>().to_vec()),
+            tensor(mean, c.clone()),
+            tensor(var, c),
+        )
+    }
+
+    fn fast_batch_norm_relu_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        var: FlexTensor,
+        epsilon: f64,
+        y: FlexTensor,
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = norm_shape(&x);
+        let mut dx = out::uninit(x.shape().num_elements());
+        let (dgamma, dbeta) = norm::backward_relu(
+            &shape,
+            &values(&x),
+            &values(&gamma),
+            &values(&mean),
+            &values(&var),
+            epsilon,
+            &values(&y),
+            &values(&grad),
+            &mut dx,
+        );
+        // SAFETY: `backward_relu` writes every element of its input gradient.
+        #[allow(unsafe_code)]
+        let dx = unsafe { out::assume_written(dx) };
+        let c = vec![shape.channels];
+        (
+            tensor(dx, x.shape().dims::<4>().to_vec()),
+            tensor(dgamma, c.clone()),
+            tensor(dbeta, c),
+        )
+    }
+
     fn fast_batch_norm_backward(
         x: FlexTensor,
         gamma: FlexTensor,
@@ -467,7 +573,60 @@ impl<B: NormKernels> Backward<B, 3> for BatchNormBackward {
     }
 }
 
+#[derive(Debug)]
+struct BatchNormReluBackward;
+
+impl<B: NormKernels> Backward<B, 3> for BatchNormReluBackward {
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        f64,
+        FloatTensor<B>,
+    );
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, gamma, mean, var, epsilon, y) = ops.state;
+        let (dx, dgamma, dbeta) =
+            B::fast_batch_norm_relu_backward(x, gamma, mean, var, epsilon, y, grad);
+        for (node, g) in [(node_x, dx), (node_gamma, dgamma), (node_beta, dbeta)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
 impl<B: NormKernels, C: CheckpointStrategy> NormKernels for Autodiff<B, C> {
+    fn fast_batch_norm_relu_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let nodes = [x.node(), gamma.node(), beta.node()];
+        let prep = BatchNormReluBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful();
+        let (x, gamma, beta) = (
+            x.into_primitive(),
+            gamma.into_primitive(),
+            beta.into_primitive(),
+        );
+        let (y, mean, var) = B::fast_batch_norm_relu_train(x.clone(), gamma.clone(), beta, epsilon);
+        let y = match prep {
+            OpsKind::Tracked(prep) => {
+                prep.finish((x, gamma, mean.clone(), var.clone(), epsilon, y.clone()), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        };
+        (y, Self::from_inner(mean), Self::from_inner(var))
+    }
+
     fn fast_batch_norm_train(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,

@@ -129,50 +129,85 @@ impl Conv2dForward for Conv2d {
 /// and inference is one fused pass; elsewhere burn's `batch_norm_train` and module forward.
 pub trait BatchNormForward {
     fn forward_fast(&self, x: Tensor<4>) -> Tensor<4>;
+
+    /// `relu(self.forward_fast(x))`, bit for bit, forward and backward: on flex in training
+    /// one pass each way (the ReLU and its gradient inside the batch norm's kernels), elsewhere
+    /// the two ops.
+    fn forward_relu_fast(&self, x: Tensor<4>) -> Tensor<4>;
 }
 
 impl BatchNormForward for BatchNorm {
     fn forward_fast(&self, x: Tensor<4>) -> Tensor<4> {
-        let device = x.device();
-        if !(device.is_autodiff() && self.training.is_enabled()) {
-            #[cfg(feature = "flex")]
-            if extension::batch_norm_applies(&x) {
-                let mean = self.running_mean.value().to_device(&device);
-                let var = self.running_var.value().to_device(&device);
-                let scale = self.gamma.val().div(var.add_scalar(self.epsilon).sqrt());
-                let shift = self.beta.val().sub(mean.mul(scale.clone()));
-                return extension::channel_affine(x, scale, shift);
-            }
-            return self.forward(x);
-        }
-        let [batch, _, height, width] = x.dims();
-        let (y, mean, var) = batch_norm_train(self, x);
-        let n = (batch * height * width) as f64;
-        let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
-        let keep = 1.0 - self.momentum;
-        let running_mean = self.running_mean.value_sync().to_device(&device);
-        let running_var = self.running_var.value_sync().to_device(&device);
-        let running_mean = running_mean
-            .mul_scalar(keep)
-            .add(mean.detach().mul_scalar(self.momentum));
-        let running_var = running_var
-            .mul_scalar(keep)
-            .add(var.detach().mul_scalar(self.momentum * unbiased));
-        self.running_mean.update(running_mean.detach());
-        self.running_var.update(running_var.detach());
-        y
+        forward(self, x, false)
+    }
+
+    fn forward_relu_fast(&self, x: Tensor<4>) -> Tensor<4> {
+        forward(self, x, true)
     }
 }
 
-/// Training-mode batch normalisation of `x` with `bn`'s scale and shift: the output and the
-/// batch's mean and biased variance (this crate's kernel on flex, burn's op elsewhere).
-fn batch_norm_train(bn: &BatchNorm, x: Tensor<4>) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+fn forward(bn: &BatchNorm, x: Tensor<4>, then_relu: bool) -> Tensor<4> {
+    let device = x.device();
+    let relu = |y: Tensor<4>| {
+        if then_relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        }
+    };
+    if !(device.is_autodiff() && bn.training.is_enabled()) {
+        #[cfg(feature = "flex")]
+        if extension::batch_norm_applies(&x) {
+            let mean = bn.running_mean.value().to_device(&device);
+            let var = bn.running_var.value().to_device(&device);
+            let scale = bn.gamma.val().div(var.add_scalar(bn.epsilon).sqrt());
+            let shift = bn.beta.val().sub(mean.mul(scale.clone()));
+            return relu(extension::channel_affine(x, scale, shift));
+        }
+        return relu(bn.forward(x));
+    }
+    let [batch, _, height, width] = x.dims();
+    let (y, mean, var) = batch_norm_train(bn, x, then_relu);
+    let n = (batch * height * width) as f64;
+    let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+    let keep = 1.0 - bn.momentum;
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    let running_mean = running_mean
+        .mul_scalar(keep)
+        .add(mean.detach().mul_scalar(bn.momentum));
+    let running_var = running_var
+        .mul_scalar(keep)
+        .add(var.detach().mul_scalar(bn.momentum * unbiased));
+    bn.running_mean.update(running_mean.detach());
+    bn.running_var.update(running_var.detach());
+    y
+}
+
+/// Training-mode batch normalisation of `x` with `bn`'s scale and shift, then ReLU if asked:
+/// the output and the batch's mean and biased variance (this crate's kernel on flex, burn's
+/// ops elsewhere).
+fn batch_norm_train(
+    bn: &BatchNorm,
+    x: Tensor<4>,
+    then_relu: bool,
+) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
     #[cfg(feature = "flex")]
     if extension::batch_norm_applies(&x) {
-        return extension::batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
+        let (gamma, beta) = (bn.gamma.val(), bn.beta.val());
+        return if then_relu {
+            extension::batch_norm_relu_train(x, gamma, beta, bn.epsilon)
+        } else {
+            extension::batch_norm_train(x, gamma, beta, bn.epsilon)
+        };
     }
     let r = burn::tensor::module::batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
-    (r.output, r.mean, r.variance)
+    let output = if then_relu {
+        burn::tensor::activation::relu(r.output)
+    } else {
+        r.output
+    };
+    (output, r.mean, r.variance)
 }
 
 #[cfg(all(test, feature = "flex"))]

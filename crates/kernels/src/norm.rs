@@ -73,6 +73,61 @@ pub fn forward_train(
     stats.iter().map(|&(m, v)| (m as f32, v as f32)).unzip()
 }
 
+/// [`forward_train`] followed by ReLU in the same pass: `y = relu(bn(x))`, each element as
+/// burn's `relu` of the batch norm's output (NaN kept, everything not above zero made 0).
+pub fn forward_train_relu(
+    shape: &NormShape,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+    y: &mut [MaybeUninit<f32>],
+) -> (Vec<f32>, Vec<f32>) {
+    assert_eq!(
+        x.len(),
+        shape.batch * shape.channels * shape.spatial,
+        "batch norm: input length"
+    );
+    assert_eq!(gamma.len(), shape.channels, "batch norm: gamma length");
+    assert_eq!(beta.len(), shape.channels, "batch norm: beta length");
+    let stats = statistics(shape, x);
+    let affine: Vec<(f32, f32)> = stats
+        .iter()
+        .zip(gamma.iter().zip(beta))
+        .map(|(&(mean, var), (&g, &b))| {
+            let scale = g as f64 / (var + epsilon).sqrt();
+            (scale as f32, (b as f64 - mean * scale) as f32)
+        })
+        .collect();
+    apply_relu(shape, x, &affine, y);
+    stats.iter().map(|&(m, v)| (m as f32, v as f32)).unzip()
+}
+
+/// burn's ReLU on flex: NaN propagates, everything not above zero becomes 0.
+fn relu(v: f32) -> f32 {
+    if v.is_nan() || v > 0.0 { v } else { 0.0 }
+}
+
+/// Whether ReLU passes the gradient at an output of `out` (as burn's `relu_backward`).
+fn relu_passes(out: f32) -> bool {
+    out.is_nan() || out > 0.0
+}
+
+/// `y = relu(x · scale_c + shift_c)`, as [`apply`]; every element of `y` is written.
+pub fn apply_relu(shape: &NormShape, x: &[f32], affine: &[(f32, f32)], y: &mut [MaybeUninit<f32>]) {
+    assert_eq!(y.len(), x.len(), "channel affine: output length");
+    let s = shape.spatial.max(1);
+    y.par_chunks_mut(s)
+        .zip(x.par_chunks(s))
+        .enumerate()
+        .for_each(|(i, (y, x))| {
+            let (scale, shift) = affine[i % shape.channels];
+            for (y, x) in y.iter_mut().zip(x) {
+                y.write(relu(*x * scale + shift));
+            }
+        });
+}
+
 /// `y = x · scale_c + shift_c`, parallel over images and channels; every element of `y` is
 /// written (none is read).
 pub fn apply(shape: &NormShape, x: &[f32], affine: &[(f32, f32)], y: &mut [MaybeUninit<f32>]) {
@@ -158,6 +213,79 @@ pub fn backward(
     (dgamma, dbeta)
 }
 
+/// The gradients of [`forward_train_relu`] given its output `y`: ReLU's gradient (`dy` where
+/// `y` passes, 0 elsewhere) taken inside both of [`backward`]'s passes instead of as a pass of
+/// its own, with the same sums in the same order, so the same bits as ReLU's backward followed
+/// by [`backward`].
+#[allow(clippy::too_many_arguments)]
+pub fn backward_relu(
+    shape: &NormShape,
+    x: &[f32],
+    gamma: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    epsilon: f64,
+    y: &[f32],
+    dy: &[f32],
+    dx: &mut [MaybeUninit<f32>],
+) -> (Vec<f32>, Vec<f32>) {
+    assert_eq!(dy.len(), x.len(), "batch norm backward: gradient length");
+    assert_eq!(y.len(), x.len(), "batch norm backward: output length");
+    assert_eq!(
+        dx.len(),
+        x.len(),
+        "batch norm backward: input gradient length"
+    );
+    let gated = |y: f32, g: f32| if relu_passes(y) { g } else { 0.0 };
+    let inv_std: Vec<f64> = var
+        .iter()
+        .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
+        .collect();
+    let sums: Vec<(f64, f64)> = (0..shape.channels)
+        .into_par_iter()
+        .map(|c| {
+            let m = mean[c] as f64;
+            let (sum_dy, sum_dy_centred) = shape
+                .runs(x, c)
+                .zip(shape.runs(dy, c))
+                .zip(shape.runs(y, c))
+                .map(|((x, dy), y)| {
+                    (
+                        lanes_by(dy.len(), |i| gated(y[i], dy[i]) as f64),
+                        lanes_by(dy.len(), |i| gated(y[i], dy[i]) as f64 * (x[i] as f64 - m)),
+                    )
+                })
+                .fold((0.0, 0.0), |(a, b), (da, db)| (a + da, b + db));
+            (sum_dy, sum_dy_centred * inv_std[c])
+        })
+        .collect();
+    let m = shape.per_channel();
+    let coefficients: Vec<(f32, f32, f32)> = (0..shape.channels)
+        .map(|c| {
+            let (sum_dy, sum_dy_xhat) = sums[c];
+            let scale = gamma[c] as f64 * inv_std[c];
+            let k = sum_dy_xhat / m * inv_std[c];
+            let a = scale;
+            let b = -scale * k;
+            let shift = -scale * (sum_dy / m - k * mean[c] as f64);
+            (a as f32, b as f32, shift as f32)
+        })
+        .collect();
+    let s = shape.spatial.max(1);
+    dx.par_chunks_mut(s)
+        .zip(x.par_chunks(s).zip(dy.par_chunks(s).zip(y.par_chunks(s))))
+        .enumerate()
+        .for_each(|(i, (dx, (x, (dy, y))))| {
+            let (a, b, c) = coefficients[i % shape.channels];
+            for (((dx, x), dy), y) in dx.iter_mut().zip(x).zip(dy).zip(y) {
+                dx.write(gated(*y, *dy) * a + *x * b + c);
+            }
+        });
+    let dgamma = sums.iter().map(|&(_, s)| s as f32).collect();
+    let dbeta = sums.iter().map(|&(s, _)| s as f32).collect();
+    (dgamma, dbeta)
+}
+
 /// Σ f(v) over `values` in `f64`, in 8 interleaved partial sums added at the end: a fixed
 /// order (deterministic), and independent chains the compiler can vectorise, where one running
 /// sum waits for each addition before the next.
@@ -170,6 +298,19 @@ fn lanes(values: &[f32], f: impl Fn(f32) -> f64) -> f64 {
         }
     }
     let tail: f64 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+/// Σ f(i) for i in 0..n, in the order [`lanes`] sums a slice of length n.
+fn lanes_by(n: usize, f: impl Fn(usize) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let full = n / 8 * 8;
+    for start in (0..full).step_by(8) {
+        for (lane, a) in acc.iter_mut().enumerate() {
+            *a += f(start + lane);
+        }
+    }
+    let tail: f64 = (full..n).map(&f).sum();
     acc.iter().sum::<f64>() + tail
 }
 

@@ -424,3 +424,68 @@ fn batch_norm_matches_burns_module_in_training_and_pytorchs_running_statistics()
         assert!(relative_error(&a, &b) < 1e-5, "{case}: inference");
     }
 }
+
+/// Batch norm with ReLU in its kernels (`forward_relu_fast`) is `relu(forward_fast(x))` bit for
+/// bit: output, every gradient and the running statistics, over two training steps, with
+/// inputs of both signs (so the ReLU cuts about half) and in inference.
+#[test]
+fn batch_norm_with_relu_inside_is_the_two_ops_bit_for_bit() {
+    use crate::BatchNormForward;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::activation::relu;
+    let device = device();
+    device.seed(17);
+    for (batch, channels, size) in [(4, 3, 5), (16, 8, 8), (1, 5, 3)] {
+        let gamma = random([channels], &device);
+        let beta = random([channels], &device);
+        let make = || {
+            let mut bn = BatchNormConfig::new(channels).init(&device);
+            bn.gamma = Param::from_tensor(gamma.clone());
+            bn.beta = Param::from_tensor(beta.clone());
+            bn
+        };
+        let (fused, apart) = (make(), make());
+        let x = random([batch, channels, size, size], &device);
+        let r = random([batch, channels, size, size], &device);
+        let case = format!("{batch}x{channels}x{size}x{size}");
+        for step in 0..2 {
+            let run = |y: Tensor<4>, x: &Tensor<4>, bn: &burn::nn::BatchNorm| {
+                let grads = (y.clone() * r.clone()).sum().backward();
+                let g = |t: &Tensor<1>| values(&t.grad(&grads).expect("gradient"));
+                [
+                    values(&y),
+                    values(&x.grad(&grads).expect("dx")),
+                    g(&bn.gamma.val()),
+                    g(&bn.beta.val()),
+                ]
+            };
+            let xa = (x.clone() + step as f32 * 0.25).require_grad();
+            let xb = (x.clone() + step as f32 * 0.25).require_grad();
+            let a = run(fused.forward_relu_fast(xa.clone()), &xa, &fused);
+            let b = run(relu(apart.forward_fast(xb.clone())), &xb, &apart);
+            for (name, a, b) in ["y", "dx", "dgamma", "dbeta"]
+                .iter()
+                .zip(&a)
+                .zip(&b)
+                .map(|((n, a), b)| (n, a, b))
+            {
+                assert_eq!(a, b, "{case} step {step}: {name}");
+            }
+            let zeros = a[0].iter().filter(|&&v| v == 0.0).count();
+            assert!(
+                zeros > 0 && zeros < a[0].len(),
+                "{case}: the ReLU cuts some, not all"
+            );
+        }
+        let (fused, apart) = (fused.valid(), apart.valid());
+        assert_eq!(
+            values(&fused.running_var.value()),
+            values(&apart.running_var.value())
+        );
+        let x = x.inner();
+        assert_eq!(
+            values(&fused.forward_relu_fast(x.clone())),
+            values(&relu(apart.forward_fast(x)))
+        );
+    }
+}

@@ -28,6 +28,11 @@ impl ConvBn {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.bn.forward_fast(self.conv.forward_fast(x))
     }
+
+    /// `relu(self.forward(x))`, bit for bit, with the ReLU inside the batch norm's kernels.
+    pub fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
+        self.bn.forward_relu_fast(self.conv.forward_fast(x))
+    }
 }
 
 /// The basic residual block of He et al. (2016): two 3x3 conv-BN layers and a shortcut that is
@@ -57,7 +62,7 @@ impl BasicBlock {
     /// [`BasicBlock::forward`], showing `observe` the inner activations (after the first
     /// conv-BN and its ReLU).
     pub fn forward_observed(&self, x: Tensor<4>, observe: &mut dyn FnMut(&Tensor<4>)) -> Tensor<4> {
-        let out = relu(self.conv1.forward(x.clone()));
+        let out = self.conv1.forward_relu(x.clone());
         observe(&out);
         let out = self.conv2.forward(out);
         let skip = match &self.shortcut {

@@ -39,8 +39,8 @@ impl Bottleneck {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.reduce.forward(x.clone()));
-        let out = relu(self.conv.forward(out));
+        let out = self.reduce.forward_relu(x.clone());
+        let out = self.conv.forward_relu(out);
         let out = self.expand.forward(out);
         let skip = match &self.shortcut {
             Some(projection) => projection.forward(x),
@@ -126,7 +126,7 @@ impl ImagenetResnet {
     ///   - Images `[batch, in_channels, H, W]` (224x224 in the paper; anything from 32x32 works)
     ///   - Output `[batch, num_classes]` (logits)
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = self.stem_pool.forward(relu(self.stem.forward(images)));
+        let mut x = self.stem_pool.forward(self.stem.forward_relu(images));
         for block in &self.blocks {
             x = block.forward(x);
         }

@@ -19,7 +19,6 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 /// Configuration of a CIFAR-style ResNet.
@@ -110,7 +109,7 @@ impl CifarResnet {
         images: Tensor<4>,
         observe: &mut dyn FnMut(String, &Tensor<4>),
     ) -> Tensor<2> {
-        let mut x = relu(self.stem.forward(images));
+        let mut x = self.stem.forward_relu(images);
         let mut stream = 0;
         observe(format!("stream.{stream}"), &x);
         for (b, block) in self.blocks.iter().enumerate() {

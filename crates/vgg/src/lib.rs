@@ -10,7 +10,6 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use kernels::{BatchNormForward, Conv2dForward};
 
@@ -108,7 +107,7 @@ impl Vgg {
     ) -> Tensor<2> {
         let mut x = images;
         for (i, (layer, &pool)) in self.layers.iter().zip(&self.pool_after).enumerate() {
-            x = relu(layer.bn.forward_fast(layer.conv.forward_fast(x)));
+            x = layer.bn.forward_relu_fast(layer.conv.forward_fast(x));
             observe(format!("layers.{i}"), &x);
             if pool {
                 x = self.max_pool.forward(x);

@@ -470,7 +470,9 @@ mod tests {
             out: &mut out,
         });
         let mut y = vec![f32::NAN; dy.len()];
-        layout.gather(&out, crate::out::as_uninit(&mut y));
+        // SAFETY: `gather` writes only floats.
+        #[allow(unsafe_code)]
+        layout.gather(&out, unsafe { crate::out::as_uninit(&mut y) });
         let mut positions = vec![f32::NAN; o * layout.span];
         layout.spread(dy, &mut positions);
         let mut dw = vec![0.0; w.len()];
