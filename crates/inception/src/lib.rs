@@ -21,7 +21,6 @@ use burn::nn::pool::{
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
 };
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use kernels::{BatchNormForward, Conv2dForward};
 
@@ -88,7 +87,7 @@ impl ConvBnRelu {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward_fast(self.conv.forward_fast(x)))
+        self.bn.forward_relu_fast(self.conv.forward_fast(x))
     }
 }
 
