@@ -2,6 +2,7 @@
 //! the autodiff implementation records a node whose backward calls the flex gradients.
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -413,6 +414,40 @@ fn norm_shape(x: &FlexTensor) -> NormShape {
     }
 }
 
+/// The signature of [`norm::forward_train`] and [`norm::forward_train_relu`].
+type NormKernel =
+    fn(&NormShape, &[f32], &[f32], &[f32], f64, &mut [MaybeUninit<f32>]) -> (Vec<f32>, Vec<f32>);
+
+/// Training-mode batch normalisation on flex with `kernel`: (output, batch mean, biased batch
+/// variance).
+fn flex_batch_norm_train(
+    kernel: NormKernel,
+    x: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    epsilon: f64,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let shape = norm_shape(&x);
+    let mut y = out::uninit(x.shape().num_elements());
+    let (mean, var) = kernel(
+        &shape,
+        &values(&x),
+        &values(&gamma),
+        &values(&beta),
+        epsilon,
+        &mut y,
+    );
+    // SAFETY: both kernels write every element of their output.
+    #[allow(unsafe_code)]
+    let y = unsafe { out::assume_written(y) };
+    let c = vec![shape.channels];
+    (
+        tensor(y, x.shape().dims::<4>().to_vec()),
+        tensor(mean, c.clone()),
+        tensor(var, c),
+    )
+}
+
 impl NormKernels for Flex {
     fn fast_channel_affine(x: FlexTensor, scale: FlexTensor, shift: FlexTensor) -> FlexTensor {
         let shape = norm_shape(&x);
@@ -435,25 +470,7 @@ impl NormKernels for Flex {
         beta: FlexTensor,
         epsilon: f64,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let shape = norm_shape(&x);
-        let mut y = out::uninit(x.shape().num_elements());
-        let (mean, var) = norm::forward_train(
-            &shape,
-            &values(&x),
-            &values(&gamma),
-            &values(&beta),
-            epsilon,
-            &mut y,
-        );
-        // SAFETY: `forward_train` writes every element of its output.
-        #[allow(unsafe_code)]
-        let y = unsafe { out::assume_written(y) };
-        let c = vec![shape.channels];
-        (
-            tensor(y, x.shape().dims::<4>().to_vec()),
-            tensor(mean, c.clone()),
-            tensor(var, c),
-        )
+        flex_batch_norm_train(norm::forward_train, x, gamma, beta, epsilon)
     }
 
     fn fast_batch_norm_relu_train(
@@ -462,25 +479,7 @@ impl NormKernels for Flex {
         beta: FlexTensor,
         epsilon: f64,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let shape = norm_shape(&x);
-        let mut y = out::uninit(x.shape().num_elements());
-        let (mean, var) = norm::forward_train_relu(
-            &shape,
-            &values(&x),
-            &values(&gamma),
-            &values(&beta),
-            epsilon,
-            &mut y,
-        );
-        // SAFETY: `forward_train_relu` writes every element of its output.
-        #[allow(unsafe_code)]
-        let y = unsafe { out::assume_written(y) };
-        let c = vec![shape.channels];
-        (
-            tensor(y, x.shape().dims::<4>().to_vec()),
-            tensor(mean, c.clone()),
-            tensor(var, c),
-        )
+        flex_batch_norm_train(norm::forward_train_relu, x, gamma, beta, epsilon)
     }
 
     fn fast_batch_norm_relu_backward(

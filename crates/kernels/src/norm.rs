@@ -52,6 +52,36 @@ pub fn forward_train(
     epsilon: f64,
     y: &mut [MaybeUninit<f32>],
 ) -> (Vec<f32>, Vec<f32>) {
+    normalise_with(apply, shape, x, gamma, beta, epsilon, y)
+}
+
+/// [`forward_train`] followed by ReLU in the same pass: `y = relu(bn(x))`, each element as
+/// burn's `relu` of the batch norm's output (NaN kept, everything not above zero made 0).
+pub fn forward_train_relu(
+    shape: &NormShape,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+    y: &mut [MaybeUninit<f32>],
+) -> (Vec<f32>, Vec<f32>) {
+    normalise_with(apply_relu, shape, x, gamma, beta, epsilon, y)
+}
+
+/// [`apply`] or [`apply_relu`].
+type AffineWrite = fn(&NormShape, &[f32], &[(f32, f32)], &mut [MaybeUninit<f32>]);
+
+/// The batch's statistics, and `write` ([`apply`] or [`apply_relu`]) of the affine map they
+/// give into `y`: the mean and biased variance are returned.
+fn normalise_with(
+    write: AffineWrite,
+    shape: &NormShape,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+    y: &mut [MaybeUninit<f32>],
+) -> (Vec<f32>, Vec<f32>) {
     assert_eq!(
         x.len(),
         shape.batch * shape.channels * shape.spatial,
@@ -69,37 +99,7 @@ pub fn forward_train(
             (scale as f32, (b as f64 - mean * scale) as f32)
         })
         .collect();
-    apply(shape, x, &affine, y);
-    stats.iter().map(|&(m, v)| (m as f32, v as f32)).unzip()
-}
-
-/// [`forward_train`] followed by ReLU in the same pass: `y = relu(bn(x))`, each element as
-/// burn's `relu` of the batch norm's output (NaN kept, everything not above zero made 0).
-pub fn forward_train_relu(
-    shape: &NormShape,
-    x: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    epsilon: f64,
-    y: &mut [MaybeUninit<f32>],
-) -> (Vec<f32>, Vec<f32>) {
-    assert_eq!(
-        x.len(),
-        shape.batch * shape.channels * shape.spatial,
-        "batch norm: input length"
-    );
-    assert_eq!(gamma.len(), shape.channels, "batch norm: gamma length");
-    assert_eq!(beta.len(), shape.channels, "batch norm: beta length");
-    let stats = statistics(shape, x);
-    let affine: Vec<(f32, f32)> = stats
-        .iter()
-        .zip(gamma.iter().zip(beta))
-        .map(|(&(mean, var), (&g, &b))| {
-            let scale = g as f64 / (var + epsilon).sqrt();
-            (scale as f32, (b as f64 - mean * scale) as f32)
-        })
-        .collect();
-    apply_relu(shape, x, &affine, y);
+    write(shape, x, &affine, y);
     stats.iter().map(|&(m, v)| (m as f32, v as f32)).unzip()
 }
 
@@ -163,10 +163,7 @@ pub fn backward(
         x.len(),
         "batch norm backward: input gradient length"
     );
-    let inv_std: Vec<f64> = var
-        .iter()
-        .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
-        .collect();
+    let inv_std = inverse_std(var, epsilon);
     // Per channel: Σ dy and Σ dy·x̂.
     let sums: Vec<(f64, f64)> = (0..shape.channels)
         .into_par_iter()
@@ -186,18 +183,7 @@ pub fn backward(
         })
         .collect();
     // dx = gamma·inv_std·(dy - Σdy/M - x̂·Σdy·x̂/M) = dy·a + x·b + c per channel.
-    let m = shape.per_channel();
-    let coefficients: Vec<(f32, f32, f32)> = (0..shape.channels)
-        .map(|c| {
-            let (sum_dy, sum_dy_xhat) = sums[c];
-            let scale = gamma[c] as f64 * inv_std[c];
-            let k = sum_dy_xhat / m * inv_std[c];
-            let a = scale;
-            let b = -scale * k;
-            let shift = -scale * (sum_dy / m - k * mean[c] as f64);
-            (a as f32, b as f32, shift as f32)
-        })
-        .collect();
+    let coefficients = gradient_coefficients(shape, gamma, mean, &inv_std, &sums);
     let s = shape.spatial.max(1);
     dx.par_chunks_mut(s)
         .zip(x.par_chunks(s).zip(dy.par_chunks(s)))
@@ -237,10 +223,7 @@ pub fn backward_relu(
         "batch norm backward: input gradient length"
     );
     let gated = |y: f32, g: f32| if relu_passes(y) { g } else { 0.0 };
-    let inv_std: Vec<f64> = var
-        .iter()
-        .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
-        .collect();
+    let inv_std = inverse_std(var, epsilon);
     let sums: Vec<(f64, f64)> = (0..shape.channels)
         .into_par_iter()
         .map(|c| {
@@ -259,18 +242,7 @@ pub fn backward_relu(
             (sum_dy, sum_dy_centred * inv_std[c])
         })
         .collect();
-    let m = shape.per_channel();
-    let coefficients: Vec<(f32, f32, f32)> = (0..shape.channels)
-        .map(|c| {
-            let (sum_dy, sum_dy_xhat) = sums[c];
-            let scale = gamma[c] as f64 * inv_std[c];
-            let k = sum_dy_xhat / m * inv_std[c];
-            let a = scale;
-            let b = -scale * k;
-            let shift = -scale * (sum_dy / m - k * mean[c] as f64);
-            (a as f32, b as f32, shift as f32)
-        })
-        .collect();
+    let coefficients = gradient_coefficients(shape, gamma, mean, &inv_std, &sums);
     let s = shape.spatial.max(1);
     dx.par_chunks_mut(s)
         .zip(x.par_chunks(s).zip(dy.par_chunks(s).zip(y.par_chunks(s))))
@@ -299,6 +271,36 @@ fn lanes(values: &[f32], f: impl Fn(f32) -> f64) -> f64 {
     }
     let tail: f64 = chunks.remainder().iter().map(|&v| f(v)).sum();
     acc.iter().sum::<f64>() + tail
+}
+
+/// `1 / sqrt(var + eps)` per channel.
+fn inverse_std(var: &[f32], epsilon: f64) -> Vec<f64> {
+    var.iter()
+        .map(|&v| 1.0 / (v as f64 + epsilon).sqrt())
+        .collect()
+}
+
+/// Per channel, `(a, b, c)` with `dx = dy·a + x·b + c`, from the sums Σ dy and Σ dy·x̂:
+/// `dx = gamma·inv_std·(dy - Σdy/M - x̂·Σdy·x̂/M)`.
+fn gradient_coefficients(
+    shape: &NormShape,
+    gamma: &[f32],
+    mean: &[f32],
+    inv_std: &[f64],
+    sums: &[(f64, f64)],
+) -> Vec<(f32, f32, f32)> {
+    let m = shape.per_channel();
+    (0..shape.channels)
+        .map(|c| {
+            let (sum_dy, sum_dy_xhat) = sums[c];
+            let scale = gamma[c] as f64 * inv_std[c];
+            let k = sum_dy_xhat / m * inv_std[c];
+            let a = scale;
+            let b = -scale * k;
+            let shift = -scale * (sum_dy / m - k * mean[c] as f64);
+            (a as f32, b as f32, shift as f32)
+        })
+        .collect()
 }
 
 /// Σ f(i) for i in 0..n, in the order [`lanes`] sums a slice of length n.
