@@ -544,6 +544,7 @@ def main():
         "case": export["case"],
         "network": network,
         "simd_level": export["simd_level"],
+        "numerics": export["numerics"],
         "torch": torch.__version__,
         "table1": {**table1(network), "drop": DROP, "adam_betas": ADAM_BETAS, "adam_eps": ADAM_EPS,
                    "bn_momentum": 0.1, "bn_epsilon": 1e-5, "prune_fraction": PRUNE_FRACTION},

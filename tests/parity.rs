@@ -4,12 +4,14 @@
 //! alone is rejected, at the step where it first acts and not before.
 //!
 //! Our replay agrees bit for bit only among CPUs of one SIMD level (`train::cpu_simd_level`),
-//! so each level has its own fixtures. On a level without them these tests say so and pass,
-//! unless `REWIND_REQUIRE_PARITY=1` (CI sets it) makes that a failure.
+//! so each level has its own fixtures, and each fixture records the version of the kernels'
+//! summation orders it was made with (`kernels::NUMERICS`). On a level without current ones
+//! these tests say so and pass, unless `REWIND_REQUIRE_PARITY=1` (CI sets it) makes that a
+//! failure.
 
 use std::path::{Path, PathBuf};
 
-use checks::parity::{self, Check, Comparison, Fixture, Perturbation, Phase};
+use checks::parity::{self, Check, Comparison, Fixture, Lookup, Perturbation, Phase};
 use experiments::runs::DataCache;
 use integration::data_dir;
 
@@ -17,23 +19,21 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/parity")
 }
 
-/// This machine's fixture of `name`, or `None` (after saying why) on a SIMD level without one.
+/// This machine's fixture of `name`, or `None` (after saying why) on a SIMD level without a
+/// current one: none made, or one made by kernels that summed in another order.
 fn fixture(name: &str) -> Option<Fixture> {
-    let fixture = Fixture::load_for(&fixtures(), name).expect("the parity fixture");
-    if fixture.is_none() {
-        let message = format!(
-            "no parity fixtures for this CPU's SIMD level ({}; {} missing): make them with \
-             `cargo xtask parity` (needs PyTorch)",
-            train::cpu_simd_level(),
-            Fixture::path_for(&fixtures(), name).display()
-        );
-        assert!(
-            std::env::var("REWIND_REQUIRE_PARITY").as_deref() != Ok("1"),
-            "{message}"
-        );
-        eprintln!("SKIPPED: {message}");
+    let lookup = Fixture::load_for(&fixtures(), name).expect("the parity fixture");
+    match lookup.into_fixture() {
+        Ok(fixture) => Some(fixture),
+        Err(message) => {
+            assert!(
+                std::env::var("REWIND_REQUIRE_PARITY").as_deref() != Ok("1"),
+                "{message}"
+            );
+            eprintln!("SKIPPED: {message}");
+            None
+        }
     }
-    fixture
 }
 
 fn compare_with(fixture: &Fixture, name: &str, perturbation: Perturbation) -> Comparison {
@@ -201,4 +201,39 @@ fn another_simd_levels_fixture_is_not_this_machines_replay() {
             comparison.summary()
         );
     }
+}
+
+/// A fixture records the kernels' numerics version it was made with; one of another version
+/// pins states this build no longer computes, and is reported stale, with how to regenerate
+/// it, instead of failing as a departure from PyTorch.
+#[test]
+fn a_fixture_of_other_kernel_numerics_is_stale_and_says_how_to_regenerate_it() {
+    let here = train::cpu_simd_level();
+    let current = match Fixture::load_for(&fixtures(), "lenet").expect("the parity fixture") {
+        Lookup::Found(fixture) => fixture,
+        other => {
+            eprintln!("SKIPPED: no current lenet fixture on {here}: {other:?}");
+            return;
+        }
+    };
+    let text = std::fs::read_to_string(Fixture::path_for(&fixtures(), "lenet")).expect("read");
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    json["numerics"] = (current.numerics + 1).into();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join(here)).expect("mkdir");
+    std::fs::write(
+        Fixture::path_for(dir.path(), "lenet"),
+        serde_json::to_string(&json).expect("encode"),
+    )
+    .expect("write");
+    let lookup = Fixture::load_for(dir.path(), "lenet").expect("a stale fixture still loads");
+    assert!(
+        matches!(lookup, Lookup::Stale { made_with, .. } if made_with == current.numerics + 1),
+        "{lookup:?}"
+    );
+    let message = lookup.into_fixture().expect_err("a stale fixture is not compared with");
+    assert!(
+        message.contains("stale") && message.contains("cargo xtask parity"),
+        "{message}"
+    );
 }

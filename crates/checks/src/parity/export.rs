@@ -74,6 +74,9 @@ struct Export<'a> {
     /// The CPU's SIMD level ([`train::cpu_simd_level`]): the fixture made from this export
     /// holds only on machines of this level.
     simd_level: &'static str,
+    /// The version of our kernels' summation orders ([`kernels::NUMERICS`]): a fixture made
+    /// from this export is stale for a build of another version.
+    numerics: u32,
     test_labels: Vec<i64>,
     alphas: Vec<f64>,
     interpolation_errors: &'a [usize],
@@ -132,6 +135,7 @@ pub(super) fn write_export(
             kept: replayed.imp_kept,
         },
         simd_level: train::cpu_simd_level(),
+        numerics: kernels::NUMERICS,
         test_labels,
         alphas: replayed.alphas,
         interpolation_errors: replayed.interpolation_errors,

@@ -39,6 +39,9 @@ pub struct Fixture {
     pub network: String,
     /// The SIMD level of the machine our replay ran on ([`train::cpu_simd_level`]).
     pub simd_level: String,
+    /// The version of our kernels' summation orders ([`kernels::NUMERICS`]) in the replay the
+    /// fixture was made from: our states, which the fixture pins bit for bit, change with it.
+    pub numerics: u32,
     pub torch: String,
     /// The constants the reference used (Table 1's row, PyTorch's defaults), for the record.
     pub table1: serde_json::Value,
@@ -51,6 +54,48 @@ pub struct Fixture {
     /// PyTorch trained freely from our initial state on our batches (float32, float64): not
     /// compared (see the module docs), kept as the evidence of how far free runs drift.
     pub free_run: FreeRun,
+}
+
+/// What [`Fixture::load_for`] found for this machine.
+#[derive(Debug)]
+pub enum Lookup {
+    Found(Box<Fixture>),
+    /// This SIMD level has no fixture of the case at `path`.
+    Missing { path: std::path::PathBuf },
+    /// The fixture at `path` pins the states of kernels of numerics version `made_with`,
+    /// not this build's.
+    Stale {
+        path: std::path::PathBuf,
+        made_with: u32,
+    },
+}
+
+impl Lookup {
+    /// The fixture, or a message that says why there is none and how to make it.
+    pub fn into_fixture(self) -> std::result::Result<Fixture, String> {
+        let level = train::cpu_simd_level();
+        let make = if level == "x86-64-v3" {
+            "`cargo xtask parity` on an AVX2 machine (on an AVX-512 one, `--emulate Haswell` \
+             runs our side under qemu: hours for Resnet-20 and VGG-16); needs PyTorch"
+        } else {
+            "`cargo xtask parity` (needs PyTorch)"
+        };
+        match self {
+            Lookup::Found(fixture) => Ok(*fixture),
+            Lookup::Missing { path } => Err(format!(
+                "no parity fixture for this CPU's SIMD level ({level}; {} missing): make it \
+                 with {make}",
+                path.display()
+            )),
+            Lookup::Stale { path, made_with } => Err(format!(
+                "the parity fixture {} is stale: it pins the states of kernels numerics \
+                 {made_with}, and this build sums in the order of numerics {}: regenerate it \
+                 with {make}",
+                path.display(),
+                kernels::NUMERICS
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,12 +159,13 @@ impl Fixture {
             .join(format!("{case}.json"))
     }
 
-    /// `case`'s fixture for this machine (see [`Fixture::path_for`]); `Ok(None)` when this
-    /// SIMD level has none yet.
-    pub fn load_for(dir: &std::path::Path, case: &str) -> Result<Option<Fixture>> {
+    /// `case`'s fixture for this machine (see [`Fixture::path_for`]), or why there is none
+    /// to compare with: this SIMD level has none yet, or it was made by kernels that sum in
+    /// another order than this build's ([`kernels::NUMERICS`]).
+    pub fn load_for(dir: &std::path::Path, case: &str) -> Result<Lookup> {
         let path = Self::path_for(dir, case);
         if !path.exists() {
-            return Ok(None);
+            return Ok(Lookup::Missing { path });
         }
         let fixture = Self::load(&path)?;
         let level = train::cpu_simd_level();
@@ -132,7 +178,13 @@ impl Fixture {
                 fixture.simd_level
             )));
         }
-        Ok(Some(fixture))
+        if fixture.numerics != kernels::NUMERICS {
+            return Ok(Lookup::Stale {
+                path,
+                made_with: fixture.numerics,
+            });
+        }
+        Ok(Lookup::Found(Box::new(fixture)))
     }
 
     pub fn load(path: &std::path::Path) -> Result<Fixture> {

@@ -53,7 +53,7 @@ use sparsity::{MaskHook, PruneRule, Sparse};
 use train::{Recipe, Steps, TrainConfig, TrainData, TrainHooks, TrainState, Trainer};
 
 pub use export::export_full_length;
-pub use fixture::{Check, Comparison, Failure, Fixture, Phase, compare};
+pub use fixture::{Check, Comparison, Failure, Fixture, Lookup, Phase, compare};
 
 use self::export::ExportFiles;
 use self::sketch::{Sketcher, TensorSketch};
