@@ -231,7 +231,9 @@ fn a_fixture_of_other_kernel_numerics_is_stale_and_says_how_to_regenerate_it() {
         matches!(lookup, Lookup::Stale { made_with, .. } if made_with == current.numerics + 1),
         "{lookup:?}"
     );
-    let message = lookup.into_fixture().expect_err("a stale fixture is not compared with");
+    let message = lookup
+        .into_fixture()
+        .expect_err("a stale fixture is not compared with");
     assert!(
         message.contains("stale") && message.contains("cargo xtask parity"),
         "{message}"

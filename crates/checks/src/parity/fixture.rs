@@ -61,7 +61,9 @@ pub struct Fixture {
 pub enum Lookup {
     Found(Box<Fixture>),
     /// This SIMD level has no fixture of the case at `path`.
-    Missing { path: std::path::PathBuf },
+    Missing {
+        path: std::path::PathBuf,
+    },
     /// The fixture at `path` pins the states of kernels of numerics version `made_with`,
     /// not this build's.
     Stale {
