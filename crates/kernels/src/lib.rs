@@ -41,8 +41,9 @@ use burn::tensor::{Device, Tensor};
 /// record it and a run is resumed only by kernels of the version that started it.
 ///
 /// 1: im2col + gemm convolutions, f64 partial sums in batch norm (#29). 2: the direct 3x3
-/// convolution of narrow layers ([`conv::sliding`]).
-pub const NUMERICS: u32 = 2;
+/// convolution of narrow layers ([`conv::sliding`]). 3: the fused optimisers store subnormal
+/// moments and velocities as zero ([`optim`]).
+pub const NUMERICS: u32 = 3;
 
 /// Whether `device` is burn's flex CPU backend (directly or under autodiff), where this crate's
 /// kernels run, and they are not switched off (`REWIND_KERNELS=burn` runs burn's own ops
