@@ -414,6 +414,7 @@ mod tests {
 
     use super::{Adam, Sgd, fused};
 
+    #[allow(clippy::disallowed_methods)] // this crate sits below `nets::readback`
     fn values(t: Tensor<1>) -> Vec<f32> {
         t.to_data().try_into_vec::<f32>().expect("f32 tensor")
     }
