@@ -418,6 +418,22 @@ fn norm_shape(x: &FlexTensor) -> NormShape {
 type NormKernel =
     fn(&NormShape, &[f32], &[f32], &[f32], f64, &mut [MaybeUninit<f32>]) -> (Vec<f32>, Vec<f32>);
 
+/// A batch norm kernel's results as tensors: `full` shaped like `x` (NCHW), and two
+/// per-channel vectors.
+fn like_and_per_channel(
+    full: Vec<f32>,
+    x: &FlexTensor,
+    a: Vec<f32>,
+    b: Vec<f32>,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let c = vec![a.len()];
+    (
+        tensor(full, x.shape().dims::<4>().to_vec()),
+        tensor(a, c.clone()),
+        tensor(b, c),
+    )
+}
+
 /// Training-mode batch normalisation on flex with `kernel`: (output, batch mean, biased batch
 /// variance).
 fn flex_batch_norm_train(
@@ -440,12 +456,7 @@ fn flex_batch_norm_train(
     // SAFETY: both kernels write every element of their output.
     #[allow(unsafe_code)]
     let y = unsafe { out::assume_written(y) };
-    let c = vec![shape.channels];
-    (
-        tensor(y, x.shape().dims::<4>().to_vec()),
-        tensor(mean, c.clone()),
-        tensor(var, c),
-    )
+    like_and_per_channel(y, &x, mean, var)
 }
 
 impl NormKernels for Flex {
@@ -507,12 +518,7 @@ impl NormKernels for Flex {
         // SAFETY: `backward_relu` writes every element of its input gradient.
         #[allow(unsafe_code)]
         let dx = unsafe { out::assume_written(dx) };
-        let c = vec![shape.channels];
-        (
-            tensor(dx, x.shape().dims::<4>().to_vec()),
-            tensor(dgamma, c.clone()),
-            tensor(dbeta, c),
-        )
+        like_and_per_channel(dx, &x, dgamma, dbeta)
     }
 
     fn fast_batch_norm_backward(
@@ -538,12 +544,7 @@ impl NormKernels for Flex {
         // SAFETY: `backward` writes every element of its input gradient.
         #[allow(unsafe_code)]
         let dx = unsafe { out::assume_written(dx) };
-        let c = vec![shape.channels];
-        (
-            tensor(dx, x.shape().dims::<4>().to_vec()),
-            tensor(dgamma, c.clone()),
-            tensor(dbeta, c),
-        )
+        like_and_per_channel(dx, &x, dgamma, dbeta)
     }
 }
 

@@ -352,7 +352,7 @@ mod fused {
     /// `x`, or zero where `x` is subnormal: see the module docs. A compare and a select, so the
     /// loops still vectorise.
     #[inline(always)]
-    pub(super) fn flush_subnormal(x: f32) -> f32 {
+    fn flush_subnormal(x: f32) -> f32 {
         if x.abs() < f32::MIN_POSITIVE { 0.0 } else { x }
     }
 
