@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Result, bail};
@@ -87,6 +88,8 @@ pub fn run(args: RunsArgs, data_dir: &Path, allow_download: bool) -> Result<()> 
         );
     }
     let store = Store::open(&args.store)?;
+    // A closed pipe (`rewind runs list | head`) ends the listing: main exits quietly.
+    let mut out = std::io::stdout();
     match args.command {
         RunsCommand::List { status } => {
             let entries = store.list()?;
@@ -107,20 +110,22 @@ pub fn run(args: RunsArgs, data_dir: &Path, allow_download: bool) -> Result<()> 
                     .clone()
                     .and_then(|v| serde_json::from_value::<Job>(v).ok())
                     .map_or("?".into(), |j| describe(&j));
-                println!(
+                writeln!(
+                    out,
                     "{:<24} {:<18} {:>10}  {what}",
                     e.id,
                     e.status.to_string(),
                     human(e.bytes)
-                );
+                )?;
             }
             let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-            println!(
+            writeln!(
+                out,
                 "{} runs ({}), {} on disk",
                 entries.len(),
                 summary.join(", "),
                 human(total)
-            );
+            )?;
             let broken: Vec<_> = entries
                 .iter()
                 .filter_map(|e| match &e.status {
@@ -129,15 +134,16 @@ pub fn run(args: RunsArgs, data_dir: &Path, allow_download: bool) -> Result<()> 
                 })
                 .collect();
             if !broken.is_empty() {
-                println!("\nbroken runs (their result file is corrupt):");
+                writeln!(out, "\nbroken runs (their result file is corrupt):")?;
                 for (id, reason) in broken {
-                    println!("  {id}: {reason}");
+                    writeln!(out, "  {id}: {reason}")?;
                 }
-                println!(
+                writeln!(
+                    out,
                     "Run the command that made them again (`rewind reproduce`, `train`, `imp` or \
                      `instability` with the same options and --store): each broken result is \
                      rebuilt from its run's files, a training from its last checkpoint."
-                );
+                )?;
             }
         }
         RunsCommand::Show { id } => {
@@ -147,10 +153,14 @@ pub fn run(args: RunsArgs, data_dir: &Path, allow_download: bool) -> Result<()> 
                 bail!("no run {id} in {}", args.store.display());
             }
             let identity: serde_json::Value = store.identity(&id)?;
-            println!("{id}: {}\n", store.status(&id));
-            println!("identity:\n{}", serde_json::to_string_pretty(&identity)?);
+            writeln!(out, "{id}: {}\n", store.status(&id))?;
+            writeln!(
+                out,
+                "identity:\n{}",
+                serde_json::to_string_pretty(&identity)?
+            )?;
             if let Some(result) = store.result::<serde_json::Value>(&id)? {
-                println!("\nresult:\n{}", serde_json::to_string_pretty(&result)?);
+                writeln!(out, "\nresult:\n{}", serde_json::to_string_pretty(&result)?)?;
             }
         }
         RunsCommand::Exec {
@@ -166,7 +176,7 @@ pub fn run(args: RunsArgs, data_dir: &Path, allow_download: bool) -> Result<()> 
             .with_devices(train::devices(devices));
             runner.show_run_progress = false;
             let task = experiments::slurm::execute_task(&runner, &manifest, task)?;
-            println!("{} done", task.id);
+            writeln!(out, "{} done", task.id)?;
         }
         RunsCommand::Export { archive, ids } => {
             let ids = ids
@@ -174,32 +184,35 @@ pub fn run(args: RunsArgs, data_dir: &Path, allow_download: bool) -> Result<()> 
                 .map(|id| id.parse::<RunId>())
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let (runs, bytes) = store.export(&ids, &archive)?;
-            println!(
+            writeln!(
+                out,
                 "exported {runs} finished runs to {} ({})",
                 archive.display(),
                 human(bytes)
-            );
+            )?;
         }
         RunsCommand::Import { archive } => {
             let report = store.import(&archive)?;
-            println!(
+            writeln!(
+                out,
                 "imported {} runs ({}); kept {} the store had finished; {} left to the \
                  process running them",
                 report.imported.len(),
                 human(report.bytes),
                 report.kept.len(),
                 report.busy.len()
-            );
+            )?;
         }
         RunsCommand::Gc { unfinished } => {
             let report = store.gc(unfinished)?;
-            println!(
+            writeln!(
+                out,
                 "removed {} stale locks, {} temporary files, {} unfinished runs; {} freed",
                 report.stale_locks,
                 report.temporaries,
                 report.removed_runs.len(),
                 human(report.bytes_freed)
-            );
+            )?;
         }
     }
     Ok(())

@@ -220,6 +220,25 @@ fn a_diverging_learning_rate_stops_with_one_message() {
     }
 }
 
+/// A listing piped into a reader that has gone (`rewind runs list | head`) ends quietly: no
+/// panic, no error, exit 0. The pipe's reading end is closed before the process starts, so
+/// its first write fails.
+#[test]
+fn a_listing_into_a_closed_pipe_ends_quietly() {
+    let store = tempfile::tempdir().expect("tmp");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = rewind()
+        .args(["runs", "list", "--store"])
+        .arg(store.path())
+        .stdout(writer)
+        .output()
+        .expect("rewind runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
 /// `rewind check-permutation` passes the paper's specs (Lenet and a narrow VGG-16 here; the
 /// library's tests cover every network and the broken specs) and says so; an unknown preset
 /// is one message.
