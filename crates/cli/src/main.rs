@@ -7,6 +7,7 @@ mod check_permutation_cmd;
 mod gpu_check_cmd;
 mod imp_cmd;
 mod instability_cmd;
+mod listing;
 mod parity_cmd;
 mod reproduce_cmd;
 mod runs_cmd;
@@ -136,20 +137,12 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of a pipe has gone (`rewind runs list | head`): what it read is complete.
-        Err(e) if closed_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if listing::closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
-}
-
-fn closed_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }
 
 /// The error and its causes on one line, each cause once: many library errors already show

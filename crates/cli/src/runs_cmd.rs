@@ -88,8 +88,7 @@ pub fn run(args: RunsArgs, data_dir: &Path, allow_download: bool) -> Result<()> 
         );
     }
     let store = Store::open(&args.store)?;
-    // A closed pipe (`rewind runs list | head`) ends the listing: main exits quietly.
-    let mut out = std::io::stdout();
+    let mut out = crate::listing::stdout();
     match args.command {
         RunsCommand::List { status } => {
             let entries = store.list()?;
