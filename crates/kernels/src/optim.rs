@@ -9,9 +9,10 @@
 //! by beta or momentum every step and would otherwise pass through the subnormal range for
 //! about 150 steps, where many CPUs take a slow microcode path for every operation: on an
 //! Intel Xeon, 4x the time of a Lenet step (BENCHMARKS.md). The update such a state makes is
-//! below 1e-30 either way. On other backends they compute it with burn's tensor operations. Adam's state record is burn's `AdamState`; SGD's record
-//! uses the names of burn's `SgdState` (`momentum.velocity`), so checkpoints written with
-//! burn's optimisers load into these and back.
+//! below 1e-30 either way. On other backends they compute it with burn's tensor operations.
+//! Adam's state record is burn's `AdamState`; SGD's record uses the names of burn's `SgdState`
+//! (`momentum.velocity`), so checkpoints written with burn's optimisers load into these and
+//! back.
 
 use burn::optim::{
     AdamConfig, AdamState, LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSink,
